@@ -1,0 +1,48 @@
+"""Counts: flops, params and activations per layer and in total (pycls conventions, SCALING.md §2)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+CONVENTION = (
+    "pycls: flops = multiply-adds (conv/linear, + bias); params = learnable scalars; "
+    "acts = output elements of conv, linear and max-pool layers; per image"
+)
+
+
+@dataclass(frozen=True)
+class LayerCount:
+    name: str                       # qualified module name (torch) or node name (ONNX)
+    type: str                       # module class (torch) or op_type (ONNX)
+    output_shape: tuple[int, ...]   # for the counted batch size
+    flops: int                      # per image
+    params: int
+    acts: int                       # per image
+
+
+@dataclass(frozen=True)
+class Counts:
+    flops: int                      # per image, sums of the layers
+    params: int
+    acts: int
+    resolution: int
+    batch: int = 1
+    layers: tuple[LayerCount, ...] = ()
+    convention: str = CONVENTION
+
+    @property
+    def batch_flops(self) -> int:
+        return self.flops * self.batch
+
+    @property
+    def batch_acts(self) -> int:
+        return self.acts * self.batch
+
+    def totals(self) -> dict:
+        return {"flops": self.flops, "params": self.params, "acts": self.acts}
+
+    def to_dict(self, per_layer: bool = True) -> dict:
+        data = asdict(self)
+        if not per_layer:
+            data.pop("layers")
+        return data

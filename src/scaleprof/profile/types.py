@@ -1,0 +1,110 @@
+"""What the profile stage measures: end-to-end latency statistics, the environment they were
+measured in, and per-layer rows mapped to ONNX nodes and their predicted counts."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class TimingSettings:
+    warmup_iters: int = 10
+    warmup_s: float = 0.2
+    min_iters: int = 20
+    min_time_s: float = 1.0
+    target_ci: float = 0.01          # stop once the 95% CI of the median is within this fraction
+    max_time_s: float = 10.0         # cap on timed iterations
+    layer_iters: int = 20            # iterations of the separate layer-profiling run
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    median: float                    # milliseconds per batch
+    mean: float
+    min: float
+    max: float
+    p90: float
+    p99: float
+    std: float
+    cv: float                        # std / mean
+    ci95: tuple[float, float]        # 95% confidence interval of the median (ms)
+    iterations: int
+    total_s: float                   # wall time spent in timed iterations
+    batch: int
+    timing_method: str               # "perf_counter", "cuda-events", ...
+
+    @property
+    def throughput(self) -> float:
+        """Images per second at the median latency."""
+        return self.batch * 1000.0 / self.median
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["throughput"] = self.throughput
+        return data
+
+
+@dataclass(frozen=True)
+class Environment:
+    """Where a measurement was taken. Measurements are keyed by target name + ``key``."""
+
+    backend: str
+    backend_version: str
+    device: str                      # "cpu", "cuda:0"
+    device_name: str                 # CPU model or GPU name
+    threads: int | None
+    host: str
+    versions: dict = field(default_factory=dict)   # python, torch, onnx, onnxruntime, timm, scaleprof, ...
+    clocks: dict = field(default_factory=dict)     # where readable (GPU SM/memory clocks, CPU MHz)
+
+    @property
+    def key(self) -> str:
+        """Hash of what makes results comparable (not the clocks, which drift)."""
+        what = {k: v for k, v in asdict(self).items() if k != "clocks"}
+        return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["key"] = self.key
+        return data
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    name: str                        # engine layer name
+    onnx_nodes: tuple[str, ...]      # exported ONNX nodes it executes
+    op_type: str                     # engine's layer type
+    category: str                    # conv, depthwise conv, SE, activation, pooling, reformat/copy, ...
+    time_ms: float                   # median over profiled iterations
+    mean_ms: float
+    flops: int                       # summed predicted counts of its ONNX nodes (per batch)
+    params: int
+    acts: int
+    opaque: bool = False
+    flops_per_s: float | None = None     # achieved
+    bytes_per_s: float | None = None
+    roofline_ms: float | None = None     # lower bound from the device's peaks
+    attainment: float | None = None      # roofline_ms / time_ms
+
+
+@dataclass(frozen=True)
+class LayerReport:
+    layers: tuple[LayerRow, ...]
+    layer_sum_ms: float              # sum of layer medians
+    end_to_end_ms: float | None      # the separate end-to-end median, when known
+    coverage: float                  # share of layer time attributed to nodes with counts
+    profiler: str
+    iterations: int
+
+    @property
+    def overhead_ratio(self) -> float | None:
+        return self.layer_sum_ms / self.end_to_end_ms if self.end_to_end_ms else None
+
+
+@dataclass(frozen=True)
+class Measurement:
+    latency: LatencyStats
+    environment: Environment
+    layers: LayerReport | None = None

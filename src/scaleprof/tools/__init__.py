@@ -1,0 +1,1 @@
+"""Subtools of the `scaleprof` command, one module each (see scaleprof.cli)."""
