@@ -1,1 +1,4 @@
 """complexity stage."""
+
+from scaleprof.complexity.torch_count import check_resolution, count_model, count_spec
+from scaleprof.complexity.types import CONVENTION, Counts, LayerCount

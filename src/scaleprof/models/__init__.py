@@ -1,1 +1,10 @@
-"""models stage."""
+"""models stage: the scaled-model zoo (timm builders), scaling strategies and the scaling search.
+
+Public API: ``base_spec(name)``, ``build_model(spec, device)``, ``scale_spec(model, strategy, scale,
+alpha)``, ``parse_strategy``, ``list_models``, ``ModelSpec``.
+"""
+
+from scaleprof.models.registry import all_models, base_spec, build_model, family_of, list_models
+from scaleprof.models.spec import ModelSpec
+
+__all__ = ["ModelSpec", "all_models", "base_spec", "build_model", "family_of", "list_models"]
