@@ -1,1 +1,78 @@
-"""report stage."""
+"""report stage: analysis of a results store and the report files (HTML, Markdown, CSV, JSON).
+
+    from scaleprof.report import write_report
+    paths = write_report("out/")     # report.html, report.md, results.csv, results.json, report_files/
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ReportPaths:
+    html: Path
+    markdown: Path
+    csv: Path
+    json: Path
+    points: int
+    failures: int
+    verdicts: tuple[str, ...]
+
+
+def write_report(directory, budgets: list[float] | None = None, plots: bool = True) -> ReportPaths:
+    """Read DIR/results.sqlite and write the report files beside it (each written atomically)."""
+    from scaleprof.report import analysis, document, export, html, markdown
+    from scaleprof.sweep.store import Store
+
+    directory = Path(directory)
+    with Store(directory, create=False) as store:
+        points = store.points("ok", with_layers=True)
+        failures = store.points("failed")
+        environments = store.environments()
+        sweeps = store.sweeps()
+    if not budgets:
+        configured = sorted({b for s in sweeps for b in (s["config"].get("budget_ms") or [])})
+        budgets = configured or None
+    result = analysis.analyze(points, budgets)
+    doc = document.build(result, failures, environments, sweeps, with_plots=plots)
+    _unique_image_names(doc)
+
+    files = directory / "report_files"
+    images = list(_images(doc))
+    if images:
+        files.mkdir(exist_ok=True)
+    for image in images:
+        export.write_atomic(files / f"{image.name}.png", image.png)
+    rows = [export.export_row(p) for p in points]
+    paths = ReportPaths(directory / "report.html", directory / "report.md", directory / "results.csv",
+                       directory / "results.json", len(points), len(failures),
+                       tuple(result.verdicts().values()))
+    export.write_atomic(paths.csv, export.to_csv(rows))
+    export.write_atomic(paths.json, export.to_json(rows, environments, failures))
+    export.write_atomic(paths.markdown, markdown.render(doc, files.name))
+    export.write_atomic(paths.html, html.render(doc))
+    return paths
+
+
+def _images(doc):
+    from scaleprof.report.document import Image, Section
+
+    def walk(blocks):
+        for block in blocks:
+            if isinstance(block, Image):
+                yield block
+            elif isinstance(block, Section):
+                yield from walk(block.blocks)
+    for section in doc.sections:
+        yield from walk(section.blocks)
+
+
+def _unique_image_names(doc) -> None:
+    seen: dict[str, int] = {}
+    for image in _images(doc):
+        n = seen.get(image.name, 0)
+        seen[image.name] = n + 1
+        if n:
+            image.name = f"{image.name}-{n + 1}"

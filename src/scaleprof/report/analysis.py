@@ -1,0 +1,331 @@
+"""What the measurements say: fits, correlations, growth exponents, rankings and budgets.
+
+Works on plain rows (dicts, one per measured point, as the results store returns them):
+``model, strategy, alpha, scale, resolution, batch, precision, target, flops, params, acts,
+latency_ms_median, throughput`` (flops/params/acts per image, pycls conventions).
+
+Latency is per batch, so it is compared with the batch's work: flops x batch and acts x batch
+(params do not grow with the batch). Groups are targets (target/precision when a target was
+swept at several precisions).
+
+Dollar et al. 2021 show runtime on GPUs follows activations more closely than flops; this module
+measures the same question on each target: Pearson r of latency against each metric, linear and
+log-log, with the fit's error, and ranks the metrics by r.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+METRICS = ("flops", "params", "acts")
+NAMED_EXPONENTS = {           # (e_d, e_w, e_r): d = s^e_d, w = s^e_w, r = s^e_r (SCALING.md §1)
+    "d": (1.0, 0.0, 0.0), "w": (0.0, 0.5, 0.0), "r": (0.0, 0.0, 0.5),
+    "dw": (0.5, 0.25, 0.0), "dr": (0.5, 0.0, 0.25), "wr": (0.0, 0.25, 0.25),
+    "dwr": (1 / 3, 1 / 6, 1 / 6),
+}
+
+
+# ------------------------------------------------------------------------------------ fits
+
+@dataclass(frozen=True)
+class Fit:
+    """y ~ slope * x + intercept (linear) or log y ~ slope * log x + intercept (log-log)."""
+
+    kind: str                 # "linear" or "loglog"
+    slope: float
+    intercept: float
+    r: float | None           # Pearson r of (x, y), or of (log x, log y); None if undefined
+    rmse: float               # of y, in y's units (ms), after transforming the prediction back
+    mape: float               # mean |pred - y| / y: the fit's relative error
+    n: int
+
+    def predict(self, x):
+        x = np.asarray(x, dtype=float)
+        if self.kind == "linear":
+            return self.slope * x + self.intercept
+        return np.exp(self.intercept) * np.power(x, self.slope)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def pearson_r(x, y) -> float | None:
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return None
+    r = float(np.corrcoef(x, y)[0, 1])
+    return max(-1.0, min(1.0, r))
+
+
+def fit_linear(x, y) -> Fit | None:
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    if len(x) < 2 or np.ptp(x) == 0:
+        return None
+    slope, intercept = np.polyfit(x, y, 1)
+    return _finish("linear", float(slope), float(intercept), pearson_r(x, y), x, y)
+
+
+def fit_loglog(x, y) -> Fit | None:
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    keep = (x > 0) & (y > 0)
+    x, y = x[keep], y[keep]
+    if len(x) < 2 or np.ptp(x) == 0:
+        return None
+    lx, ly = np.log(x), np.log(y)
+    slope, intercept = np.polyfit(lx, ly, 1)
+    return _finish("loglog", float(slope), float(intercept), pearson_r(lx, ly), x, y)
+
+
+def _finish(kind, slope, intercept, r, x, y) -> Fit:
+    fit = Fit(kind, slope, intercept, r, 0.0, 0.0, len(x))
+    pred = fit.predict(x)
+    rmse = float(np.sqrt(np.mean((pred - y) ** 2)))
+    mape = float(np.mean(np.abs(pred - y) / np.abs(y))) if np.all(y != 0) else math.nan
+    return Fit(kind, slope, intercept, r, rmse, mape, len(x))
+
+
+# ------------------------------------------------------------------------------------ rows
+
+def group_of(row: dict, multi_precision: set[str] = frozenset()) -> str:
+    """The analysis group of a row: its target, or target/precision when that target has several."""
+    target = str(row["target"])
+    return f"{target}/{row['precision']}" if target in multi_precision else target
+
+
+def metric_value(row: dict, metric: str) -> float:
+    """The work a batch does: flops and acts per image x batch; params once."""
+    value = float(row[metric])
+    return value if metric == "params" else value * int(row.get("batch") or 1)
+
+
+def strategy_label(row: dict) -> str:
+    alpha = row.get("alpha")
+    strategy = str(row["strategy"])
+    return f"{strategy}({alpha:g})" if alpha is not None and strategy == "dWr" else strategy
+
+
+def grouped(rows: list[dict]) -> dict[str, list[dict]]:
+    precisions = defaultdict(set)
+    for row in rows:
+        precisions[str(row["target"])].add(row["precision"])
+    multi = {t for t, p in precisions.items() if len(p) > 1}
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        if row.get("latency_ms_median"):
+            groups[group_of(row, multi)].append(row)
+    return dict(sorted(groups.items()))
+
+
+# ------------------------------------------------------------------------------------ analyses
+
+@dataclass
+class MetricFits:
+    group: str
+    metric: str
+    linear: Fit | None
+    loglog: Fit | None
+
+    @property
+    def r(self) -> float | None:
+        return self.linear.r if self.linear else None
+
+    @property
+    def r_log(self) -> float | None:
+        return self.loglog.r if self.loglog else None
+
+
+def metric_fits(rows: list[dict]) -> dict[str, dict[str, MetricFits]]:
+    out = {}
+    for group, members in grouped(rows).items():
+        y = [float(r["latency_ms_median"]) for r in members]
+        out[group] = {}
+        for metric in METRICS:
+            x = [metric_value(r, metric) for r in members]
+            out[group][metric] = MetricFits(group, metric, fit_linear(x, y), fit_loglog(x, y))
+    return out
+
+
+def rank_metrics(fits: dict[str, dict[str, MetricFits]]) -> dict[str, list[MetricFits]]:
+    """Per group, the metrics ordered from the best predictor of latency (highest Pearson r of the
+    linear fit, then of the log-log fit) to the worst. Undefined r ranks last."""
+    def key(m: MetricFits):
+        return (-(m.r if m.r is not None else -2.0), -(m.r_log if m.r_log is not None else -2.0))
+    return {group: sorted(by_metric.values(), key=key) for group, by_metric in fits.items()}
+
+
+def expected_exponents(strategy: str, alpha: float | None = None) -> dict[str, float] | None:
+    """Growth of flops, params, acts as powers of s, exact before rounding (SCALING.md §1)."""
+    if strategy == "dWr":
+        a = 0.8 if alpha is None else float(alpha)
+        e = ((1 - a) / 2, a / 2, (1 - a) / 4)
+    elif strategy in NAMED_EXPONENTS:
+        e = NAMED_EXPONENTS[strategy]
+    elif strategy == "en":     # EfficientNet compound: d 1.2^phi, w 1.1^phi, r 1.15^phi; s = 2^phi
+        raw = (math.log2(1.2), math.log2(1.1), math.log2(1.15))
+        total = raw[0] + 2 * raw[1] + 2 * raw[2]
+        e = tuple(v / total for v in raw)
+    else:                      # pycls weights: d1_w8_r1 (a g letter scales groups, not flops)
+        weights = {}
+        for part in strategy.split("_"):
+            if part[:1] in "dwrg" and part[1:]:
+                try:
+                    weights[part[0]] = float(part[1:])
+                except ValueError:
+                    return None
+        total = weights.get("d", 0) + weights.get("w", 0) + weights.get("r", 0)
+        if total <= 0:
+            return None
+        e = (weights.get("d", 0) / total, weights.get("w", 0) / (2 * total), weights.get("r", 0) / (2 * total))
+    e_d, e_w, e_r = e
+    return {"flops": e_d + 2 * e_w + 2 * e_r, "params": e_d + 2 * e_w, "acts": e_d + e_w + 2 * e_r}
+
+
+@dataclass
+class Exponents:
+    group: str
+    model: str
+    strategy: str             # label, with alpha for dWr
+    batch: int
+    resolution: str           # "auto" or the fixed resolution
+    scales: tuple[float, ...]
+    measured: dict[str, float | None]     # latency, flops, params, acts: log-log slope vs s
+    r: dict[str, float | None]
+    expected: dict[str, float] | None
+
+
+def growth_exponents(rows: list[dict]) -> list[Exponents]:
+    """Per group, model, strategy, batch and resolution setting: the log-log slope against s of
+    latency, flops, params and acts (the paper's table, measured on this target)."""
+    out = []
+    for group, members in grouped(rows).items():
+        series = defaultdict(list)
+        for r in members:
+            fixed = r.get("resolution_requested")
+            series[(r["model"], strategy_label(r), r["strategy"], r.get("alpha"), int(r["batch"]),
+                    "auto" if fixed in (None, "auto") else str(fixed))].append(r)
+        for (model, label, strategy, alpha, batch, res), pts in sorted(series.items(), key=lambda kv: str(kv[0])):
+            scales = sorted({float(p["scale"]) for p in pts})
+            if len(scales) < 2:
+                continue
+            s = np.array([float(p["scale"]) for p in pts])
+            measured, rs = {}, {}
+            for what in ("latency", *METRICS):
+                col = "latency_ms_median" if what == "latency" else what
+                y = np.array([float(p[col]) for p in pts])
+                fit = fit_loglog(s, y)
+                measured[what] = fit.slope if fit else None
+                if fit and np.ptp(np.log(y)) == 0:       # a constant (params under r): slope 0, r undefined
+                    measured[what] = 0.0
+                rs[what] = fit.r if fit else None
+            out.append(Exponents(group, model, label, batch, res, tuple(scales), measured, rs,
+                                 expected_exponents(strategy, alpha)))
+    return out
+
+
+@dataclass
+class BudgetPick:
+    group: str
+    batch: int
+    budget_ms: float
+    row: dict | None          # the highest-flops point within the budget, None if none fits
+    fitting: int              # how many points fit
+    total: int
+
+
+def within_budget(rows: list[dict], budget_ms: float) -> list[BudgetPick]:
+    """For each group and batch size: the largest (highest-flops) configuration whose median
+    latency is within ``budget_ms``; ties go to the faster one."""
+    out = []
+    for group, members in grouped(rows).items():
+        by_batch = defaultdict(list)
+        for r in members:
+            by_batch[int(r["batch"])].append(r)
+        for batch, pts in sorted(by_batch.items()):
+            fit = [p for p in pts if float(p["latency_ms_median"]) <= budget_ms]
+            best = max(fit, key=lambda p: (metric_value(p, "flops"), -float(p["latency_ms_median"])),
+                       default=None)
+            out.append(BudgetPick(group, batch, budget_ms, best, len(fit), len(pts)))
+    return out
+
+
+def default_budgets(rows: list[dict]) -> list[float]:
+    """Without a configured budget: the median measured latency (two significant digits), so the
+    answer splits the sweep roughly in half."""
+    lat = [float(r["latency_ms_median"]) for r in rows if r.get("latency_ms_median")]
+    if not lat:
+        return []
+    m = float(np.median(lat))
+    digits = -int(math.floor(math.log10(m))) + 1
+    return [round(m, digits)]
+
+
+# ------------------------------------------------------------------------------------ layers
+
+def category_times(layers: list[dict]) -> dict[str, float]:
+    out = defaultdict(float)
+    for layer in layers:
+        out[str(layer.get("category") or "other")] += float(layer["time_ms"])
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
+def top_layers(layers: list[dict], n: int = 15) -> list[dict]:
+    return sorted(layers, key=lambda l: -float(l["time_ms"]))[:n]
+
+
+def layer_predictions(layers: list[dict]) -> dict[str, MetricFits]:
+    """Within one engine: does a layer's time follow its flops or its acts? (layers with counts)"""
+    out = {}
+    for metric in ("flops", "acts"):
+        pts = [(float(l[metric]), float(l["time_ms"])) for l in layers
+               if l.get(metric) and float(l["time_ms"]) > 0]
+        x = [p[0] for p in pts]
+        y = [p[1] for p in pts]
+        out[metric] = MetricFits("layers", metric, fit_linear(x, y), fit_loglog(x, y))
+    return out
+
+
+# ------------------------------------------------------------------------------------ all of it
+
+@dataclass
+class Analysis:
+    rows: list[dict]
+    fits: dict[str, dict[str, MetricFits]]
+    ranking: dict[str, list[MetricFits]]
+    exponents: list[Exponents]
+    budgets: list[BudgetPick]
+    budget_values: list[float] = field(default_factory=list)
+
+    def best_metric(self, group: str) -> MetricFits | None:
+        ranked = self.ranking.get(group) or []
+        return ranked[0] if ranked and ranked[0].r is not None else None
+
+    def verdicts(self) -> dict[str, str]:
+        """One sentence per group: which metric predicts latency best, with the r values."""
+        out = {}
+        for group, ranked in self.ranking.items():
+            defined = [m for m in ranked if m.r is not None]
+            n = len(grouped(self.rows).get(group, []))
+            if not defined:
+                out[group] = f"{group}: not enough distinct points ({n}) to correlate latency with a metric."
+                continue
+            best = defined[0]
+            others = ", ".join(f"{m.metric} r={m.r:.3f}" for m in defined[1:])
+            log = f" (log-log r={best.r_log:.3f})" if best.r_log is not None else ""
+            out[group] = (f"On {group}, {best.metric} predicts latency best: Pearson r={best.r:.3f}{log}"
+                          f"{'; ' + others if others else ''} (n={n} points).")
+        return out
+
+
+def analyze(rows: list[dict], budgets: list[float] | None = None) -> Analysis:
+    rows = [r for r in rows if r.get("latency_ms_median")]
+    fits = metric_fits(rows)
+    values = list(budgets) if budgets else default_budgets(rows)
+    picks = [p for b in values for p in within_budget(rows, b)]
+    return Analysis(rows, fits, rank_metrics(fits), growth_exponents(rows), picks, values)

@@ -1,0 +1,286 @@
+"""The report's content, independent of its format: sections of paragraphs, tables and images.
+
+html.py and markdown.py render the same Document, so report.html and report.md say the same.
+Every string here is plain text (model names, target names, errors come from users' configs and
+model files); the renderers escape it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+from scaleprof.complexity.types import CONVENTION
+from scaleprof.report import plots
+from scaleprof.report.analysis import Analysis, category_times, grouped, layer_predictions, strategy_label, top_layers
+
+
+@dataclass
+class Table:
+    headers: list[str]
+    rows: list[list[Any]]
+    caption: str = ""
+
+
+@dataclass
+class Image:
+    name: str              # file stem in report_files/
+    png: bytes
+    alt: str
+
+
+Block = Union[str, Table, Image]
+
+
+@dataclass
+class Section:
+    title: str
+    blocks: list[Block] = field(default_factory=list)
+    level: int = 2
+    anchor: str = ""
+
+
+@dataclass
+class Document:
+    title: str
+    sections: list[Section]
+
+
+def fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return "-"
+        if value == 0:
+            return "0"
+        if abs(value) >= 1000:
+            return f"{value:,.0f}"
+        return f"{value:.{digits}g}" if abs(value) < 1 else f"{value:.{max(digits - 1, 1)}f}".rstrip("0").rstrip(".")
+    return str(value)
+
+
+def point_label(row: dict, with_target: bool = False) -> str:
+    res = f" @{row['resolution']}" if row.get("resolution") else ""
+    text = f"{row['model']} {strategy_label(row)} x{float(row['scale']):g}{res} b{row['batch']}"
+    return f"{text} [{row['target']}]" if with_target else text
+
+
+def build(analysis: Analysis, failures: list[dict], environments: list[dict], sweeps: list[dict],
+          with_plots: bool = True) -> Document:
+    rows = analysis.rows
+    groups = grouped(rows)
+    names = sorted({s["name"] for s in sweeps}) or ["(no sweep)"]
+    doc = Document(title=f"scaleprof report: {', '.join(names)}", sections=[])
+
+    # ---------------------------------------------------------------- summary
+    summary = Section("Summary", anchor="summary")
+    summary.blocks.append(
+        f"{len(rows)} measured points on {len(groups)} target(s) ({', '.join(groups) or 'none'}); "
+        f"{len(failures)} failed point(s). Latency is the median milliseconds per batch; "
+        "throughput is images per second at that median.")
+    summary.blocks.append(f"Counting convention: {CONVENTION}. Latency is compared with the work of a "
+                          "whole batch (flops and acts x batch; params once).")
+    for verdict in analysis.verdicts().values():
+        summary.blocks.append(verdict)
+    doc.sections.append(summary)
+
+    # ---------------------------------------------------------------- which metric
+    pred = Section("Which metric predicts latency", anchor="predictors")
+    pred.blocks.append("Per target, latency fitted against each metric: linear (latency = a x metric + b) and "
+                       "log-log (latency = c x metric^k). r is Pearson's correlation (of the logs for log-log); "
+                       "fit error is the mean relative error of the fitted latency. Metrics are ranked by r.")
+    table = Table(["target", "rank", "metric", "r (linear)", "fit error (linear)", "ms per unit",
+                   "r (log-log)", "exponent k", "fit error (log-log)", "n"], [])
+    for group, ranked in analysis.ranking.items():
+        for i, m in enumerate(ranked, 1):
+            lin, log = m.linear, m.loglog
+            unit, unit_label = plots.UNITS[m.metric]
+            table.rows.append([group, i, m.metric, fmt(m.r), _pct(lin.mape if lin else None),
+                               f"{fmt(lin.slope * unit if lin else None)} ms / {unit_label}",
+                               fmt(m.r_log), fmt(log.slope if log else None), _pct(log.mape if log else None),
+                               lin.n if lin else len(groups[group])])
+    pred.blocks.append(table)
+    if with_plots:
+        for group, members in groups.items():
+            if len(members) >= 2:
+                pred.blocks.append(Image(_slug(f"fits-{group}"),
+                                         plots.metric_fits_plot(group, members, analysis.fits[group]),
+                                         f"{group}: latency against flops, params and acts with linear fits"))
+    doc.sections.append(pred)
+
+    # ---------------------------------------------------------------- exponents
+    exp = Section("Growth exponents against s (measured)", anchor="exponents")
+    exp.blocks.append("Log-log slope against the flops factor s of latency, flops, params and acts, per strategy "
+                      "(the table of Dollar et al. 2021, measured here; expected values, exact before rounding, "
+                      "in brackets).")
+    table = Table(["target", "model", "strategy", "batch", "resolution", "s", "latency", "flops", "params",
+                   "acts"], [])
+    for e in analysis.exponents:
+        def cell(what):
+            val = fmt(e.measured.get(what))
+            if e.expected and what in e.expected:
+                val += f" ({e.expected[what]:.3g})"
+            return val
+        table.rows.append([e.group, e.model, e.strategy, e.batch, e.resolution,
+                           ", ".join(f"{s:g}" for s in e.scales), fmt(e.measured.get("latency")),
+                           cell("flops"), cell("params"), cell("acts")])
+    if table.rows:
+        exp.blocks.append(table)
+    else:
+        exp.blocks.append("Fewer than two scales per strategy: no exponents to fit.")
+    if with_plots:
+        for group, members in groups.items():
+            if len({float(r["scale"]) for r in members}) >= 2:
+                exp.blocks.append(Image(_slug(f"scaling-{group}"), plots.scaling_plot(group, members),
+                                        f"{group}: log-log latency and activations against s per strategy"))
+    doc.sections.append(exp)
+
+    # ---------------------------------------------------------------- budget
+    bud = Section("Latency budget: the largest configuration that fits", anchor="budget")
+    bud.blocks.append("For each budget, target and batch size: the highest-flops measured configuration whose "
+                      "median latency is within the budget.")
+    table = Table(["target", "batch", "budget (ms)", "largest that fits", "latency (ms)", "throughput (img/s)",
+                   "GMACs", "fit / measured"], [])
+    for p in analysis.budgets:
+        r = p.row
+        table.rows.append([p.group, p.batch, fmt(p.budget_ms), point_label(r) if r else "nothing fits",
+                           fmt(r["latency_ms_median"]) if r else "-", fmt(r["throughput"]) if r else "-",
+                           fmt(r["flops"] / 1e9) if r else "-", f"{p.fitting} / {p.total}"])
+    bud.blocks.append(table if table.rows else "No measured points.")
+    doc.sections.append(bud)
+
+    # ---------------------------------------------------------------- layers
+    lay = Section("Per-layer breakdown", anchor="layers")
+    lay.blocks.append("Layer times come from the backend's profiler in a run separate from the end-to-end "
+                      "timing (profilers add synchronisation, so the layer sum exceeds the end-to-end median: "
+                      "the overhead ratio). Coverage is the share of layer time mapped to ONNX nodes with counts.")
+    any_layers = False
+    for group, members in groups.items():
+        with_layers = [r for r in members if r.get("layers")]
+        if not with_layers:
+            continue
+        any_layers = True
+        lay.blocks.append(Section(group, level=3))
+        table = Table(["point", "layers", "layer sum (ms)", "end-to-end (ms)", "overhead ratio", "coverage",
+                       "profiler"], [])
+        for r in with_layers:
+            s = r.get("layer_summary") or {}
+            e2e = s.get("end_to_end_ms") or r["latency_ms_median"]
+            ratio = s["layer_sum_ms"] / e2e if s.get("layer_sum_ms") and e2e else None
+            table.rows.append([point_label(r), len(r["layers"]), fmt(s.get("layer_sum_ms")), fmt(e2e),
+                               fmt(ratio), _pct(s.get("coverage")), s.get("profiler", "-")])
+        lay.blocks.append(table)
+        largest = max(with_layers, key=lambda r: (r["flops"] * r["batch"], r["latency_ms_median"]))
+        title = f"{group}: slowest layers of {point_label(largest)}"
+        total = sum(float(l["time_ms"]) for l in largest["layers"]) or 1.0
+        top = Table(["layer", "ONNX nodes", "op", "category", "time (ms)", "share", "MMACs", "K acts"], [],
+                    caption=title)
+        for l in top_layers(largest["layers"], 12):
+            nodes = l.get("onnx_nodes") or []
+            top.rows.append([l["name"], ", ".join(nodes[:3]) + (f" (+{len(nodes) - 3})" if len(nodes) > 3 else ""),
+                             l.get("op_type", ""), l.get("category", ""), fmt(float(l["time_ms"])),
+                             _pct(float(l["time_ms"]) / total), fmt(l["flops"] / 1e6), fmt(l["acts"] / 1e3)])
+        lay.blocks.append(top)
+        cat_rows = Table(["point"] + list(category_times(largest["layers"]))[:8], [],
+                         caption=f"{group}: time by op category (ms)")
+        for r in with_layers:
+            times = category_times(r["layers"])
+            cat_rows.rows.append([point_label(r)] + [fmt(times.get(c, 0.0)) for c in cat_rows.headers[1:]])
+        lay.blocks.append(cat_rows)
+        fits = layer_predictions(largest["layers"])
+        lay.blocks.append(
+            f"Measured against predicted, per layer of {point_label(largest)}: time vs flops r={fmt(fits['flops'].r)} "
+            f"(log-log r={fmt(fits['flops'].r_log)}); time vs acts r={fmt(fits['acts'].r)} "
+            f"(log-log r={fmt(fits['acts'].r_log)}).")
+        if with_plots:
+            lay.blocks.append(Image(_slug(f"top-layers-{group}"), plots.top_layers_plot(title, largest["layers"]),
+                                    title))
+            lay.blocks.append(Image(_slug(f"categories-{group}"),
+                                    plots.categories_plot(f"{group}: time by op category",
+                                                          [(point_label(r), r["layers"]) for r in with_layers]),
+                                    f"{group}: time by op category per point"))
+            lay.blocks.append(Image(_slug(f"layer-pred-{group}"),
+                                    plots.layer_prediction_plot(f"{group}: per-layer time vs prediction, "
+                                                                f"{point_label(largest)}", largest["layers"]),
+                                    f"{group}: measured layer time against predicted flops and acts"))
+    if not any_layers:
+        lay.blocks.append("No per-layer profiles in this store (profile.layers was off).")
+    doc.sections.append(lay)
+
+    # ---------------------------------------------------------------- batch x resolution
+    grid = Section("Batch size x resolution", anchor="grid")
+    specs = defaultdict(list)
+    for r in rows:
+        specs[(r["target"], r["precision"], r["model"], strategy_label(r), float(r["scale"]))].append(r)
+    multi = {k: v for k, v in specs.items() if len({(p["batch"], p["resolution"]) for p in v}) > 1}
+    if not multi:
+        grid.blocks.append("Every configuration was measured at a single batch size and resolution; "
+                           "the table below lists all points.")
+    for (target, precision, model, strategy, scale), pts in sorted(multi.items()):
+        batches = sorted({p["batch"] for p in pts})
+        resolutions = sorted({p["resolution"] for p in pts})
+        cell = {(p["batch"], p["resolution"]): p for p in pts}
+        for what, col, unit in (("latency", "latency_ms_median", "ms per batch"),
+                                ("throughput", "throughput", "img/s")):
+            t = Table(["batch \\ resolution"] + [str(r) for r in resolutions], [],
+                      caption=f"{target} {precision}: {model} {strategy} x{scale:g}, {what} ({unit})")
+            for b in batches:
+                t.rows.append([b] + [fmt(cell[(b, r)][col]) if (b, r) in cell else "-" for r in resolutions])
+            grid.blocks.append(t)
+    every = Table(["target", "precision", "model", "strategy", "s", "resolution", "batch", "GMACs", "M params",
+                   "M acts", "latency (ms)", "95% CI (ms)", "CV", "throughput (img/s)"], [],
+                  caption="All measured points")
+    for r in sorted(rows, key=lambda r: (r["target"], r["model"], strategy_label(r), r["scale"], r["batch"])):
+        lat = r.get("latency") or {}
+        ci = lat.get("ci95")
+        every.rows.append([r["target"], r["precision"], r["model"], strategy_label(r), fmt(float(r["scale"])),
+                           r["resolution"], r["batch"], fmt(r["flops"] / 1e9), fmt(r["params"] / 1e6),
+                           fmt(r["acts"] / 1e6), fmt(r["latency_ms_median"]),
+                           f"{fmt(ci[0])} - {fmt(ci[1])}" if ci else "-", _pct(lat.get("cv")),
+                           fmt(r["throughput"])])
+    grid.blocks.append(every)
+    doc.sections.append(grid)
+
+    # ---------------------------------------------------------------- failures
+    if failures:
+        fail = Section("Failed points", anchor="failures")
+        fail.blocks.append("These points failed; the sweep went on. Re-running the sweep retries them.")
+        fail.blocks.append(Table(["target", "point", "error"],
+                                 [[f["target"], point_label({**f, "resolution": f.get("resolution")}),
+                                   f.get("error") or ""] for f in failures]))
+        doc.sections.append(fail)
+
+    # ---------------------------------------------------------------- environment
+    env = Section("Environment", anchor="environment")
+    table = Table(["target", "backend", "version", "device", "device name", "threads", "host", "versions", "key"], [])
+    for e in environments:
+        d = e["environment"]
+        versions = ", ".join(f"{k} {v}" for k, v in sorted((d.get("versions") or {}).items()))
+        table.rows.append([e["target"].get("name"), d.get("backend"), d.get("backend_version"), d.get("device"),
+                           d.get("device_name"), fmt(d.get("threads")), d.get("host"), versions, e["env_key"]])
+    env.blocks.append(table if table.rows else "No environment recorded.")
+    for e in environments:
+        clocks = e["environment"].get("clocks") or {}
+        if clocks:
+            env.blocks.append(f"{e['target'].get('name')} clocks: "
+                              + ", ".join(f"{k} {v}" for k, v in sorted(clocks.items())))
+    doc.sections.append(env)
+    return doc
+
+
+def _pct(value) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    return f"{100 * float(value):.1f}%"
+
+
+def _slug(text: str) -> str:
+    out = "".join(c if c.isalnum() or c in "-_" else "-" for c in text.lower())
+    return "-".join(filter(None, out.split("-")))[:80] or "plot"

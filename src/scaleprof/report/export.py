@@ -1,0 +1,106 @@
+"""CSV and JSON export of measured points, one row per point.
+
+Columns that mean the same as in timm's benchmark CSVs carry timm's names (timm's
+benchmark.py: ``infer_samples_per_sec``, ``infer_step_time`` (ms per batch step),
+``infer_batch_size``, ``infer_img_size``, ``param_count`` (millions), ``infer_gmacs``
+(GMACs per image), ``infer_macts`` (activations per image, millions)), so a scaleprof CSV can
+be merged with timm's tables. scaleprof's own columns keep exact integers: ``flops`` (multiply-adds
+per image), ``params``, ``acts`` (per image), pycls conventions (SCALING.md §2).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+
+from scaleprof.complexity.types import CONVENTION
+
+COLUMNS = (
+    "model", "strategy", "alpha", "scale", "resolution", "batch", "precision", "target",
+    "backend", "device", "flops", "params", "acts",
+    "latency_ms_median", "latency_ms_mean", "latency_ms_p90", "latency_ms_p99", "latency_cv",
+    "latency_ci95_low", "latency_ci95_high", "iterations", "throughput",
+    "infer_samples_per_sec", "infer_step_time", "infer_batch_size", "infer_img_size",
+    "param_count", "infer_gmacs", "infer_macts",
+    "depth_multiplier", "width_multiplier", "flops_ratio", "resolution_requested",
+    "layer_sum_ms", "layer_coverage", "engine_key", "env_key",
+)
+
+
+def export_row(point: dict) -> dict:
+    """One stored point (Store.points()) -> one flat export row."""
+    lat = point.get("latency") or {}
+    spec = point.get("spec") or {}
+    summary = point.get("layer_summary") or {}
+    ci = lat.get("ci95") or (None, None)
+    median = point.get("latency_ms_median")
+    throughput = point.get("throughput")
+    return {
+        "model": point["model"], "strategy": point["strategy"], "alpha": point.get("alpha"),
+        "scale": point["scale"], "resolution": point.get("resolution"), "batch": point["batch"],
+        "precision": point["precision"], "target": point["target"],
+        "backend": point.get("backend"), "device": point.get("device"),
+        "flops": point.get("flops"), "params": point.get("params"), "acts": point.get("acts"),
+        "latency_ms_median": median, "latency_ms_mean": lat.get("mean"), "latency_ms_p90": lat.get("p90"),
+        "latency_ms_p99": lat.get("p99"), "latency_cv": lat.get("cv"),
+        "latency_ci95_low": ci[0], "latency_ci95_high": ci[1], "iterations": lat.get("iterations"),
+        "throughput": throughput,
+        "infer_samples_per_sec": _round(throughput, 2),
+        "infer_step_time": _round(median, 3),
+        "infer_batch_size": point["batch"],
+        "infer_img_size": point.get("resolution"),
+        "param_count": _round(point["params"] / 1e6, 2) if point.get("params") is not None else None,
+        "infer_gmacs": _round(point["flops"] / 1e9, 4) if point.get("flops") is not None else None,
+        "infer_macts": _round(point["acts"] / 1e6, 3) if point.get("acts") is not None else None,
+        "depth_multiplier": spec.get("depth_multiplier"), "width_multiplier": spec.get("width_multiplier"),
+        "flops_ratio": spec.get("flops_ratio"),
+        "resolution_requested": point.get("resolution_requested", "auto"),
+        "layer_sum_ms": summary.get("layer_sum_ms"), "layer_coverage": summary.get("coverage"),
+        "engine_key": point.get("engine_key"), "env_key": point.get("env_key"),
+    }
+
+
+def _round(value, digits):
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return None
+    return round(float(value), digits)
+
+
+def to_csv(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in COLUMNS})
+    return buf.getvalue()
+
+
+def to_json(rows: list[dict], environments: list[dict], failures: list[dict]) -> str:
+    return json.dumps({
+        "convention": CONVENTION,
+        "latency": "milliseconds per batch (median over timed iterations); throughput in images/s",
+        "points": rows,
+        "failures": [{"model": f["model"], "strategy": f["strategy"], "alpha": f.get("alpha"),
+                      "scale": f["scale"], "batch": f["batch"], "precision": f["precision"],
+                      "target": f["target"], "error": f.get("error")} for f in failures],
+        "environments": environments,
+    }, indent=2, sort_keys=False, default=str)
+
+
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Write to a temporary name beside ``path`` and rename: a failing write (disk full) leaves
+    the previous file, if any, untouched and no half-written file behind."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        if isinstance(data, bytes):
+            tmp.write_bytes(data)
+        else:
+            tmp.write_text(data, encoding="utf-8")
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

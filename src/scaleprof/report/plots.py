@@ -1,0 +1,172 @@
+"""The report's plots, as PNG bytes (matplotlib, Agg backend: no display needed)."""
+
+from __future__ import annotations
+
+import io
+from collections import defaultdict
+
+import numpy as np
+
+from scaleprof.report.analysis import (
+    METRICS, MetricFits, category_times, layer_predictions, metric_value, strategy_label, top_layers,
+)
+
+UNITS = {"flops": (1e9, "GMACs per batch"), "params": (1e6, "M params"), "acts": (1e6, "M acts per batch")}
+DPI = 90
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(fig) -> bytes:
+    plt = _plt()
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=DPI)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _series_key(row: dict) -> str:
+    return strategy_label(row)
+
+
+def _colors(keys):
+    plt = _plt()
+    cmap = plt.get_cmap("tab10")
+    return {k: cmap(i % 10) for i, k in enumerate(sorted(keys))}
+
+
+def metric_fits_plot(group: str, rows: list[dict], fits: dict[str, MetricFits]) -> bytes:
+    """Latency against flops, params and acts, coloured by strategy, with the linear fit and r."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    colors = _colors({_series_key(r) for r in rows})
+    y = np.array([float(r["latency_ms_median"]) for r in rows])
+    for ax, metric in zip(axes, METRICS):
+        unit, label = UNITS[metric]
+        x = np.array([metric_value(r, metric) for r in rows]) / unit
+        for key, color in colors.items():
+            sel = [i for i, r in enumerate(rows) if _series_key(r) == key]
+            ax.scatter(x[sel], y[sel], color=color, label=key, s=28, zorder=3)
+        f = fits[metric]
+        title = f"{metric}"
+        if f.linear is not None:
+            xs = np.linspace(x.min(), x.max(), 50)
+            ax.plot(xs, f.linear.predict(xs * unit), color="black", lw=1, ls="--", zorder=2)
+            title += f": r={f.r:.3f}" if f.r is not None else ": r undefined"
+            if f.r_log is not None:
+                title += f", log r={f.r_log:.3f}"
+            title += f", fit err {100 * f.linear.mape:.1f}%"
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel(label)
+        ax.set_ylabel("latency (ms per batch)")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7, loc="upper left")
+    fig.suptitle(f"{group}: latency vs complexity", fontsize=11)
+    return _png(fig)
+
+
+def scaling_plot(group: str, rows: list[dict]) -> bytes:
+    """Log-log curves against s per strategy: latency (left) and activations (right)."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    series = defaultdict(list)
+    for r in rows:
+        extra = f" b{r['batch']}" if len({x['batch'] for x in rows}) > 1 else ""
+        multi_model = len({x["model"] for x in rows}) > 1
+        key = (f"{r['model']} " if multi_model else "") + _series_key(r) + extra
+        series[key].append(r)
+    colors = _colors(series)
+    for key, pts in sorted(series.items()):
+        pts = sorted(pts, key=lambda p: float(p["scale"]))
+        s = [float(p["scale"]) for p in pts]
+        axes[0].plot(s, [float(p["latency_ms_median"]) for p in pts], "o-", color=colors[key], label=key)
+        axes[1].plot(s, [float(p["acts"]) / 1e6 for p in pts], "o-", color=colors[key], label=key)
+    for ax, ylabel in zip(axes, ("latency (ms per batch)", "M acts per image")):
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("flops factor s")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3, which="both")
+    axes[0].legend(fontsize=7)
+    axes[0].set_title("latency vs s (log-log)", fontsize=10)
+    axes[1].set_title("activations vs s (log-log)", fontsize=10)
+    fig.suptitle(f"{group}: scaling curves per strategy", fontsize=11)
+    return _png(fig)
+
+
+def top_layers_plot(title: str, layers: list[dict], n: int = 15) -> bytes:
+    plt = _plt()
+    top = top_layers(layers, n)[::-1]
+    fig, ax = plt.subplots(figsize=(11, 0.28 * len(top) + 1.2))
+    cats = sorted({str(l.get("category") or "other") for l in top})
+    colors = _colors(cats)
+    names = [_short(str(l["name"])) for l in top]
+    ax.barh(range(len(top)), [float(l["time_ms"]) for l in top],
+            color=[colors[str(l.get("category") or "other")] for l in top])
+    ax.set_yticks(range(len(top)))
+    ax.set_yticklabels(names, fontsize=7)
+    ax.set_xlabel("median time per layer (ms)")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colors[c]) for c in cats]
+    ax.legend(handles, cats, fontsize=7, loc="lower right")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3, axis="x")
+    return _png(fig)
+
+
+def categories_plot(title: str, points: list[tuple[str, list[dict]]]) -> bytes:
+    """Stacked bars: time by op category for each (label, layers)."""
+    plt = _plt()
+    per = [(label, category_times(layers)) for label, layers in points]
+    cats = sorted({c for _, t in per for c in t}, key=lambda c: -sum(t.get(c, 0) for _, t in per))
+    colors = _colors(cats)
+    fig, ax = plt.subplots(figsize=(11, 0.35 * len(per) + 1.6))
+    left = np.zeros(len(per))
+    for cat in cats:
+        vals = np.array([t.get(cat, 0.0) for _, t in per])
+        ax.barh(range(len(per)), vals, left=left, color=colors[cat], label=cat)
+        left += vals
+    ax.set_yticks(range(len(per)))
+    ax.set_yticklabels([label for label, _ in per], fontsize=8)
+    ax.set_xlabel("sum of layer medians (ms)")
+    ax.legend(fontsize=7, ncol=min(4, len(cats)), loc="lower right")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3, axis="x")
+    return _png(fig)
+
+
+def layer_prediction_plot(title: str, layers: list[dict]) -> bytes:
+    """Per layer: measured time against predicted flops and acts (log-log), with r."""
+    plt = _plt()
+    fits = layer_predictions(layers)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+    cats = sorted({str(l.get("category") or "other") for l in layers})
+    colors = _colors(cats)
+    for ax, metric in zip(axes, ("flops", "acts")):
+        for cat in cats:
+            pts = [(float(l[metric]), float(l["time_ms"])) for l in layers
+                   if str(l.get("category") or "other") == cat and l.get(metric) and float(l["time_ms"]) > 0]
+            if pts:
+                ax.scatter(*zip(*pts), s=10, color=colors[cat], label=cat, alpha=0.7)
+        f = fits[metric]
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(f"predicted {metric} (per batch)")
+        ax.set_ylabel("measured time (ms)")
+        r = f"r={f.r:.3f}, log r={f.r_log:.3f}" if f.r is not None and f.r_log is not None else "r undefined"
+        ax.set_title(f"time vs {metric}: {r}", fontsize=10)
+        ax.grid(alpha=0.3, which="both")
+    axes[0].legend(fontsize=7)
+    fig.suptitle(title, fontsize=11)
+    return _png(fig)
+
+
+def _short(name: str, width: int = 60) -> str:
+    return name if len(name) <= width else "..." + name[-(width - 3):]

@@ -1,0 +1,347 @@
+"""The results store: one SQLite database per output directory (standard library sqlite3).
+
+- WAL journal, a busy timeout, one transaction per point: a point is either fully stored
+  (its row, its per-layer rows, its environment) or not at all, whatever kills the process.
+- A point is identified by (point_key, target, env_key). Re-running a sweep skips points whose
+  identity already has an ``ok`` row; a failed point is retried and its row replaced;
+  ``--force`` replaces measured rows too. The UNIQUE constraint makes duplicates impossible,
+  even when two sweeps write to one store at once.
+- The schema is versioned (``meta.schema_version``); a store from another version is refused
+  with one line, never migrated silently or overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from scaleprof.errors import EnvironmentProblem
+
+SCHEMA_VERSION = 1
+STORE_NAME = "results.sqlite"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sweeps (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    config_json TEXT NOT NULL,
+    started REAL NOT NULL,
+    finished REAL
+);
+CREATE TABLE IF NOT EXISTS environments (
+    env_key TEXT NOT NULL,
+    target TEXT NOT NULL,
+    target_json TEXT NOT NULL,
+    env_json TEXT NOT NULL,
+    PRIMARY KEY (env_key, target)
+);
+CREATE TABLE IF NOT EXISTS points (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    point_key TEXT NOT NULL,
+    target TEXT NOT NULL,
+    env_key TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
+    sweep_id INTEGER,
+    model TEXT NOT NULL,
+    strategy TEXT NOT NULL,
+    alpha REAL,
+    scale REAL NOT NULL,
+    resolution INTEGER,
+    resolution_requested TEXT NOT NULL DEFAULT 'auto',
+    batch INTEGER NOT NULL,
+    precision TEXT NOT NULL,
+    backend TEXT NOT NULL,
+    device TEXT NOT NULL,
+    spec_json TEXT,
+    flops INTEGER,
+    params INTEGER,
+    acts INTEGER,
+    engine_key TEXT,
+    latency_json TEXT,
+    latency_ms_median REAL,
+    throughput REAL,
+    layer_summary_json TEXT,
+    stage_seconds_json TEXT,
+    error TEXT,
+    created REAL NOT NULL,
+    UNIQUE (point_key, target, env_key)
+);
+CREATE TABLE IF NOT EXISTS layers (
+    point_id INTEGER NOT NULL REFERENCES points(id) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    onnx_nodes_json TEXT NOT NULL,
+    op_type TEXT NOT NULL,
+    category TEXT NOT NULL,
+    time_ms REAL NOT NULL,
+    mean_ms REAL NOT NULL,
+    flops INTEGER NOT NULL,
+    params INTEGER NOT NULL,
+    acts INTEGER NOT NULL,
+    opaque INTEGER NOT NULL DEFAULT 0,
+    extras_json TEXT,
+    PRIMARY KEY (point_id, idx)
+);
+CREATE INDEX IF NOT EXISTS points_target ON points(target, status);
+"""
+
+
+@dataclass
+class PointRecord:
+    """Everything stored for one point (one transaction)."""
+
+    point_key: str
+    target: str
+    env_key: str
+    status: str                       # "ok" or "failed"
+    model: str
+    strategy: str
+    alpha: float | None
+    scale: float
+    resolution: int | None            # the resolution measured (None only for failures before it is known)
+    batch: int
+    precision: str
+    backend: str
+    device: str
+    resolution_requested: str = "auto"   # "auto" (the strategy's choice) or the configured size
+    spec: dict | None = None
+    flops: int | None = None          # per image
+    params: int | None = None
+    acts: int | None = None
+    engine_key: str | None = None
+    latency: dict | None = None       # LatencyStats.to_dict()
+    layer_summary: dict | None = None  # layer_sum_ms, end_to_end_ms, coverage, profiler, iterations
+    layers: list[dict] = field(default_factory=list)   # LayerRow-like dicts
+    stage_seconds: dict = field(default_factory=dict)  # count/export/build/profile/store seconds
+    error: str | None = None
+
+
+class StoreError(EnvironmentProblem):
+    pass
+
+
+def _disk_problem(path: Path, err: Exception) -> StoreError:
+    text = str(err)
+    if "full" in text or "disk" in text.lower() or "I/O" in text:
+        return StoreError(f"{path}: cannot write the results store ({text}); "
+                          "nothing of the failed point was kept, the points stored before are intact")
+    return StoreError(f"{path}: results store error ({text})")
+
+
+class Store:
+    """Open (creating if needed) ``DIR/results.sqlite``. Use as a context manager or call close()."""
+
+    def __init__(self, directory: str | Path, create: bool = True):
+        self.directory = Path(directory)
+        self.path = self.directory / STORE_NAME
+        if not self.path.exists() and not create:
+            raise EnvironmentProblem(f"{self.directory}: no results store here ({STORE_NAME}); "
+                                     "run `scaleprof sweep CONFIG -o DIR` first")
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise EnvironmentProblem(f"{self.directory}: cannot create the output directory "
+                                     f"({err.strerror or err})") from None
+        try:
+            self.conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+            self.conn.row_factory = sqlite3.Row
+            self.conn.execute("PRAGMA busy_timeout = 60000")
+            self.conn.execute("PRAGMA journal_mode = WAL")
+            self.conn.execute("PRAGMA synchronous = NORMAL")
+            self.conn.execute("PRAGMA foreign_keys = ON")
+            self._init_schema()
+        except StoreError:
+            self.close()
+            raise
+        except sqlite3.DatabaseError as err:
+            self.close()
+            if "not a database" in str(err) or "malformed" in str(err):
+                raise StoreError(f"{self.path}: not a scaleprof results store ({err}); "
+                                 "use another output directory") from None
+            raise _disk_problem(self.path, err) from None
+
+    # ------------------------------------------------------------------ schema
+    def _init_schema(self) -> None:
+        with self.transaction() as conn:
+            has_meta = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone()
+            tables = conn.execute("SELECT count(*) FROM sqlite_master WHERE type='table'").fetchone()[0]
+            if has_meta:
+                row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+                version = int(row[0]) if row else None
+                if version != SCHEMA_VERSION:
+                    raise StoreError(
+                        f"{self.path}: results store schema version {version} is not the version "
+                        f"this scaleprof reads ({SCHEMA_VERSION}); use another output directory "
+                        "or the scaleprof version that wrote it")
+                return
+            if tables:
+                raise StoreError(f"{self.path}: an SQLite file that is not a scaleprof results store; "
+                                 "use another output directory")
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            conn.execute("INSERT INTO meta(key, value) VALUES ('created', ?)", (str(time.time()),))
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on any exception)."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            try:
+                self.conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            raise
+        else:
+            try:
+                self.conn.execute("COMMIT")
+            except sqlite3.Error as err:
+                try:
+                    self.conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+                raise _disk_problem(self.path, err) from None
+
+    def close(self) -> None:
+        if getattr(self, "conn", None) is not None:
+            self.conn.close()
+            self.conn = None
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ sweeps & environments
+    def begin_sweep(self, name: str, config: dict) -> int:
+        with self._writing() as conn:
+            cur = conn.execute("INSERT INTO sweeps(name, config_json, started) VALUES (?, ?, ?)",
+                               (name, json.dumps(config, sort_keys=True), time.time()))
+            return cur.lastrowid
+
+    def end_sweep(self, sweep_id: int) -> None:
+        with self._writing() as conn:
+            conn.execute("UPDATE sweeps SET finished=? WHERE id=?", (time.time(), sweep_id))
+
+    def put_environment(self, env_key: str, target: dict, environment: dict) -> None:
+        with self._writing() as conn:
+            conn.execute("INSERT OR REPLACE INTO environments(env_key, target, target_json, env_json) "
+                         "VALUES (?, ?, ?, ?)",
+                         (env_key, target["name"], json.dumps(target, sort_keys=True),
+                          json.dumps(environment, sort_keys=True, default=str)))
+
+    def environments(self) -> list[dict]:
+        rows = self.conn.execute("SELECT * FROM environments ORDER BY target, env_key").fetchall()
+        return [{"env_key": r["env_key"], "target": json.loads(r["target_json"]),
+                 "environment": json.loads(r["env_json"])} for r in rows]
+
+    def sweeps(self) -> list[dict]:
+        rows = self.conn.execute("SELECT * FROM sweeps ORDER BY id").fetchall()
+        return [{"id": r["id"], "name": r["name"], "config": json.loads(r["config_json"]),
+                 "started": r["started"], "finished": r["finished"]} for r in rows]
+
+    # ------------------------------------------------------------------ points
+    def measured_keys(self, target: str, env_key: str) -> set[str]:
+        rows = self.conn.execute("SELECT point_key FROM points WHERE target=? AND env_key=? AND status='ok'",
+                                 (target, env_key)).fetchall()
+        return {r[0] for r in rows}
+
+    def is_measured(self, point_key: str, target: str, env_key: str) -> bool:
+        return self.conn.execute(
+            "SELECT 1 FROM points WHERE point_key=? AND target=? AND env_key=? AND status='ok'",
+            (point_key, target, env_key)).fetchone() is not None
+
+    def put_point(self, rec: PointRecord, sweep_id: int | None = None, force: bool = False) -> bool:
+        """Store one point and its layers in one transaction. Returns False when an ``ok`` row for the
+        same identity exists already and ``force`` is off (another sweep measured it first)."""
+        with self._writing() as conn:
+            old = conn.execute("SELECT id, status FROM points WHERE point_key=? AND target=? AND env_key=?",
+                               (rec.point_key, rec.target, rec.env_key)).fetchone()
+            if old is not None:
+                if old["status"] == "ok" and not (force and rec.status == "ok"):
+                    return False
+                conn.execute("DELETE FROM layers WHERE point_id=?", (old["id"],))
+                conn.execute("DELETE FROM points WHERE id=?", (old["id"],))
+            latency = rec.latency or {}
+            cur = conn.execute(
+                "INSERT INTO points(point_key, target, env_key, status, sweep_id, model, strategy, alpha,"
+                " scale, resolution, resolution_requested, batch, precision, backend, device, spec_json, flops, params, acts,"
+                " engine_key, latency_json, latency_ms_median, throughput, layer_summary_json,"
+                " stage_seconds_json, error, created)"
+                 " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (rec.point_key, rec.target, rec.env_key, rec.status, sweep_id, rec.model, rec.strategy,
+                 rec.alpha, rec.scale, rec.resolution, rec.resolution_requested, rec.batch, rec.precision, rec.backend, rec.device,
+                 _dumps(rec.spec), rec.flops, rec.params, rec.acts, rec.engine_key, _dumps(rec.latency),
+                 latency.get("median"), latency.get("throughput"), _dumps(rec.layer_summary),
+                 _dumps(rec.stage_seconds), rec.error, time.time()))
+            point_id = cur.lastrowid
+            conn.executemany(
+                "INSERT INTO layers(point_id, idx, name, onnx_nodes_json, op_type, category, time_ms,"
+                " mean_ms, flops, params, acts, opaque, extras_json) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                [(point_id, i, str(l["name"]), json.dumps(list(l.get("onnx_nodes", ()))),
+                  str(l.get("op_type", "")), str(l.get("category", "")), float(l["time_ms"]),
+                  float(l.get("mean_ms", l["time_ms"])), int(l.get("flops") or 0), int(l.get("params") or 0),
+                  int(l.get("acts") or 0), int(bool(l.get("opaque"))),
+                  _dumps({k: v for k, v in l.items() if k not in _LAYER_COLUMNS}))
+                 for i, l in enumerate(rec.layers)])
+            return True
+
+    @contextmanager
+    def _writing(self):
+        try:
+            with self.transaction() as conn:
+                yield conn
+        except sqlite3.Error as err:
+            raise _disk_problem(self.path, err) from None
+
+    def points(self, status: str | None = "ok", with_layers: bool = False) -> list[dict]:
+        """Stored points as flat dicts (latency/spec/etc. decoded), oldest first."""
+        query = "SELECT * FROM points" + (" WHERE status=?" if status else "") + " ORDER BY id"
+        rows = self.conn.execute(query, (status,) if status else ()).fetchall()
+        out = []
+        for r in rows:
+            d = dict(r)
+            for col in ("spec_json", "latency_json", "layer_summary_json", "stage_seconds_json"):
+                d[col[:-5]] = json.loads(d.pop(col)) if d.get(col) else None
+            if with_layers:
+                d["layers"] = self.layers(d["id"])
+            out.append(d)
+        return out
+
+    def layers(self, point_id: int) -> list[dict]:
+        rows = self.conn.execute("SELECT * FROM layers WHERE point_id=? ORDER BY idx", (point_id,)).fetchall()
+        out = []
+        for r in rows:
+            d = {k: r[k] for k in _LAYER_COLUMNS if k != "onnx_nodes"}
+            d["onnx_nodes"] = json.loads(r["onnx_nodes_json"])
+            d["opaque"] = bool(r["opaque"])
+            if r["extras_json"]:
+                d.update(json.loads(r["extras_json"]))
+            out.append(d)
+        return out
+
+    def counts(self) -> dict[str, int]:
+        rows = self.conn.execute("SELECT status, count(*) FROM points GROUP BY status").fetchall()
+        return {r[0]: r[1] for r in rows}
+
+    def integrity_ok(self) -> bool:
+        return self.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+_LAYER_COLUMNS = ("name", "onnx_nodes", "op_type", "category", "time_ms", "mean_ms", "flops",
+                  "params", "acts", "opaque")
+
+
+def _dumps(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, sort_keys=True, default=str)

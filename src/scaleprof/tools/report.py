@@ -1,0 +1,28 @@
+"""scaleprof report DIR: analyse a sweep's store and write report.html, report.md, results.csv/json."""
+
+from __future__ import annotations
+
+NAME = "report"
+HELP = "write report.html (self-contained), report.md, results.csv and results.json for a sweep directory"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("dir", help="a sweep's output directory (holding results.sqlite)")
+    parser.add_argument("--budget-ms", type=float, nargs="+", metavar="MS",
+                        help="latency budgets to answer (default: the config's budget_ms, else the median latency)")
+    parser.add_argument("--no-plots", action="store_true", help="tables only (faster)")
+
+
+def run(args) -> int:
+    from scaleprof.errors import BadInput
+    from scaleprof.report import write_report
+
+    if args.budget_ms and any(b <= 0 for b in args.budget_ms):
+        raise BadInput("--budget-ms: budgets must be positive milliseconds")
+    paths = write_report(args.dir, budgets=args.budget_ms, plots=not args.no_plots)
+    print(f"{paths.points} measured points, {paths.failures} failed")
+    for verdict in paths.verdicts:
+        print(verdict)
+    print(f"report: {paths.html}")
+    print(f"        {paths.markdown}, {paths.csv}, {paths.json}")
+    return 0

@@ -1,0 +1,127 @@
+"""Stages that need no runtime: counts follow SCALING.md's exponents, latency = a * acts + b, and a
+measurement takes ``delay`` seconds. Also a script: ``python fake_stages.py CONFIG OUT [--delay S]``
+runs a sweep with them (the SIGKILL and concurrency tests run it as a real process)."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from scaleprof.errors import EnvironmentProblem
+from scaleprof.report.analysis import expected_exponents
+from scaleprof.sweep.runner import Stages
+
+BASE = {"flops": 390_000_000, "params": 5_300_000, "acts": 6_700_000}
+
+
+@dataclass(frozen=True)
+class FakeSpec:
+    model: str
+    strategy: str | None
+    alpha: float | None
+    scale: float
+    resolution: int = 224
+    flops_ratio: float = 1.0
+
+    @property
+    def key(self) -> str:
+        what = json.dumps([self.model, self.strategy if self.scale != 1 else None, self.alpha, self.scale])
+        return hashlib.sha256(what.encode()).hexdigest()[:16]
+
+    def to_dict(self) -> dict:
+        return {"model": self.model, "strategy": self.strategy, "alpha": self.alpha, "scale": self.scale,
+                "resolution": self.resolution, "flops_ratio": self.flops_ratio}
+
+
+@dataclass(frozen=True)
+class FakeCounts:
+    flops: int
+    params: int
+    acts: int
+
+
+@dataclass
+class FakeStages(Stages):
+    delay: float = 0.0
+    fail_strategies: tuple = ()
+    missing_backends: tuple = ()
+    calls: dict = field(default_factory=lambda: {"export": 0, "build": 0, "time": 0, "layers": 0})
+
+    def environment(self, target):
+        if target.backend in self.missing_backends:
+            raise EnvironmentProblem(f"target {target.name!r}: backend {target.backend!r} needs a package: "
+                                     "pip install it")
+        env = {"backend": target.backend, "backend_version": "0", "device": target.device,
+               "device_name": "Fake CPU", "threads": target.threads, "host": "test", "versions": {}, "clocks": {}}
+        return "fakeenv" + target.backend, env
+
+    def spec(self, point):
+        r = 224
+        if point.strategy == "r":
+            r = int(round(224 * point.scale ** 0.5 / 8) * 8)
+        return FakeSpec(point.model, point.strategy, point.alpha, point.scale, r, point.scale)
+
+    def count(self, spec, resolution):
+        e = expected_exponents(spec.strategy or "d", spec.alpha) if spec.strategy not in (None, "none") else \
+            {"flops": 1, "params": 1, "acts": 1}
+        factor = (resolution / spec.resolution) ** 2
+        return FakeCounts(int(BASE["flops"] * spec.scale ** e["flops"] * factor),
+                          int(BASE["params"] * spec.scale ** e["params"]),
+                          int(BASE["acts"] * spec.scale ** e["acts"] * factor))
+
+    def export(self, spec, precision, cache_dir):
+        self.calls["export"] += 1
+        if spec.strategy in self.fail_strategies:
+            raise RuntimeError(f"cannot export <{spec.strategy}> & friends")
+        return Path(cache_dir) / f"{spec.key}.onnx"
+
+    def build(self, onnx_path, spec, target, precision, shapes, cache_dir):
+        self.calls["build"] += 1
+        return {"spec": spec}, "engine-" + spec.key, False
+
+    def time(self, engine, batch, resolution, timing):
+        self.calls["time"] += 1
+        time.sleep(self.delay)
+        c = self.count(engine["spec"], resolution)
+        median = 1.5 * c.acts * batch / 1e6 + 2.0
+        return {"median": median, "mean": median, "min": median, "max": median, "p90": median, "p99": median,
+                "std": 0.0, "cv": 0.0, "ci95": [median, median], "iterations": 10, "total_s": self.delay,
+                "batch": batch, "timing_method": "fake", "throughput": batch * 1000 / median}
+
+    def layers(self, engine, spec, batch, resolution, timing, latency):
+        self.calls["layers"] += 1
+        layers = [{"name": f"layer{i}", "onnx_nodes": [f"/n{i}/Conv"], "op_type": "Conv", "category": "conv",
+                   "time_ms": latency["median"] / 4, "mean_ms": latency["median"] / 4,
+                   "flops": 1000 * (i + 1), "params": 10, "acts": 100 * (i + 1)} for i in range(4)]
+        return {"layer_sum_ms": latency["median"], "end_to_end_ms": latency["median"], "coverage": 1.0,
+                "profiler": "fake", "iterations": 1}, layers
+
+
+def main(argv=None) -> int:
+    from scaleprof.errors import ScaleprofError
+    from scaleprof.sweep.config import load_config
+    from scaleprof.sweep.runner import run_sweep
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("config")
+    parser.add_argument("out")
+    parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument("--force", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        result = run_sweep(load_config(args.config), args.out, stages=FakeStages(delay=args.delay),
+                           force=args.force, progress=False)
+    except ScaleprofError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+    print(json.dumps({"measured": result.measured, "skipped": result.skipped, "failed": result.failed}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
