@@ -1,0 +1,201 @@
+"""trtexec interop: command lines built purely (and tested), the version banner, and its
+``--exportTimes`` JSON. Running it is one subprocess call; nothing here imports TensorRT.
+
+Flags used (trtexec --help, TensorRT 10.x; TensorRT 11 removed --fp16 and makes --stronglyTyped
+the default): --onnx, --saveEngine, --minShapes/--optShapes/--maxShapes (repeated after
+--profile=i for several profiles), --memPoolSize=workspace:<MiB>M, --builderOptimizationLevel,
+--profilingVerbosity=detailed, --timingCacheFile, --fp16 / --stronglyTyped, --skipInference,
+--exportLayerInfo; for timing --loadEngine, --shapes, --useProfile, --useCudaGraph,
+--noDataTransfers, --separateProfileRun, --warmUp (ms), --iterations, --duration (s),
+--exportTimes, --exportProfile.
+
+``--exportTimes`` JSON: one object per timed inference with ``startEnqMs``, ``endEnqMs``,
+``startH2dMs``, ``endH2dMs``, ``startComputeMs``, ``endComputeMs``, ``startD2hMs``, ``endD2hMs``,
+``h2dMs``, ``computeMs``, ``d2hMs``, ``latencyMs`` (= h2d + compute + d2h).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from scaleprof.engines.base import ShapePoint, ShapeRange
+from scaleprof.engines.tensorrt_plan import PrecisionMode, profile_dims
+from scaleprof.errors import BadInput, EnvironmentProblem
+
+_BANNER = re.compile(r"TensorRT\s+v(\d+)")
+
+
+def parse_banner_version(text: str) -> str:
+    """'&&&& RUNNING TensorRT.trtexec [TensorRT v100500] ...' -> '10.5.0' (vMMmmpp)."""
+    m = _BANNER.search(text)
+    if not m:
+        raise EnvironmentProblem("could not read the TensorRT version from trtexec's output")
+    n = int(m.group(1))
+    return f"{n // 10000}.{n // 100 % 100}.{n % 100}"
+
+
+def shape_spec(name: str, dims: Sequence[int]) -> str:
+    """trtexec's 'name:1x3x224x224'; names holding ':' or ',' are wrapped in single quotes."""
+    quoted = f"'{name}'" if any(c in name for c in ":,") else name
+    return f"{quoted}:{'x'.join(str(int(d)) for d in dims)}"
+
+
+def build_command(trtexec: str, onnx: str | Path, plan: str | Path, *,
+                  inputs: Mapping[str, Sequence], profiles: Sequence[ShapeRange],
+                  mode: PrecisionMode, trt_major: int, opt_level: int,
+                  workspace_mib: int | None = None, timing_cache: str | Path | None = None,
+                  layer_info: str | Path | None = None) -> list[str]:
+    """The trtexec command line that builds what the Python API path would build.
+
+    ``inputs``: network input name -> dims (-1 or a string for dynamic). A fully static input
+    takes no shape flags. ``profiles`` are in profile-index order.
+    """
+    cmd = [str(trtexec), f"--onnx={onnx}", f"--saveEngine={plan}", "--skipInference",
+           "--profilingVerbosity=detailed", f"--builderOptimizationLevel={int(opt_level)}"]
+    dynamic = {n: d for n, d in inputs.items() if any(not (isinstance(x, int) and x >= 0) for x in d)}
+    if dynamic:
+        for index, rng in enumerate(profiles):
+            if len(profiles) > 1:
+                cmd.append(f"--profile={index}")
+            dims = {n: profile_dims(d, rng, n) for n, d in dynamic.items()}
+            for flag, k in (("--minShapes", 0), ("--optShapes", 1), ("--maxShapes", 2)):
+                cmd.append(f"{flag}=" + ",".join(shape_spec(n, v[k]) for n, v in dims.items()))
+    if workspace_mib:
+        cmd.append(f"--memPoolSize=workspace:{int(workspace_mib)}M")
+    if timing_cache:
+        cmd.append(f"--timingCacheFile={timing_cache}")
+    if mode.fp16_flag:
+        if trt_major >= 11:
+            raise BadInput("TensorRT 11's trtexec has no --fp16: export with --precision fp16")
+        cmd.append("--fp16")
+    if mode.strongly_typed and trt_major < 11:      # TensorRT 11: always strongly typed, no flag
+        cmd.append("--stronglyTyped")
+    if layer_info:
+        cmd.append(f"--exportLayerInfo={layer_info}")
+    return cmd
+
+
+@dataclass(frozen=True)
+class TimingRun:
+    """What one trtexec timing run is asked for; the defaults mirror scaleprof's TimingSettings."""
+
+    warmup_ms: int = 200
+    iterations: int = 100
+    duration_s: float = 3.0
+    cuda_graph: bool = True
+
+
+def profile_command(trtexec: str, plan: str | Path, *, input_name: str, shape: ShapePoint,
+                    channels: int = 3, profile_index: int = 0, num_profiles: int = 1,
+                    times: str | Path | None = None, profile: str | Path | None = None,
+                    layer_info: str | Path | None = None, run: TimingRun = TimingRun()) -> list[str]:
+    """trtexec timing of a built plan at one shape: end-to-end times in one run and, with
+    ``--separateProfileRun``, per-layer times in a second run (per-layer profiling adds
+    synchronisation, so the two are never measured together)."""
+    cmd = [str(trtexec), f"--loadEngine={plan}",
+           f"--shapes={shape_spec(input_name, shape.dims(channels))}",
+           f"--warmUp={int(run.warmup_ms)}", f"--iterations={int(run.iterations)}",
+           f"--duration={run.duration_s:g}", "--noDataTransfers"]
+    if num_profiles > 1:
+        cmd.append(f"--useProfile={int(profile_index)}")
+    if run.cuda_graph:
+        cmd.append("--useCudaGraph")
+    if times:
+        cmd.append(f"--exportTimes={times}")
+    if profile:
+        cmd += ["--separateProfileRun", f"--exportProfile={profile}"]
+    if layer_info:
+        cmd.append(f"--exportLayerInfo={layer_info}")
+    return cmd
+
+
+def find_trtexec(path: str | None) -> str:
+    """The trtexec to run: ``path`` (a file or a name on PATH), else 'trtexec' on PATH."""
+    candidate = path or "trtexec"
+    found = shutil.which(candidate)
+    if found:
+        return found
+    if path and Path(path).is_file():
+        raise EnvironmentProblem(f"trtexec at {path} is not executable")
+    raise EnvironmentProblem(f"trtexec not found ({candidate}): give its path with --trtexec, "
+                             f"e.g. /usr/src/tensorrt/bin/trtexec in NVIDIA's TensorRT image")
+
+
+def run(cmd: Sequence[str], log: Path | None = None, timeout_s: float | None = None) -> str:
+    """Run trtexec; its whole output goes to ``log``; a failure is one line quoting its last error."""
+    try:
+        proc = subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout_s, check=False)
+    except FileNotFoundError:
+        raise EnvironmentProblem(f"trtexec not found: {cmd[0]}") from None
+    except subprocess.TimeoutExpired:
+        raise EnvironmentProblem(f"trtexec ran past {timeout_s:g} s: {' '.join(cmd[:2])}") from None
+    output = (proc.stdout or "") + (proc.stderr or "")
+    if log is not None:
+        Path(log).write_text(" ".join(cmd) + "\n\n" + output, encoding="utf-8")
+    if proc.returncode != 0:
+        raise EnvironmentProblem(f"trtexec failed (exit {proc.returncode}): {last_error(output)}"
+                                 + (f"; full log in {log}" if log else ""))
+    return output
+
+
+def last_error(output: str) -> str:
+    """The last '[E]' line of trtexec's log (or its last non-empty line), trimmed."""
+    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if "[E]" in ln or "Error" in ln or "ERROR" in ln]
+    pick = (errors or lines or ["no output"])[-1]
+    return re.sub(r"^\[[^\]]*\]\s*(\[E\]\s*)?", "", pick)[:300]
+
+
+# --- --exportTimes -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TimesTrace:
+    compute_ms: tuple[float, ...]       # GPU compute time per inference (what scaleprof's runners time)
+    latency_ms: tuple[float, ...]       # h2d + compute + d2h
+    enqueue_ms: tuple[float, ...]
+    wall_s: float                       # first enqueue to last completion
+
+    @property
+    def iterations(self) -> int:
+        return len(self.compute_ms)
+
+
+def parse_times(data) -> TimesTrace:
+    """trtexec --exportTimes JSON (str/bytes or decoded list) -> TimesTrace."""
+    if isinstance(data, (str, bytes)):
+        try:
+            data = json.loads(data, strict=False)
+        except json.JSONDecodeError as err:
+            raise BadInput(f"trtexec times file is not JSON: {err}") from None
+    if not isinstance(data, list) or not data:
+        raise BadInput("trtexec times JSON must be a non-empty list of per-inference records")
+    compute, latency, enqueue = [], [], []
+    for rec in data:
+        if not isinstance(rec, Mapping) or "computeMs" not in rec:
+            raise BadInput("trtexec times record without computeMs (is it --exportTimes output?)")
+        compute.append(float(rec["computeMs"]))
+        latency.append(float(rec.get("latencyMs", rec["computeMs"])))
+        if "startEnqMs" in rec and "endEnqMs" in rec:
+            enqueue.append(float(rec["endEnqMs"]) - float(rec["startEnqMs"]))
+    starts = [float(r.get("startEnqMs", r.get("startComputeMs", 0.0))) for r in data]
+    ends = [float(r.get("endD2hMs", r.get("endComputeMs", 0.0))) for r in data]
+    wall_s = max(0.0, (max(ends) - min(starts)) / 1000.0)
+    return TimesTrace(tuple(compute), tuple(latency), tuple(enqueue), wall_s)
+
+
+def sniff(data) -> str:
+    """Which trtexec export a decoded JSON document is: 'layer-info', 'profile' or 'times'."""
+    if isinstance(data, Mapping) and "Layers" in data:
+        return "layer-info"
+    if isinstance(data, list) and data and isinstance(data[0], Mapping):
+        if "count" in data[0] and "name" not in data[0]:
+            return "profile"
+        if "computeMs" in data[0] or "latencyMs" in data[0]:
+            return "times"
+    raise BadInput("not a trtexec export: expected --exportLayerInfo, --exportProfile or --exportTimes JSON")

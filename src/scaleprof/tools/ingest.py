@@ -1,0 +1,154 @@
+"""`scaleprof ingest FILE.json...`: bring trtexec results into scaleprof.
+
+Reads trtexec's ``--exportTimes`` (end-to-end times), ``--exportProfile`` (per-layer times) and
+``--exportLayerInfo`` (the engine inspector's layer JSON) files, in any order (each file's kind is
+recognised from its content), and prints latency statistics the way scaleprof's own profile stage
+reports them plus the per-layer table, each layer mapped to its ONNX nodes (give ``--onnx`` so
+Myelin regions expand to every node they cover). ``--json`` prints the same as JSON.
+
+Times are GPU compute times (``computeMs``: what scaleprof's CUDA runners time, with no host
+transfers); ``--latency host`` uses trtexec's ``latencyMs`` (H2D + compute + D2H) instead.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+NAME = "ingest"
+HELP = "read trtexec --exportTimes/--exportProfile/--exportLayerInfo JSON: latency statistics and per-layer times"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("files", nargs="+", metavar="FILE.json",
+                        help="trtexec exports (--exportTimes, --exportProfile, --exportLayerInfo), any order")
+    parser.add_argument("--onnx", help="the ONNX file the engine was built from (maps Myelin layers to all their nodes)")
+    parser.add_argument("--batch", type=int, default=1, help="batch size of the timed run (trtexec does not record it; default 1)")
+    parser.add_argument("--latency", choices=("compute", "host"), default="compute",
+                        help="compute: GPU compute time (default); host: trtexec's latencyMs incl. H2D/D2H")
+    parser.add_argument("--top", type=int, default=15, help="layers to list, slowest first (default 15; 0: all)")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def _load(path: Path):
+    from scaleprof.errors import BadInput
+
+    if not path.is_file():
+        raise BadInput(f"{path}: no such file")
+    try:
+        return json.loads(path.read_text(encoding="utf-8", errors="replace"), strict=False)
+    except json.JSONDecodeError as err:
+        raise BadInput(f"{path}: not JSON ({err.msg} at line {err.lineno})") from None
+
+
+def ingest(files, *, onnx: str | None = None, batch: int = 1, latency: str = "compute") -> dict:
+    """The summary of a set of trtexec exports as a JSON-able dict."""
+    from scaleprof.engines import tensorrt_inspect as ti
+    from scaleprof.engines import tensorrt_trtexec as tx
+    from scaleprof.errors import BadInput
+
+    if batch <= 0:
+        raise BadInput(f"--batch must be a positive integer, got {batch}")
+    found: dict[str, tuple[Path, object]] = {}
+    for name in files:
+        path = Path(name)
+        data = _load(path)
+        try:
+            kind = tx.sniff(data)
+        except BadInput as err:
+            raise BadInput(f"{path}: {err}") from None
+        if kind in found:
+            raise BadInput(f"two {kind} files given ({found[kind][0]} and {path}); ingest one run at a time")
+        found[kind] = (path, data)
+
+    node_order = ti.onnx_node_order(onnx) if onnx else ()
+    graph = ti.parse_inspector(found["layer-info"][1]) if "layer-info" in found else None
+    resolver = ti.LayerResolver(graph, node_order)
+    result: dict = {"files": {k: str(p) for k, (p, _) in found.items()}, "batch": batch}
+
+    end_to_end = None
+    if "times" in found:
+        from scaleprof.profile.stats import summarise
+
+        trace = tx.parse_times(found["times"][1])
+        samples = trace.compute_ms if latency == "compute" else trace.latency_ms
+        method = "trtexec-gpu-compute" if latency == "compute" else "trtexec-host-latency"
+        stats = summarise(samples, batch=batch, total_s=trace.wall_s, timing_method=method)
+        result["latency"] = stats.to_dict()
+        if trace.enqueue_ms:
+            result["enqueue_ms_median"] = sorted(trace.enqueue_ms)[len(trace.enqueue_ms) // 2]
+        end_to_end = stats.median
+
+    if "profile" in found:
+        trace = ti.profile_trace(found["profile"][1], resolver)
+        rows = []
+        total = 0.0
+        for e in trace.events:
+            median = sorted(e.times_ms)[len(e.times_ms) // 2]
+            total += median
+            rows.append({"name": e.name, "op_type": e.op_type, "median_ms": median,
+                         "mean_ms": sum(e.times_ms) / len(e.times_ms),
+                         "onnx_nodes": list(e.onnx_nodes), "opaque": e.opaque})
+        for row in rows:
+            row["share"] = row["median_ms"] / total if total else 0.0
+        mapped = sum(r["median_ms"] for r in rows if r["onnx_nodes"])
+        opaque = sum(r["median_ms"] for r in rows if r["opaque"])
+        result["layers"] = {
+            "iterations": trace.iterations, "profiler": trace.profiler, "count": len(rows),
+            "layer_sum_ms": total, "mapped_share": mapped / total if total else 0.0,
+            "opaque_share": opaque / total if total else 0.0,
+            "overhead_ratio": total / end_to_end if end_to_end else None,
+            "rows": rows,
+        }
+    if graph is not None:
+        result["graph"] = ti.summarize_graph(graph, node_order)
+    return result
+
+
+def _print(result: dict, top: int) -> None:
+    print("trtexec results: " + ", ".join(f"{k} {v}" for k, v in result["files"].items()))
+    lat = result.get("latency")
+    if lat:
+        lo, hi = lat["ci95"]
+        print(f"latency ({lat['timing_method']}, batch {lat['batch']}, {lat['iterations']} runs): "
+              f"median {lat['median']:.4f} ms [95% CI {lo:.4f}-{hi:.4f}], mean {lat['mean']:.4f}, "
+              f"p90 {lat['p90']:.4f}, p99 {lat['p99']:.4f}, CV {lat['cv'] * 100:.2f}%, "
+              f"{lat['throughput']:.1f} img/s")
+        if lat["cv"] > 0.025:
+            print("  note: CV above 2.5% (trtexec's own warning level): the GPU was not quiet")
+    layers = result.get("layers")
+    if layers:
+        ratio = layers["overhead_ratio"]
+        print(f"layers: {layers['count']} over {layers['iterations']} iterations, sum of medians "
+              f"{layers['layer_sum_ms']:.4f} ms"
+              + (f" = {ratio:.2f}x end-to-end (per-layer profiling adds synchronisation)" if ratio else "")
+              + f"; {layers['mapped_share'] * 100:.0f}% of layer time mapped to ONNX nodes, "
+                f"{layers['opaque_share'] * 100:.0f}% in opaque (Myelin) regions")
+        rows = sorted(layers["rows"], key=lambda r: -r["median_ms"])
+        shown = rows if top <= 0 else rows[:top]
+        width = min(60, max((len(r["name"]) for r in shown), default=10))
+        for r in shown:
+            nodes = r["onnx_nodes"]
+            where = (f"{len(nodes)} nodes: {nodes[0]} .. {nodes[-1]}" if len(nodes) > 2
+                     else ", ".join(nodes)) or "-"
+            flag = " [opaque]" if r["opaque"] else ""
+            name = r["name"] if len(r["name"]) <= width else r["name"][:width - 3] + "..."
+            print(f"  {r['median_ms']:9.4f} ms {r['share'] * 100:5.1f}%  {name:<{width}}  {where}{flag}")
+        if len(rows) > len(shown):
+            print(f"  ... {len(rows) - len(shown)} more (--top 0 lists all)")
+    graph = result.get("graph")
+    if graph:
+        kinds = ", ".join(f"{k} {v}" for k, v in list(graph["by_type"].items())[:6])
+        print(f"engine: {graph['layers']} layers ({kinds}); {graph['fused_layers']} fused, "
+              f"{graph['opaque_layers']} opaque; {graph['onnx_nodes_covered']} ONNX nodes covered"
+              + (f" of {graph['onnx_nodes']}" if graph.get("onnx_nodes") else "")
+              + ("" if graph["detailed"] else " (built without --profilingVerbosity=detailed: names only)"))
+
+
+def run(args) -> int:
+    result = ingest(args.files, onnx=args.onnx, batch=args.batch, latency=args.latency)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        _print(result, args.top)
+    return 0
