@@ -614,7 +614,8 @@ class TensorRTEngine(Engine):
         trt, engine = self._require()
         times = LayerTimes()
         context, _ = self._prepare(shape)
-        context.profiler = _profiler(trt, times)
+        profiler = _profiler(trt, times)           # held here: TensorRT calls back into it
+        context.profiler = profiler
         handle = self._stream.cuda_stream
         for _ in range(warmup + max(1, int(iterations))):
             times.next_iteration()
@@ -625,7 +626,7 @@ class TensorRTEngine(Engine):
         side = sidecar_paths(self.artifact_path)
         write_profile(trace, side["profile"])
         write_profile(trace, side["profile"].with_name(f"{self.artifact_path.name}.{shape}.profile.json"))
-        del context
+        del context, profiler
         return trace
 
     def layer_information(self, shape: ShapePoint | None = None) -> dict:
