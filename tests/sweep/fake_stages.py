@@ -30,7 +30,8 @@ class FakeSpec:
 
     @property
     def key(self) -> str:
-        what = json.dumps([self.model, self.strategy if self.scale != 1 else None, self.alpha, self.scale])
+        scaled = self.scale != 1
+        what = json.dumps([self.model, self.strategy if scaled else None, self.alpha if scaled else None, self.scale])
         return hashlib.sha256(what.encode()).hexdigest()[:16]
 
     def to_dict(self) -> dict:

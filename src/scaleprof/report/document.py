@@ -102,9 +102,9 @@ def build(analysis: Analysis, failures: list[dict], environments: list[dict], sw
         for i, m in enumerate(ranked, 1):
             lin, log = m.linear, m.loglog
             unit, unit_label = plots.UNITS[m.metric]
-            table.rows.append([group, i, m.metric, fmt(m.r), _pct(lin.mape if lin else None),
+            table.rows.append([group, i, m.metric, _r(m.r), _pct(lin.mape if lin else None),
                                f"{fmt(lin.slope * unit if lin else None)} ms / {unit_label}",
-                               fmt(m.r_log), fmt(log.slope if log else None), _pct(log.mape if log else None),
+                               _r(m.r_log), fmt(log.slope if log else None), _pct(log.mape if log else None),
                                lin.n if lin else len(groups[group])])
     pred.blocks.append(table)
     if with_plots:
@@ -196,9 +196,9 @@ def build(analysis: Analysis, failures: list[dict], environments: list[dict], sw
         lay.blocks.append(cat_rows)
         fits = layer_predictions(largest["layers"])
         lay.blocks.append(
-            f"Measured against predicted, per layer of {point_label(largest)}: time vs flops r={fmt(fits['flops'].r)} "
-            f"(log-log r={fmt(fits['flops'].r_log)}); time vs acts r={fmt(fits['acts'].r)} "
-            f"(log-log r={fmt(fits['acts'].r_log)}).")
+            f"Measured against predicted, per layer of {point_label(largest)}: time vs flops r={_r(fits['flops'].r)} "
+            f"(log-log r={_r(fits['flops'].r_log)}); time vs acts r={_r(fits['acts'].r)} "
+            f"(log-log r={_r(fits['acts'].r_log)}).")
         if with_plots:
             lay.blocks.append(Image(_slug(f"top-layers-{group}"), plots.top_layers_plot(title, largest["layers"]),
                                     title))
@@ -273,6 +273,11 @@ def build(analysis: Analysis, failures: list[dict], environments: list[dict], sw
                               + ", ".join(f"{k} {v}" for k, v in sorted(clocks.items())))
     doc.sections.append(env)
     return doc
+
+
+def _r(value) -> str:
+    """Correlations always with three decimals (0.999 and 1.000 differ)."""
+    return "-" if value is None else f"{value:.3f}"
 
 
 def _pct(value) -> str:

@@ -242,9 +242,9 @@ def _check_keys(data: dict, valid, prefix: str, fail) -> None:
 
 
 def _nearest(word, choices) -> str:
-    """nearest(), preferring a choice that differs only in case (dwR -> dWr)."""
-    folded = [c for c in choices if str(c).lower() == str(word).lower()]
-    return f" (did you mean {folded[0]!r}?)" if len(folded) == 1 else nearest(word, choices)
+    """nearest(), preferring the choices that differ only in case (dwR -> 'dwr' or 'dWr')."""
+    folded = [repr(c) for c in choices if str(c).lower() == str(word).lower()]
+    return f" (did you mean {' or '.join(folded)}?)" if folded else nearest(word, choices)
 
 
 def _dedup(items):

@@ -74,8 +74,11 @@ class Stages:
 class UpstreamStages(Stages):
     """The real pipeline: scaleprof.models / complexity / export / engines / profile."""
 
-    def __init__(self):
+    def __init__(self, roofline: bool = True):
         self._envs: dict[str, tuple[str, dict]] = {}
+        self._onnx_counts: dict[tuple, Any] = {}
+        self._peaks: dict[tuple, Any] = {}
+        self.roofline = roofline
 
     def environment(self, target: Target) -> tuple[str, dict]:
         if target.name not in self._envs:
@@ -96,7 +99,7 @@ class UpstreamStages(Stages):
 
         if point.strategy == "none" or point.scale == 1.0:
             return base_spec(point.model)          # s = 1 of every strategy is the base network
-        from scaleprof.models import scale_spec
+        from scaleprof.models.scaling import scale_spec
 
         return scale_spec(point.model, point.strategy, point.scale, point.alpha)
 
@@ -106,9 +109,20 @@ class UpstreamStages(Stages):
         return count_spec(spec, resolution=resolution, batch=1)
 
     def export(self, spec, precision: str, cache_dir: Path) -> Path:
-        from scaleprof.export import cached_export
+        """Exports are cached by spec and precision: export_onnx writes under a temporary name and
+        renames only a fully checked file, so a file under the cache name is complete.
 
-        return cached_export(spec, cache_dir, precision=precision)
+        The sweep checks parity at one shape (batch 1, the spec's resolution) rather than export's
+        default four: the export stage's own tests cover dynamic shapes, and on a 2-core CPU the
+        other three runs would double a sweep's export time."""
+        from scaleprof.export import ExportOptions, export_onnx
+
+        path = Path(cache_dir) / f"{spec.model}-{spec.key}-{precision}.onnx"
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            export_onnx(spec, path, ExportOptions(precision=precision, parity_batches=(1,),
+                                                  parity_resolutions=(spec.resolution,)))
+        return path
 
     def build(self, onnx_path: Path, spec, target: Target, precision: str, shapes, cache_dir: Path):
         from scaleprof.engines.base import BuildSpec, ShapePoint
@@ -127,11 +141,24 @@ class UpstreamStages(Stages):
         return time_engine(engine, ShapePoint(batch, resolution), timing, progress=False).to_dict()
 
     def layers(self, engine, spec, batch: int, resolution: int, timing, latency: dict):
+        from scaleprof.complexity import count_onnx
         from scaleprof.engines.base import ShapePoint
-        from scaleprof.profile import profile_layers
+        from scaleprof.profile import device_peaks, profile_layers
 
-        report = profile_layers(engine, ShapePoint(batch, resolution), timing.layer_iters,
-                                end_to_end_ms=latency["median"])
+        m = engine.manifest
+        onnx_path = m.onnx_path
+        key = (onnx_path, resolution)
+        if key not in self._onnx_counts:
+            self._onnx_counts[key] = count_onnx(onnx_path, batch=1, resolution=resolution)
+        peaks = None
+        if self.roofline:
+            pkey = (m.device, m.device_name, m.precision, m.threads)
+            if pkey not in self._peaks:
+                self._peaks[pkey] = device_peaks(m.device, m.device_name, m.precision, m.threads,
+                                                 cache_dir=Path(engine.directory).parent.parent / "cache")
+            peaks = self._peaks[pkey]
+        report = profile_layers(engine, ShapePoint(batch, resolution), self._onnx_counts[key],
+                                end_to_end_ms=latency["median"], iterations=timing.layer_iters, peaks=peaks)
         data = report.to_dict()
         layers = data.pop("layers")
         return data, layers

@@ -1,0 +1,100 @@
+"""Analysis on synthetic rows with known answers."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from synthetic import BASE, synthetic_rows
+from scaleprof.report.analysis import (
+    analyze, expected_exponents, fit_linear, fit_loglog, growth_exponents, pearson_r, within_budget,
+)
+
+
+def test_latency_linear_in_acts_ranks_acts_first_with_r_1():
+    rows = synthetic_rows(strategies=("d", "w", "r", "dwr", "dWr"), a_ms_per_mact=1.5, b_ms=2.0)
+    a = analyze(rows)
+    ranked = a.ranking["cpu-ort"]
+    assert [m.metric for m in ranked][0] == "acts"
+    acts = ranked[0]
+    assert acts.r == pytest.approx(1.0, abs=1e-9) and acts.linear.mape == pytest.approx(0.0, abs=1e-9)
+    assert acts.linear.slope * 1e6 == pytest.approx(1.5) and acts.linear.intercept == pytest.approx(2.0)
+    assert all(m.r < 0.99 for m in ranked[1:])
+    assert "acts predicts latency best: Pearson r=1.000" in a.verdicts()["cpu-ort"]
+
+
+def test_latency_linear_in_flops_ranks_flops_first():
+    rows = synthetic_rows(strategies=("d", "w", "r", "dwr"))
+    for r in rows:
+        r["latency_ms_median"] = 4e-9 * r["flops"] + 1.0
+    a = analyze(rows)
+    assert a.ranking["cpu-ort"][0].metric == "flops" and a.ranking["cpu-ort"][0].r == pytest.approx(1.0)
+
+
+def test_batch_work_is_compared_per_batch():
+    rows = synthetic_rows(strategies=("d", "w", "r"), batches=(1, 4, 16))
+    best = analyze(rows).ranking["cpu-ort"][0]
+    assert best.metric == "acts" and best.r == pytest.approx(1.0)
+
+
+def test_groups_are_targets():
+    rows = synthetic_rows(target="cpu-ort") + synthetic_rows(target="cpu-torch", a_ms_per_mact=3.0)
+    a = analyze(rows)
+    assert set(a.ranking) == {"cpu-ort", "cpu-torch"}
+    assert a.fits["cpu-torch"]["acts"].linear.slope * 1e6 == pytest.approx(3.0)
+
+
+def test_power_law_fit_and_pearson_edge_cases():
+    x = [1, 2, 4, 8, 16]
+    fit = fit_loglog(x, [3 * v ** 0.5 for v in x])
+    assert fit.slope == pytest.approx(0.5) and math.exp(fit.intercept) == pytest.approx(3.0)
+    assert fit.r == pytest.approx(1.0) and fit.mape == pytest.approx(0.0, abs=1e-12)
+    assert pearson_r([1, 2, 3], [5, 5, 5]) is None and fit_linear([1, 1], [1, 2]) is None
+    assert pearson_r([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    assert fit_linear([1], [1]) is None
+
+
+def test_expected_exponents_follow_the_table():
+    table = {"d": (1, 1, 1), "w": (1, 1, 0.5), "r": (1, 0, 1), "dw": (1, 1, 0.75), "dr": (1, 0.5, 1),
+             "wr": (1, 0.5, 0.75), "dwr": (1, 2 / 3, 5 / 6)}
+    for strategy, (f, p, a) in table.items():
+        e = expected_exponents(strategy)
+        assert (e["flops"], e["params"], e["acts"]) == pytest.approx((f, p, a)), strategy
+    for alpha in (0.2, 0.8, 1.0):
+        e = expected_exponents("dWr", alpha)
+        assert (e["flops"], e["params"], e["acts"]) == pytest.approx((1, (1 + alpha) / 2, 1 - alpha / 2))
+    assert expected_exponents("d1_w8_r1") == pytest.approx(expected_exponents("dWr", 0.8))
+    assert expected_exponents("d1_w8_g8_r1") == pytest.approx(expected_exponents("dWr", 0.8))
+    assert expected_exponents("en")["flops"] == pytest.approx(1.0)
+
+
+def test_growth_exponents_are_measured_per_strategy():
+    rows = synthetic_rows(strategies=("d", "w", "r", "dwr", "dWr"), scales=(1, 2, 4, 8), b_ms=0.0)
+    found = {e.strategy: e for e in growth_exponents(rows)}
+    assert set(found) == {"d", "w", "r", "dwr", "dWr(0.8)"}
+    for label, e in found.items():
+        for what in ("flops", "params", "acts"):
+            assert e.measured[what] == pytest.approx(e.expected[what], abs=1e-3), (label, what)
+        assert e.measured["latency"] == pytest.approx(e.expected["acts"], abs=1e-3)   # latency = a * acts
+        assert e.scales == (1.0, 2.0, 4.0, 8.0)
+
+
+def test_budget_picks_the_largest_config_that_fits():
+    rows = synthetic_rows(strategies=("d", "w", "r"), batches=(1, 4))
+    budget = 20.0
+    picks = {p.batch: p for p in within_budget(rows, budget)}
+    for batch, pick in picks.items():
+        fitting = [r for r in rows if r["batch"] == batch and r["latency_ms_median"] <= budget]
+        assert pick.fitting == len(fitting)
+        if fitting:
+            assert pick.row["flops"] == max(r["flops"] for r in fitting)
+            assert pick.row["latency_ms_median"] <= budget
+    assert picks[1].row is not None
+    assert all(p.row is None and p.fitting == 0 for p in within_budget(rows, 0.001))
+
+
+def test_default_budget_is_the_median_latency():
+    a = analyze(synthetic_rows())
+    assert len(a.budget_values) == 1 and a.budgets
+    assert BASE["acts"] * 1.5 / 1e6 < a.budget_values[0] < 100
