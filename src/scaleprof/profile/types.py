@@ -34,6 +34,8 @@ class LatencyStats:
     total_s: float                   # wall time spent in timed iterations
     batch: int
     timing_method: str               # "perf_counter", "cuda-events", ...
+    stop_reason: str = ""            # "ci target reached", "minimums reached", "time cap"
+    warmup_iters: int = 0            # untimed iterations run first
 
     @property
     def throughput(self) -> float:
@@ -87,6 +89,16 @@ class LayerRow:
     bytes_per_s: float | None = None
     roofline_ms: float | None = None     # lower bound from the device's peaks
     attainment: float | None = None      # roofline_ms / time_ms
+    bound: str | None = None             # "compute" or "memory": which roof is lower for this layer
+    bytes: int | None = None             # estimated bytes moved (inputs + outputs + weights), per batch
+    status: str = "measured"             # "measured"; "helper" (backend-inserted, e.g. a layout
+                                         # reorder: timed, attributed to the nodes it serves, counts 0);
+                                         # "not-executed" (constant-folded/eliminated: counts, no time)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["onnx_nodes"] = list(self.onnx_nodes)
+        return data
 
 
 @dataclass(frozen=True)
@@ -97,10 +109,30 @@ class LayerReport:
     coverage: float                  # share of layer time attributed to nodes with counts
     profiler: str
     iterations: int
+    totals: dict = field(default_factory=dict)       # model totals per batch (flops, params, acts)
+    by_category: dict = field(default_factory=dict)  # category -> {time_ms, share, flops, params, acts, layers}
+    device_peaks: dict | None = None                 # roofline calibration used (see profile.roofline)
+    layer_sum_mean_ms: float | None = None           # sum of layer means: on a busy machine, stalls that
+                                                     # the per-layer medians drop show up here
 
     @property
     def overhead_ratio(self) -> float | None:
         return self.layer_sum_ms / self.end_to_end_ms if self.end_to_end_ms else None
+
+    def to_dict(self) -> dict:
+        return {
+            "layers": [row.to_dict() for row in self.layers],
+            "layer_sum_ms": self.layer_sum_ms,
+            "layer_sum_mean_ms": self.layer_sum_mean_ms,
+            "end_to_end_ms": self.end_to_end_ms,
+            "overhead_ratio": self.overhead_ratio,
+            "coverage": self.coverage,
+            "profiler": self.profiler,
+            "iterations": self.iterations,
+            "totals": self.totals,
+            "by_category": self.by_category,
+            "device_peaks": self.device_peaks,
+        }
 
 
 @dataclass(frozen=True)
@@ -108,3 +140,23 @@ class Measurement:
     latency: LatencyStats
     environment: Environment
     layers: LayerReport | None = None
+
+    def to_dict(self) -> dict:
+        """The CLI's --json object: latency_ms, throughput, iterations, environment and, with layers,
+        layers / layer_sum_ms / coverage (plus overhead_ratio, by_category, totals)."""
+        lat = self.latency
+        data = {
+            "latency_ms": {"median": lat.median, "mean": lat.mean, "min": lat.min, "max": lat.max,
+                           "p90": lat.p90, "p99": lat.p99, "std": lat.std, "cv": lat.cv,
+                           "ci95": list(lat.ci95)},
+            "throughput": lat.throughput,
+            "iterations": lat.iterations,
+            "batch": lat.batch,
+            "total_s": lat.total_s,
+            "timing_method": lat.timing_method,
+            "stop_reason": lat.stop_reason,
+            "environment": self.environment.to_dict(),
+        }
+        if self.layers is not None:
+            data.update(self.layers.to_dict())
+        return data

@@ -1,0 +1,228 @@
+"""Layer-by-layer profile: the backend's profiler run (separate from end-to-end timing), each
+layer mapped to the exported ONNX nodes it executes and their predicted counts, and a roofline."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from scaleprof.errors import BadInput, EnvironmentProblem
+from scaleprof.profile.mapping import (CATEGORIES, COUNTED_OPS, OnnxGraph, assign, categorise,
+                                       make_resolver)
+from scaleprof.profile.types import LayerReport, LayerRow
+
+NOT_EXECUTED = "(not executed: constant-folded or eliminated)"
+
+
+def node_counts(counts) -> dict[str, tuple[int, int, int]]:
+    """Per-node (flops, params, acts) per image from a complexity Counts (layers named by ONNX
+    node), a {name: LayerCount} or a {name: (flops, params, acts)} mapping."""
+    if counts is None:
+        return {}
+    if hasattr(counts, "layers"):
+        return {c.name: (int(c.flops), int(c.params), int(c.acts)) for c in counts.layers}
+    out = {}
+    for name, c in dict(counts).items():
+        out[name] = (int(c.flops), int(c.params), int(c.acts)) if hasattr(c, "flops") else tuple(int(v) for v in c)
+    return out
+
+
+_ELEM_BYTES = {1: 4, 2: 1, 3: 1, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 16: 2}
+
+
+def tensor_bytes(graph: OnnxGraph, dims: tuple[int, ...]) -> dict[str, int]:
+    """Bytes of every tensor of the exported graph with its image input at ``dims`` (ONNX shape
+    inference with data propagation; tensors whose size stays unknown are left out)."""
+    import onnx
+
+    model = onnx.ModelProto()
+    model.CopyFrom(graph.model)
+    del model.graph.value_info[:]
+    for inp in model.graph.input:
+        if inp.name in graph.graph_inputs and len(inp.type.tensor_type.shape.dim) == len(dims):
+            for d, v in zip(inp.type.tensor_type.shape.dim, dims):
+                d.ClearField("dim_param")
+                d.dim_value = v
+    try:
+        model = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    except Exception:   # noqa: BLE001 -- unusual graphs: roofline bytes become unknown, nothing else
+        return {}
+    sizes = {}
+    for vi in (*model.graph.input, *model.graph.value_info, *model.graph.output):
+        t = vi.type.tensor_type
+        shape = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
+        if shape and None not in shape:
+            sizes[vi.name] = int(np.prod(shape)) * _ELEM_BYTES.get(t.elem_type, 4)
+    for init in graph.model.graph.initializer:
+        sizes[init.name] = int(np.prod(init.dims)) * _ELEM_BYTES.get(init.data_type, 4)
+    return sizes
+
+
+def layer_bytes(graph: OnnxGraph, members: set[str], sizes: dict[str, int]) -> int | None:
+    """Bytes a fused layer must move at least: tensors it reads from outside (weights included)
+    plus tensors it writes that leave it. None when a size is unknown."""
+    if not members or not sizes:
+        return None
+    produced = {t for m in members for t in graph.outputs(m)}
+    reads = {t for m in members for t in graph.inputs(m) if t not in produced}
+    writes = {t for t in produced
+              if t in graph.graph_outputs or any(c not in members for c in graph.consumers.get(t, ()))}
+    reads = {t for t in reads if not (t in graph.producer and graph.producer[t] in graph.constant)
+             or t in sizes}
+    try:
+        return sum(sizes[t] for t in reads | writes)
+    except KeyError:
+        return None
+
+
+def exported_model_path(engine) -> Path:
+    path = Path(engine.manifest.onnx_path)
+    if not path.is_file():
+        raise EnvironmentProblem(f"the ONNX file engine {engine.directory} was built from, {path}, is gone: "
+                                 "the layer map needs it (rebuild the engine from the exported file)")
+    return path
+
+
+def optimised_model_path(engine) -> Path | None:
+    path = getattr(engine, "optimized_model_path", None)
+    if path is not None and Path(path).is_file():
+        return Path(path)
+    return None
+
+
+def profile_layers(engine, shape, onnx_counts=None, end_to_end_ms: float | None = None,
+                   iterations: int = 20, peaks=None) -> LayerReport:
+    """Run the engine's layer profiler at ``shape`` and map every layer to ONNX nodes and counts.
+
+    ``onnx_counts``: per-ONNX-node counts per image (scaleprof.complexity); ``end_to_end_ms``: the
+    median of a separate end-to-end run, for the overhead ratio; ``peaks``: a DevicePeaks for the
+    roofline columns (None: left empty)."""
+    if not isinstance(iterations, int) or iterations <= 0:
+        raise BadInput(f"layer-profiling iterations must be positive, got {iterations!r}")
+    from scaleprof.engines.shapes import check_accepts
+
+    check_accepts(engine, shape)
+    engine.load()
+    trace = engine.profile_layers(shape, iterations)
+    if not trace.events:
+        raise EnvironmentProblem(f"the {trace.profiler} profiler produced no layer events for engine "
+                                 f"{engine.directory} at {shape}")
+    graph = OnnxGraph(exported_model_path(engine))
+    optimised = optimised_model_path(engine)
+    resolver = make_resolver(engine.manifest.backend, graph, optimised)
+    return build_report(trace, graph, resolver, node_counts(onnx_counts), shape, end_to_end_ms, peaks)
+
+
+def build_report(trace, graph: OnnxGraph, resolver, counts: dict, shape, end_to_end_ms=None,
+                 peaks=None) -> LayerReport:
+    """The pure part of profile_layers: trace + graphs + counts -> rows (tested on real traces)."""
+    events = trace.events
+    a = assign(events, graph, resolver)
+    members: dict[int, list[str]] = defaultdict(list)
+    for node in graph.order:
+        if node in a.owner:
+            members[a.owner[node]].append(node)
+    se = graph.se_nodes()
+    sizes = tensor_bytes(graph, shape.dims()) if peaks is not None else {}
+    batch = shape.batch
+
+    def summed(nodes):
+        f = p = q = 0
+        for n in nodes:
+            c = counts.get(n)
+            if c:
+                f += c[0] * batch
+                p += c[1]
+                q += c[2] * batch
+        return f, p, q
+
+    def known(nodes) -> bool:
+        """Attributed to nodes with counts: every countable member has an entry in the table."""
+        return bool(nodes) and bool(counts) and all(n in counts or graph.nodes[n].op_type not in COUNTED_OPS
+                                                    for n in nodes)
+
+    rows = []
+    covered = 0.0
+    for i, event in enumerate(events):
+        times = np.asarray(event.times_ms, dtype=float)
+        median = float(np.median(times)) if times.size else 0.0
+        mean = float(times.mean()) if times.size else 0.0
+        if i in a.helpers:
+            served = members.get(a.helpers[i], [])
+            nodes, status = served, "helper"
+            flops = params = acts = 0
+            category = categorise(graph, [], se, event.op_type)
+            nbytes = None
+        else:
+            nodes, status = members.get(i, []), "measured"
+            flops, params, acts = summed(nodes)
+            category = categorise(graph, nodes, se, event.op_type)
+            nbytes = layer_bytes(graph, set(nodes), sizes) if peaks is not None else None
+        if known(nodes):
+            covered += median
+        row = LayerRow(name=event.name, onnx_nodes=tuple(nodes), op_type=event.op_type, category=category,
+                       time_ms=median, mean_ms=mean, flops=flops, params=params, acts=acts,
+                       opaque=bool(getattr(event, "opaque", False)), status=status, bytes=nbytes)
+        rows.append(row)
+    peaks = raise_peaks(peaks, rows)
+    rows = [_roofline(r, peaks) for r in rows]
+    if a.not_executed:
+        flops, params, acts = summed(a.not_executed)
+        rows.append(LayerRow(name=NOT_EXECUTED, onnx_nodes=tuple(a.not_executed), op_type="-", category="not executed",
+                             time_ms=0.0, mean_ms=0.0, flops=flops, params=params, acts=acts,
+                             status="not-executed"))
+    layer_sum = sum(r.time_ms for r in rows)
+    totals = dict(zip(("flops", "params", "acts"), summed(graph.order)))
+    return LayerReport(layers=tuple(rows), layer_sum_ms=layer_sum, end_to_end_ms=end_to_end_ms,
+                       coverage=covered / layer_sum if layer_sum > 0 else 0.0, profiler=trace.profiler,
+                       iterations=trace.iterations, totals=totals, by_category=by_category(rows, layer_sum),
+                       device_peaks=peaks.to_dict() if peaks is not None else None,
+                       layer_sum_mean_ms=sum(r.mean_ms for r in rows))
+
+
+def raise_peaks(peaks, rows):
+    """A rate a layer really achieved is a lower bound on the device's peak: when the calibration
+    (taken on a busy machine, say) is below it, use the achieved rate and say so in ``method``."""
+    if peaks is None:
+        return None
+    from dataclasses import replace
+
+    timed = [r for r in rows if r.status == "measured" and r.time_ms > 0]
+    best_macs = max((r.flops / (r.time_ms / 1e3) for r in timed), default=0.0)
+    best_bytes = max((r.bytes / (r.time_ms / 1e3) for r in timed if r.bytes), default=0.0)
+    notes = []
+    if best_macs > peaks.macs_per_s:
+        notes.append(f"compute raised from {peaks.macs_per_s / 1e9:.1f} G/s to the best layer's rate")
+        peaks = replace(peaks, macs_per_s=best_macs)
+    if best_bytes > peaks.bytes_per_s:
+        notes.append(f"bandwidth raised from {peaks.bytes_per_s / 1e9:.1f} GB/s to the best layer's rate")
+        peaks = replace(peaks, bytes_per_s=best_bytes)
+    return replace(peaks, method=peaks.method + "; " + "; ".join(notes)) if notes else peaks
+
+
+def _roofline(row: LayerRow, peaks) -> LayerRow:
+    if peaks is None or row.time_ms <= 0 or row.status != "measured":
+        return row
+    from dataclasses import replace
+
+    seconds = row.time_ms / 1e3
+    bound_ms, bound = peaks.bound(row.flops, row.bytes)
+    return replace(row, flops_per_s=row.flops / seconds,
+                   bytes_per_s=row.bytes / seconds if row.bytes is not None else None,
+                   roofline_ms=bound_ms, bound=bound if (row.flops or row.bytes) else None,
+                   attainment=bound_ms / row.time_ms if (row.flops or row.bytes) else None)
+
+
+def by_category(rows, layer_sum: float) -> dict:
+    out = {}
+    for cat in CATEGORIES:
+        chosen = [r for r in rows if r.category == cat]
+        if not chosen:
+            continue
+        t = sum(r.time_ms for r in chosen)
+        out[cat] = {"time_ms": t, "share": t / layer_sum if layer_sum else 0.0, "layers": len(chosen),
+                    "flops": sum(r.flops for r in chosen), "params": sum(r.params for r in chosen),
+                    "acts": sum(r.acts for r in chosen)}
+    return out

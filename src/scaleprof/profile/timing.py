@@ -1,0 +1,104 @@
+"""End-to-end timing: warm-up, then timed single inferences until the stopping rule is met."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import replace
+
+from scaleprof.errors import BadInput
+from scaleprof.profile.stats import StoppingRule, summarise
+from scaleprof.profile.types import LatencyStats, TimingSettings
+
+PROGRESS_AFTER_S = 2.0   # runs expected to last longer than this show a progress bar
+
+
+def validate_settings(settings: TimingSettings) -> None:
+    """One-line BadInput for settings that cannot give a measurement."""
+    checks = (
+        ("warm-up iterations", settings.warmup_iters, 0), ("warm-up time", settings.warmup_s, 0),
+        ("minimum iterations", settings.min_iters, 1), ("minimum time", settings.min_time_s, 0),
+        ("maximum time", settings.max_time_s, 1e-9), ("layer-profiling iterations", settings.layer_iters, 1),
+    )
+    for what, value, least in checks:
+        if value is None or value < least or value != value:
+            need = "positive" if least > 0 else "zero or more"
+            raise BadInput(f"{what} must be {need}, got {value!r}")
+    if settings.target_ci is not None and not (0 <= settings.target_ci < 1):
+        raise BadInput(f"target CI must be a fraction in [0, 1) (e.g. 0.01 for 1%), got {settings.target_ci!r}")
+    if settings.min_time_s > settings.max_time_s:
+        raise BadInput(f"minimum time {settings.min_time_s:g}s exceeds the maximum time {settings.max_time_s:g}s")
+
+
+def time_runner(runner, settings: TimingSettings, batch: int, progress: bool | None = None,
+                label: str = "timing") -> LatencyStats:
+    """Warm up, then call ``runner()`` (one inference, returns ms) until the stopping rule says stop."""
+    validate_settings(settings)
+    # Warm-up: both the count and the time, but never more than a fifth of the cap (a slow model
+    # would otherwise spend minutes warming up).
+    warm_cap = max(settings.warmup_s, 0.2 * settings.max_time_s)
+    start = time.perf_counter()
+    warm = 0
+    while warm < settings.warmup_iters or time.perf_counter() - start < settings.warmup_s:
+        runner()
+        warm += 1
+        if time.perf_counter() - start >= warm_cap:
+            break
+    rule = StoppingRule(settings.min_iters, settings.min_time_s, settings.target_ci, settings.max_time_s)
+    samples: list[float] = []
+    bar = _Bar(settings, label, progress)
+    start = time.perf_counter()
+    try:
+        while True:
+            samples.append(float(runner()))
+            elapsed = time.perf_counter() - start
+            reason = rule.done(samples, elapsed)
+            bar.update(elapsed, len(samples))
+            if reason:
+                break
+    finally:
+        bar.close()
+    stats = summarise(samples, batch=batch, total_s=elapsed, stop_reason=reason,
+                      timing_method=getattr(runner, "timing_method", "perf_counter"))
+    return replace(stats, warmup_iters=warm)
+
+
+def time_engine(engine, shape, settings: TimingSettings = TimingSettings(), progress: bool | None = None) -> LatencyStats:
+    """End-to-end latency of ``engine`` at ``shape`` (a ShapePoint); the engine is loaded if needed.
+    Inputs are made once by ``engine.runner(shape)``, outside the timed region."""
+    from scaleprof.engines.shapes import check_accepts
+
+    validate_settings(settings)
+    check_accepts(engine, shape)
+    engine.load()
+    runner = engine.runner(shape)
+    return time_runner(runner, settings, shape.batch, progress, label=f"timing {shape}")
+
+
+class _Bar:
+    """A rich progress bar on stderr for runs expected to take a while (off when not a terminal)."""
+
+    def __init__(self, settings: TimingSettings, label: str, enabled: bool | None):
+        self.expected = max(settings.min_time_s, settings.max_time_s if settings.target_ci else settings.min_time_s)
+        if enabled is None:
+            enabled = sys.stderr.isatty() and self.expected > PROGRESS_AFTER_S
+        self.progress = None
+        if enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                                     TextColumn("{task.fields[n]} it"), TimeElapsedColumn(),
+                                     console=Console(stderr=True), transient=True)
+            self.progress.start()
+            self.task = self.progress.add_task(label, total=self.expected, n=0)
+            self._last = 0.0
+
+    def update(self, elapsed: float, n: int) -> None:
+        if self.progress is not None and elapsed - self._last > 0.1:
+            self._last = elapsed
+            self.progress.update(self.task, completed=min(elapsed, self.expected), n=n)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()

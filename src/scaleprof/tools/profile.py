@@ -1,0 +1,146 @@
+"""`scaleprof profile ENGINE_DIR|FILE.onnx --batch B --resolution R`: end-to-end latency with a
+confidence interval, and with --per-layer a separate layer-profiling run mapped to ONNX nodes,
+their predicted counts and the device roofline."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from scaleprof.errors import BadInput
+
+NAME = "profile"
+HELP = "time an engine end to end (median, CI) and, with --per-layer, layer by layer against predicted counts"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("target", metavar="ENGINE_DIR|FILE.onnx",
+                        help="an engine directory (from `scaleprof build`) or an ONNX file (built through the cache)")
+    parser.add_argument("--backend", default="ort", help="backend for an ONNX file: ort (default), torch, tensorrt")
+    parser.add_argument("--device", default="cpu", help="device for an ONNX file: cpu (default), cuda, cuda:N")
+    parser.add_argument("--threads", type=int, help="intra-op threads for an ONNX file (default: the runtime's)")
+    parser.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
+    parser.add_argument("--resolution", type=int, help="square input resolution (default: the engine's only one)")
+    parser.add_argument("--per-layer", action="store_true", help="also profile layer by layer (a separate run)")
+    parser.add_argument("--target-ci", type=float, default=0.01,
+                        help="stop once the 95%% CI of the median is within this fraction of it (default 0.01; 0: off)")
+    parser.add_argument("--min-time", type=float, default=1.0, help="minimum seconds of timed iterations (default 1)")
+    parser.add_argument("--max-time", type=float, default=10.0, help="cap on seconds of timed iterations (default 10)")
+    parser.add_argument("--min-iters", type=int, default=20, help="minimum timed iterations (default 20)")
+    parser.add_argument("--warmup", type=int, default=10, help="warm-up iterations (default 10, and at least 0.2 s)")
+    parser.add_argument("--iterations", type=int, default=20, help="iterations of the layer-profiling run (default 20)")
+    parser.add_argument("--top", type=int, default=15, help="rows of the slowest-layers table (default 15)")
+    parser.add_argument("--no-roofline", action="store_true", help="skip the device peak calibration")
+    parser.add_argument("-o", "--out", default="scaleprof-out", help="output directory (default scaleprof-out)")
+    parser.add_argument("--cache-dir", help="engine and calibration cache (default OUT/engines, OUT/cache)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _open(args):
+    """(engine, shape) from an engine directory or an ONNX file."""
+    from scaleprof.engines.base import BuildSpec, ShapePoint
+    from scaleprof.engines.cache import build_engine, default_cache_dir, open_engine
+
+    target = Path(args.target)
+    if target.is_dir():
+        engine = open_engine(target)
+        resolution = args.resolution or _only_resolution(engine)
+        return engine, ShapePoint(args.batch, resolution)
+    if not target.is_file():
+        raise BadInput(f"{target}: no such engine directory or ONNX file")
+    if target.suffix.lower() != ".onnx":
+        raise BadInput(f"{target} is neither an engine directory nor an .onnx file")
+    if args.resolution is None:
+        from scaleprof.tools.build import default_resolution
+        args.resolution = default_resolution(target)
+    shape = ShapePoint(args.batch, args.resolution)
+    spec = BuildSpec(backend=args.backend, device=args.device, threads=args.threads, shapes=(shape,))
+    cache = Path(args.cache_dir) if args.cache_dir else default_cache_dir(args.out)
+    return build_engine(target, spec, cache).engine, shape
+
+
+def _only_resolution(engine) -> int:
+    resolutions = {p.resolution for p in engine.manifest.shapes}
+    if len(resolutions) == 1 and not engine.manifest.ranges:
+        return resolutions.pop()
+    raise BadInput(f"engine {engine.directory} takes several resolutions: give --resolution")
+
+
+def run(args) -> int:
+    from scaleprof.profile.environment import environment_for
+    from scaleprof.profile.timing import time_engine, validate_settings
+    from scaleprof.profile.types import Measurement, TimingSettings
+
+    if args.batch <= 0:
+        raise BadInput(f"batch must be positive, got {args.batch}")
+    if args.resolution is not None and args.resolution <= 0:
+        raise BadInput(f"resolution must be positive, got {args.resolution}")
+    if args.top <= 0:
+        raise BadInput(f"--top must be positive, got {args.top}")
+    settings = TimingSettings(warmup_iters=args.warmup, min_iters=args.min_iters, min_time_s=args.min_time,
+                              target_ci=args.target_ci, max_time_s=args.max_time, layer_iters=args.iterations)
+    validate_settings(settings)
+    engine, shape = _open(args)
+    with engine:
+        latency = time_engine(engine, shape, settings)
+        layers = _layers(engine, shape, latency.median, settings, args) if args.per_layer else None
+    measurement = Measurement(latency=latency, environment=environment_for(engine), layers=layers)
+    if args.json:
+        print(json.dumps(measurement.to_dict(), indent=2))
+    else:
+        _print(engine, shape, measurement, args.top)
+    return 0
+
+
+def _layers(engine, shape, median, settings, args):
+    from scaleprof.complexity import count_onnx
+    from scaleprof.profile.layers import exported_model_path, profile_layers
+    from scaleprof.profile.roofline import device_peaks
+
+    onnx_path = exported_model_path(engine)
+    counts = count_onnx(onnx_path, shape.batch, shape.resolution)
+    peaks = None
+    if not args.no_roofline:
+        m = engine.manifest
+        cache = Path(args.cache_dir) if args.cache_dir else Path(args.out) / "cache"
+        peaks = device_peaks(m.device, m.device_name, m.precision, m.threads, cache_dir=cache)
+    return profile_layers(engine, shape, counts, median, settings.layer_iters, peaks)
+
+
+def _print(engine, shape, m, top: int) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    lat, env = m.latency, m.environment
+    console.print(f"[bold]{engine.directory}[/]  {env.backend} {env.backend_version} on {env.device_name} "
+                  f"({env.device}, threads {env.threads or 'default'}), input {shape}")
+    console.print(f"latency  median {lat.median:.3f} ms  95% CI [{lat.ci95[0]:.3f}, {lat.ci95[1]:.3f}]  "
+                  f"mean {lat.mean:.3f}  min {lat.min:.3f}  p90 {lat.p90:.3f}  p99 {lat.p99:.3f}  "
+                  f"std {lat.std:.3f}  cv {lat.cv:.1%}")
+    console.print(f"throughput {lat.throughput:.1f} img/s  ({lat.iterations} iterations in {lat.total_s:.1f} s, "
+                  f"{lat.timing_method}; stopped: {lat.stop_reason})")
+    if lat.cv > 0.025:
+        console.print(f"[yellow]note: cv {lat.cv:.1%} is above 2.5%: the machine is noisy; trust the median and its CI[/]")
+    rep = m.layers
+    if rep is None:
+        return
+    ratio = f"{rep.overhead_ratio:.2f}" if rep.overhead_ratio else "-"
+    console.print(f"layers   {len(rep.layers)} rows, sum {rep.layer_sum_ms:.3f} ms over {rep.iterations} profiled "
+                  f"iterations ({rep.profiler}); sum / end-to-end median = {ratio}; sum of layer means "
+                  f"{rep.layer_sum_mean_ms:.3f} ms; coverage {rep.coverage:.1%}")
+    table = Table(title=f"top {top} slowest layers", show_lines=False)
+    for col in ("layer", "category", "ms", "share", "MFLOPs", "acts (k)", "GFLOP/s", "GB/s", "bound", "attain"):
+        table.add_column(col, justify="left" if col in ("layer", "category", "bound") else "right")
+    for row in sorted(rep.layers, key=lambda r: -r.time_ms)[:top]:
+        name = row.name if len(row.name) <= 48 else "…" + row.name[-47:]
+        table.add_row(name, row.category, f"{row.time_ms:.3f}", f"{row.time_ms / rep.layer_sum_ms:.1%}",
+                      f"{row.flops / 1e6:.1f}", f"{row.acts / 1e3:.0f}",
+                      f"{row.flops_per_s / 1e9:.1f}" if row.flops_per_s else "-",
+                      f"{row.bytes_per_s / 1e9:.1f}" if row.bytes_per_s else "-",
+                      row.bound or "-", f"{row.attainment:.0%}" if row.attainment else "-")
+    console.print(table)
+    cats = "  ".join(f"{k} {v['share']:.0%}" for k, v in rep.by_category.items() if v["time_ms"] > 0)
+    console.print(f"by category: {cats}")
+    console.print("counts: pycls conventions (flops = multiply-adds), per batch")
