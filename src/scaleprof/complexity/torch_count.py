@@ -76,6 +76,24 @@ def _layer_counts(module: nn.Module, out_shape: tuple[int, ...], batch: int) -> 
     return 0, 0
 
 
+def per_position_cost(module: nn.Module, channels: int | None = None) -> tuple[int, int, int | None]:
+    """(flops, acts) per output position of ``module`` and its output channels, from its
+    attributes alone; ``channels`` is the width flowing into it (for max pooling, which keeps it).
+    Same rules as ``_layer_counts``: flops(output) = flops per position x positions."""
+    if isinstance(module, _CONV):
+        flops = math.prod(module.kernel_size) * (module.in_channels // module.groups) * module.out_channels
+        return flops + (module.out_channels if module.bias is not None else 0), module.out_channels, \
+            module.out_channels
+    if isinstance(module, nn.Linear):
+        flops = module.in_features * module.out_features
+        return flops + (module.out_features if module.bias is not None else 0), module.out_features, \
+            module.out_features
+    if isinstance(module, _MAXPOOL):
+        return 0, channels or 0, None
+    return 0, 0, getattr(module, "num_features", None) if isinstance(module, nn.modules.batchnorm._NormBase) \
+        else None
+
+
 def _first_tensor(output):
     if isinstance(output, torch.Tensor):
         return output
@@ -132,8 +150,9 @@ def count_model(model: nn.Module, resolution: int | tuple[int, int] = 224, batch
             handle.remove()
 
     modules = dict(meta_model.named_modules())
+    position = {name: i for i, name in enumerate(modules)}
     layers = []
-    for name in order:
+    for name in sorted(order, key=lambda n: position.get(n, len(position))):  # module order, not call order
         shape, flops, _, acts = rows[name]
         module = modules[name]
         layers.append(LayerCount(name=name, type=type(module).__name__, output_shape=shape,

@@ -8,3 +8,7 @@ from scaleprof.models.registry import all_models, base_spec, build_model, family
 from scaleprof.models.spec import ModelSpec
 
 __all__ = ["ModelSpec", "all_models", "base_spec", "build_model", "family_of", "list_models"]
+from scaleprof.models.scaling import scale_spec  # noqa: E402
+from scaleprof.models.strategies import NAMED as STRATEGIES, Strategy, parse_strategy  # noqa: E402
+
+__all__ += ["STRATEGIES", "Strategy", "parse_strategy", "scale_spec"]

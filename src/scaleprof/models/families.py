@@ -25,11 +25,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import json
 import math
 import re
 from dataclasses import asdict, fields
 
 import torch
+from torch.overrides import TorchFunctionMode
 
 _JSON_TYPES = (int, float, str, bool, type(None))
 # Arguments timm's entry points pass along that do not describe the architecture.
@@ -80,6 +82,23 @@ def _recording(module, names, calls):
             setattr(module, n, fn)
 
 
+class _SkipInitOnMeta(TorchFunctionMode):
+    """Weight initialisation is meaningless on the meta device and costs most of a meta build
+    (torch's meta normal_ goes through the reference implementation): skip the in-place fills."""
+
+    _FILLS = {"normal_", "uniform_", "zero_", "fill_", "trunc_normal_", "copy_", "kaiming_normal_",
+              "kaiming_uniform_", "xavier_uniform_", "xavier_normal_", "ones_", "zeros_", "constant_",
+              "orthogonal_", "bernoulli_", "exponential_", "clamp_", "erfinv_", "mul_", "add_"}
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if getattr(func, "__name__", "") in self._FILLS:
+            target = args[0] if args else kwargs.get("tensor", kwargs.get("self"))
+            if isinstance(target, torch.Tensor) and target.is_meta:
+                return target
+        return func(*args, **kwargs)
+
+
 def _geomean(values) -> float:
     values = [v for v in values if v > 0]
     return math.exp(sum(math.log(v) for v in values) / len(values)) if values else 1.0
@@ -121,6 +140,11 @@ class Family:
     def with_knobs(self, base: dict, depths: list[int], width: float, group: float = 1.0) -> dict:
         """The base arch with these stage depths, width multiplier and group-width multiplier."""
         raise NotImplementedError
+
+    def width_signature(self, arch: dict) -> str:
+        """A key that is equal for two archs (at equal depths) exactly when their widths are: lets
+        the scaling search reuse one count for every continuous width that rounds the same."""
+        return json.dumps(arch, sort_keys=True)
 
     def width_ladder(self, base: dict) -> float | None:
         """For families whose width knob is discrete (TResNet), the step in multiplier; else None."""
@@ -194,7 +218,8 @@ class EfficientNetFamily(Family):
     def _widths_of(self, gen, variant, kwargs, cm, raw, depths):
         # Output width of each stage: the last conv registered in its last block (conv_pw of a
         # depthwise-separable block, conv_pwl of inverted-residual and edge-residual blocks).
-        model = self._build(gen, variant, kwargs, cm, raw, depths, device="meta", dtype=None)
+        with _SkipInitOnMeta():
+            model = self._build(gen, variant, kwargs, cm, raw, depths, device="meta", dtype=None)
         widths = []
         for stage in model.blocks:
             convs = [m for m in stage[-1].modules() if isinstance(m, torch.nn.Conv2d)]
@@ -215,12 +240,44 @@ class EfficientNetFamily(Family):
         return self._build(arch["builder"], arch["variant"], arch["kwargs"], arch["channel_multiplier"],
                            arch["raw_repeats"], arch["depths"], device, dtype)
 
+    def width_signature(self, arch):
+        # Every channel count of the network is round_chs_fn(c) for a c of the arch_def (or derived
+        # from one), so the rounded values of those c determine all widths.
+        from timm.models._efficientnet_builder import round_channels
+
+        rounded = [round_channels(c, arch["channel_multiplier"], divisor, cmin, limit)
+                   for c, divisor, cmin, limit in self._round_calls(arch["builder"], arch["variant"],
+                                                                     json.dumps(arch["kwargs"], sort_keys=True))]
+        rest = {k: v for k, v in arch.items() if k != "channel_multiplier"}
+        return json.dumps([rounded, rest], sort_keys=True)
+
+    @staticmethod
+    @functools.lru_cache(maxsize=None)
+    def _round_calls(gen, variant, kwargs_json):
+        from timm.models import efficientnet as effnet
+
+        calls: list = []
+        with _recording(effnet, ["round_channels"], calls), _SkipInitOnMeta():
+            fn = getattr(effnet, gen.rsplit(".", 1)[-1])
+            fn(variant, pretrained=False, device="meta", **json.loads(kwargs_json))
+        seen = []
+        for _, a in calls:
+            item = (a["channels"], a["divisor"], a["channel_min"], a["round_limit"])
+            if item not in seen:
+                seen.append(item)
+        return tuple(seen)
+
     def depths(self, arch):
         return list(arch["depths"])
 
     def widths(self, arch):
-        return self._widths_of(arch["builder"], arch["variant"], arch["kwargs"], arch["channel_multiplier"],
-                               arch["raw_repeats"], arch["depths"])
+        # widths do not depend on depths: count them on a one-block-per-stage build
+        return list(self._cached_widths(arch["builder"], arch["variant"], json.dumps(arch["kwargs"], sort_keys=True),
+                                        arch["channel_multiplier"], tuple(arch["raw_repeats"])))
+
+    @functools.lru_cache(maxsize=4096)
+    def _cached_widths(self, gen, variant, kwargs_json, cm, raw):
+        return tuple(self._widths_of(gen, variant, json.loads(kwargs_json), cm, list(raw), [1] * len(raw)))
 
     def with_knobs(self, base, depths, width, group=1.0):
         arch = dict(base)

@@ -7,28 +7,10 @@ import functools
 import json
 
 import torch
-from torch.overrides import TorchFunctionMode
 
 from scaleprof.errors import BadInput, nearest
-from scaleprof.models.families import FAMILIES, Family
+from scaleprof.models.families import FAMILIES, Family, _SkipInitOnMeta
 from scaleprof.models.spec import ModelSpec
-
-
-class _SkipInitOnMeta(TorchFunctionMode):
-    """Weight initialisation is meaningless on the meta device and costs most of a meta build
-    (torch's meta normal_ goes through the reference implementation): skip the in-place fills."""
-
-    _FILLS = {"normal_", "uniform_", "zero_", "fill_", "trunc_normal_", "copy_", "kaiming_normal_",
-              "kaiming_uniform_", "xavier_uniform_", "xavier_normal_", "ones_", "zeros_", "constant_",
-              "orthogonal_", "bernoulli_", "exponential_", "clamp_", "erfinv_", "mul_", "add_"}
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        if getattr(func, "__name__", "") in self._FILLS:
-            target = args[0] if args else kwargs.get("tensor", kwargs.get("self"))
-            if isinstance(target, torch.Tensor) and target.is_meta:
-                return target
-        return func(*args, **kwargs)
 
 
 def list_models() -> dict[str, list[str]]:

@@ -1,0 +1,66 @@
+"""`scaleprof count MODEL [--strategy S --alpha A --scale F] [--resolution R] [--batch B] [--per-layer]`:
+flops, params and activations from shapes alone (pycls conventions, SCALING.md §2)."""
+
+from __future__ import annotations
+
+import json
+
+from scaleprof.tools._select import add_model_arguments, fmt_int, selected_spec
+
+NAME = "count"
+HELP = "count flops (multiply-adds), params and activations of a base or scaled model, per layer or in total"
+
+
+def add_arguments(parser) -> None:
+    add_model_arguments(parser)
+    parser.add_argument("--resolution", type=int, metavar="R",
+                        help="input resolution (default: the one the strategy chose, or the model's own)")
+    parser.add_argument("--batch", type=int, default=1, metavar="B", help="batch size (default 1); counts are per image")
+    parser.add_argument("--per-layer", action="store_true", help="also list every layer")
+
+
+def result(spec, base, counts, base_counts, per_layer: bool) -> dict:
+    out = {
+        "model": spec.model, "family": spec.family, "strategy": spec.strategy, "alpha": spec.alpha,
+        "scale": spec.scale, "depth_multiplier": spec.depth_multiplier, "width_multiplier": spec.width_multiplier,
+        "group_multiplier": spec.group_multiplier, "resolution": counts.resolution, "batch": counts.batch,
+        "flops": counts.flops, "params": counts.params, "acts": counts.acts,
+        "flops_ratio": counts.flops / base_counts.flops,
+        "batch_flops": counts.batch_flops, "batch_acts": counts.batch_acts,
+        "per": "image", "convention": counts.convention, "label": spec.label, "spec": spec.to_dict(),
+    }
+    if per_layer:
+        out["layers"] = [{"name": r.name, "type": r.type, "output_shape": list(r.output_shape), "flops": r.flops,
+                          "params": r.params, "acts": r.acts} for r in counts.layers]
+    return out
+
+
+def run(args) -> int:
+    from scaleprof.complexity import check_resolution, count_spec
+    from scaleprof.errors import BadInput
+
+    if args.batch is None or args.batch < 1:
+        raise BadInput(f"batch must be a positive integer, got {args.batch}")
+    if args.resolution is not None:
+        check_resolution(args.resolution, args.model)
+    spec, base = selected_spec(args)
+    counts = count_spec(spec, args.resolution, batch=args.batch)
+    base_counts = count_spec(base)
+    info = result(spec, base, counts, base_counts, args.per_layer)
+    if args.json:
+        print(json.dumps(info))
+        return 0
+    print(f"{spec.label} at {counts.resolution}x{counts.resolution}, batch {counts.batch}")
+    if args.per_layer:
+        width = max([len(r.name) for r in counts.layers] + [5])
+        print(f"  {'layer':{width}s}  {'type':22s} {'output shape':22s} {'flops':>14s} {'params':>11s} {'acts':>11s}")
+        for r in counts.layers:
+            shape = "x".join(str(d) for d in r.output_shape) or "-"
+            print(f"  {r.name:{width}s}  {r.type[:22]:22s} {shape:22s} {r.flops:14,d} {r.params:11,d} {r.acts:11,d}")
+        print()
+    print(f"  flops   {fmt_int(counts.flops):>10} per image   {fmt_int(counts.batch_flops):>10} per batch"
+          + (f"   x{info['flops_ratio']:.3f} of {base.model}" if spec.strategy or args.resolution else ""))
+    print(f"  params  {fmt_int(counts.params):>10}")
+    print(f"  acts    {fmt_int(counts.acts):>10} per image   {fmt_int(counts.batch_acts):>10} per batch")
+    print(f"  convention: {counts.convention}")
+    return 0
