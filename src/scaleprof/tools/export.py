@@ -1,0 +1,91 @@
+"""`scaleprof export MODEL [--strategy S --alpha A --scale F] -o FILE.onnx`: a checked ONNX file.
+
+The file carries its ModelSpec and predicted counts (``scaleprof inspect FILE.onnx`` shows them);
+it is written under a temporary name and renamed into place only once every check passed."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+NAME = "export"
+HELP = "export a (scaled) model to a checked ONNX file (parity vs PyTorch in ONNX Runtime)"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("model", metavar="MODEL", help="base model, e.g. efficientnet_b0 (see `scaleprof models`)")
+    parser.add_argument("--strategy", help="scaling strategy: d, w, r, dw, dr, wr, dwr, dWr, d1_w8_r1, en ...")
+    parser.add_argument("--alpha", type=float, help="dWr's alpha (default 0.8)")
+    parser.add_argument("--scale", type=float, default=1.0, help="flops factor s (default 1: the base model)")
+    parser.add_argument("--resolution", type=int, help="export resolution (default: the model's own)")
+    parser.add_argument("-o", "--output", required=True, metavar="FILE.onnx", help="where to write the ONNX file")
+    parser.add_argument("--static", action="store_true", help="static input shape (batch x 3 x R x R) instead of "
+                        "dynamic batch and spatial axes")
+    parser.add_argument("--batch", type=int, default=1, help="the batch of a --static export (default 1)")
+    parser.add_argument("--opset", type=int, help="ONNX opset (default 17)")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16"),
+                        help="weights and activations (fp16: for strongly typed TensorRT networks)")
+    parser.add_argument("--tolerance", metavar="RTOL[,ATOL]",
+                        help="parity tolerance: fail when max|onnx-torch| > ATOL + RTOL*max|torch| "
+                             "(default 1e-3,1e-5 for fp32; 5e-2,1e-3 for fp16)")
+    parser.add_argument("--no-parity", action="store_true", help="skip the ONNX Runtime parity run (checker only)")
+    parser.add_argument("--exporter", default="torchscript", choices=("torchscript", "dynamo"),
+                        help="torch.onnx exporter (default torchscript: module-scoped node names)")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def parse_tolerance(text: str | None) -> tuple[float | None, float | None]:
+    from scaleprof.errors import BadInput
+
+    if text is None:
+        return None, None
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        raise BadInput(f"--tolerance {text!r}: expected RTOL or RTOL,ATOL (numbers)")
+    if len(values) > 2 or any(v < 0 or v != v for v in values):
+        raise BadInput(f"--tolerance {text!r}: expected RTOL or RTOL,ATOL, each >= 0")
+    return values[0], values[1] if len(values) > 1 else None
+
+
+def make_spec(model: str, strategy: str | None, scale: float, alpha: float | None, resolution: int | None):
+    import dataclasses
+
+    from scaleprof.models import base_spec
+
+    if strategy or scale != 1.0 or alpha is not None:
+        try:
+            from scaleprof.models import scale_spec
+        except ImportError:
+            from scaleprof.models.scaling import scale_spec
+        spec = scale_spec(model, strategy, scale, alpha)
+    else:
+        spec = base_spec(model)
+    return dataclasses.replace(spec, resolution=resolution) if resolution else spec
+
+
+def run(args) -> int:
+    from scaleprof.export import ExportOptions, export_onnx
+    from scaleprof.export.onnx_export import DEFAULT_OPSET
+
+    rtol, atol = parse_tolerance(args.tolerance)
+    spec = make_spec(args.model, args.strategy, args.scale, args.alpha, args.resolution)
+    options = ExportOptions(opset=args.opset or DEFAULT_OPSET, precision=args.precision, dynamic=not args.static,
+                            static_batch=args.batch, rtol=rtol, atol=atol, check_parity=not args.no_parity,
+                            exporter=args.exporter)
+    say = (lambda msg: None) if args.json else (lambda msg: print(msg, file=sys.stderr))
+    result = export_onnx(spec, args.output, options, progress=say)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2, default=str))
+        return 0
+    shape = "x".join(str(d) for d in result.input_shape)
+    print(f"wrote {result.path} ({result.size_bytes / 1e6:.1f} MB, {result.nodes} nodes, opset {options.opset}, "
+          f"{options.precision}, input {shape}) in {result.seconds['total']:.1f} s")
+    for p in result.parity:
+        print(f"  parity {p.batch}x3x{p.resolution}x{p.resolution}: max abs {p.max_abs:.3g}, "
+              f"relative {p.max_rel:.3g} (of max |logit| {p.ref_scale:.3g})")
+    if result.spatial_multiple > 1:
+        print(f"  same-padding pads fixed at {spec.resolution}: other resolutions must be "
+              f"{spec.resolution} + k*{result.spatial_multiple}")
+    return 0

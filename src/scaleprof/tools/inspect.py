@@ -1,0 +1,137 @@
+"""`scaleprof inspect FILE.onnx|ENGINE_DIR`: what a file holds, read from the file alone.
+
+ONNX: spec, predicted counts (and counts from the graph itself), inputs and outputs, opset, export
+record (precision, dynamic axes, parity, versions). Engine directory: its manifest.json (backend,
+version, device, precision, shape set) and the ONNX file it was built from, when still there."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+NAME = "inspect"
+HELP = "show the spec, counts, inputs, shape set, backend and versions of an ONNX file or engine directory"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("target", metavar="FILE.onnx|ENGINE_DIR", help="an ONNX file or an engine directory")
+    parser.add_argument("--resolution", type=int, help="count the graph at this resolution (foreign ONNX files "
+                        "with symbolic spatial dims need it for counts)")
+    parser.add_argument("--json", action="store_true", help="print as JSON")
+
+
+def describe_onnx(path, resolution: int | None = None) -> dict:
+    from scaleprof.complexity.onnx_count import count_onnx
+    from scaleprof.errors import BadInput
+    from scaleprof.export.onnx_io import dims_of, image_input, load_model, metadata_from_model
+
+    model = load_model(path)
+    name, dims = image_input(model, path)
+    meta = metadata_from_model(model)
+    info = {
+        "kind": "onnx", "path": str(path), "size_bytes": Path(path).stat().st_size,
+        "producer": f"{model.producer_name} {model.producer_version}".strip(),
+        "opset": next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None),
+        "input": {"name": name, "shape": list(dims)},
+        "outputs": [{"name": o.name, "shape": list(dims_of(o))} for o in model.graph.output],
+        "nodes": len(model.graph.node),
+        "spec": meta.spec.to_dict() if meta.spec else None,
+        "label": meta.spec.label if meta.spec else None,
+        "predicted_counts": meta.counts, "export": meta.export,
+    }
+    try:
+        counts = count_onnx(model, dims[0] if isinstance(dims[0], int) else 1, resolution)
+        info["onnx_counts"] = {**counts.to_dict(per_layer=False), "layers": len(counts.layers)}
+    except BadInput as err:
+        info["onnx_counts"] = {"unavailable": str(err)}
+    return info
+
+
+def describe_engine(directory: Path) -> dict:
+    from scaleprof.engines.base import EngineManifest
+    from scaleprof.errors import BadInput
+
+    manifest_path = directory / "manifest.json"
+    if not manifest_path.is_file():
+        raise BadInput(f"{directory}: not an engine directory (no manifest.json)")
+    try:
+        manifest = EngineManifest.from_json(manifest_path.read_text())
+    except (ValueError, KeyError, TypeError) as err:
+        raise BadInput(f"{manifest_path}: unreadable engine manifest ({err})")
+    info = {"kind": "engine", "path": str(directory), "manifest": json.loads(manifest.to_json()),
+            "shapes": [str(s) for s in manifest.shapes],
+            "ranges": [f"{r.min}..{r.opt}..{r.max}" for r in manifest.ranges],
+            "artifact_present": (directory / manifest.artifact).is_file()}
+    onnx_path = Path(manifest.onnx_path)
+    if onnx_path.is_file():
+        try:
+            info["onnx"] = describe_onnx(onnx_path)
+        except BadInput as err:
+            info["onnx"] = {"unavailable": str(err)}
+    return info
+
+
+def run(args) -> int:
+    from scaleprof.errors import BadInput
+
+    target = Path(args.target)
+    if target.is_dir():
+        info = describe_engine(target)
+    elif target.exists():
+        info = describe_onnx(target, args.resolution)
+    else:
+        raise BadInput(f"{target}: no such ONNX file or engine directory")
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+        return 0
+    print(_text(info))
+    return 0
+
+
+def _text(info: dict) -> str:
+    lines = []
+    if info["kind"] == "engine":
+        m = info["manifest"]
+        lines += [f"engine     {info['path']}",
+                  f"backend    {m['backend']} {m['backend_version']} on {m['device']} ({m['device_name']})",
+                  f"precision  {m['precision']}   threads {m['threads']}",
+                  f"shapes     {', '.join(info['shapes']) or '-'}" + (f"   ranges {', '.join(info['ranges'])}"
+                                                                      if info["ranges"] else ""),
+                  f"artifact   {m['artifact']} ({'present' if info['artifact_present'] else 'MISSING'}), "
+                  f"built in {m['build_seconds']:.2f} s, key {m['key']}",
+                  f"from       {m['onnx_path']}"]
+        if "onnx" in info and "kind" in info["onnx"]:
+            lines += ["", _text(info["onnx"])]
+        return "\n".join(lines)
+    lines.append(f"onnx       {info['path']} ({info['size_bytes'] / 1e6:.1f} MB, {info['nodes']} nodes, "
+                 f"opset {info['opset']}, producer {info['producer'] or '?'})")
+    lines.append(f"input      {info['input']['name']} {'x'.join(map(str, info['input']['shape']))}")
+    for out in info["outputs"]:
+        lines.append(f"output     {out['name']} {'x'.join(map(str, out['shape']))}")
+    spec = info["spec"]
+    if spec:
+        lines.append(f"model      {info['label']} (family {spec['family']}, resolution {spec['resolution']}, "
+                     f"d x{spec['depth_multiplier']:.3g} w x{spec['width_multiplier']:.3g})")
+    else:
+        lines.append("model      not exported by scaleprof (no spec in the metadata)")
+    exp = info["export"]
+    if exp:
+        lines.append(f"export     {exp['precision']}, {'dynamic' if exp['dynamic'] else 'static'} shapes, "
+                     f"{exp['exporter']} exporter, torch {exp['versions'].get('torch')}, "
+                     f"onnx {exp['versions'].get('onnx')}")
+        if exp.get("spatial_multiple", 1) > 1:
+            lines.append(f"           resolutions must be {exp['resolution']} + k*{exp['spatial_multiple']} "
+                         "(same-padding fixed at export)")
+        for p in exp.get("parity", []):
+            lines.append(f"parity     {p['batch']}x3x{p['resolution']}x{p['resolution']}: max abs {p['max_abs']:.3g}, "
+                         f"relative {p['max_rel']:.3g}")
+    pc, oc = info["predicted_counts"], info["onnx_counts"]
+    if pc:
+        lines.append(f"predicted  flops {pc['flops']:,}  params {pc['params']:,}  acts {pc['acts']:,}  "
+                     f"(PyTorch, per image at {pc['resolution']})")
+    if "flops" in oc:
+        lines.append(f"graph      flops {oc['flops']:,}  params {oc['params']:,}  acts {oc['acts']:,}  "
+                     f"(ONNX graph, per image at {oc['resolution']})")
+    else:
+        lines.append(f"graph      counts unavailable: {oc['unavailable']}")
+    return "\n".join(lines)
