@@ -1,0 +1,278 @@
+"""Content-addressed engine cache.
+
+An engine directory is ``<cache>/<backend>-<key[:16]>/`` holding the backend's artifact, any side
+files, and ``manifest.json`` (an EngineManifest). The key is the sha256 of
+
+    the ONNX bytes (model file + external data files) + backend + backend version + device name
+    + precision + threads + shape set + build options + backend.build_key_parts(spec)
+
+so a second build of the same thing is a lookup: read the manifest, re-hash the files it lists,
+done (milliseconds). A corrupted or truncated entry (artifact hash differs from the manifest's,
+a listed file missing, manifest unreadable) is reported, removed and rebuilt, never used.
+
+Builds happen in a temporary directory next to the entry and are renamed into place when the
+manifest is written, so an interrupted build never leaves a half-written entry under the key.
+The default cache directory is ``<out>/engines/``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from scaleprof.engines.base import Backend, BuildSpec, Engine, EngineManifest, ProgressCallback
+from scaleprof.engines.registry import backend_for, check_device, get_backend
+from scaleprof.engines.shapes import describe, fits_model_input
+from scaleprof.errors import BadInput, EnvironmentProblem
+
+MANIFEST = "manifest.json"
+FORMAT = 1                      # bump when the entry layout changes: old entries become misses
+_CHUNK = 1 << 20
+
+
+def default_cache_dir(out_dir: str | Path) -> Path:
+    return Path(out_dir) / "engines"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _external_files(path: Path, data: bytes) -> list[Path]:
+    """The external data files the model's initializers point to (usually none)."""
+    import onnx
+    from onnx.external_data_helper import uses_external_data
+
+    if b"location" not in data:      # cheap test: an external-data model names its files
+        return []
+    try:
+        model = onnx.load_model_from_string(data)
+    except Exception:                # unreadable: the ONNX check reports it when it matters
+        return []
+    extra = set()
+    for tensor in model.graph.initializer:
+        if uses_external_data(tensor):
+            extra.update(e.value for e in tensor.external_data if e.key == "location")
+    return [path.parent / loc for loc in sorted(extra)]
+
+
+def onnx_sha256(path: str | Path) -> str:
+    """sha256 over the ONNX bytes: the model file, then its external data files (name and bytes)."""
+    path = Path(path)
+    if not path.is_file():
+        raise BadInput(f"no ONNX file at {path}")
+    data = path.read_bytes()
+    digest = hashlib.sha256(data)
+    for f in _external_files(path, data):
+        if not f.is_file():
+            raise BadInput(f"{path} refers to external data {f.name!r}, which is missing")
+        digest.update(b"\0" + f.name.encode() + b"\0" + file_sha256(f).encode())
+    return digest.hexdigest()
+
+
+def cache_key(onnx_digest: str, backend: Backend, spec: BuildSpec) -> str:
+    parts = {
+        "format": FORMAT,
+        "onnx_sha256": onnx_digest,
+        "backend": backend.name,
+        "backend_version": backend.version(),
+        "device": spec.device,
+        "device_name": backend.device_name(spec.device),
+        "precision": spec.precision,
+        "threads": spec.threads,
+        "shapes": [str(p) for p in sorted(spec.shapes)],
+        "ranges": [[str(r.min), str(r.opt), str(r.max)] for r in spec.ranges],
+        "options": sorted((k, repr(v)) for k, v in spec.options),
+        "backend_parts": backend.build_key_parts(spec),
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=repr).encode()).hexdigest()
+
+
+def draft_manifest(backend: Backend, spec: BuildSpec, onnx_path: Path, artifact: str, **extras) -> EngineManifest:
+    """What a backend's build() returns in its Engine; the cache fills in key, hashes and timings."""
+    return EngineManifest(
+        backend=backend.name, backend_version=backend.version(), device=spec.device,
+        device_name=backend.device_name(spec.device), precision=spec.precision, threads=spec.threads,
+        key="", onnx_sha256="", onnx_path=str(Path(onnx_path).resolve()), artifact=artifact,
+        shapes=tuple(sorted(spec.shapes)), ranges=tuple(spec.ranges), options=dict(spec.options),
+        extras=dict(extras))
+
+
+def rebuild_hint(m: EngineManifest) -> str:
+    """The `scaleprof build` command line that makes this engine again (on this host)."""
+    name = m.extras.get("input", "input")
+    args = [f"--backend {m.backend} --device {m.device} --precision {m.precision}",
+            "--shapes " + ",".join(f"{name}:{p}" for p in m.shapes)]
+    for r in m.ranges[:1]:
+        args.append(f"--minShapes {name}:{r.min} --optShapes {name}:{r.opt} --maxShapes {name}:{r.max}")
+    if m.threads:
+        args.append(f"--threads {m.threads}")
+    args += [f"--option {k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in sorted(m.options.items())]
+    return f"rebuild it: scaleprof build {m.onnx_path} " + " ".join(args)
+
+
+def read_manifest(directory: Path) -> EngineManifest:
+    path = Path(directory) / MANIFEST
+    if not path.is_file():
+        raise BadInput(f"{directory} is not an engine directory (no {MANIFEST})")
+    try:
+        return EngineManifest.from_json(path.read_text())
+    except (ValueError, TypeError, KeyError) as err:
+        raise BadInput(f"{path} is corrupt ({type(err).__name__}); delete the directory and rebuild") from None
+
+
+def corruption(directory: Path, manifest: EngineManifest) -> str | None:
+    """Why the entry cannot be used (a listed file missing or with another hash), or None."""
+    listed = {manifest.artifact: manifest.artifact_sha256, **manifest.extras.get("files_sha256", {})}
+    if not manifest.artifact_sha256:
+        return "its manifest records no artifact hash"
+    for name, expected in listed.items():
+        path = Path(directory) / name
+        if not path.is_file():
+            return f"{name} is missing"
+        if file_sha256(path) != expected:
+            return f"{name} does not match its recorded sha256 (corrupt or truncated)"
+    return None
+
+
+def open_engine(directory: str | Path) -> Engine:
+    """An engine directory made by build_engine, verified against this host: same backend version,
+    same device, files intact. Anything else is one line that says how to rebuild. Not loaded."""
+    directory = Path(directory)
+    m = read_manifest(directory)
+    backend = get_backend(m.backend)
+    check_device(m.device)
+    check = getattr(backend, "check_device", None)
+    if check is not None:
+        try:
+            check(m.device)
+        except EnvironmentProblem as err:
+            raise EnvironmentProblem(f"engine {directory} was built for {m.device} ({m.device_name}), "
+                                     f"which this host cannot use: {err}") from None
+    here_version, here_device = backend.version(), backend.device_name(m.device)
+    if here_version != m.backend_version or here_device != m.device_name:
+        raise EnvironmentProblem(
+            f"engine {directory} was built with {m.backend} {m.backend_version} for {m.device_name}, "
+            f"this host has {m.backend} {here_version} on {here_device}; {rebuild_hint(m)}")
+    problem = corruption(directory, m)
+    if problem:
+        raise BadInput(f"engine {directory} is unusable: {problem}; {rebuild_hint(m)}")
+    return backend.load(directory, m)
+
+
+@dataclass
+class BuildResult:
+    engine: Engine
+    cached: bool                    # True: an intact entry was found, nothing was built
+    key: str
+    directory: Path
+    seconds: float                  # wall time of build_engine, lookup included
+    replaced: str | None = None     # why a previous entry under this key was thrown away
+
+
+def _writable_dir(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.mkdtemp(prefix=".probe-", dir=path)
+        os.rmdir(probe)
+    except OSError as err:
+        raise EnvironmentProblem(f"cannot write engines under {path}: {err.strerror or err}") from None
+
+
+def _discard(path: Path) -> None:
+    """Move an entry out of the way first (atomic), then delete it."""
+    trash = path.with_name(f".trash-{path.name}-{os.getpid()}-{time.monotonic_ns()}")
+    try:
+        os.rename(path, trash)
+    except FileNotFoundError:
+        return
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def lookup(cache_dir: Path, key: str, backend_name: str) -> tuple[Path, EngineManifest | None, str | None]:
+    """(entry dir, manifest if the entry is intact, reason it is not if it exists but is broken)."""
+    entry = Path(cache_dir) / f"{backend_name}-{key[:16]}"
+    if not entry.exists():
+        return entry, None, None
+    try:
+        m = read_manifest(entry)
+    except BadInput as err:
+        return entry, None, str(err)
+    if m.key != key:
+        return entry, None, "its manifest carries another key"
+    problem = corruption(entry, m)
+    return entry, (None if problem else m), problem
+
+
+def build_engine(onnx_path: str | Path, spec: BuildSpec, cache_dir: str | Path, *,
+                 force: bool = False, progress: ProgressCallback | None = None) -> BuildResult:
+    """The engine for (onnx, spec): from the cache when an intact entry exists, else built."""
+    start = time.perf_counter()
+    say = progress or (lambda _msg: None)
+    onnx_path, cache_dir = Path(onnx_path), Path(cache_dir)
+    backend = backend_for(spec.backend, spec.device)
+    if not spec.shapes and not spec.ranges:
+        raise BadInput("empty shape set: give at least one shape")
+    if spec.precision not in ("fp32", "fp16"):
+        raise BadInput(f"unknown precision {spec.precision!r}: use fp32 or fp16")
+    if spec.threads is not None and spec.threads <= 0:
+        raise BadInput(f"threads must be a positive integer, got {spec.threads}")
+    digest = onnx_sha256(onnx_path)
+    key = cache_key(digest, backend, spec)
+    entry, manifest, problem = lookup(cache_dir, key, backend.name)
+    if manifest is not None and not force:
+        # Same bytes, perhaps another path now: point the (in-memory) manifest at the file we were given.
+        manifest = dataclasses.replace(manifest, onnx_path=str(onnx_path.resolve()))
+        return BuildResult(backend.load(entry, manifest), True, key, entry, time.perf_counter() - start)
+    if problem:
+        say(f"cached engine {entry} is unusable ({problem}); rebuilding")
+
+    from scaleprof.export.onnx_io import image_input, load_model
+
+    name, dims = image_input(load_model(onnx_path, load_weights=False), onnx_path)
+    fits_model_input(dims, spec.shapes, spec.ranges, name)
+    _writable_dir(cache_dir)
+    tmp = Path(tempfile.mkdtemp(prefix=f".build-{entry.name}-", dir=cache_dir))
+    try:
+        say(f"building {backend.name} engine for {onnx_path.name} ({describe(spec.shapes, spec.ranges)})")
+        built_start = time.perf_counter()
+        draft = backend.build(onnx_path, spec, tmp).manifest
+        files = {p.relative_to(tmp).as_posix(): file_sha256(p) for p in sorted(tmp.rglob("*"))
+                 if p.is_file() and p.name != MANIFEST}
+        if draft.artifact not in files:
+            raise RuntimeError(f"backend {backend.name} wrote no artifact {draft.artifact!r}")
+        artifact_sha = files.pop(draft.artifact)
+        manifest = dataclasses.replace(
+            draft, key=key, onnx_sha256=digest, onnx_path=str(onnx_path.resolve()),
+            backend=backend.name, backend_version=backend.version(), device=spec.device,
+            device_name=backend.device_name(spec.device), precision=spec.precision, threads=spec.threads,
+            shapes=tuple(sorted(spec.shapes)), ranges=tuple(spec.ranges), options=dict(spec.options),
+            artifact_sha256=artifact_sha, build_seconds=round(time.perf_counter() - built_start, 4),
+            extras={**draft.extras, "files_sha256": files})
+        (tmp / MANIFEST).write_text(manifest.to_json())
+        if entry.exists():
+            _discard(entry)
+        try:
+            os.rename(tmp, entry)
+        except OSError:
+            # another process finished the same build first: use its entry if it is intact
+            _, theirs, _ = lookup(cache_dir, key, backend.name)
+            if theirs is None:
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
+            return BuildResult(backend.load(entry, theirs), True, key, entry, time.perf_counter() - start, problem)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return BuildResult(backend.load(entry, manifest), False, key, entry, time.perf_counter() - start, problem)
