@@ -46,7 +46,8 @@ def layers_for(row, n=12):
 
 def fill_store(directory, rows, layers=True, env_key="env0", failures=()):
     with Store(directory) as store:
-        sweep = store.begin_sweep("synthetic", {"name": "synthetic", "budget_ms": []})
+        sweep = store.begin_sweep("synthetic", {"name": "synthetic", "budget_ms": [],
+                                                "convention": "pycls: flops = multiply-adds (synthetic)"})
         for target in sorted({r["target"] for r in rows}):
             store.put_environment(env_key, {"name": target, "backend": "ort", "device": "cpu"},
                                   {"backend": "ort", "backend_version": "1.0", "device": "cpu",

@@ -94,7 +94,7 @@ class FakeStages(Stages):
                 "std": 0.0, "cv": 0.0, "ci95": [median, median], "iterations": 10, "total_s": self.delay,
                 "batch": batch, "timing_method": "fake", "throughput": batch * 1000 / median}
 
-    def layers(self, engine, spec, batch, resolution, timing, latency):
+    def layers(self, engine, spec, batch, resolution, timing, latency, inputs=None):
         self.calls["layers"] += 1
         layers = [{"name": f"layer{i}", "onnx_nodes": [f"/n{i}/Conv"], "op_type": "Conv", "category": "conv",
                    "time_ms": latency["median"] / 4, "mean_ms": latency["median"] / 4,

@@ -43,6 +43,14 @@ def test_bad_configs(tmp_path, text, needles):
     assert not (tmp_path / "out").exists()
 
 
+def test_unknown_model_is_one_line(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(MINIMAL.replace("efficientnet_b0", "efficientnet_b00"))
+    one_line_error(scaleprof("sweep", cfg, "-o", tmp_path / "out"), "unknown model 'efficientnet_b00'",
+                   "did you mean 'efficientnet_b0'")
+    assert not (tmp_path / "out").exists()
+
+
 def test_missing_config_file(tmp_path):
     one_line_error(scaleprof("sweep", tmp_path / "nope.yaml"), "no such config file")
 

@@ -50,7 +50,7 @@ def write_report(directory, budgets: list[float] | None = None, plots: bool = Tr
                        directory / "results.json", len(points), len(failures),
                        tuple(result.verdicts().values()))
     export.write_atomic(paths.csv, export.to_csv(rows))
-    export.write_atomic(paths.json, export.to_json(rows, environments, failures))
+    export.write_atomic(paths.json, export.to_json(rows, environments, failures, document.convention(sweeps)))
     export.write_atomic(paths.markdown, markdown.render(doc, files.name))
     export.write_atomic(paths.html, html.render(doc))
     return paths

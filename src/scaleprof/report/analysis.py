@@ -22,11 +22,6 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 METRICS = ("flops", "params", "acts")
-NAMED_EXPONENTS = {           # (e_d, e_w, e_r): d = s^e_d, w = s^e_w, r = s^e_r (SCALING.md §1)
-    "d": (1.0, 0.0, 0.0), "w": (0.0, 0.5, 0.0), "r": (0.0, 0.0, 0.5),
-    "dw": (0.5, 0.25, 0.0), "dr": (0.5, 0.0, 0.25), "wr": (0.0, 0.25, 0.25),
-    "dwr": (1 / 3, 1 / 6, 1 / 6),
-}
 
 
 # ------------------------------------------------------------------------------------ fits
@@ -161,30 +156,16 @@ def rank_metrics(fits: dict[str, dict[str, MetricFits]]) -> dict[str, list[Metri
 
 
 def expected_exponents(strategy: str, alpha: float | None = None) -> dict[str, float] | None:
-    """Growth of flops, params, acts as powers of s, exact before rounding (SCALING.md §1)."""
-    if strategy == "dWr":
-        a = 0.8 if alpha is None else float(alpha)
-        e = ((1 - a) / 2, a / 2, (1 - a) / 4)
-    elif strategy in NAMED_EXPONENTS:
-        e = NAMED_EXPONENTS[strategy]
-    elif strategy == "en":     # EfficientNet compound: d 1.2^phi, w 1.1^phi, r 1.15^phi; s = 2^phi
-        raw = (math.log2(1.2), math.log2(1.1), math.log2(1.15))
-        total = raw[0] + 2 * raw[1] + 2 * raw[2]
-        e = tuple(v / total for v in raw)
-    else:                      # pycls weights: d1_w8_r1 (a g letter scales groups, not flops)
-        weights = {}
-        for part in strategy.split("_"):
-            if part[:1] in "dwrg" and part[1:]:
-                try:
-                    weights[part[0]] = float(part[1:])
-                except ValueError:
-                    return None
-        total = weights.get("d", 0) + weights.get("w", 0) + weights.get("r", 0)
-        if total <= 0:
-            return None
-        e = (weights.get("d", 0) / total, weights.get("w", 0) / (2 * total), weights.get("r", 0) / (2 * total))
-    e_d, e_w, e_r = e
-    return {"flops": e_d + 2 * e_w + 2 * e_r, "params": e_d + 2 * e_w, "acts": e_d + e_w + 2 * e_r}
+    """Growth of flops, params and acts as powers of s, exact before rounding (SCALING.md §1), from
+    scaleprof.models.strategies; None for "none" or a name it does not know."""
+    from scaleprof.errors import BadInput
+    from scaleprof.models.strategies import parse_strategy
+
+    try:
+        growth = parse_strategy(strategy, alpha if strategy == "dWr" else None).expected_growth
+    except BadInput:
+        return None
+    return {k: growth[k] for k in METRICS}
 
 
 @dataclass

@@ -12,7 +12,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-from scaleprof.complexity.types import CONVENTION
 from scaleprof.report import plots
 from scaleprof.report.analysis import Analysis, category_times, grouped, layer_predictions, strategy_label, top_layers
 
@@ -85,7 +84,7 @@ def build(analysis: Analysis, failures: list[dict], environments: list[dict], sw
         f"{len(rows)} measured points on {len(groups)} target(s) ({', '.join(groups) or 'none'}); "
         f"{len(failures)} failed point(s). Latency is the median milliseconds per batch; "
         "throughput is images per second at that median.")
-    summary.blocks.append(f"Counting convention: {CONVENTION}. Latency is compared with the work of a "
+    summary.blocks.append(f"Counting convention: {convention(sweeps)}. Latency is compared with the work of a "
                           "whole batch (flops and acts x batch; params once).")
     for verdict in analysis.verdicts().values():
         summary.blocks.append(verdict)
@@ -273,6 +272,12 @@ def build(analysis: Analysis, failures: list[dict], environments: list[dict], sw
                               + ", ".join(f"{k} {v}" for k, v in sorted(clocks.items())))
     doc.sections.append(env)
     return doc
+
+
+def convention(sweeps: list[dict]) -> str:
+    """The counting convention the sweeps recorded (scaleprof.complexity.CONVENTION at sweep time)."""
+    found = sorted({s["config"].get("convention") for s in sweeps if s["config"].get("convention")})
+    return " | ".join(found) or "pycls (SCALING.md §2)"
 
 
 def _r(value) -> str:

@@ -16,7 +16,6 @@ import json
 import math
 from pathlib import Path
 
-from scaleprof.complexity.types import CONVENTION
 
 COLUMNS = (
     "model", "strategy", "alpha", "scale", "resolution", "batch", "precision", "target",
@@ -78,9 +77,9 @@ def to_csv(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
-def to_json(rows: list[dict], environments: list[dict], failures: list[dict]) -> str:
+def to_json(rows: list[dict], environments: list[dict], failures: list[dict], convention: str) -> str:
     return json.dumps({
-        "convention": CONVENTION,
+        "convention": convention,
         "latency": "milliseconds per batch (median over timed iterations); throughput in images/s",
         "points": rows,
         "failures": [{"model": f["model"], "strategy": f["strategy"], "alpha": f.get("alpha"),

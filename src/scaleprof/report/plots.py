@@ -37,10 +37,23 @@ def _series_key(row: dict) -> str:
     return strategy_label(row)
 
 
+# Op categories keep one colour in every plot (profile.mapping's categories first, then any other).
+CATEGORY_ORDER = ("conv", "depthwise conv", "SE", "activation", "pooling", "reformat/copy", "elementwise",
+                  "linear", "normalization", "other")
+
+
 def _colors(keys):
     plt = _plt()
     cmap = plt.get_cmap("tab10")
     return {k: cmap(i % 10) for i, k in enumerate(sorted(keys))}
+
+
+def _category_colors(cats):
+    plt = _plt()
+    cmap = plt.get_cmap("tab10")
+    extra = sorted(c for c in cats if c not in CATEGORY_ORDER)
+    order = list(CATEGORY_ORDER) + extra
+    return {c: cmap(order.index(c) % 10) for c in cats}
 
 
 def metric_fits_plot(group: str, rows: list[dict], fits: dict[str, MetricFits]) -> bytes:
@@ -94,7 +107,7 @@ def scaling_plot(group: str, rows: list[dict]) -> bytes:
         ax.set_yscale("log")
         ax.set_xlabel("flops factor s")
         ax.set_ylabel(ylabel)
-        ax.grid(alpha=0.3, which="both")
+        ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     axes[0].set_title("latency vs s (log-log)", fontsize=10)
     axes[1].set_title("activations vs s (log-log)", fontsize=10)
@@ -107,7 +120,7 @@ def top_layers_plot(title: str, layers: list[dict], n: int = 15) -> bytes:
     top = top_layers(layers, n)[::-1]
     fig, ax = plt.subplots(figsize=(11, 0.28 * len(top) + 1.2))
     cats = sorted({str(l.get("category") or "other") for l in top})
-    colors = _colors(cats)
+    colors = _category_colors(cats)
     names = [_short(str(l["name"])) for l in top]
     ax.barh(range(len(top)), [float(l["time_ms"]) for l in top],
             color=[colors[str(l.get("category") or "other")] for l in top])
@@ -126,7 +139,7 @@ def categories_plot(title: str, points: list[tuple[str, list[dict]]]) -> bytes:
     plt = _plt()
     per = [(label, category_times(layers)) for label, layers in points]
     cats = sorted({c for _, t in per for c in t}, key=lambda c: -sum(t.get(c, 0) for _, t in per))
-    colors = _colors(cats)
+    colors = _category_colors(cats)
     fig, ax = plt.subplots(figsize=(11, 0.35 * len(per) + 1.6))
     left = np.zeros(len(per))
     for cat in cats:
@@ -148,7 +161,7 @@ def layer_prediction_plot(title: str, layers: list[dict]) -> bytes:
     fits = layer_predictions(layers)
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
     cats = sorted({str(l.get("category") or "other") for l in layers})
-    colors = _colors(cats)
+    colors = _category_colors(cats)
     for ax, metric in zip(axes, ("flops", "acts")):
         for cat in cats:
             pts = [(float(l[metric]), float(l["time_ms"])) for l in layers
@@ -162,7 +175,7 @@ def layer_prediction_plot(title: str, layers: list[dict]) -> bytes:
         ax.set_ylabel("measured time (ms)")
         r = f"r={f.r:.3f}, log r={f.r_log:.3f}" if f.r is not None and f.r_log is not None else "r undefined"
         ax.set_title(f"time vs {metric}: {r}", fontsize=10)
-        ax.grid(alpha=0.3, which="both")
+        ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     fig.suptitle(title, fontsize=11)
     return _png(fig)

@@ -38,9 +38,6 @@ REQUIRED = ("models", "strategies", "scales", "targets")
 TARGET_KEYS = ("name", "backend", "device", "threads", "options")
 PRECISIONS = ("fp32", "fp16")
 BACKENDS = ("ort", "torch", "tensorrt")
-NAMED_STRATEGIES = ("none", "d", "w", "r", "dw", "dr", "wr", "dwr", "dWr", "en")
-# pycls weighted letters, e.g. d1_w8_r1 or d1_w8_g8_r1 (SCALING.md §1)
-_WEIGHTED = re.compile(r"^(?:[dwgr]\d+(?:\.\d+)?)(?:_[dwgr]\d+(?:\.\d+)?)*$")
 TIMING_KEYS = tuple(f.name for f in fields(TimingSettings))
 PROFILE_KEYS = TIMING_KEYS + ("layers",)
 DEFAULT_ALPHA = 0.8
@@ -197,9 +194,7 @@ def from_dict(data: dict, default_name: str = "sweep", where: str = "config",
     models = _str_list(data["models"], "models", fail)
     strategies = _str_list(data["strategies"], "strategies", fail)
     for s in strategies:
-        if s not in NAMED_STRATEGIES and not _WEIGHTED.match(s):
-            fail(f"strategies: unknown strategy {s!r}{_nearest(s, NAMED_STRATEGIES)}; valid: "
-                 f"{', '.join(NAMED_STRATEGIES)} or pycls weights like d1_w8_r1")
+        _check_strategy(s, fail)
     alpha = tuple(_num_list(data.get("alpha", DEFAULT_ALPHA), "alpha", fail, float))
     for a in alpha:
         if not 0 < a <= 1:
@@ -233,6 +228,20 @@ def from_dict(data: dict, default_name: str = "sweep", where: str = "config",
         fail("the grid is empty: no target takes any of the precisions "
              f"({', '.join(precisions)}; {', '.join(f'{k} is {v}-only' for k, v in PRESET_PRECISION.items())})")
     return config
+
+
+def _check_strategy(name: str, fail) -> None:
+    """Named strategies, pycls weights (d1_w8_r1), "en" (scaleprof.models.strategies), or "none"."""
+    if name == "none":
+        return
+    from scaleprof.models.strategies import NAMED, parse_strategy
+
+    try:
+        parse_strategy(name)
+    except BadInput as err:
+        folded = [n for n in NAMED if n.lower() == name.lower()]
+        hint = f" (did you mean {' or '.join(map(repr, folded))}?)" if folded and "did you mean" not in str(err) else ""
+        fail(f"strategies: {err}{hint}")
 
 
 def _check_keys(data: dict, valid, prefix: str, fail) -> None:

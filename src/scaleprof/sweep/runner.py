@@ -13,6 +13,7 @@ export, engines and profile; tests pass their own to exercise the runner without
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import traceback
@@ -42,6 +43,14 @@ class Prepared:
 class Stages:
     """What the runner needs from the pipeline. Each method may raise; see UpstreamStages."""
 
+    convention = ""                   # how counts are defined (recorded with each sweep)
+
+    def open(self, out_dir: Path) -> None:
+        """Called with the output directory before a run (where caches may live)."""
+
+    def validate(self, config: SweepConfig) -> None:
+        """Raise BadInput for names the pipeline does not know (before anything runs)."""
+
     def environment(self, target: Target) -> tuple[str, dict]:
         """(environment key, environment dict) for a target; EnvironmentProblem if its backend is missing."""
         raise NotImplementedError
@@ -63,7 +72,13 @@ class Stages:
         """-> LatencyStats.to_dict()"""
         raise NotImplementedError
 
-    def layers(self, engine, spec, batch: int, resolution: int, timing, latency: dict) -> tuple[dict, list[dict]]:
+    def layer_inputs(self, engine, resolution: int):
+        """What layer profiling needs besides the run (per-node counts, device peaks): prepared
+        outside the timed measurement, passed to layers()."""
+        return None
+
+    def layers(self, engine, spec, batch: int, resolution: int, timing, latency: dict,
+               inputs=None) -> tuple[dict, list[dict]]:
         """-> (summary dict, layer dicts)"""
         raise NotImplementedError
 
@@ -79,6 +94,50 @@ class UpstreamStages(Stages):
         self._onnx_counts: dict[tuple, Any] = {}
         self._peaks: dict[tuple, Any] = {}
         self.roofline = roofline
+        self.cache_dir: Path | None = None
+
+    def open(self, out_dir: Path) -> None:
+        self.cache_dir = Path(out_dir) / "cache"
+
+    def _cached(self, kind: str, ident: list, compute: Callable[[], dict]) -> dict:
+        """A JSON-able result of the scaling search or of counting, cached in the output directory
+        (keyed by what determines it, including the scaleprof, timm and torch versions)."""
+        if self.cache_dir is None:
+            return compute()
+        import hashlib
+        import json
+        from importlib import metadata
+
+        from scaleprof import __version__
+
+        versions = [__version__] + [_dist_version(metadata, d) for d in ("timm", "torch")]
+        key = hashlib.sha256(json.dumps([kind, ident, versions], sort_keys=True).encode()).hexdigest()[:24]
+        path = self.cache_dir / kind / f"{key}.json"
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            pass
+        data = compute()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(data, sort_keys=True))
+            tmp.replace(path)
+        except OSError:
+            pass                        # a cache that cannot be written is only slower
+        return data
+
+    @property
+    def convention(self) -> str:
+        from scaleprof.complexity.types import CONVENTION
+
+        return CONVENTION
+
+    def validate(self, config: SweepConfig) -> None:
+        from scaleprof.models import family_of
+
+        for model in config.models:
+            family_of(model)            # BadInput naming the nearest known model
 
     def environment(self, target: Target) -> tuple[str, dict]:
         if target.name not in self._envs:
@@ -95,18 +154,26 @@ class UpstreamStages(Stages):
         return self._envs[target.name]
 
     def spec(self, point: Point):
-        from scaleprof.models import base_spec
+        from scaleprof.models import ModelSpec, base_spec
 
         if point.strategy == "none" or point.scale == 1.0:
             return base_spec(point.model)          # s = 1 of every strategy is the base network
-        from scaleprof.models.scaling import scale_spec
 
-        return scale_spec(point.model, point.strategy, point.scale, point.alpha)
+        def search() -> dict:
+            from scaleprof.models.scaling import scale_spec
+
+            return scale_spec(point.model, point.strategy, point.scale, point.alpha).to_dict()
+
+        return ModelSpec.from_dict(self._cached("specs", [point.model, point.strategy, point.alpha, point.scale],
+                                                search))
 
     def count(self, spec, resolution: int):
-        from scaleprof.complexity import count_spec
+        def count() -> dict:
+            from scaleprof.complexity import count_spec
 
-        return count_spec(spec, resolution=resolution, batch=1)
+            return count_spec(spec, resolution=resolution, batch=1).totals()
+
+        return _Totals(**self._cached("counts", [spec.key, resolution], count))
 
     def export(self, spec, precision: str, cache_dir: Path) -> Path:
         """Exports are cached by spec and precision: export_onnx writes under a temporary name and
@@ -140,16 +207,15 @@ class UpstreamStages(Stages):
 
         return time_engine(engine, ShapePoint(batch, resolution), timing, progress=False).to_dict()
 
-    def layers(self, engine, spec, batch: int, resolution: int, timing, latency: dict):
+    def layer_inputs(self, engine, resolution: int):
+        """Per-ONNX-node counts at ``resolution`` and the device's roofline peaks (both cached)."""
         from scaleprof.complexity import count_onnx
-        from scaleprof.engines.base import ShapePoint
-        from scaleprof.profile import device_peaks, profile_layers
+        from scaleprof.profile import device_peaks
 
         m = engine.manifest
-        onnx_path = m.onnx_path
-        key = (onnx_path, resolution)
+        key = (m.onnx_path, resolution)
         if key not in self._onnx_counts:
-            self._onnx_counts[key] = count_onnx(onnx_path, batch=1, resolution=resolution)
+            self._onnx_counts[key] = count_onnx(m.onnx_path, batch=1, resolution=resolution)
         peaks = None
         if self.roofline:
             pkey = (m.device, m.device_name, m.precision, m.threads)
@@ -157,7 +223,14 @@ class UpstreamStages(Stages):
                 self._peaks[pkey] = device_peaks(m.device, m.device_name, m.precision, m.threads,
                                                  cache_dir=Path(engine.directory).parent.parent / "cache")
             peaks = self._peaks[pkey]
-        report = profile_layers(engine, ShapePoint(batch, resolution), self._onnx_counts[key],
+        return self._onnx_counts[key], peaks
+
+    def layers(self, engine, spec, batch: int, resolution: int, timing, latency: dict, inputs=None):
+        from scaleprof.engines.base import ShapePoint
+        from scaleprof.profile import profile_layers
+
+        counts, peaks = inputs if inputs is not None else self.layer_inputs(engine, resolution)
+        report = profile_layers(engine, ShapePoint(batch, resolution), counts,
                                 end_to_end_ms=latency["median"], iterations=timing.layer_iters, peaks=peaks)
         data = report.to_dict()
         layers = data.pop("layers")
@@ -165,6 +238,20 @@ class UpstreamStages(Stages):
 
     def release(self, engine) -> None:
         engine.release()
+
+
+@dataclass(frozen=True)
+class _Totals:
+    flops: int
+    params: int
+    acts: int
+
+
+def _dist_version(metadata, name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return ""
 
 
 # ------------------------------------------------------------------------------------ the run
@@ -208,10 +295,12 @@ def run_sweep(config: SweepConfig, out_dir: str | Path, *, stages: Stages | None
     start = time.perf_counter()
     points = config.points()
 
-    # Every target's backend must be here before anything runs: one line naming the first missing.
+    # Every model must be known and every target's backend here before anything runs: one line.
+    stages.validate(config)
+    stages.open(out_dir)
     envs = {t.name: stages.environment(t) for t in config.targets}
     with Store(out_dir) as store:
-        sweep_id = store.begin_sweep(config.name, config.to_dict())
+        sweep_id = store.begin_sweep(config.name, {**config.to_dict(), "convention": stages.convention})
         for target in config.targets:
             key, env = envs[target.name]
             store.put_environment(key, target.to_dict(), env)
@@ -320,7 +409,9 @@ def _run_group(group: _Group, config: SweepConfig, stages: Stages, store: Store,
             if config.layers:
                 stage = "layers"
                 bar.show(p, "profiling layers")
-                summary, layers = timed("layers", stages.layers, engine, spec, p.batch, res, config.timing, latency)
+                inputs = timed("count", stages.layer_inputs, engine, res)
+                summary, layers = timed("layers", stages.layers, engine, spec, p.batch, res, config.timing, latency,
+                                        inputs)
             stage = "store"
             c = counts[res]
             record(p, "ok", resolution=res, spec=spec_dict, flops=c.flops, params=c.params, acts=c.acts,
@@ -407,6 +498,9 @@ def dry_run(config: SweepConfig, out_dir: str | Path | None = None, stages: Stag
     """The grid with predicted counts, nothing exported, built or timed. Each row says whether the
     point is already in the store of ``out_dir`` (for its target's current environment)."""
     stages = stages or UpstreamStages()
+    stages.validate(config)
+    if out_dir is not None and Path(out_dir).is_dir():
+        stages.open(Path(out_dir))
     measured: dict[str, set[str] | None] = {}
     store_path = Path(out_dir) / "results.sqlite" if out_dir else None
     targets_env: dict[str, str | None] = {}
