@@ -1,5 +1,6 @@
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -90,6 +91,22 @@ def test_open_refuses_other_backend_version_and_device(tiny_onnx, cache_dir):
         assert "\n" not in str(err.value)
     path.write_text(json.dumps(original))
     assert open_engine(built.directory).manifest.key == built.key
+
+
+def test_concurrent_builds_of_one_key_leave_one_entry(tiny_onnx, cache_dir):
+    import subprocess
+    import sys
+
+    code = ("import sys; from scaleprof.engines import BuildSpec, ShapePoint, build_engine; "
+            f"r = build_engine(sys.argv[1], BuildSpec(backend='ort', shapes=(ShapePoint(1, {RES}), ShapePoint(2, {RES}))), "
+            "sys.argv[2]); print(r.directory)")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tiny_onnx), str(cache_dir)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err for _, err in results]
+    assert len({out.strip() for out, _ in results}) == 1
+    assert _entries(cache_dir) == [Path(results[0][0].strip()).name]
+    assert build_engine(tiny_onnx, SPEC, cache_dir).cached
 
 
 def test_not_an_engine_directory(tmp_path):

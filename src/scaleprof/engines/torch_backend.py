@@ -167,7 +167,7 @@ class TorchBackend(Backend):
         model = exported_model(recipe)
         Path(directory, ARTIFACT).write_text(json.dumps(recipe, indent=2, sort_keys=True))
         Path(directory, NODE_MAP).write_text(json.dumps(onnx_node_map(onnx_model, model), indent=1, sort_keys=True))
-        manifest = draft_manifest(self, spec, onnx_path, ARTIFACT, model=meta.spec.label,
+        manifest = draft_manifest(self, spec, onnx_path, ARTIFACT, model=meta.spec.label, input=input_name,
                                   node_map=NODE_MAP, **options)
         return TorchEngine(directory, manifest)
 
