@@ -17,9 +17,11 @@ The default cache directory is ``<out>/engines/``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
+import mmap
 import os
 import shutil
 import tempfile
@@ -34,7 +36,6 @@ from scaleprof.errors import BadInput, EnvironmentProblem
 
 MANIFEST = "manifest.json"
 FORMAT = 1                      # bump when the entry layout changes: old entries become misses
-_CHUNK = 1 << 20
 
 
 def default_cache_dir(out_dir: str | Path) -> Path:
@@ -42,29 +43,41 @@ def default_cache_dir(out_dir: str | Path) -> Path:
 
 
 def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
+        if hasattr(hashlib, "file_digest"):            # Python 3.11+: hashes in C, no Python loop
+            return hashlib.file_digest(fh, "sha256").hexdigest()
+        digest = hashlib.sha256()
+        while chunk := fh.read(1 << 20):
             digest.update(chunk)
-    return digest.hexdigest()
+        return digest.hexdigest()
 
 
-def _external_files(path: Path, data: bytes) -> list[Path]:
-    """The external data files the model's initializers point to (usually none)."""
-    import onnx
-    from onnx.external_data_helper import uses_external_data
+_external_by_digest: dict[str, tuple[str, ...]] = {}   # content -> its external data locations
 
-    if b"location" not in data:      # cheap test: an external-data model names its files
-        return []
-    try:
-        model = onnx.load_model_from_string(data)
-    except Exception:                # unreadable: the ONNX check reports it when it matters
-        return []
-    extra = set()
-    for tensor in model.graph.initializer:
-        if uses_external_data(tensor):
-            extra.update(e.value for e in tensor.external_data if e.key == "location")
-    return [path.parent / loc for loc in sorted(extra)]
+
+def _external_locations(path: Path, digest: str) -> tuple[str, ...]:
+    """The external data files the model's initializers point to (usually none). Keyed by the
+    file's content hash, so a process that builds many engines from one file parses it once."""
+    if digest in _external_by_digest:
+        return _external_by_digest[digest]
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if size else contextlib.nullcontext(b"") as data:
+            named = data.find(b"location") >= 0      # cheap: an external-data model names its files
+    locations: set[str] = set()
+    if named:
+        import onnx
+        from onnx.external_data_helper import uses_external_data
+
+        try:
+            model = onnx.load(str(path), load_external_data=False)
+        except Exception:                            # unreadable: the ONNX check reports it when it matters
+            model = None
+        for tensor in model.graph.initializer if model is not None else ():
+            if uses_external_data(tensor):
+                locations.update(e.value for e in tensor.external_data if e.key == "location")
+    _external_by_digest[digest] = tuple(sorted(locations))
+    return _external_by_digest[digest]
 
 
 def onnx_sha256(path: str | Path) -> str:
@@ -72,13 +85,17 @@ def onnx_sha256(path: str | Path) -> str:
     path = Path(path)
     if not path.is_file():
         raise BadInput(f"no ONNX file at {path}")
-    data = path.read_bytes()
-    digest = hashlib.sha256(data)
-    for f in _external_files(path, data):
+    digest = file_sha256(path)
+    locations = _external_locations(path, digest)
+    if not locations:
+        return digest
+    combined = hashlib.sha256(digest.encode())
+    for location in locations:
+        f = path.parent / location
         if not f.is_file():
-            raise BadInput(f"{path} refers to external data {f.name!r}, which is missing")
-        digest.update(b"\0" + f.name.encode() + b"\0" + file_sha256(f).encode())
-    return digest.hexdigest()
+            raise BadInput(f"{path} refers to external data {location!r}, which is missing")
+        combined.update(b"\0" + location.encode() + b"\0" + file_sha256(f).encode())
+    return combined.hexdigest()
 
 
 def cache_key(onnx_digest: str, backend: Backend, spec: BuildSpec) -> str:

@@ -14,7 +14,7 @@ HELP = "build (or fetch from the cache) a runtime engine for an ONNX file"
 def add_arguments(parser) -> None:
     parser.add_argument("onnx", metavar="FILE.onnx", help="the ONNX file (from `scaleprof export`, or any image model)")
     parser.add_argument("--backend", default="ort", help="ort (ONNX Runtime, default), torch (PyTorch) or tensorrt")
-    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
+    parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda for tensorrt, else cpu)")
     parser.add_argument("--batch", help="batch sizes, e.g. 1,8,32 (default 1)")
     parser.add_argument("--resolution", help="square resolutions, e.g. 224,256 (default: the model's own)")
     parser.add_argument("--shapes", help="trtexec spelling: input:1x3x224x224,input:8x3x224x224")
@@ -79,7 +79,8 @@ def run(args) -> int:
         shapes=args.shapes, batch=args.batch, resolution=args.resolution, min_shapes=args.min_shapes,
         opt_shapes=args.opt_shapes, max_shapes=args.max_shapes,
         default_resolution=default_resolution(onnx_path) if needs_default else 224)
-    spec = BuildSpec(backend=args.backend, device=args.device, precision=args.precision, threads=args.threads,
+    device = args.device or ("cuda" if args.backend in ("tensorrt", "trt") else "cpu")
+    spec = BuildSpec(backend=args.backend, device=device, precision=args.precision, threads=args.threads,
                      shapes=points, ranges=ranges,
                      options=tuple(sorted([parse_option(o) for o in args.option]
                                           + ([("trtexec", args.trtexec)] if args.trtexec else []))))
