@@ -99,6 +99,13 @@ class _SkipInitOnMeta(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
+def _create_on_meta(model: str):
+    import timm
+
+    with _SkipInitOnMeta():
+        return timm.create_model(model, device="meta")
+
+
 def _geomean(values) -> float:
     values = [v for v in values if v > 0]
     return math.exp(sum(math.log(v) for v in values) / len(values)) if values else 1.0
@@ -140,6 +147,11 @@ class Family:
     def with_knobs(self, base: dict, depths: list[int], width: float, group: float = 1.0) -> dict:
         """The base arch with these stage depths, width multiplier and group-width multiplier."""
         raise NotImplementedError
+
+    depth_key = "depths"
+
+    def with_depths(self, arch: dict, depths: list[int]) -> dict:
+        return dict(arch, **{self.depth_key: [int(d) for d in depths]})
 
     def width_signature(self, arch: dict) -> str:
         """A key that is equal for two archs (at equal depths) exactly when their widths are: lets
@@ -196,7 +208,7 @@ class EfficientNetFamily(Family):
         with _recording(effnet, gens, calls):
             effnet.decode_arch_def = decode_recorder
             try:
-                timm.create_model(model, device="meta")
+                _create_on_meta(model)
             finally:
                 effnet.decode_arch_def = original_decode
         gen, arguments = calls[0]
@@ -392,6 +404,7 @@ class ResNetFamily(Family):
     title = "ResNet (He et al. 2016), timm ResNet(block, layers, channels)"
     bases = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnet50d")
     block_pattern = re.compile(r"^layer(\d+)\.(\d+)(\.|$)")
+    depth_key = "layers"
 
     def _stage_block(self, stage, block):
         return stage - 1, block
@@ -402,7 +415,7 @@ class ResNetFamily(Family):
 
         calls: list = []
         with _recording(resnet, ["_create_resnet"], calls):
-            timm.create_model(model, device="meta")
+            _create_on_meta(model)
         arguments = dict(calls[0][1])
         block = arguments.pop("block")
         layers = [int(x) for x in arguments.pop("layers")]
@@ -451,6 +464,7 @@ class TResNetFamily(Family):
     title = "TResNet (Ridnik et al. 2021), timm TResNet(layers, width_factor)"
     bases = ("tresnet_m", "tresnet_l", "tresnet_xl")
     block_pattern = re.compile(r"^body\.layer(\d+)\.(\d+)(\.|$)")
+    depth_key = "layers"
 
     def _stage_block(self, stage, block):
         return stage - 1, block
@@ -461,7 +475,7 @@ class TResNetFamily(Family):
 
         calls: list = []
         with _recording(tresnet, ["_create_tresnet"], calls):
-            timm.create_model(model, device="meta")
+            _create_on_meta(model)
         allowed = inspect.signature(tresnet.TResNet.__init__).parameters
         arguments = {k: v for k, v in calls[0][1].items() if k in allowed and k not in _NOT_ARCH}
         return {

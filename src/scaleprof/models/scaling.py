@@ -78,7 +78,10 @@ class Evaluator:
         Read from the modules of a meta build alone (no forward pass): a conv/linear layer's cost
         per output position depends only on its channels, and positions only on the resolution.
         """
-        probe = self.arch(self.probe_depths, w, g)
+        return self.costs_of(self.arch(self.probe_depths, w, g))
+
+    def costs_of(self, probe: dict) -> dict:
+        """``costs`` of an arch whose stages all have two blocks."""
         key = self.family.width_signature(probe)
         if key not in self._costs:
             from scaleprof.complexity.torch_count import _direct_params, per_position_cost
@@ -107,10 +110,16 @@ class Evaluator:
         return self._positions[resolution]
 
     def value(self, depths, w, g, r) -> tuple[int, int, int]:
-        key = (tuple(depths), self.family.width_signature(self.arch(self.probe_depths, w, g)), r)
+        return self.value_of(self.arch(depths, w, g), r)
+
+    def value_of(self, arch: dict, r: int) -> tuple[int, int, int]:
+        """(flops, params, acts) per image of any arch of this family (same stage structure)."""
+        depths = self.family.depths(arch)
+        probe = self.family.with_depths(arch, self.probe_depths)
+        key = (tuple(depths), self.family.width_signature(probe), r)
         if key in self._values:
             return self._values[key]
-        table, pos = self.costs(w, g), self.positions(r)
+        table, pos = self.costs_of(probe), self.positions(r)
         flops = params = acts = 0
         for name, (bucket, f_pp, a_pp, p) in table.items():
             if bucket == "other":
@@ -282,3 +291,10 @@ def scale_spec(model: str | ModelSpec, strategy: str | Strategy | None, scale: f
         width_multiplier=_geomean([a / b for a, b in zip(family.widths(arch), family.widths(base.arch))]),
         group_multiplier=_geomean([a / b for a, b in zip(groups, groups0)]) if groups else 1.0,
         resolution=int(cfg["r"]), arch=arch, flops_ratio=flops / base_flops)
+
+
+
+def quick_counts(spec: ModelSpec, resolution: int | None = None) -> tuple[int, int, int]:
+    """(flops, params, acts) per image of a base or scaled spec by the search's exact decomposition:
+    the same totals as ``count_spec``, without building the full network."""
+    return evaluator_for(spec.model).value_of(spec.arch or base_spec(spec.model).arch, resolution or spec.resolution)
