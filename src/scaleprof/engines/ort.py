@@ -180,10 +180,6 @@ class OrtEngine(Engine):
         self.session = None
 
     @property
-    def on_cuda(self) -> bool:
-        return self.manifest.device != "cpu"
-
-    @property
     def optimized_model_path(self) -> Path:
         return self.directory / self.manifest.extras.get("optimized_model", self.manifest.artifact)
 
