@@ -8,6 +8,8 @@ module's output shape, and the counts follow from the shapes and the module's at
   acts = output elements.
 - Linear: C_in * C_out (+ C_out with bias) per location; acts = output elements.
 - Max pooling: acts = output elements, no flops.
+- timm's BlurPool2d (anti-aliasing in TResNet) is a depthwise conv with a fixed filter: conv flops
+  and acts, no params (its filter is a buffer, not learnable).
 - params: every learnable scalar (BatchNorm: weight and bias = 2 * C), attributed to the module
   that owns it directly.
 - Everything else (BN, activations, adds, SE gating multiplies, average pooling) adds 0.
@@ -50,6 +52,13 @@ class _ShapeOnly(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
+def _is_blur_pool(module: nn.Module) -> bool:
+    """timm's anti-aliasing BlurPool2d (TResNet): a depthwise conv with a fixed (buffer) filter,
+    run through F.conv2d. It is a conv, so it counts flops and acts; its filter is not learnable,
+    so it adds no params."""
+    return type(module).__name__ == "BlurPool2d" and hasattr(module, "filt_size") and hasattr(module, "filt")
+
+
 def _direct_params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters(recurse=False) if p is not None)
 
@@ -73,6 +82,8 @@ def _layer_counts(module: nn.Module, out_shape: tuple[int, ...], batch: int) -> 
         return flops, per_image
     if isinstance(module, _MAXPOOL):
         return 0, per_image
+    if _is_blur_pool(module) and len(out_shape) == 4:
+        return module.filt_size ** 2 * per_image, per_image  # k*k*(C/C)*C per position, no bias
     return 0, 0
 
 
@@ -90,6 +101,9 @@ def per_position_cost(module: nn.Module, channels: int | None = None) -> tuple[i
             module.out_features
     if isinstance(module, _MAXPOOL):
         return 0, channels or 0, None
+    if _is_blur_pool(module):
+        c = module.channels or channels or 0
+        return module.filt_size ** 2 * c, c, None
     return 0, 0, getattr(module, "num_features", None) if isinstance(module, nn.modules.batchnorm._NormBase) \
         else None
 
