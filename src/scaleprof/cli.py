@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from scaleprof import __version__
@@ -50,6 +51,9 @@ def main(argv=None) -> int:
     except ScaleprofError as err:
         print(f"scaleprof {args.command}: error: {err}", file=sys.stderr)
         return err.exit_code
+    except BrokenPipeError:  # `scaleprof ... | head`: the reader left, nothing to report
+        sys.stdout = open(os.devnull, "w")
+        return 0
     except OSError as err:  # disk full, permissions: the environment, worded by the OS
         print(f"scaleprof {args.command}: error: {err.strerror or err} ({err.filename or ''})", file=sys.stderr)
         return 1

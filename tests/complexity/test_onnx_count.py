@@ -37,9 +37,6 @@ def test_onnx_counts_match_pytorch(model, scaled, tmp_path):
     onnx_counts = count_onnx(proto, batch=1, resolution=RES)
     torch_counts = count_model(torch_model, RES)
     cmp = compare_counts(onnx_counts, torch_counts, node_modules(proto))
-    if model == "tresnet_m" and any("BlurPool2d" in m for m in cmp.mismatches):
-        pytest.xfail("PyTorch-side counter gives BlurPool2d's fixed depthwise conv no flops/acts: "
-                     + "; ".join(cmp.mismatches))
     assert cmp.exact, cmp.mismatches
     assert onnx_counts.acts == torch_counts.acts
     # the flops and params differences are exactly the folded terms, and those are non-trivial

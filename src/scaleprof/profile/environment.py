@@ -10,20 +10,10 @@ import subprocess
 import sys
 from importlib import metadata
 
+from scaleprof.engines.registry import cpu_name, cuda_name
 from scaleprof.profile.types import Environment
 
 PACKAGES = ("torch", "onnx", "onnxruntime", "onnxruntime-gpu", "timm", "numpy", "tensorrt")
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
 
 
 def cpu_mhz() -> float | None:
@@ -34,13 +24,6 @@ def cpu_mhz() -> float | None:
     except (OSError, ValueError):
         return None
     return round(sum(mhz) / len(mhz), 1) if mhz else None
-
-
-def gpu_name(device: str) -> str:
-    import torch
-
-    index = int(device.split(":", 1)[1]) if ":" in device else 0
-    return torch.cuda.get_device_name(index)
 
 
 def gpu_clocks(device: str) -> dict:
@@ -86,7 +69,7 @@ def capture_environment(backend: str, backend_version: str, device: str = "cpu",
     with the CPU count so that two defaults on different machines do not compare equal)."""
     is_gpu = device.startswith("cuda")
     if device_name is None:
-        device_name = gpu_name(device) if is_gpu else cpu_model()
+        device_name = cuda_name(device) if is_gpu else cpu_name()
     clocks = gpu_clocks(device) if is_gpu else {}
     mhz = cpu_mhz()
     if mhz is not None:
