@@ -191,7 +191,8 @@ def growth_exponents(rows: list[dict]) -> list[Exponents]:
             fixed = r.get("resolution_requested")
             series[(r["model"], strategy_label(r), r["strategy"], r.get("alpha"), int(r["batch"]),
                     "auto" if fixed in (None, "auto") else str(fixed))].append(r)
-        for (model, label, strategy, alpha, batch, res), pts in sorted(series.items(), key=lambda kv: str(kv[0])):
+        ordered = sorted(series.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][4], kv[0][5]))
+        for (model, label, strategy, alpha, batch, res), pts in ordered:
             scales = sorted({float(p["scale"]) for p in pts})
             if len(scales) < 2:
                 continue

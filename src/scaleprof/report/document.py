@@ -31,6 +31,7 @@ class Image:
 
 
 Block = Union[str, Table, Image]
+NOISY_CV = 0.10             # above this a point's timing is called noisy in the summary
 
 
 @dataclass
@@ -88,6 +89,14 @@ def build(analysis: Analysis, failures: list[dict], environments: list[dict], sw
                           "whole batch (flops and acts x batch; params once).")
     for verdict in analysis.verdicts().values():
         summary.blocks.append(verdict)
+    cvs = sorted(float((r.get("latency") or {}).get("cv") or 0.0) for r in rows)
+    if cvs:
+        median_cv = cvs[len(cvs) // 2]
+        noisy = sum(1 for cv in cvs if cv > NOISY_CV)
+        summary.blocks.append(
+            f"Timing noise: median coefficient of variation {100 * median_cv:.1f}% over the points"
+            + (f"; {noisy} point(s) above {100 * NOISY_CV:.0f}% (a busy machine: re-measure them with "
+               "`scaleprof sweep CONFIG --force` when it is idle)." if noisy else "."))
     doc.sections.append(summary)
 
     # ---------------------------------------------------------------- which metric

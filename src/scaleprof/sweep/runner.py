@@ -209,13 +209,19 @@ class UpstreamStages(Stages):
 
     def layer_inputs(self, engine, resolution: int):
         """Per-ONNX-node counts at ``resolution`` and the device's roofline peaks (both cached)."""
-        from scaleprof.complexity import count_onnx
         from scaleprof.profile import device_peaks
 
         m = engine.manifest
         key = (m.onnx_path, resolution)
         if key not in self._onnx_counts:
-            self._onnx_counts[key] = count_onnx(m.onnx_path, batch=1, resolution=resolution)
+            def count() -> dict:
+                from scaleprof.complexity import count_onnx
+                from scaleprof.profile import node_counts
+
+                return node_counts(count_onnx(m.onnx_path, batch=1, resolution=resolution))
+
+            # the export cache names an ONNX file by its spec key and precision: its content
+            self._onnx_counts[key] = self._cached("node-counts", [Path(m.onnx_path).name, resolution], count)
         peaks = None
         if self.roofline:
             pkey = (m.device, m.device_name, m.precision, m.threads)
@@ -277,14 +283,6 @@ class SweepResult:
         return 1.0 - self.measurement_seconds / self.seconds if self.seconds > 0 else 0.0
 
 
-class _Group:
-    """Points that share a spec, precision and target: one export, one engine."""
-
-    def __init__(self, model, strategy, alpha, scale, precision, target):
-        self.ident = (model, strategy, alpha, scale, precision, target)
-        self.points: list[Point] = []
-
-
 def run_sweep(config: SweepConfig, out_dir: str | Path, *, stages: Stages | None = None, force: bool = False,
               progress: bool | None = None, log: Callable[[str], None] | None = None) -> SweepResult:
     """Run (or resume) ``config`` into ``out_dir``'s store. Raises ScaleprofError for problems that
@@ -311,16 +309,15 @@ def run_sweep(config: SweepConfig, out_dir: str | Path, *, stages: Stages | None
         if result.skipped:
             say(f"{result.skipped} of {len(points)} points already measured in {store.path}; "
                 f"{'re-measuring them (--force)' if force else 'skipping them'}")
-        groups: OrderedDict[tuple, _Group] = OrderedDict()
+        # Points that share a spec, precision and target share one export and one engine.
+        groups: OrderedDict[tuple, list[Point]] = OrderedDict()
         for p in todo:
-            g = groups.setdefault((p.model, p.strategy, p.alpha, p.scale, p.precision, p.target),
-                                  _Group(p.model, p.strategy, p.alpha, p.scale, p.precision, p.target))
-            g.points.append(p)
+            groups.setdefault((p.model, p.strategy, p.alpha, p.scale, p.precision, p.target), []).append(p)
         bar = _Progress(len(todo), progress)
         shared: dict[tuple, tuple] = {}      # (spec key, batch, resolution, precision, target) -> measurement
         try:
             for group in groups.values():
-                _run_group(group, config, stages, store, sweep_id, envs, out_dir, force, bar, result, shared, say)
+                _run_group(group, config, stages, store, sweep_id, envs, out_dir, force, bar, result, shared)
         finally:
             bar.close()
             result.seconds = time.perf_counter() - start
@@ -328,14 +325,14 @@ def run_sweep(config: SweepConfig, out_dir: str | Path, *, stages: Stages | None
     return result
 
 
-def _run_group(group: _Group, config: SweepConfig, stages: Stages, store: Store, sweep_id: int, envs: dict,
-               out_dir: Path, force: bool, bar: "_Progress", result: SweepResult, shared: dict, say) -> None:
-    target = config.target(group.points[0].target)
+def _run_group(group: list[Point], config: SweepConfig, stages: Stages, store: Store, sweep_id: int, envs: dict,
+               out_dir: Path, force: bool, bar: "_Progress", result: SweepResult, shared: dict) -> None:
+    first = group[0]
+    target = config.target(first.target)
     env_key = envs[target.name][0]
-    first = group.points[0]
     seconds: dict[str, float] = {}
     engine = None
-    pending = list(group.points)
+    pending = list(group)
 
     def timed(stage, fn, *args):
         t0 = time.perf_counter()
@@ -346,7 +343,7 @@ def _run_group(group: _Group, config: SweepConfig, stages: Stages, store: Store,
             seconds[stage] = seconds.get(stage, 0.0) + dt
             result.stage_seconds[stage] = result.stage_seconds.get(stage, 0.0) + dt
 
-    def record(point: Point, status: str, **fields) -> None:
+    def record(point: Point, status: str, **fields) -> bool:
         t0 = time.perf_counter()
         rec = PointRecord(point_key=point.key, target=point.target, env_key=env_key, status=status,
                           model=point.model, strategy=point.strategy, alpha=point.alpha, scale=point.scale,
@@ -354,23 +351,32 @@ def _run_group(group: _Group, config: SweepConfig, stages: Stages, store: Store,
                           precision=point.precision, backend=target.backend, device=target.device,
                           resolution_requested="auto" if point.resolution is None else str(point.resolution),
                           stage_seconds=dict(seconds), **fields)
-        store.put_point(rec, sweep_id, force=force)
+        stored = store.put_point(rec, sweep_id, force=force)
         dt = time.perf_counter() - t0
         result.stage_seconds["store"] = result.stage_seconds.get("store", 0.0) + dt
+        return stored
+
+    def measured(point: Point, latency: dict | None, stored: bool, reused: bool = False) -> None:
+        pending.remove(point)
+        if stored:
+            result.measured += 1
+            result.reused += reused
+        else:                   # a concurrent sweep stored it first: its measurement stands
+            result.skipped += 1
+        bar.advance(point, latency if stored else None)
 
     stage = "scale"
     try:
         bar.show(first, "scaling")
         spec = timed("scale", stages.spec, first)
-        resolutions = {p.resolution or spec.resolution for p in group.points}
+        resolutions = {p.resolution or spec.resolution for p in group}
         stage = "count"
         counts = {r: timed("count", stages.count, spec, r) for r in sorted(resolutions)}
-        shapes = sorted({(p.batch, p.resolution or spec.resolution) for p in group.points})
         spec_dict = spec.to_dict()
 
         # Points whose network and shape were measured earlier in this run (s = 1 across strategies).
         fresh = []
-        for p in group.points:
+        for p in group:
             res = p.resolution or spec.resolution
             hit = shared.get((spec.key, p.batch, res, p.precision, p.target))
             if hit is None:
@@ -378,28 +384,23 @@ def _run_group(group: _Group, config: SweepConfig, stages: Stages, store: Store,
                 continue
             latency, summary, layers, engine_key = hit
             c = counts[res]
-            record(p, "ok", resolution=res, spec=spec_dict, flops=c.flops, params=c.params, acts=c.acts,
-                   engine_key=engine_key, latency=latency, layer_summary=summary, layers=layers)
-            pending.remove(p)
-            result.measured += 1
-            result.reused += 1
-            bar.advance(p, latency)
+            stored = record(p, "ok", resolution=res, spec=spec_dict, flops=c.flops, params=c.params, acts=c.acts,
+                            engine_key=engine_key, latency=latency, layer_summary=summary, layers=layers)
+            measured(p, latency, stored, reused=True)
         if not fresh:
             return
 
         stage = "export"
         bar.show(first, "exporting")
-        onnx_path = timed("export", stages.export, spec, group.ident[4], out_dir / "onnx")
+        onnx_path = timed("export", stages.export, spec, first.precision, out_dir / "onnx")
         stage = "build"
         bar.show(first, "building engine")
         shapes = sorted({(p.batch, p.resolution or spec.resolution) for p in fresh})
-        engine, engine_key, _cached = timed("build", stages.build, onnx_path, spec, target, group.ident[4],
+        engine, engine_key, _cached = timed("build", stages.build, onnx_path, spec, target, first.precision,
                                             shapes, out_dir / "engines")
         for p in fresh:
             if not force and store.is_measured(p.key, p.target, env_key):   # a concurrent sweep got there first
-                pending.remove(p)
-                result.skipped += 1
-                bar.advance(p, None)
+                measured(p, None, stored=False)
                 continue
             res = p.resolution or spec.resolution
             stage = "time"
@@ -414,12 +415,10 @@ def _run_group(group: _Group, config: SweepConfig, stages: Stages, store: Store,
                                         inputs)
             stage = "store"
             c = counts[res]
-            record(p, "ok", resolution=res, spec=spec_dict, flops=c.flops, params=c.params, acts=c.acts,
-                   engine_key=engine_key, latency=latency, layer_summary=summary, layers=layers)
+            stored = record(p, "ok", resolution=res, spec=spec_dict, flops=c.flops, params=c.params, acts=c.acts,
+                            engine_key=engine_key, latency=latency, layer_summary=summary, layers=layers)
             shared[(spec.key, p.batch, res, p.precision, p.target)] = (latency, summary, layers, engine_key)
-            pending.remove(p)
-            result.measured += 1
-            bar.advance(p, latency)
+            measured(p, latency, stored)
     except (StoreError, KeyboardInterrupt):
         raise
     except Exception as err:  # noqa: BLE001 - isolate the failure to this group's points

@@ -276,12 +276,13 @@ class Store:
             latency = rec.latency or {}
             cur = conn.execute(
                 "INSERT INTO points(point_key, target, env_key, status, sweep_id, model, strategy, alpha,"
-                " scale, resolution, resolution_requested, batch, precision, backend, device, spec_json, flops, params, acts,"
-                " engine_key, latency_json, latency_ms_median, throughput, layer_summary_json,"
-                " stage_seconds_json, error, created)"
-                 " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " scale, resolution, resolution_requested, batch, precision, backend, device, spec_json,"
+                " flops, params, acts, engine_key, latency_json, latency_ms_median, throughput,"
+                " layer_summary_json, stage_seconds_json, error, created)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (rec.point_key, rec.target, rec.env_key, rec.status, sweep_id, rec.model, rec.strategy,
-                 rec.alpha, rec.scale, rec.resolution, rec.resolution_requested, rec.batch, rec.precision, rec.backend, rec.device,
+                 rec.alpha, rec.scale, rec.resolution, rec.resolution_requested, rec.batch, rec.precision,
+                 rec.backend, rec.device,
                  _dumps(rec.spec), rec.flops, rec.params, rec.acts, rec.engine_key, _dumps(rec.latency),
                  latency.get("median"), latency.get("throughput"), _dumps(rec.layer_summary),
                  _dumps(rec.stage_seconds), rec.error, time.time()))
