@@ -33,6 +33,19 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
+def _log_axes(ax, x_base: float = 10) -> None:
+    """Log-log axes with plain tick labels ("0.5", "2", "1e+06"): readable, and much faster to draw
+    than matplotlib's default mathtext labels."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    ax.set_xscale("log", base=x_base)
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))   # labels inside one decade too
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+        axis.set_minor_formatter(NullFormatter())
+
+
 def _series_key(row: dict) -> str:
     return strategy_label(row)
 
@@ -103,8 +116,7 @@ def scaling_plot(group: str, rows: list[dict]) -> bytes:
         axes[0].plot(s, [float(p["latency_ms_median"]) for p in pts], "o-", color=colors[key], label=key)
         axes[1].plot(s, [float(p["acts"]) / 1e6 for p in pts], "o-", color=colors[key], label=key)
     for ax, ylabel in zip(axes, ("latency (ms per batch)", "M acts per image")):
-        ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
+        _log_axes(ax, x_base=2)
         ax.set_xlabel("flops factor s")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
@@ -169,8 +181,7 @@ def layer_prediction_plot(title: str, layers: list[dict]) -> bytes:
             if pts:
                 ax.scatter(*zip(*pts), s=10, color=colors[cat], label=cat, alpha=0.7)
         f = fits[metric]
-        ax.set_xscale("log")
-        ax.set_yscale("log")
+        _log_axes(ax)
         ax.set_xlabel(f"predicted {metric} (per batch)")
         ax.set_ylabel("measured time (ms)")
         r = f"r={f.r:.3f}, log r={f.r_log:.3f}" if f.r is not None and f.r_log is not None else "r undefined"
