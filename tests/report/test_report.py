@@ -85,7 +85,7 @@ def test_failing_write_keeps_the_previous_report(synthetic_store, monkeypatch):
     real = Path.write_text
 
     def full(self, *a, **kw):
-        if self.name.endswith(".html.tmp"):
+        if self.name.startswith(".report.html.") and self.name.endswith(".tmp"):
             real(self, "<html>half", encoding="utf-8")
             raise OSError(errno.ENOSPC, "No space left on device", str(self))
         return real(self, *a, **kw)

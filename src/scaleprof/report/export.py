@@ -90,16 +90,12 @@ def to_json(rows: list[dict], environments: list[dict], failures: list[dict], co
 
 
 def write_atomic(path: Path, data: str | bytes) -> None:
-    """Write to a temporary name beside ``path`` and rename: a failing write (disk full) leaves
-    the previous file, if any, untouched and no half-written file behind."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
+    """Write through a temporary name beside ``path`` and rename (export.onnx_io.atomic_target): a
+    failing write (disk full) leaves the previous file, if any, untouched and nothing half-written."""
+    from scaleprof.export.onnx_io import atomic_target
+
+    with atomic_target(path) as tmp:
         if isinstance(data, bytes):
             tmp.write_bytes(data)
         else:
             tmp.write_text(data, encoding="utf-8")
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
