@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -63,6 +64,17 @@ def _level(name: str):
             "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
             "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
             "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}[name]
+
+
+def checked_session(path: Path, so, providers: list):
+    """An InferenceSession that really runs on the first requested provider: ONNX Runtime falls back
+    to the CPU with only a warning when a GPU provider fails to load (missing CUDA/cuDNN libraries)."""
+    session = _ort().InferenceSession(str(path), so, providers=providers)
+    wanted = providers[0][0] if isinstance(providers[0], tuple) else providers[0]
+    if wanted not in session.get_providers():
+        raise EnvironmentProblem(f"ONNX Runtime could not start {wanted} (it fell back to "
+                                 f"{', '.join(session.get_providers())}): check the CUDA and cuDNN libraries")
+    return session
 
 
 def _first_line(err: BaseException) -> str:
@@ -102,14 +114,15 @@ class OrtBackend(Backend):
     def build(self, onnx_path: Path, spec: BuildSpec, directory: Path) -> Engine:
         from scaleprof.engines.cache import draft_manifest
 
-        ort = _ort()
         ep, level = resolve_options(spec)
         so = session_options(spec.threads, level)
         so.optimized_model_filepath = str(Path(directory) / ARTIFACT)
         # Optimise for the target device, but never with a compiling EP (its nodes cannot be saved).
         providers = providers_for("cuda" if ep == "tensorrt" else ep, spec.device, spec.precision, directory)
         try:
-            session = ort.InferenceSession(str(onnx_path), so, providers=providers)
+            session = checked_session(onnx_path, so, providers)
+        except EnvironmentProblem:
+            raise
         except Exception as err:   # ORT raises its own Fail/InvalidGraph/NotImplemented types
             raise BadInput(f"ONNX Runtime cannot load {onnx_path}: {_first_line(err)}") from None
         inputs = session.get_inputs()
@@ -162,6 +175,9 @@ def session_options(threads: int | None, level: str, profile_prefix: str | None 
 def providers_for(ep: str, device: str, precision: str, directory: Path) -> list:
     if ep == "cpu":
         return ["CPUExecutionProvider"]
+    ort = _ort()
+    if hasattr(ort, "preload_dlls"):  # onnxruntime-gpu >= 1.21: CUDA/cuDNN from the nvidia-* wheels torch uses
+        ort.preload_dlls()
     cuda = ("CUDAExecutionProvider", {"device_id": device_index(device)})
     if ep == "cuda":
         return [cuda, "CPUExecutionProvider"]
@@ -198,7 +214,9 @@ class OrtEngine(Engine):
         # The artifact is already optimised: optimising again could rename nodes.
         so = session_options(m.threads, "disable", profile_prefix)
         try:
-            return _ort().InferenceSession(str(self.artifact_path), so, providers=providers)
+            return checked_session(self.artifact_path, so, providers)
+        except EnvironmentProblem:
+            raise
         except Exception as err:
             raise EnvironmentProblem(f"ONNX Runtime cannot load engine {self.directory}: {_first_line(err)}") from None
 
@@ -232,7 +250,9 @@ class OrtEngine(Engine):
         inputs = self.make_inputs(shape)
         return OrtRunner(self.session, shape, inputs, self.manifest.device)
 
-    def profile_layers(self, shape: ShapePoint, iterations: int, warmup: int = 3) -> LayerTrace:
+    def profile_layers(self, shape: ShapePoint, iterations: int, warmup: int = 3,
+                       keep_trace: Path | None = None) -> LayerTrace:
+        """``keep_trace``: also copy ORT's raw Chrome-trace JSON to this path."""
         if iterations <= 0:
             raise BadInput(f"iterations must be positive, got {iterations}")
         inputs = self.make_inputs(shape)
@@ -243,6 +263,8 @@ class OrtEngine(Engine):
                 runner()
             trace_path = session.end_profiling()
             events = json.loads(Path(trace_path).read_text())
+            if keep_trace is not None:
+                shutil.copyfile(trace_path, keep_trace)
         return LayerTrace(parse_profile(events, iterations), iterations, "onnxruntime")
 
 
