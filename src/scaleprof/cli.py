@@ -14,6 +14,9 @@ import sys
 from scaleprof import __version__
 from scaleprof.errors import ScaleprofError
 
+DESCRIPTION = ("How a scaled CNN really runs on each deployment target: scale a model, count it, "
+               "export it to ONNX, build engines, profile them and report.")
+
 SUBTOOLS = (
     "models", "scale", "count",
     "export", "build", "inspect",
@@ -29,7 +32,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="scaleprof", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="scaleprof", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"scaleprof {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in SUBTOOLS:
