@@ -17,10 +17,13 @@ CUDA, CUDA events around one CUDA-graph replay ("cuda-graph+cuda-events") or one
 
 Layer profile: ``torch.profiler`` with a ``record_function`` range around every module's forward
 (hooks). Each LayerEvent is one module (its qualified name, e.g. ``blocks.0.0.conv_dw``) with its
-*exclusive* time per iteration (its range minus its child modules' ranges: CPU time on the CPU,
-kernel time on CUDA), so the times add up without double counting; ``onnx_nodes`` are the exported
-nodes whose scope is that module (``/blocks/blocks.0/blocks.0.0/conv_dw/Conv``). Profiling runs the
-eager model (compiled graphs and CUDA graphs hide module boundaries).
+*exclusive* time per iteration: the operators it calls itself, not its child modules' (CPU time on
+the CPU, kernel time on CUDA), so the times add up without double counting, and the Python and
+hook time between operators, which no ONNX node stands for, is left out; ``onnx_nodes`` are the exported
+nodes whose scope is that module (``/blocks/blocks.0/blocks.0.0/conv_dw/Conv``). A BatchNorm the
+export folded into its conv (no ONNX node of its own) is merged into that conv's event,
+``blocks.0.0.conv_dw + blocks.0.0.bn1`` (merge_folded_norms), so its time maps to the conv's node.
+Profiling runs the eager model (compiled graphs and CUDA graphs hide module boundaries).
 """
 
 from __future__ import annotations
@@ -267,6 +270,17 @@ class TorchEngine(Engine):
 
     # -- layer profile --------------------------------------------------------------------------
     def profile_layers(self, shape: ShapePoint, iterations: int, warmup: int = 3) -> LayerTrace:
+        """profile_modules, with each BatchNorm the export folded into a conv merged into that conv."""
+        import torch
+
+        trace = self.profile_modules(shape, iterations, warmup)
+        modules = list(self.model.named_modules())
+        norms = {name for name, m in modules if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)}
+        convs = {name for name, m in modules if isinstance(m, torch.nn.modules.conv._ConvNd)}
+        return LayerTrace(merge_folded_norms(trace.events, norms, convs), trace.iterations, trace.profiler)
+
+    def profile_modules(self, shape: ShapePoint, iterations: int, warmup: int = 3) -> LayerTrace:
+        """One LayerEvent per module, as torch.profiler measured it (see the module docstring)."""
         import torch
         from torch.profiler import ProfilerActivity, profile, record_function
 
@@ -315,7 +329,8 @@ class TorchEngine(Engine):
 
 def module_events(function_events, iterations: int, on_cuda: bool, node_map: dict, classes: dict
                   ) -> tuple[LayerEvent, ...]:
-    """torch.profiler FunctionEvents -> one LayerEvent per module with its exclusive time per iteration."""
+    """torch.profiler FunctionEvents -> one LayerEvent per module with its exclusive time per iteration:
+    the operators it calls itself, not those of its child modules (see own_ms)."""
     def span_ms(evt) -> float:
         return (evt.device_time_total if on_cuda else evt.cpu_time_total) / 1e3
 
@@ -326,6 +341,17 @@ def module_events(function_events, iterations: int, on_cuda: bool, node_map: dic
                 yield child
             else:
                 yield from inner_modules(child)
+
+    def own_ms(evt) -> float:
+        """The time of the operators ``evt`` runs itself: each child that is no module range counts
+        whole (an aten op with what it calls), other ranges that hold module ranges are looked into.
+        Time between operators (Python, the hooks) is no layer's: on CUDA it has no kernels anyway."""
+        total = 0.0
+        for child in evt.cpu_children:
+            if child.name.startswith(MODULE_LABEL):
+                continue
+            total += own_ms(child) if next(inner_modules(child), None) is not None else span_ms(child)
+        return total
 
     def iteration_of(evt) -> int | None:
         parent = evt.cpu_parent
@@ -343,12 +369,60 @@ def module_events(function_events, iterations: int, on_cuda: bool, node_map: dic
         if i is None or i >= iterations:
             continue
         name = evt.name[len(MODULE_LABEL):]
-        exclusive = span_ms(evt) - sum(span_ms(c) for c in inner_modules(evt))
-        times.setdefault(name, [0.0] * iterations)[i] += max(exclusive, 0.0)
+        times.setdefault(name, [0.0] * iterations)[i] += own_ms(evt)
     return tuple(
         LayerEvent(name=name or ROOT, op_type=classes.get(name, ""), times_ms=tuple(round(t, 6) for t in ts),
                    onnx_nodes=tuple(node_map.get(name, ())))
         for name, ts in times.items() if any(ts) or node_map.get(name))
+
+
+def _parent(name: str) -> str:
+    return name.rpartition(".")[0]
+
+
+def merge_folded_norms(events, norms=None, convs=None) -> tuple[LayerEvent, ...]:
+    """Give each BatchNorm module the exporter folded into a convolution to that convolution.
+
+    Eager PyTorch runs BatchNorm as its own kernel, but the ONNX export folds it into the Conv that
+    feeds it, so the norm module has no ONNX node and its time would map to nothing. The conv that
+    feeds a norm is, in timm's blocks (conv -> bn [-> act]), the nearest earlier sibling module (same
+    parent) in execution order; when that sibling is a convolution with ONNX nodes the two become one
+    event, ``"<conv> + <norm>"``, with per-iteration times summed and the conv's ONNX nodes. A norm
+    with ONNX nodes of its own (not folded) or without such a conv sibling is left as it is, as is
+    every other event: the total time is unchanged.
+
+    ``norms`` / ``convs``: module names of the normalisation / convolution modules (the profiler
+    knows their classes); None: recognised by the event's class name (``op_type``)."""
+    events = tuple(events)
+
+    def is_norm(e) -> bool:
+        return e.name in norms if norms is not None else "BatchNorm" in e.op_type
+
+    def is_conv(e) -> bool:
+        return e.name in convs if convs is not None else "Conv" in e.op_type
+
+    folded: dict[int, list[int]] = {}          # conv event index -> norm event indices
+    merged: set[int] = set()
+    for i, event in enumerate(events):
+        if event.onnx_nodes or event.name == ROOT or not is_norm(event):
+            continue
+        parent = _parent(event.name)
+        j = next((j for j in range(i - 1, -1, -1) if events[j].onnx_nodes and events[j].name != ROOT
+                  and _parent(events[j].name) == parent), None)
+        if j is not None and is_conv(events[j]) and len(events[j].times_ms) == len(event.times_ms):
+            folded.setdefault(j, []).append(i)
+            merged.add(i)
+    out = []
+    for i, event in enumerate(events):
+        if i in merged:
+            continue
+        parts = [event, *(events[k] for k in folded.get(i, ()))]
+        if len(parts) > 1:
+            event = LayerEvent(name=" + ".join(p.name for p in parts), op_type=" + ".join(p.op_type for p in parts),
+                               times_ms=tuple(sum(ts) for ts in zip(*(p.times_ms for p in parts))),
+                               onnx_nodes=event.onnx_nodes, opaque=event.opaque)
+        out.append(event)
+    return tuple(out)
 
 
 # -- runners --------------------------------------------------------------------------------------
