@@ -4,7 +4,7 @@ Profiles EfficientNet-B0 at batch 1 (224x224) on the GPU with each backend that 
 CUDA; ONNX Runtime's CUDA provider when onnxruntime-gpu is installed) and writes, into DIR:
   ort_cuda_trace.json       ONNX Runtime's own Chrome-trace profile (as the profiler wrote it)
   ort_cuda_layers.json      the LayerTrace scaleprof parsed from it
-  torch_cuda_layers.json    the torch.profiler LayerTrace (module, kernel times per iteration)
+  torch_cuda_layers.json    the raw torch.profiler trace per module (kernel times per iteration)
   environment.json          GPU name, driver clocks, versions
 Usage: python benchmarks/gpu_traces.py DIR   (prints what it skipped and why)
 """
@@ -45,8 +45,10 @@ def main(out: Path) -> int:
             print(f"gpu_traces: {backend} on cuda failed: {err}")
             continue
         with engine:
-            extra = {"keep_trace": out / "ort_cuda_trace.json"} if backend == "ort" else {}
-            trace = engine.profile_layers(shape, 10, **extra)
+            if backend == "ort":
+                trace = engine.profile_layers(shape, 10, keep_trace=out / "ort_cuda_trace.json")
+            else:  # the raw per-module trace, before folded norms are merged into their convs
+                trace = engine.profile_modules(shape, 10)
             name = "ort_cuda_layers.json" if backend == "ort" else "torch_cuda_layers.json"
             (out / name).write_text(json.dumps(dataclasses.asdict(trace), indent=1))
             env = environment_for(engine)

@@ -49,16 +49,17 @@ def test_profile_attributes_time_to_modules_and_onnx_nodes(engines, tiny_onnx):
     trace = engines[0].profile_layers(ShapePoint(1, RES), iterations=3)
     assert trace.profiler == "torch.profiler" and trace.iterations == 3
     by_name = {e.name: e for e in trace.events}
-    stem = by_name["stem.conv"]
-    assert stem.op_type == "Conv2d" and stem.onnx_nodes == ("/stem/conv/Conv",)
+    stem = by_name["stem.conv + stem.bn"]                # the BatchNorm the export folded into the conv
+    assert stem.op_type == "Conv2d + BatchNormAct2d" and stem.onnx_nodes == ("/stem/conv/Conv",)
     assert len(stem.times_ms) == 3 and all(t > 0 for t in stem.times_ms)
     exported = {n.name for n in onnx.load(str(tiny_onnx)).graph.node}
     mapped = [n for e in trace.events for n in e.onnx_nodes]
     assert mapped and set(mapped) <= exported and len(mapped) == len(set(mapped))
     convs = {n for n in exported if n.endswith("/Conv")}
     assert convs <= set(mapped)                      # every exported conv belongs to a profiled module
-    assert "" not in by_name and all(e.name == ROOT or e.name in dict(engines[0].model.named_modules())
-                                     for e in trace.events)
+    modules = dict(engines[0].model.named_modules())
+    assert "" not in by_name and all(part == ROOT or part in modules for e in trace.events
+                                     for part in e.name.split(" + "))
 
 
 def test_module_of_node_reads_both_exporters():
@@ -114,7 +115,7 @@ def test_cuda_runner(tiny_onnx, cache_dir, precision, graph):
         x = {"input": np.random.default_rng(0).standard_normal((2, 3, RES, RES)).astype(np.float32)}
         assert np.isfinite(engine.run(x)["logits"]).all()
         trace = engine.profile_layers(ShapePoint(2, RES), iterations=3)
-        stem = {e.name: e for e in trace.events}["stem.conv"]
+        stem = {e.name: e for e in trace.events}["stem.conv + stem.bn"]
         assert all(t > 0 for t in stem.times_ms)
 
 
