@@ -53,7 +53,8 @@ def test_fused_and_unfused_layers(report, tiny_engine):
     cats = {r.category for r in rep.layers}
     assert {"conv", "depthwise conv", "SE", "activation", "linear"} <= cats
     assert rep.coverage >= 0.95
-    assert rep.overhead_ratio == pytest.approx(rep.layer_sum_ms / 1.0)
+    assert rep.overhead_ratio == pytest.approx(rep.iteration_ms / 1.0)   # end_to_end_ms=1.0 was passed in
+    assert rep.iteration_ms >= min(r.time_ms for r in rep.layers if r.time_ms > 0)
 
 
 def test_roofline_columns(report):
@@ -112,3 +113,18 @@ def test_no_layer_events_is_one_clear_error(tiny_engine, monkeypatch):
 def test_bad_layer_profile_inputs(tiny_engine, shape, iterations, words):
     with pytest.raises(BadInput, match=words):
         profile_layers(tiny_engine, shape, iterations=iterations)
+
+
+def test_overhead_ratio_uses_whole_profiled_iterations():
+    """A stall lands in a different layer each iteration: every per-layer median drops it, but every
+    iteration contains one, so the profiled iteration (and the overhead ratio) must keep it."""
+    from scaleprof.engines.base import LayerEvent, LayerTrace
+    from scaleprof.profile.layers import iteration_median
+    from scaleprof.profile.types import LayerReport
+
+    events = tuple(LayerEvent(f"l{i}", "Conv", tuple(5.0 if j == i else 1.0 for j in range(4))) for i in range(4))
+    trace = LayerTrace(events, iterations=4, profiler="test")
+    assert iteration_median(trace) == 8.0                        # 3 x 1 ms + one 5 ms stall, every iteration
+    report = LayerReport(layers=(), layer_sum_ms=4.0, end_to_end_ms=8.0, coverage=1.0, profiler="test",
+                         iterations=4, iteration_ms=iteration_median(trace))
+    assert report.overhead_ratio == 1.0 and report.layer_sum_ms / report.end_to_end_ms == 0.5

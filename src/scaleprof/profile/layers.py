@@ -3,6 +3,8 @@ layer mapped to the exported ONNX nodes it executes and their predicted counts, 
 
 from __future__ import annotations
 
+import statistics
+
 from collections import defaultdict
 from pathlib import Path
 
@@ -179,7 +181,23 @@ def build_report(trace, graph: OnnxGraph, resolver, counts: dict, shape, end_to_
                        coverage=covered / layer_sum if layer_sum > 0 else 0.0, profiler=trace.profiler,
                        iterations=trace.iterations, totals=totals, by_category=by_category(rows, layer_sum),
                        device_peaks=peaks.to_dict() if peaks is not None else None,
-                       layer_sum_mean_ms=sum(r.mean_ms for r in rows))
+                       layer_sum_mean_ms=sum(r.mean_ms for r in rows), iteration_ms=iteration_median(trace))
+
+
+def iteration_median(trace) -> float | None:
+    """Median over profiled iterations of the summed layer times of each iteration (an event with
+    one time per iteration adds that time; any other adds its mean to every iteration)."""
+    n = trace.iterations
+    if n <= 0 or not trace.events:
+        return None
+    totals = [0.0] * n
+    for event in trace.events:
+        times = list(event.times_ms)
+        if len(times) == n:
+            totals = [t + x for t, x in zip(totals, times)]
+        elif times:
+            totals = [t + sum(times) / n for t in totals]
+    return statistics.median(totals)
 
 
 def raise_peaks(peaks, rows):

@@ -127,9 +127,10 @@ def _print(engine, shape, m, top: int) -> None:
     if rep is None:
         return
     ratio = f"{rep.overhead_ratio:.2f}" if rep.overhead_ratio else "-"
-    console.print(f"layers   {len(rep.layers)} rows, sum {rep.layer_sum_ms:.3f} ms over {rep.iterations} profiled "
-                  f"iterations ({rep.profiler}); sum / end-to-end median = {ratio}; sum of layer means "
-                  f"{rep.layer_sum_mean_ms:.3f} ms; coverage {rep.coverage:.1%}")
+    iteration = f"{rep.iteration_ms:.3f} ms" if rep.iteration_ms else "-"
+    console.print(f"layers   {len(rep.layers)} rows, sum of layer medians {rep.layer_sum_ms:.3f} ms over "
+                  f"{rep.iterations} profiled iterations ({rep.profiler}); profiled iteration (median) {iteration}, "
+                  f"/ end-to-end median = {ratio} (overhead ratio); coverage {rep.coverage:.1%}")
     table = Table(title=f"top {top} slowest layers", show_lines=False)
     for col in ("layer", "category", "ms", "share", "MFLOPs", "acts (k)", "GFLOP/s", "GB/s", "bound", "attain"):
         table.add_column(col, justify="left" if col in ("layer", "category", "bound") else "right")
