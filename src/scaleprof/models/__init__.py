@@ -2,6 +2,9 @@
 
 Public API: ``base_spec(name)``, ``build_model(spec, device)``, ``scale_spec(model, strategy, scale,
 alpha)``, ``parse_strategy``, ``list_models``, ``ModelSpec``.
+
+Importing this package (names, specs, strategies) does not import torch or timm: building or
+counting a network does, when it happens (tests/test_imports.py keeps it so).
 """
 
 from scaleprof.models.registry import all_models, base_spec, build_model, family_of, list_models

@@ -29,9 +29,10 @@ import json
 import math
 import re
 from dataclasses import asdict, fields
+from typing import TYPE_CHECKING
 
-import torch
-from torch.overrides import TorchFunctionMode
+if TYPE_CHECKING:       # importing this module (and scaleprof.models) does not import torch
+    import torch
 
 _JSON_TYPES = (int, float, str, bool, type(None))
 # Arguments timm's entry points pass along that do not describe the architecture.
@@ -82,21 +83,47 @@ def _recording(module, names, calls):
             setattr(module, n, fn)
 
 
-class _SkipInitOnMeta(TorchFunctionMode):
+_FILLS = frozenset({"normal_", "uniform_", "zero_", "fill_", "trunc_normal_", "copy_", "kaiming_normal_",
+                    "kaiming_uniform_", "xavier_uniform_", "xavier_normal_", "ones_", "zeros_", "constant_",
+                    "orthogonal_", "bernoulli_", "exponential_", "clamp_", "erfinv_", "mul_", "add_"})
+
+
+@functools.lru_cache(maxsize=None)
+def _skip_init_mode():
+    """The TorchFunctionMode class behind _SkipInitOnMeta (defined on first use: it needs torch)."""
+    import torch
+    from torch.overrides import TorchFunctionMode
+
+    class SkipInitOnMetaMode(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            if getattr(func, "__name__", "") in _FILLS:
+                target = args[0] if args else kwargs.get("tensor", kwargs.get("self"))
+                if isinstance(target, torch.Tensor) and target.is_meta:
+                    return target
+            return func(*args, **kwargs)
+
+    return SkipInitOnMetaMode
+
+
+class _SkipInitOnMeta:
     """Weight initialisation is meaningless on the meta device and costs most of a meta build
-    (torch's meta normal_ goes through the reference implementation): skip the in-place fills."""
+    (torch's meta normal_ goes through the reference implementation): skip the in-place fills.
 
-    _FILLS = {"normal_", "uniform_", "zero_", "fill_", "trunc_normal_", "copy_", "kaiming_normal_",
-              "kaiming_uniform_", "xavier_uniform_", "xavier_normal_", "ones_", "zeros_", "constant_",
-              "orthogonal_", "bernoulli_", "exponential_", "clamp_", "erfinv_", "mul_", "add_"}
+    A context manager around a torch function mode; torch is imported when it is entered."""
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        if getattr(func, "__name__", "") in self._FILLS:
-            target = args[0] if args else kwargs.get("tensor", kwargs.get("self"))
-            if isinstance(target, torch.Tensor) and target.is_meta:
-                return target
-        return func(*args, **kwargs)
+    _FILLS = _FILLS
+
+    def __init__(self):
+        self._modes = []          # one per (possibly nested) entry
+
+    def __enter__(self):
+        mode = _skip_init_mode()()
+        self._modes.append(mode)
+        return mode.__enter__()
+
+    def __exit__(self, *exc):
+        return self._modes.pop().__exit__(*exc)
 
 
 def _create_on_meta(model: str):
@@ -177,14 +204,16 @@ class Family:
 # ---------------------------------------------------------------------------------------------
 class EfficientNetFamily(Family):
     name = "efficientnet"
-    title = "EfficientNet (Tan & Le 2019), timm _gen_efficientnet"
-    bases = tuple(f"efficientnet_b{i}" for i in range(8))
+    title = "EfficientNet (Tan & Le 2019), timm _gen_efficientnet; tf_*: TensorFlow 'same' padding"
+    # tf_*: timm's ports of the TensorFlow models, the same networks with TF "same" padding (timm's
+    # Conv2dSame/MaxPool2dSame compute their pads from the input size; the export fixes them) and
+    # TF's BatchNorm epsilon. They scale like the others: pad_type and bn_eps are builder kwargs.
+    bases = tuple(f"efficientnet_b{i}" for i in range(8)) + tuple(f"tf_efficientnet_b{i}" for i in range(8))
     block_pattern = re.compile(r"^blocks\.(\d+)\.(\d+)(\.|$)")
     # EfficientNet paper resolutions (SCALING.md, timm's _gen_efficientnet docstring); timm's own
     # trained weights use other sizes, but the named B-models are defined at these.
-    paper_resolution = {"efficientnet_b0": 224, "efficientnet_b1": 240, "efficientnet_b2": 260,
-                        "efficientnet_b3": 300, "efficientnet_b4": 380, "efficientnet_b5": 456,
-                        "efficientnet_b6": 528, "efficientnet_b7": 600}
+    paper_resolution = {f"{prefix}efficientnet_b{i}": r for prefix in ("", "tf_")
+                        for i, r in enumerate((224, 240, 260, 300, 380, 456, 528, 600))}
 
     def default_resolution(self, model: str) -> int:
         return self.paper_resolution.get(model) or super().default_resolution(model)
@@ -228,6 +257,8 @@ class EfficientNetFamily(Family):
         }
 
     def _widths_of(self, gen, variant, kwargs, cm, raw, depths):
+        import torch
+
         # Output width of each stage: the last conv registered in its last block (conv_pw of a
         # depthwise-separable block, conv_pwl of inverted-residual and edge-residual blocks).
         with _SkipInitOnMeta():
@@ -300,9 +331,10 @@ class EfficientNetFamily(Family):
 
 class EfficientNetV2Family(EfficientNetFamily):
     name = "efficientnetv2"
-    title = "EfficientNetV2 (Tan & Le 2021), timm _gen_efficientnetv2_*"
+    title = "EfficientNetV2 (Tan & Le 2021), timm _gen_efficientnetv2_*; tf_*: TensorFlow 'same' padding"
     bases = ("efficientnetv2_s", "efficientnetv2_m", "efficientnetv2_l", "efficientnetv2_xl",
-             "efficientnetv2_rw_t", "efficientnetv2_rw_s", "efficientnetv2_rw_m")
+             "efficientnetv2_rw_t", "efficientnetv2_rw_s", "efficientnetv2_rw_m",
+             "tf_efficientnetv2_s", "tf_efficientnetv2_m", "tf_efficientnetv2_l", "tf_efficientnetv2_xl")
     paper_resolution: dict = {}
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import copy
 import functools
 import json
-
-import torch
+from typing import TYPE_CHECKING
 
 from scaleprof.errors import BadInput, nearest
 from scaleprof.models.families import FAMILIES, Family, _SkipInitOnMeta
 from scaleprof.models.spec import ModelSpec
+
+if TYPE_CHECKING:       # torch is imported by build_model, not by importing scaleprof.models
+    import torch
 
 
 def list_models() -> dict[str, list[str]]:
@@ -22,12 +24,34 @@ def all_models() -> list[str]:
     return [m for f in FAMILIES.values() for m in f.bases]
 
 
+def suggest_model(name: str) -> str | None:
+    """The known base model closest to ``name``, or None when nothing is close.
+
+    Case, dashes for underscores and a timm pretrained tag (``tf_efficientnet_b0.ns_jft_in1k``) are
+    forgiven outright; otherwise the closest name by difflib's ratio (the better of reading a letter O as
+    itself or as a zero), ties going to the first in `scaleprof models` order."""
+    import difflib
+
+    models = all_models()
+    text = str(name).strip().lower().replace("-", "_").split(".", 1)[0]
+    if text in models:
+        return text
+    best, best_score = None, 0.0
+    for candidate in models:
+        score = max(difflib.SequenceMatcher(None, t, candidate).ratio() for t in {text, text.replace("o", "0")})
+        if score > best_score:
+            best, best_score = candidate, score
+    return best if best_score >= 0.5 else None
+
+
 def family_of(model: str) -> Family:
     for family in FAMILIES.values():
         if model in family.bases:
             return family
-    raise BadInput(f"unknown model {model!r}{nearest(model, all_models())}; "
-                   f"choose from: {', '.join(all_models())} (scaleprof models lists them by family)")
+    suggestion = suggest_model(model)
+    hint = f" (did you mean {suggestion!r}?)" if suggestion else ""
+    raise BadInput(f"unknown model {model!r}{hint}; scaleprof scales {len(all_models())} timm models in the "
+                   f"families {', '.join(FAMILIES)}: `scaleprof models` lists them")
 
 
 def get_family(name: str) -> Family:
@@ -57,6 +81,8 @@ def build_model(spec: ModelSpec | str, device="cpu", dtype=None, seed: int | Non
     ``device="meta"`` builds it without memory (for counting). ``seed`` makes the random weights
     reproducible (None: whatever torch's global generator gives).
     """
+    import torch
+
     if isinstance(spec, str):
         spec = base_spec(spec)
     family = get_family(spec.family)

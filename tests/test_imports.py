@@ -1,0 +1,99 @@
+"""Importing the stages, and the commands that only read files (report, inspect, build with ONNX Runtime,
+reading ONNX metadata), do not import torch (~2-3 s of start-up). Each check runs in a fresh interpreter:
+the test process itself has long imported torch."""
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent / "report"))      # the report tests' synthetic store
+
+from synthetic import fill_store, synthetic_rows  # noqa: E402
+
+PACKAGES = ["scaleprof.models", "scaleprof.complexity", "scaleprof.export", "scaleprof.engines", "scaleprof.report",
+            "scaleprof.sweep", "scaleprof.profile", "scaleprof.cli"]
+HEAVY = ("torch", "timm")
+
+
+def _fresh(code: str) -> str:
+    """Run ``code`` in a new interpreter; stdout, or the failure with its stderr."""
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_stage_import_does_not_import_torch(package):
+    out = _fresh(f"""
+        import sys
+        import {package}
+        print([m for m in {HEAVY!r} if m in sys.modules])
+    """)
+    assert out.strip() == "[]", f"import {package} imported {out.strip()}"
+
+
+def test_all_stages_together_and_public_names_without_torch():
+    # The agreed public names that need no network resolve without torch; the rest stay reachable.
+    out = _fresh(f"""
+        import sys
+        import scaleprof.models, scaleprof.complexity, scaleprof.export, scaleprof.engines, scaleprof.report
+        import scaleprof.sweep
+        from scaleprof.models import ModelSpec, STRATEGIES, all_models, family_of, list_models, parse_strategy
+        from scaleprof.complexity import CONVENTION, count_onnx
+        from scaleprof.export import read_metadata
+        from scaleprof.engines import BACKENDS, build_engine, open_engine
+        assert "tf_efficientnet_b0" in all_models() and family_of("efficientnet_b0").name == "efficientnet"
+        print([m for m in {HEAVY!r} if m in sys.modules])
+        from scaleprof.complexity import count_spec          # lazy names still work, and do import torch
+        from scaleprof.export import export_onnx, ExportOptions
+        print("torch" in sys.modules, callable(count_spec), callable(export_onnx))
+    """)
+    first, second = out.strip().splitlines()
+    assert first == "[]"
+    assert second == "True True True"
+
+
+@pytest.fixture(scope="module")
+def small_onnx(tmp_path_factory):
+    """A real `scaleprof export` file (the smallest RegNet at 64 px; parity is the export tests' job)."""
+    from dataclasses import replace
+
+    from scaleprof.export import ExportOptions, export_onnx
+    from scaleprof.models import base_spec
+
+    path = tmp_path_factory.mktemp("onnx") / "regnetx_002.onnx"
+    export_onnx(replace(base_spec("regnetx_002"), resolution=64), path, ExportOptions(check_parity=False))
+    return path
+
+
+def test_reading_commands_do_not_import_torch(small_onnx, tmp_path):
+    """scaleprof report, inspect and build (ONNX Runtime), and read_metadata, end to end in one interpreter."""
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    fill_store(sweep, synthetic_rows(strategies=("d", "w", "dWr")))
+    out = _fresh(f"""
+        import contextlib, io, json, sys
+        from scaleprof.cli import main
+
+        loaded = {{}}
+        def step(name, argv):
+            with contextlib.redirect_stdout(io.StringIO()):
+                assert main(argv) == 0, argv
+            loaded[name] = [m for m in {HEAVY!r} if m in sys.modules]
+
+        step("report", ["report", {str(sweep)!r}])
+        step("inspect", ["inspect", {str(small_onnx)!r}])
+        step("build", ["build", {str(small_onnx)!r}, "--backend", "ort", "--resolution", "64",
+                       "--cache-dir", {str(tmp_path / "engines")!r}])
+        from scaleprof.export import read_metadata
+        assert read_metadata({str(small_onnx)!r}).spec.model == "regnetx_002"
+        loaded["read_metadata"] = [m for m in {HEAVY!r} if m in sys.modules]
+        print(json.dumps(loaded))
+    """)
+    loaded = json.loads(out.strip().splitlines()[-1])
+    assert loaded == {"report": [], "inspect": [], "build": [], "read_metadata": []}
+    assert (sweep / "report.html").is_file()
