@@ -58,7 +58,7 @@ class ExportOptions:
     parity_batches: tuple[int, ...] = (1, 2)
     parity_resolutions: tuple[int, ...] | None = None   # None: (R, R + spatial multiple)
     check_parity: bool = True
-    recalibrate_bn: bool = False            # give BN data statistics first (see _recalibrate_bn)
+    recalibrate_bn: bool = False            # give BN data statistics first (see recalibrate_bn())
     exporter: str = "torchscript"
     seed: int = 0                           # build_model's weight seed (and the parity inputs')
 
@@ -130,19 +130,10 @@ def _tf_same_pads(size: tuple[int, int], kernel, stride, dilation) -> tuple[int,
     return (left, right, top, bottom)
 
 
-def _freeze_same_padding(model, resolution: int) -> int:
-    """Replace dynamic same-padding (pads computed from the input shape at run time, which exports as
-    Shape/Ceil/Sub/Pad arithmetic that TensorRT's ONNX parser rejects) by the constant pads those layers
-    get at ``resolution``. Module names are unchanged, so node scopes still map to the same modules.
-
-    Returns the spatial multiple M: the constant pads are right for any resolution R' = R + k*M."""
+def _same_pad_inputs(model, layers, resolution: int) -> dict:
+    """{name: input (H, W)} of each same-padding layer for a 1x3xRxR input."""
     import torch
-    import torch.nn.functional as F
-    from timm.layers.conv2d_same import Conv2dSame
 
-    layers = _same_pad_modules(model)
-    if not layers:
-        return 1
     sizes = {}
     hooks = [m.register_forward_pre_hook(lambda mod, args, name=n: sizes.__setitem__(name, tuple(args[0].shape[-2:])))
              for n, m in layers]
@@ -152,21 +143,48 @@ def _freeze_same_padding(model, resolution: int) -> int:
     finally:
         for h in hooks:
             h.remove()
+    return sizes
 
+
+def _pads_at(layers, sizes) -> dict:
+    return {name: _tf_same_pads(sizes[name], m.kernel_size, m.stride, getattr(m, "dilation", 1)) for name, m in layers}
+
+
+def _freeze_same_padding(model, resolution: int, verify: bool = True) -> int:
+    """Replace dynamic same-padding (pads computed from the input shape at run time, which exports as
+    Shape/Ceil/Sub/Pad arithmetic that TensorRT's ONNX parser rejects) by the constant pads those layers
+    get at ``resolution``. Module names are unchanged, so node scopes still map to the same modules.
+
+    Returns the spatial multiple M: the constant pads are right for any resolution R' = R + k*M.
+    A layer's pads depend on its input size x modulo its stride s, and x grows by s when R grows by
+    the total stride up to and including the layer; M is the largest of those totals. Every family
+    here downsamples by 1 or 2 at a time, so the total stride before a layer is the power of two just
+    above R/x (exactly R/x only when R is a multiple of it: 232 px reaches the last stride-2 layer at 15 px,
+    and 232/15 is no stride). With ``verify``, M is checked by a second probe at R + M."""
+    from timm.layers.conv2d_same import Conv2dSame
+
+    layers = _same_pad_modules(model)
+    if not layers:
+        return 1
+    sizes = _same_pad_inputs(model, layers, resolution)
+    pads = _pads_at(layers, sizes)
     multiple = 1
     for name, module in layers:
-        size = sizes[name]
-        dilation = getattr(module, "dilation", 1)
-        pads = _tf_same_pads(size, module.kernel_size, module.stride, dilation)
         stride = module.stride if isinstance(module.stride, int) else module.stride[0]
-        multiple = max(multiple, round(resolution / size[0]) * stride)
+        before = 2 ** math.ceil(math.log2(resolution / sizes[name][0]) - 1e-9)
+        multiple = max(multiple, before * stride)
+    if verify and _pads_at(layers, _same_pad_inputs(model, layers, resolution + multiple)) != pads:
+        raise ScaleprofError(f"same-padding pads at {resolution} px do not repeat at {resolution + multiple} px: "
+                             "export this model with --static", exit_code=1)
+
+    for name, module in layers:
         if isinstance(module, Conv2dSame):
             module.__class__ = _StaticPadConv2d
         else:
             base = module.__class__.__mro__[1]   # nn.MaxPool2d / nn.AvgPool2d
             module.__class__ = type(f"StaticPad{base.__name__}", (_StaticPadPool, base), {})
             module._pad_value = -float("inf") if "Max" in base.__name__ else 0.0
-        module._static_pads = pads
+        module._static_pads = pads[name]
     return multiple
 
 
@@ -188,15 +206,26 @@ class _StaticPadPool:
         return super().forward(F.pad(x, self._static_pads, value=self._pad_value))
 
 
-def _recalibrate_bn(model, resolution: int, seed: int) -> None:
-    """Give BatchNorm layers the statistics of (seeded) random images.
+CALIBRATION_RESOLUTION = 128      # recalibrate_bn feeds images of at most this size
+
+
+def recalibrate_bn(model, resolution: int, seed: int) -> None:
+    """Give BatchNorm layers the statistics of (seeded) random images, in place: two batches of four
+    N(0, 1) images of min(``resolution``, 128) px from ``torch.Generator().manual_seed(seed)``.
 
     Freshly initialised timm models have BN with mean 0 / var 1 / gamma 1 / beta 0 and logits of ~1e-5:
     fp16 then underflows to subnormals, folded biases are all zero and a parity check cannot see a
     BN-folding mistake. With data statistics every BN output is ~unit variance and folding is exercised.
-    Only BN running statistics change (weights are untouched); use recalibrate_bn=False to export as given."""
+    Only BN running statistics change (weights are untouched); use recalibrate_bn=False to export as given.
+
+    ``export_onnx(..., ExportOptions(recalibrate_bn=True, seed=S))`` calls this with the export
+    resolution and S (the file's export record keeps "seed", "resolution" and "recalibrated_bn"), so when
+    the record's "weights" is "seeded" (export_onnx built the model itself), ``build_model(spec, seed=S)``
+    followed by ``recalibrate_bn(model, resolution, S)`` rebuilds the network the file holds.
+    The global torch RNG is neither used nor advanced."""
     import torch
 
+    resolution = min(int(resolution), CALIBRATION_RESOLUTION)
     bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     if not bns:
         return
@@ -214,6 +243,10 @@ def _recalibrate_bn(model, resolution: int, seed: int) -> None:
         for m, momentum in saved:
             m.momentum = momentum
             m.eval()
+
+
+# The old private name: scaleprof.engines.torch_backend (exported_model) still imports it.
+_recalibrate_bn = recalibrate_bn
 
 
 # --------------------------------------------------------------------------------------------
@@ -234,15 +267,16 @@ def export_onnx(spec: ModelSpec, path, options: ExportOptions | None = None, mod
     timings = {}
     t_all = time.perf_counter()
 
-    if model is None:
+    seeded = model is None                  # the weights are build_model(spec, seed=options.seed)'s
+    if seeded:
         from scaleprof.models import build_model
 
         model = build_model(spec, "cpu", seed=options.seed)
     model = copy.deepcopy(model).float().eval()
     torch.manual_seed(options.seed)
     if options.recalibrate_bn:
-        _recalibrate_bn(model, min(resolution, 128), options.seed)
-    multiple = _freeze_same_padding(model, resolution)
+        recalibrate_bn(model, resolution, options.seed)
+    multiple = _freeze_same_padding(model, resolution, verify=options.dynamic)
     if not options.dynamic:
         multiple = 0
     reference = model                       # fp32 PyTorch: the parity reference for both precisions
@@ -272,7 +306,7 @@ def export_onnx(spec: ModelSpec, path, options: ExportOptions | None = None, mod
             "opset": options.opset, "precision": options.precision, "dynamic": options.dynamic,
             "static_batch": None if options.dynamic else options.static_batch, "resolution": resolution,
             "spatial_multiple": multiple, "exporter": options.exporter, "recalibrated_bn": options.recalibrate_bn,
-            "seed": options.seed,
+            "seed": options.seed, "weights": "seeded" if seeded else "given",
             "input": INPUT_NAME, "output": OUTPUT_NAME,
             "versions": _versions(), "tolerance": dict(zip(("rtol", "atol"), options.tolerance())),
         }

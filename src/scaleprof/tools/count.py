@@ -36,6 +36,9 @@ def result(spec, base, counts, base_counts, per_layer: bool) -> dict:
 
 
 def run(args) -> int:
+    from scaleprof.models import family_of
+
+    family_of(args.model)               # an unknown name fails before torch is imported (~3 s)
     from scaleprof.complexity import check_resolution, count_spec
     from scaleprof.errors import BadInput
 

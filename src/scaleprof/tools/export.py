@@ -66,11 +66,12 @@ def make_spec(model: str, strategy: str | None, scale: float, alpha: float | Non
 
 
 def run(args) -> int:
+    rtol, atol = parse_tolerance(args.tolerance)
+    spec = make_spec(args.model, args.strategy, args.scale, args.alpha, args.resolution)   # bad names first
+
     from scaleprof.export import ExportOptions, export_onnx
     from scaleprof.export.onnx_export import DEFAULT_OPSET
 
-    rtol, atol = parse_tolerance(args.tolerance)
-    spec = make_spec(args.model, args.strategy, args.scale, args.alpha, args.resolution)
     options = ExportOptions(opset=args.opset or DEFAULT_OPSET, precision=args.precision, dynamic=not args.static,
                             static_batch=args.batch, rtol=rtol, atol=atol, check_parity=not args.no_parity,
                             exporter=args.exporter)
