@@ -119,11 +119,11 @@ def exported_model(recipe: dict):
 
     model = build_model(ModelSpec.from_dict(recipe["spec"]), device="cpu", seed=recipe["seed"])
     if recipe.get("recalibrated_bn"):
-        from scaleprof.export.onnx_export import _recalibrate_bn   # the export's own recipe, shared on purpose
+        from scaleprof.export.onnx_export import recalibrate_bn   # the export's own recipe, shared on purpose
 
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(recipe["seed"])
-            _recalibrate_bn(model, min(recipe["resolution"], 128), recipe["seed"])
+            recalibrate_bn(model, min(recipe["resolution"], 128), recipe["seed"])
     return model.eval()
 
 

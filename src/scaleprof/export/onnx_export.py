@@ -245,10 +245,6 @@ def recalibrate_bn(model, resolution: int, seed: int) -> None:
             m.eval()
 
 
-# The old private name: scaleprof.engines.torch_backend (exported_model) still imports it.
-_recalibrate_bn = recalibrate_bn
-
-
 # --------------------------------------------------------------------------------------------
 # Export
 

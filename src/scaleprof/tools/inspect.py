@@ -116,13 +116,16 @@ def _text(info: dict) -> str:
         lines.append("model      not exported by scaleprof (no spec in the metadata)")
     exp = info["export"]
     if exp:
-        lines.append(f"export     {exp['precision']}, {'dynamic' if exp['dynamic'] else 'static'} shapes, "
-                     f"{exp['exporter']} exporter, torch {exp['versions'].get('torch')}, "
-                     f"onnx {exp['versions'].get('onnx')}")
+        versions = exp.get("versions") or {}   # files from elsewhere may carry a partial record
+        lines.append(f"export     {exp.get('precision', '?')}, {'dynamic' if exp.get('dynamic') else 'static'} shapes, "
+                     f"{exp.get('exporter', '?')} exporter, torch {versions.get('torch', '?')}, "
+                     f"onnx {versions.get('onnx', '?')}")
         if exp.get("spatial_multiple", 1) > 1:
-            lines.append(f"           resolutions must be {exp['resolution']} + k*{exp['spatial_multiple']} "
+            lines.append(f"           resolutions must be {exp.get('resolution', '?')} + k*{exp['spatial_multiple']} "
                          "(same-padding fixed at export)")
-        for p in exp.get("parity", []):
+        for p in exp.get("parity") or []:
+            if not {"batch", "resolution", "max_abs", "max_rel"} <= set(p):
+                continue
             lines.append(f"parity     {p['batch']}x3x{p['resolution']}x{p['resolution']}: max abs {p['max_abs']:.3g}, "
                          f"relative {p['max_rel']:.3g}")
     pc, oc = info["predicted_counts"], info["onnx_counts"]
