@@ -40,6 +40,7 @@ from typing import Any
 from scaleprof.engines import tensorrt_trtexec as trtexec_mod
 from scaleprof.engines.base import (Backend, BuildSpec, Engine, EngineManifest, LayerTrace,
                                     ShapePoint, ShapeRange)
+from scaleprof.engines.registry import device_index
 from scaleprof.engines.tensorrt_inspect import LayerResolver, LayerTimes, read_inspector, write_profile
 from scaleprof.engines.tensorrt_plan import (INSTALL_HINT, PrecisionMode, is_dynamic,
                                              key_parts, onnx_float_precision, parse_version,
@@ -47,6 +48,7 @@ from scaleprof.engines.tensorrt_plan import (INSTALL_HINT, PrecisionMode, is_dyn
                                              select_profile, sidecar_paths, symbolic_shape,
                                              timing_cache_path, torch_dtype_name, trt_options)
 from scaleprof.errors import BadInput, EnvironmentProblem
+
 
 def _register_profile_resolver() -> None:
     """Plug TensorRT's naming rules into scaleprof.profile.mapping (importing this module, as
@@ -111,18 +113,10 @@ def _profiler(trt, sink: LayerTimes):
     return _Profiler()
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _cuda_index(device: str) -> int:
     if not device.startswith("cuda"):
         raise BadInput(f"the TensorRT backend runs on NVIDIA GPUs: use --device cuda (got {device!r})")
-    return int(device.split(":", 1)[1]) if ":" in device else 0
+    return device_index(device)
 
 
 def ranges_to_json(r: ShapeRange) -> dict:
@@ -221,13 +215,9 @@ def build_serialized(trt, onnx_path: Path, spec: BuildSpec, mode: PrecisionMode,
     return bytes(plan), new_cache, inputs, profiles
 
 
-def inspector_json(engine, context=None, trt=None) -> str:
-    """IEngineInspector's JSON for ``engine`` (per-shape details when a context is given)."""
-    trt = trt or import_tensorrt()
-    inspector = engine.create_engine_inspector()
-    if context is not None:
-        inspector.execution_context = context
-    return inspector.get_engine_information(trt.LayerInformationFormat.JSON)
+def inspector_json(trt, engine) -> str:
+    """IEngineInspector's JSON for ``engine``."""
+    return engine.create_engine_inspector().get_engine_information(trt.LayerInformationFormat.JSON)
 
 
 # --- the backend ---------------------------------------------------------------------------
@@ -364,7 +354,7 @@ class TensorRTBackend(Backend):
             engine = trt.Runtime(_logger(trt)).deserialize_cuda_engine(plan)
             if engine is None:
                 raise EnvironmentProblem(f"TensorRT built a plan it cannot load: {_logger(trt).last_error()}")
-            side["graph"].write_text(inspector_json(engine, trt=trt), encoding="utf-8")
+            side["graph"].write_text(inspector_json(trt, engine), encoding="utf-8")
             del engine
         build_seconds = time.perf_counter() - started
         (directory / NODES_NAME).write_text(json.dumps(list(node_order)), encoding="utf-8")
@@ -628,9 +618,3 @@ class TensorRTEngine(Engine):
         write_profile(trace, side["profile"].with_name(f"{self.artifact_path.name}.{shape}.profile.json"))
         del context, profiler
         return trace
-
-    def layer_information(self, shape: ShapePoint | None = None) -> dict:
-        """The inspector's JSON for this engine, per-shape when ``shape`` is given."""
-        trt, engine = self._require()
-        context = self._prepare(shape)[0] if shape else None
-        return json.loads(inspector_json(engine, context, trt), strict=False)
