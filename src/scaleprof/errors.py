@@ -26,8 +26,11 @@ class EnvironmentProblem(ScaleprofError):
 
 
 def nearest(word: str, choices) -> str:
-    """' (did you mean X?)' for the closest valid choice, or ''."""
+    """' (did you mean X?)' for the closest valid choice, or ''. Choices that differ from ``word`` only
+    in case win over closer spellings, and all of them are named (dwR -> 'dwr' or 'dWr')."""
     import difflib
 
-    match = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.5)
-    return f" (did you mean {match[0]!r}?)" if match else ""
+    names = [str(c) for c in choices]
+    match = ([c for c in names if c.lower() == str(word).lower()]
+             or difflib.get_close_matches(str(word), names, n=1, cutoff=0.5))
+    return f" (did you mean {' or '.join(map(repr, match))}?)" if match else ""

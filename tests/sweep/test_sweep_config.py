@@ -62,7 +62,7 @@ def test_profile_settings():
     (MINIMAL.replace("scales: [1, 2]", "scales: []"), "scales: the list is empty"),
     (MINIMAL.replace("models: [efficientnet_b0]", "models: []"), "models: the list is empty"),
     (MINIMAL.replace("targets: [cpu-ort]", "targets: []"), "targets: the list is empty"),
-    (MINIMAL.replace("strategies: [d]", "strategies: [dwR]"), "unknown strategy 'dwR' (did you mean"),
+    (MINIMAL.replace("strategies: [d]", "strategies: [dwR]"), "unknown strategy 'dwR' (did you mean 'dwr' or 'dWr'?)"),
     (MINIMAL.replace("scales: [1, 2]", "scales: [0]"), "scales: 0 is not a positive flops factor"),
     (MINIMAL.replace("scales: [1, 2]", "scales: [two]"), "scales: expected numbers, got 'two'"),
     (MINIMAL + "alpha: 1.5\n", "alpha: 1.5 is outside (0, 1]"),

@@ -211,7 +211,7 @@ def from_dict(data: dict, default_name: str = "sweep", where: str = "config",
     precisions = tuple(_str_list(data.get("precisions", "fp32"), "precisions", fail))
     for p in precisions:
         if p not in PRECISIONS:
-            fail(f"precisions: unknown precision {p!r}{_nearest(p, PRECISIONS)}; valid: {', '.join(PRECISIONS)}")
+            fail(f"precisions: unknown precision {p!r}{nearest(p, PRECISIONS)}; valid: {', '.join(PRECISIONS)}")
     targets = _targets(data["targets"], fail)
     timing, layers = _profile(data.get("profile") or {}, fail)
     budget = tuple(_num_list(data["budget_ms"], "budget_ms", fail, float)) if "budget_ms" in data else ()
@@ -234,26 +234,18 @@ def _check_strategy(name: str, fail) -> None:
     """Named strategies, pycls weights (d1_w8_r1), "en" (scaleprof.models.strategies), or "none"."""
     if name == "none":
         return
-    from scaleprof.models.strategies import NAMED, parse_strategy
+    from scaleprof.models.strategies import parse_strategy
 
     try:
         parse_strategy(name)
-    except BadInput as err:
-        folded = [n for n in NAMED if n.lower() == name.lower()]
-        hint = f" (did you mean {' or '.join(map(repr, folded))}?)" if folded and "did you mean" not in str(err) else ""
-        fail(f"strategies: {err}{hint}")
+    except BadInput as err:                 # its message names the nearest strategies
+        fail(f"strategies: {err}")
 
 
 def _check_keys(data: dict, valid, prefix: str, fail) -> None:
     for key in data:
         if key not in valid:
-            fail(f"unknown key {prefix + str(key)!r}{_nearest(key, valid)}; valid keys: {', '.join(valid)}")
-
-
-def _nearest(word, choices) -> str:
-    """nearest(), preferring the choices that differ only in case (dwR -> 'dwr' or 'dWr')."""
-    folded = [repr(c) for c in choices if str(c).lower() == str(word).lower()]
-    return f" (did you mean {' or '.join(folded)}?)" if folded else nearest(word, choices)
+            fail(f"unknown key {prefix + str(key)!r}{nearest(key, valid)}; valid keys: {', '.join(valid)}")
 
 
 def _dedup(items):
@@ -307,7 +299,7 @@ def _targets(value, fail) -> tuple[Target, ...]:
     for item in _as_list(value, "targets", fail):
         if isinstance(item, str):
             if item not in PRESETS:
-                fail(f"targets: unknown preset {item!r}{_nearest(item, PRESETS)}; presets: "
+                fail(f"targets: unknown preset {item!r}{nearest(item, PRESETS)}; presets: "
                      f"{', '.join(PRESETS)} (or a mapping with {', '.join(TARGET_KEYS)})")
             targets.append(PRESETS[item])
             continue
@@ -322,7 +314,7 @@ def _targets(value, fail) -> tuple[Target, ...]:
         if backend is None:
             fail(f"targets.{name}: missing key 'backend' ({', '.join(BACKENDS)})")
         if backend not in BACKENDS:
-            fail(f"targets.{name}: unknown backend {backend!r}{_nearest(backend, BACKENDS)}; "
+            fail(f"targets.{name}: unknown backend {backend!r}{nearest(backend, BACKENDS)}; "
                  f"valid: {', '.join(BACKENDS)}")
         device = item.get("device", preset.device if preset else "cpu")
         if not isinstance(device, str) or not re.match(r"^(cpu|cuda(:\d+)?)$", device):
