@@ -185,6 +185,9 @@ class Backend(ABC):
     @abstractmethod
     def version(self) -> str: ...
 
+    def check_device(self, device: str) -> None:
+        """Raise EnvironmentProblem when this host cannot use ``device`` (well formed already)."""
+
     @abstractmethod
     def device_name(self, device: str) -> str:
         """CPU model or GPU name for ``device``: part of the cache key and the environment."""

@@ -170,13 +170,11 @@ def open_engine(directory: str | Path) -> Engine:
     m = read_manifest(directory)
     backend = get_backend(m.backend)
     check_device(m.device)
-    check = getattr(backend, "check_device", None)
-    if check is not None:
-        try:
-            check(m.device)
-        except EnvironmentProblem as err:
-            raise EnvironmentProblem(f"engine {directory} was built for {m.device} ({m.device_name}), "
-                                     f"which this host cannot use: {err}") from None
+    try:
+        backend.check_device(m.device)
+    except EnvironmentProblem as err:
+        raise EnvironmentProblem(f"engine {directory} was built for {m.device} ({m.device_name}), "
+                                 f"which this host cannot use: {err}") from None
     here_version, here_device = backend.version(), backend.device_name(m.device)
     if here_version != m.backend_version or here_device != m.device_name:
         raise EnvironmentProblem(

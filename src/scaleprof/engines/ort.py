@@ -40,7 +40,7 @@ import numpy as np
 
 from scaleprof.engines.base import (Backend, BuildSpec, Engine, EngineManifest, LayerEvent, LayerTrace,
                                     ShapePoint)
-from scaleprof.engines.registry import cpu_name, cuda_name, cuda_present, device_index
+from scaleprof.engines.registry import cuda_present, device_index, name_of_device
 from scaleprof.errors import BadInput, EnvironmentProblem
 
 ARTIFACT = "model.optimized.onnx"
@@ -105,7 +105,7 @@ class OrtBackend(Backend):
             raise EnvironmentProblem(f"no GPU {device} is visible on this host")
 
     def device_name(self, device: str) -> str:
-        return cpu_name() if device == "cpu" else cuda_name(device)
+        return name_of_device(device)
 
     def build_key_parts(self, spec: BuildSpec) -> dict:
         ep, level = resolve_options(spec)

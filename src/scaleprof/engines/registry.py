@@ -64,6 +64,11 @@ def cuda_name(device: str) -> str:
     return torch.cuda.get_device_name(device_index(device))
 
 
+def name_of_device(device: str) -> str:
+    """CPU model or GPU name for ``device`` (what the backends put in the cache key)."""
+    return cuda_name(device) if device.startswith("cuda") else cpu_name()
+
+
 def cuda_present(device: str) -> bool:
     import torch
 
@@ -96,7 +101,5 @@ def backend_for(name: str, device: str) -> Backend:
     """get_backend plus the device check: the device is well formed and the backend can use it here."""
     check_device(device)
     backend = get_backend(name)
-    check = getattr(backend, "check_device", None)   # optional hook: raise when this host lacks the device
-    if check is not None:
-        check(device)
+    backend.check_device(device)
     return backend

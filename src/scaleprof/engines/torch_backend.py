@@ -36,7 +36,7 @@ from typing import Any
 
 from scaleprof.engines.base import (Backend, BuildSpec, Engine, EngineManifest, LayerEvent, LayerTrace,
                                     ShapePoint)
-from scaleprof.engines.registry import cpu_name, cuda_name, cuda_present, device_index
+from scaleprof.engines.registry import cuda_present, device_index, name_of_device
 from scaleprof.errors import BadInput, EnvironmentProblem
 
 ARTIFACT = "torch_model.json"
@@ -148,7 +148,7 @@ class TorchBackend(Backend):
             raise EnvironmentProblem(f"PyTorch sees no CUDA GPU {device} on this host")
 
     def device_name(self, device: str) -> str:
-        return cpu_name() if device == "cpu" else cuda_name(device)
+        return name_of_device(device)
 
     def build_key_parts(self, spec: BuildSpec) -> dict:
         return resolve_options(spec)

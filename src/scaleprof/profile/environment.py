@@ -10,7 +10,7 @@ import subprocess
 import sys
 from importlib import metadata
 
-from scaleprof.engines.registry import cpu_name, cuda_name
+from scaleprof.engines.registry import device_index, name_of_device
 from scaleprof.profile.types import Environment
 
 PACKAGES = ("torch", "onnx", "onnxruntime", "onnxruntime-gpu", "timm", "numpy", "tensorrt")
@@ -28,12 +28,11 @@ def cpu_mhz() -> float | None:
 
 def gpu_clocks(device: str) -> dict:
     """SM and memory clocks (MHz) from nvidia-smi where it is installed; {} otherwise."""
-    index = device.split(":", 1)[1] if ":" in device else "0"
     if not shutil.which("nvidia-smi"):
         return {}
     fields = ("clocks.sm", "clocks.mem", "clocks.max.sm", "clocks.max.mem")
     try:
-        out = subprocess.run(["nvidia-smi", f"--id={index}", f"--query-gpu={','.join(fields)}",
+        out = subprocess.run(["nvidia-smi", f"--id={device_index(device)}", f"--query-gpu={','.join(fields)}",
                               "--format=csv,noheader,nounits"], capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return {}
@@ -67,10 +66,9 @@ def capture_environment(backend: str, backend_version: str, device: str = "cpu",
                         threads: int | None = None, device_name: str | None = None) -> Environment:
     """The environment of a measurement. ``threads`` None means the backend's default (recorded
     with the CPU count so that two defaults on different machines do not compare equal)."""
-    is_gpu = device.startswith("cuda")
     if device_name is None:
-        device_name = cuda_name(device) if is_gpu else cpu_name()
-    clocks = gpu_clocks(device) if is_gpu else {}
+        device_name = name_of_device(device)
+    clocks = gpu_clocks(device) if device.startswith("cuda") else {}
     mhz = cpu_mhz()
     if mhz is not None:
         clocks["cpu_mhz"] = mhz

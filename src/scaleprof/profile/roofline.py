@@ -56,10 +56,10 @@ def device_peaks(device: str = "cpu", device_name: str | None = None, precision:
                  threads: int | None = None, cache_dir: str | Path | None = None,
                  recalibrate: bool = False) -> DevicePeaks:
     """Cached peaks for this device (measured on first use, a few seconds)."""
-    from scaleprof.engines.registry import cpu_name, cuda_name
+    from scaleprof.engines.registry import name_of_device
 
     if device_name is None:
-        device_name = cuda_name(device) if device.startswith("cuda") else cpu_name()
+        device_name = name_of_device(device)
     path = cache_path(Path(cache_dir) if cache_dir else default_cache_dir(), device_name, device, precision, threads)
     if path.is_file() and not recalibrate:
         try:
