@@ -79,6 +79,11 @@ def test_profile_settings():
     (MINIMAL + "profile: {min_time_s: 2, max_time_s: 1}\n", "max_time_s (1) is below min_time_s (2)"),
     (MINIMAL + "profile: {layers: maybe}\n", "profile.layers: expected true or false"),
     (MINIMAL + "budget_ms: [-1]\n", "budget_ms: budgets must be positive"),
+    (MINIMAL + "budget_ms: [.nan]\n", "budget_ms: budgets must be positive, finite"),
+    (MINIMAL + "batch_sizes: [.inf]\n", "batch_sizes: expected integers, got inf"),
+    (MINIMAL + "profile: {min_iters: .inf}\n", "profile.min_iters: expected an integer, got inf"),
+    (MINIMAL + "profile: {min_time_s: .nan}\n", "profile.min_time_s: nan must be positive and finite"),
+    (MINIMAL + "profile: {warmup_s: -1}\n", "profile.warmup_s: -1 must be zero or more"),
 ])
 def test_bad_config_is_one_clear_line(text, expected):
     assert expected in bad(text)

@@ -40,6 +40,7 @@ PRECISIONS = ("fp32", "fp16")
 BACKENDS = ("ort", "torch", "tensorrt")
 TIMING_KEYS = tuple(f.name for f in fields(TimingSettings))
 PROFILE_KEYS = TIMING_KEYS + ("layers",)
+POSITIVE_TIMING = ("min_iters", "min_time_s", "max_time_s", "layer_iters", "target_ci")   # the rest may be 0
 DEFAULT_ALPHA = 0.8
 
 
@@ -126,13 +127,8 @@ class SweepConfig:
         return out
 
     def _strategy_alphas(self):
-        seen = []
-        for strategy in self.strategies:
-            alphas = self.alpha if strategy == "dWr" else (None,)
-            for alpha in alphas:
-                if (strategy, alpha) not in seen:
-                    seen.append((strategy, alpha))
-        return seen
+        return _dedup((strategy, alpha) for strategy in self.strategies
+                      for alpha in (self.alpha if strategy == "dWr" else (None,)))
 
     def target(self, name: str) -> Target:
         return next(t for t in self.targets if t.name == name)
@@ -215,8 +211,8 @@ def from_dict(data: dict, default_name: str = "sweep", where: str = "config",
     targets = _targets(data["targets"], fail)
     timing, layers = _profile(data.get("profile") or {}, fail)
     budget = tuple(_num_list(data["budget_ms"], "budget_ms", fail, float)) if "budget_ms" in data else ()
-    if any(b <= 0 for b in budget):
-        fail("budget_ms: budgets must be positive milliseconds")
+    if any(not 0 < b < math.inf for b in budget):
+        fail("budget_ms: budgets must be positive, finite milliseconds")
 
     config = SweepConfig(name=name.strip(), models=tuple(_dedup(models)),
                          strategies=tuple(_dedup(strategies)), scales=tuple(_dedup(scales)),
@@ -271,13 +267,18 @@ def _str_list(value, key: str, fail) -> list[str]:
     return [i.strip() for i in items]
 
 
+def _is_number(item, kind) -> bool:
+    """A YAML number (not a bool) that ``kind`` (int or float) holds exactly: 2.0 is an int, .inf is not."""
+    if isinstance(item, bool) or not isinstance(item, (int, float)):
+        return False
+    return kind is float or float(item).is_integer()
+
+
 def _num_list(value, key: str, fail, kind) -> list:
     out = []
     for item in _as_list(value, key, fail):
-        if isinstance(item, bool) or not isinstance(item, (int, float)):
+        if not _is_number(item, kind):
             fail(f"{key}: expected {'integers' if kind is int else 'numbers'}, got {item!r}")
-        if kind is int and float(item) != int(item):
-            fail(f"{key}: expected integers, got {item!r}")
         out.append(kind(item))
     return out
 
@@ -356,10 +357,11 @@ def _profile(value, fail) -> tuple[TimingSettings, bool]:
             continue
         item = value[key]
         kind = type(getattr(defaults, key))
-        if isinstance(item, bool) or not isinstance(item, (int, float)) or (kind is int and item != int(item)):
+        if not _is_number(item, kind):
             fail(f"profile.{key}: expected {'an integer' if kind is int else 'a number'}, got {item!r}")
-        if item < 0 or (key in ("min_iters", "min_time_s", "max_time_s", "layer_iters", "target_ci") and item <= 0):
-            fail(f"profile.{key}: {item!r} must be positive")
+        if not math.isfinite(item) or item < 0 or (key in POSITIVE_TIMING and item <= 0):
+            fail(f"profile.{key}: {item!r} must be {'positive' if key in POSITIVE_TIMING else 'zero or more'} "
+                 "and finite")
         settings[key] = kind(item)
     timing = replace(defaults, **settings)
     if timing.max_time_s < timing.min_time_s:
