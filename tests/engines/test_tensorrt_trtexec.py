@@ -176,3 +176,26 @@ def test_ingest_refuses_unknown_and_duplicate_files(tmp_path):
         ingest.ingest([times, times])
     with pytest.raises(BadInput, match="no such file"):
         ingest.ingest([str(tmp_path / "missing.json")])
+
+
+@pytest.mark.parametrize("name, text, words", [
+    ("times.json", '[{"computeMs": "abc"}]', "computeMs is not a number: 'abc'"),
+    ("times.json", '[{"computeMs": 0.2, "startEnqMs": null}]', "startEnqMs is not a number: None"),
+    ("profile.json", '[{"count": "x"}]', "count is not a number: 'x'"),
+    ("profile.json", '[{"count": 3}, {"name": "a", "timeMs": "zz"}]', "'a' timeMs is not a number: 'zz'"),
+])
+def test_ingest_non_numeric_values_are_one_clear_error(tmp_path, name, text, words):
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(BadInput, match=words):
+        ingest.ingest([str(path)])
+
+
+def test_ingest_onnx_that_is_not_onnx_is_one_clear_error(tmp_path):
+    times = FIXTURES / "efficientnet_toy.times.json"
+    wrong = tmp_path / "model.onnx"
+    wrong.write_bytes(times.read_bytes())
+    with pytest.raises(BadInput, match="not a readable ONNX model"):
+        ingest.ingest([str(times)], onnx=str(wrong))
+    with pytest.raises(BadInput, match="no such ONNX file"):
+        ingest.ingest([str(times)], onnx=str(tmp_path / "missing.onnx"))

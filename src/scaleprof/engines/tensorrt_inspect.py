@@ -39,6 +39,25 @@ OPAQUE_TYPES = {"myelin", "foreignnode"}
 NO_NODE_TYPES = {"reformat", "noop", "signal", "wait", "shuffle"}   # engine bookkeeping layers
 
 
+def decode_json(data, what: str):
+    """``data`` decoded when it is JSON text (str or bytes; raw control characters allowed, as
+    trtexec writes them), else as given. Text that is not JSON is a BadInput naming ``what``."""
+    if not isinstance(data, (str, bytes)):
+        return data
+    try:
+        return json.loads(data, strict=False)
+    except json.JSONDecodeError as err:
+        raise BadInput(f"{what} is not JSON: {err}") from None
+
+
+def as_number(value, what: str, kind=float):
+    """``kind(value)``; a value that is no number is a BadInput naming ``what``."""
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        raise BadInput(f"{what} is not a number: {value!r:.60}") from None
+
+
 # --- inspector JSON ------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -98,11 +117,7 @@ def _tensor_info(t) -> dict:
 
 def parse_inspector(data) -> InspectorGraph:
     """An InspectorGraph from the inspector's JSON (a str, bytes or the decoded object)."""
-    if isinstance(data, (str, bytes)):
-        try:
-            data = json.loads(data, strict=False)
-        except json.JSONDecodeError as err:
-            raise BadInput(f"TensorRT layer information is not JSON: {err}") from None
+    data = decode_json(data, "TensorRT layer information")
     if not isinstance(data, Mapping) or not isinstance(data.get("Layers"), list):
         raise BadInput("TensorRT layer information has no 'Layers' list "
                        "(expected IEngineInspector / trtexec --exportLayerInfo JSON)")
@@ -258,10 +273,9 @@ class LayerResolver:
 def onnx_node_order(onnx_path: str | Path) -> tuple[str, ...]:
     """Node names of an ONNX graph in file order (topological for a valid model); weights are
     not loaded."""
-    import onnx
+    from scaleprof.export.onnx_io import load_model
 
-    model = onnx.load(str(onnx_path), load_external_data=False)
-    return tuple(n.name for n in model.graph.node)
+    return tuple(n.name for n in load_model(onnx_path, load_weights=False).graph.node)
 
 
 # --- per-layer times -----------------------------------------------------------------------
@@ -337,11 +351,7 @@ def write_profile(trace: LayerTrace, path: str | Path) -> Path:
 
 def parse_profile(data) -> tuple[int, list[ProfileRecord]]:
     """(iteration count, records) from trtexec --exportProfile JSON (str/bytes or decoded)."""
-    if isinstance(data, (str, bytes)):
-        try:
-            data = json.loads(data, strict=False)
-        except json.JSONDecodeError as err:
-            raise BadInput(f"TensorRT profile is not JSON: {err}") from None
+    data = decode_json(data, "TensorRT profile")
     if not isinstance(data, list):
         raise BadInput("TensorRT profile JSON must be a list ([{\"count\": N}, {\"name\", \"timeMs\", ...}, ...])")
     count = None
@@ -350,15 +360,18 @@ def parse_profile(data) -> tuple[int, list[ProfileRecord]]:
         if not isinstance(item, Mapping):
             raise BadInput("TensorRT profile JSON holds a non-object entry")
         if "count" in item and "name" not in item:
-            count = int(item["count"])
+            count = as_number(item["count"], "TensorRT profile count", int)
             continue
         if "name" not in item or "timeMs" not in item:
             raise BadInput(f"TensorRT profile entry without name/timeMs: {dict(item)!r:.120}")
+        name = str(item["name"])
+
+        def field(key, default=None):
+            return as_number(item.get(key, default), f"TensorRT profile entry {name!r:.60} {key}")
+
         records.append(ProfileRecord(
-            name=str(item["name"]), total_ms=float(item["timeMs"]),
-            average_ms=float(item.get("averageMs", 0.0)),
-            median_ms=float(item["medianMs"]) if "medianMs" in item else None,
-            percentage=float(item.get("percentage", 0.0))))
+            name=name, total_ms=field("timeMs"), average_ms=field("averageMs", 0.0),
+            median_ms=field("medianMs") if "medianMs" in item else None, percentage=field("percentage", 0.0)))
     if count is None:
         raise BadInput("TensorRT profile JSON has no {\"count\": N} entry (is it trtexec --exportProfile output?)")
     return count, records

@@ -16,7 +16,6 @@ the default): --onnx, --saveEngine, --minShapes/--optShapes/--maxShapes (repeate
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import subprocess
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from scaleprof.engines.base import ShapePoint, ShapeRange
+from scaleprof.engines.tensorrt_inspect import as_number, decode_json
 from scaleprof.engines.tensorrt_plan import PrecisionMode, profile_dims
 from scaleprof.errors import BadInput, EnvironmentProblem
 
@@ -168,23 +168,20 @@ class TimesTrace:
 
 def parse_times(data) -> TimesTrace:
     """trtexec --exportTimes JSON (str/bytes or decoded list) -> TimesTrace."""
-    if isinstance(data, (str, bytes)):
-        try:
-            data = json.loads(data, strict=False)
-        except json.JSONDecodeError as err:
-            raise BadInput(f"trtexec times file is not JSON: {err}") from None
+    data = decode_json(data, "trtexec times file")
     if not isinstance(data, list) or not data:
         raise BadInput("trtexec times JSON must be a non-empty list of per-inference records")
-    compute, latency, enqueue = [], [], []
+    compute, latency, enqueue, starts, ends = [], [], [], [], []
     for rec in data:
         if not isinstance(rec, Mapping) or "computeMs" not in rec:
             raise BadInput("trtexec times record without computeMs (is it --exportTimes output?)")
-        compute.append(float(rec["computeMs"]))
-        latency.append(float(rec.get("latencyMs", rec["computeMs"])))
-        if "startEnqMs" in rec and "endEnqMs" in rec:
-            enqueue.append(float(rec["endEnqMs"]) - float(rec["startEnqMs"]))
-    starts = [float(r.get("startEnqMs", r.get("startComputeMs", 0.0))) for r in data]
-    ends = [float(r.get("endD2hMs", r.get("endComputeMs", 0.0))) for r in data]
+        ms = {k: as_number(v, f"trtexec times field {k}") for k, v in rec.items() if str(k).endswith("Ms")}
+        compute.append(ms["computeMs"])
+        latency.append(ms.get("latencyMs", ms["computeMs"]))
+        if "startEnqMs" in ms and "endEnqMs" in ms:
+            enqueue.append(ms["endEnqMs"] - ms["startEnqMs"])
+        starts.append(ms.get("startEnqMs", ms.get("startComputeMs", 0.0)))
+        ends.append(ms.get("endD2hMs", ms.get("endComputeMs", 0.0)))
     wall_s = max(0.0, (max(ends) - min(starts)) / 1000.0)
     return TimesTrace(tuple(compute), tuple(latency), tuple(enqueue), wall_s)
 
