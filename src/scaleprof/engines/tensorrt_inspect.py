@@ -302,21 +302,22 @@ class LayerTimes:
             self.order.append(name)
         current[name] = current.get(name, 0.0) + float(ms)
 
-    def trace(self, resolver=None, skip: int = 0, op_types: Mapping[str, str] | None = None,
-              profiler: str = "tensorrt.IProfiler") -> LayerTrace:
+    def trace(self, resolver=None, skip: int = 0) -> LayerTrace:
         kept = [it for it in self.iterations[skip:] if it]
         events = []
         for name in self.order:
             times = tuple(it[name] for it in kept if name in it)
-            if not times:
-                continue
-            nodes, opaque = resolver(name) if resolver else ((), False)
-            op_type = (op_types or {}).get(name, "")
-            if not op_type and isinstance(resolver, LayerResolver):
-                layer = resolver.layer(name)
-                op_type = layer.layer_type if layer else ""
-            events.append(LayerEvent(name, op_type, times, tuple(nodes), bool(opaque)))
-        return LayerTrace(tuple(events), len(kept), profiler)
+            if times:
+                events.append(_event(name, times, resolver))
+        return LayerTrace(tuple(events), len(kept), "tensorrt.IProfiler")
+
+
+def _event(name: str, times: tuple[float, ...], resolver=None) -> LayerEvent:
+    """A LayerEvent for TensorRT layer ``name``: its ONNX nodes and opaqueness from ``resolver``
+    (a LayerResolver also gives the inspector's layer type)."""
+    nodes, opaque = resolver(name) if resolver else ((), False)
+    layer = resolver.layer(name) if isinstance(resolver, LayerResolver) else None
+    return LayerEvent(name, layer.layer_type if layer else "", times, tuple(nodes), bool(opaque))
 
 
 @dataclass(frozen=True)
@@ -383,16 +384,9 @@ def profile_trace(data, resolver=None, profiler: str = "trtexec") -> LayerTrace:
     has no median): the medians and means of the trace are the file's, the spread is not known."""
     count, records = parse_profile(data)
     iterations = max(count, 1)
-    events = []
-    for r in records:
-        per_iter = r.median_ms if r.median_ms is not None else r.average_ms
-        nodes, opaque = resolver(r.name) if resolver else ((), False)
-        op_type = ""
-        if isinstance(resolver, LayerResolver):
-            layer = resolver.layer(r.name)
-            op_type = layer.layer_type if layer else ""
-        events.append(LayerEvent(r.name, op_type, (per_iter,) * iterations, tuple(nodes), bool(opaque)))
-    return LayerTrace(tuple(events), iterations, profiler)
+    per_iteration = [r.median_ms if r.median_ms is not None else r.average_ms for r in records]
+    events = tuple(_event(r.name, (ms,) * iterations, resolver) for r, ms in zip(records, per_iteration))
+    return LayerTrace(events, iterations, profiler)
 
 
 def summarize_graph(graph: InspectorGraph, node_order: Sequence[str] = (), profile: int = 0) -> dict:
