@@ -112,8 +112,6 @@ class _SkipInitOnMeta:
 
     A context manager around a torch function mode; torch is imported when it is entered."""
 
-    _FILLS = _FILLS
-
     def __init__(self):
         self._modes = []          # one per (possibly nested) entry
 
@@ -185,10 +183,6 @@ class Family:
         the scaling search reuse one count for every continuous width that rounds the same."""
         return json.dumps(arch, sort_keys=True)
 
-    def width_ladder(self, base: dict) -> float | None:
-        """For families whose width knob is discrete (TResNet), the step in multiplier; else None."""
-        return None
-
     # -- decomposition ---------------------------------------------------------------------------
     def block_of(self, name: str) -> tuple[int, int] | None:
         """(stage index from 0, block index from 0) of a qualified module name, or None (stem/head)."""
@@ -219,7 +213,6 @@ class EfficientNetFamily(Family):
         return self.paper_resolution.get(model) or super().default_resolution(model)
 
     def base_arch(self, model: str) -> dict:
-        import timm
         from timm.models import _efficientnet_builder as builder
         from timm.models import efficientnet as effnet
 
@@ -442,7 +435,6 @@ class ResNetFamily(Family):
         return stage - 1, block
 
     def base_arch(self, model):
-        import timm
         from timm.models import resnet
 
         calls: list = []
@@ -451,12 +443,11 @@ class ResNetFamily(Family):
         arguments = dict(calls[0][1])
         block = arguments.pop("block")
         layers = [int(x) for x in arguments.pop("layers")]
-        allowed = inspect.signature(resnet.ResNet.__init__).parameters
-        arguments = {k: v for k, v in arguments.items() if k in allowed and k not in _NOT_ARCH}
+        sig = inspect.signature(resnet.ResNet.__init__).parameters
+        arguments = {k: v for k, v in arguments.items() if k in sig and k not in _NOT_ARCH}
         odd = {k: v for k, v in arguments.items() if not _jsonable(v)}
         if odd:
             raise ValueError(f"{model}: constructor arguments scaleprof cannot store: {sorted(odd)}")
-        sig = inspect.signature(resnet.ResNet.__init__).parameters
         channels = [int(c) for c in arguments.pop("channels", sig["channels"].default)]
         stem_width = int(arguments.pop("stem_width", sig["stem_width"].default))
         return {
@@ -502,7 +493,6 @@ class TResNetFamily(Family):
         return stage - 1, block
 
     def base_arch(self, model):
-        import timm
         from timm.models import tresnet
 
         calls: list = []
@@ -532,9 +522,6 @@ class TResNetFamily(Family):
         if arch["kwargs"].get("v2"):
             planes = planes // 8 * 8
         return [planes, planes * 2, planes * 4, planes * 8]
-
-    def width_ladder(self, base):
-        return 1.0 / 8.0 / base["width_factor"]  # width_factor in steps of 1/8: 64*wf multiple of 8
 
     def with_knobs(self, base, depths, width, group=1.0):
         arch = dict(base)

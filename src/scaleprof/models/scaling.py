@@ -20,11 +20,10 @@ its number of output positions. Results are cached across searches.
 from __future__ import annotations
 
 import functools
-import json
 import math
 
 from scaleprof.errors import BadInput
-from scaleprof.models.families import Family, _geomean, round8
+from scaleprof.models.families import Family, _geomean, _SkipInitOnMeta, round8
 from scaleprof.models.registry import base_spec, get_family
 from scaleprof.models.spec import ModelSpec
 from scaleprof.models.strategies import Strategy, parse_strategy
@@ -33,10 +32,6 @@ TOLERANCE = 0.05        # the promise: achieved flops within 5% of s x base flop
 GOOD_ENOUGH = 0.008     # stop searching once within 0.8%
 REFINE_ABOVE = 0.015    # try local refinement when the direction search is further off than this
 MIN_RESOLUTION = 32
-
-
-def _arch_key(arch: dict) -> str:
-    return json.dumps(arch, sort_keys=True)
 
 
 class Evaluator:
@@ -55,13 +50,9 @@ class Evaluator:
     def arch(self, depths, w, g):
         return self.family.with_knobs(self.base_arch, list(depths), w, g)
 
-    def _count(self, arch, resolution):  # noqa: D401 - a full shape-propagation count
-        from scaleprof.complexity.torch_count import count_model
-        from scaleprof.models.registry import _SkipInitOnMeta
-
+    def _meta_build(self, arch):
         with _SkipInitOnMeta():
-            model = self.family.build(arch, device="meta")
-        return count_model(model, resolution)
+            return self.family.build(arch, device="meta")
 
     @staticmethod
     def _positions_of(row) -> int:
@@ -72,25 +63,19 @@ class Evaluator:
             return math.prod(shape[1:-1]) if len(shape) > 2 else 1
         return math.prod(shape[2:]) if len(shape) > 2 else 1
 
-    def costs(self, w: float, g: float) -> dict:
-        """Per-layer (bucket, flops per position, acts per position, params) of the width setting.
+    def costs_of(self, probe: dict) -> dict:
+        """Per-layer (bucket, flops per position, acts per position, params) of an arch whose stages
+        all have two blocks.
 
         Read from the modules of a meta build alone (no forward pass): a conv/linear layer's cost
         per output position depends only on its channels, and positions only on the resolution.
         """
-        return self.costs_of(self.arch(self.probe_depths, w, g))
-
-    def costs_of(self, probe: dict) -> dict:
-        """``costs`` of an arch whose stages all have two blocks."""
         key = self.family.width_signature(probe)
         if key not in self._costs:
             from scaleprof.complexity.torch_count import _direct_params, per_position_cost
-            from scaleprof.models.registry import _SkipInitOnMeta
 
-            with _SkipInitOnMeta():
-                model = self.family.build(probe, device="meta")
             table, channels = {}, None
-            for name, module in model.named_modules():
+            for name, module in self._meta_build(probe).named_modules():
                 f_pp, a_pp, out_channels = per_position_cost(module, channels)
                 channels = out_channels or channels
                 params = _direct_params(module)
@@ -105,7 +90,9 @@ class Evaluator:
     def positions(self, resolution: int) -> dict:
         """Output positions per layer at ``resolution`` (independent of widths and depths)."""
         if resolution not in self._positions:
-            counts = self._count(self.arch(self.probe_depths, 1.0, 1.0), resolution)
+            from scaleprof.complexity.torch_count import count_model
+
+            counts = count_model(self._meta_build(self.arch(self.probe_depths, 1.0, 1.0)), resolution)
             self._positions[resolution] = {row.name: self._positions_of(row) for row in counts.layers}
         return self._positions[resolution]
 
@@ -176,49 +163,44 @@ class _Search:
     def best_error(self) -> float:
         return abs(self.best[1])
 
-    def along_direction(self):
-        """Secant search on log s' so that the rounded network hits the target."""
-        t = self.s
+    def _secant(self, x: float, config_at, iterations: int, slope_range: tuple[float, float],
+                default_slope: float, max_step: float) -> bool:
+        """Secant steps on log x (clamped slope and step) until the rounded network config_at(x) is
+        within GOOD_ENOUGH of the target; True when it got there."""
         points = []
-        for _ in range(8):
-            err = self.consider(self.config_at(t))
-            points.append((math.log(t), err))
+        for _ in range(iterations):
+            err = self.consider(config_at(x))
+            points.append((math.log(x), err))
             if abs(err) < GOOD_ENOUGH:
-                return
+                return True
             if len(points) >= 2 and points[-1][1] != points[-2][1] and points[-1][0] != points[-2][0]:
                 slope = (points[-1][1] - points[-2][1]) / (points[-1][0] - points[-2][0])
-                slope = min(max(slope, 0.3), 3.0)
+                slope = min(max(slope, slope_range[0]), slope_range[1])
             else:
-                slope = 1.0
+                slope = default_slope
             step = -err / slope
             if len(points) >= 2 and abs(step) < 1e-4:
                 step = -math.copysign(0.01, err)
-            t = math.exp(math.log(t) + max(min(step, 0.7), -0.7))
-        if self.best_error < GOOD_ENOUGH:
+            x = math.exp(math.log(x) + max(min(step, max_step), -max_step))
+        return False
+
+    def along_direction(self):
+        """Secant search on log s' so that the rounded network hits the target."""
+        if self._secant(self.s, self.config_at, 8, (0.3, 3.0), 1.0, 0.7):
             return
         # rounding makes flops a step function of t: try a few neighbours of the best t
-        best_t = self.best[2].get("t", t)
+        best_t = self.best[2]["t"]
         for f in (0.97, 0.985, 1.015, 1.03):
             self.consider(self.config_at(best_t * f))
 
     def along_width(self):
+        """Secant search on log w alone (group width following it in grouped families)."""
         cfg = dict(self.best[2])
-        w = cfg["w"]
-        points = []
-        for _ in range(6):
-            err = self.consider(dict(cfg, w=w, g=cfg["g"] * (w / cfg["w"]) if self.grouped else cfg["g"]))
-            points.append((math.log(w), err))
-            if abs(err) < GOOD_ENOUGH:
-                return
-            if len(points) >= 2 and points[-1][1] != points[-2][1]:
-                slope = (points[-1][1] - points[-2][1]) / (points[-1][0] - points[-2][0])
-                slope = min(max(slope, 0.5), 4.0)
-            else:
-                slope = 2.0
-            step = -err / slope
-            if len(points) >= 2 and abs(step) < 1e-4:
-                step = -math.copysign(0.01, err)
-            w = math.exp(math.log(w) + max(min(step, 0.3), -0.3))
+
+        def with_width(w):
+            return dict(cfg, w=w, g=cfg["g"] * (w / cfg["w"]) if self.grouped else cfg["g"])
+
+        self._secant(cfg["w"], with_width, 6, (0.5, 4.0), 2.0, 0.3)
 
     def local_moves(self, axes: str, max_steps: int = 40):
         for _ in range(max_steps):
