@@ -13,10 +13,10 @@ export, engines and profile; tests pass their own to exercise the runner without
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 import traceback
+from abc import ABC, abstractmethod
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 from scaleprof.errors import EnvironmentProblem, ScaleprofError
 from scaleprof.sweep.config import Point, SweepConfig, Target
-from scaleprof.sweep.store import PointRecord, Store, StoreError
+from scaleprof.sweep.store import STORE_NAME, PointRecord, Store, StoreError
 
 MEASURE_STAGES = ("time", "layers")          # what counts as measurement in the overhead figures
 
@@ -40,7 +40,7 @@ class Prepared:
     counts: Any = None            # per-image totals: .flops .params .acts
 
 
-class Stages:
+class Stages(ABC):
     """What the runner needs from the pipeline. Each method may raise; see UpstreamStages."""
 
     convention = ""                   # how counts are defined (recorded with each sweep)
@@ -51,36 +51,39 @@ class Stages:
     def validate(self, config: SweepConfig) -> None:
         """Raise BadInput for names the pipeline does not know (before anything runs)."""
 
+    @abstractmethod
     def environment(self, target: Target) -> tuple[str, dict]:
         """(environment key, environment dict) for a target; EnvironmentProblem if its backend is missing."""
-        raise NotImplementedError
 
+    @abstractmethod
     def spec(self, point: Point):
-        raise NotImplementedError
+        """The point's model spec (see Prepared.spec)."""
 
+    @abstractmethod
     def count(self, spec, resolution: int):
-        raise NotImplementedError
+        """Per-image totals at ``resolution``: .flops .params .acts"""
 
+    @abstractmethod
     def export(self, spec, precision: str, cache_dir: Path) -> Path:
-        raise NotImplementedError
+        """The ONNX file of ``spec`` at ``precision``."""
 
+    @abstractmethod
     def build(self, onnx_path: Path, spec, target: Target, precision: str, shapes, cache_dir: Path):
         """-> (engine, engine_key, cached)"""
-        raise NotImplementedError
 
+    @abstractmethod
     def time(self, engine, batch: int, resolution: int, timing) -> dict:
         """-> LatencyStats.to_dict()"""
-        raise NotImplementedError
 
     def layer_inputs(self, engine, resolution: int):
         """What layer profiling needs besides the run (per-node counts, device peaks): prepared
         outside the timed measurement, passed to layers()."""
         return None
 
+    @abstractmethod
     def layers(self, engine, spec, batch: int, resolution: int, timing, latency: dict,
                inputs=None) -> tuple[dict, list[dict]]:
         """-> (summary dict, layer dicts)"""
-        raise NotImplementedError
 
     def release(self, engine) -> None:
         pass
@@ -119,10 +122,11 @@ class UpstreamStages(Stages):
             pass
         data = compute()
         try:
+            from scaleprof.export.onnx_io import atomic_target
+
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(data, sort_keys=True))
-            tmp.replace(path)
+            with atomic_target(path) as tmp:
+                tmp.write_text(json.dumps(data, sort_keys=True))
         except OSError:
             pass                        # a cache that cannot be written is only slower
         return data
@@ -227,7 +231,7 @@ class UpstreamStages(Stages):
             pkey = (m.device, m.device_name, m.precision, m.threads)
             if pkey not in self._peaks:
                 self._peaks[pkey] = device_peaks(m.device, m.device_name, m.precision, m.threads,
-                                                 cache_dir=Path(engine.directory).parent.parent / "cache")
+                                                 cache_dir=self.cache_dir)
             peaks = self._peaks[pkey]
         return self._onnx_counts[key], peaks
 
@@ -365,28 +369,34 @@ def _run_group(group: list[Point], config: SweepConfig, stages: Stages, store: S
             result.skipped += 1
         bar.advance(point, latency if stored else None)
 
+    def record_ok(point: Point, measurement: tuple, reused: bool = False) -> None:
+        latency, summary, layers, engine_key = measurement
+        res = resolution(point)
+        c = counts[res]
+        stored = record(point, "ok", resolution=res, spec=spec.to_dict(), flops=c.flops, params=c.params,
+                        acts=c.acts, engine_key=engine_key, latency=latency, layer_summary=summary, layers=layers)
+        measured(point, latency, stored, reused)
+
+    def resolution(point: Point) -> int:
+        return point.resolution or spec.resolution
+
+    def shared_key(point: Point) -> tuple:
+        return spec.key, point.batch, resolution(point), point.precision, point.target
+
     stage = "scale"
     try:
         bar.show(first, "scaling")
         spec = timed("scale", stages.spec, first)
-        resolutions = {p.resolution or spec.resolution for p in group}
         stage = "count"
-        counts = {r: timed("count", stages.count, spec, r) for r in sorted(resolutions)}
-        spec_dict = spec.to_dict()
+        counts = {r: timed("count", stages.count, spec, r) for r in sorted({resolution(p) for p in group})}
 
         # Points whose network and shape were measured earlier in this run (s = 1 across strategies).
         fresh = []
         for p in group:
-            res = p.resolution or spec.resolution
-            hit = shared.get((spec.key, p.batch, res, p.precision, p.target))
-            if hit is None:
+            if shared_key(p) in shared:
+                record_ok(p, shared[shared_key(p)], reused=True)
+            else:
                 fresh.append(p)
-                continue
-            latency, summary, layers, engine_key = hit
-            c = counts[res]
-            stored = record(p, "ok", resolution=res, spec=spec_dict, flops=c.flops, params=c.params, acts=c.acts,
-                            engine_key=engine_key, latency=latency, layer_summary=summary, layers=layers)
-            measured(p, latency, stored, reused=True)
         if not fresh:
             return
 
@@ -395,14 +405,14 @@ def _run_group(group: list[Point], config: SweepConfig, stages: Stages, store: S
         onnx_path = timed("export", stages.export, spec, first.precision, out_dir / "onnx")
         stage = "build"
         bar.show(first, "building engine")
-        shapes = sorted({(p.batch, p.resolution or spec.resolution) for p in fresh})
-        engine, engine_key, _cached = timed("build", stages.build, onnx_path, spec, target, first.precision,
-                                            shapes, out_dir / "engines")
+        shapes = sorted({(p.batch, resolution(p)) for p in fresh})
+        engine, engine_key, _ = timed("build", stages.build, onnx_path, spec, target, first.precision,
+                                      shapes, out_dir / "engines")
         for p in fresh:
             if not force and store.is_measured(p.key, p.target, env_key):   # a concurrent sweep got there first
                 measured(p, None, stored=False)
                 continue
-            res = p.resolution or spec.resolution
+            res = resolution(p)
             stage = "time"
             bar.show(p, "timing")
             latency = timed("time", stages.time, engine, p.batch, res, config.timing)
@@ -414,11 +424,8 @@ def _run_group(group: list[Point], config: SweepConfig, stages: Stages, store: S
                 summary, layers = timed("layers", stages.layers, engine, spec, p.batch, res, config.timing, latency,
                                         inputs)
             stage = "store"
-            c = counts[res]
-            stored = record(p, "ok", resolution=res, spec=spec_dict, flops=c.flops, params=c.params, acts=c.acts,
-                            engine_key=engine_key, latency=latency, layer_summary=summary, layers=layers)
-            shared[(spec.key, p.batch, res, p.precision, p.target)] = (latency, summary, layers, engine_key)
-            measured(p, latency, stored)
+            shared[shared_key(p)] = (latency, summary, layers, engine_key)
+            record_ok(p, shared[shared_key(p)])
     except (StoreError, KeyboardInterrupt):
         raise
     except Exception as err:  # noqa: BLE001 - isolate the failure to this group's points
@@ -501,7 +508,7 @@ def dry_run(config: SweepConfig, out_dir: str | Path | None = None, stages: Stag
     if out_dir is not None and Path(out_dir).is_dir():
         stages.open(Path(out_dir))
     measured: dict[str, set[str] | None] = {}
-    store_path = Path(out_dir) / "results.sqlite" if out_dir else None
+    store_path = Path(out_dir) / STORE_NAME if out_dir else None
     targets_env: dict[str, str | None] = {}
     for t in config.targets:
         try:
