@@ -22,6 +22,7 @@ def main(out: Path) -> int:
     import torch
 
     from scaleprof.engines import BuildSpec, ShapePoint, build_engine, get_backend
+    from scaleprof.errors import EnvironmentProblem
     from scaleprof.export import export_onnx
     from scaleprof.models import base_spec
     from scaleprof.profile import environment_for
@@ -35,8 +36,10 @@ def main(out: Path) -> int:
     export_onnx(base_spec("efficientnet_b0"), onnx_path)
     shape = ShapePoint(1, 224)
     for backend in ("torch", "ort"):
-        if not get_backend(backend).available():
-            print(f"gpu_traces: {backend} is not installed; skipped")
+        try:
+            get_backend(backend)              # raises when the runtime is missing (never returns one unavailable)
+        except EnvironmentProblem as err:
+            print(f"gpu_traces: {backend} skipped: {err}")
             continue
         spec = BuildSpec(backend=backend, device="cuda", shapes=(shape,))
         try:
