@@ -4,8 +4,8 @@ layer mapped to the exported ONNX nodes it executes and their predicted counts, 
 from __future__ import annotations
 
 import statistics
-
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -161,7 +161,7 @@ def build_report(trace, graph: OnnxGraph, resolver, counts: dict, shape, end_to_
             nodes, status = members.get(i, []), "measured"
             flops, params, acts = summed(nodes)
             category = categorise(graph, nodes, se, event.op_type)
-            nbytes = layer_bytes(graph, set(nodes), sizes) if peaks is not None else None
+            nbytes = layer_bytes(graph, set(nodes), sizes)          # None without peaks: sizes is {}
         if known(nodes):
             covered += median
         row = LayerRow(name=event.name, onnx_nodes=tuple(nodes), op_type=event.op_type, category=category,
@@ -205,8 +205,6 @@ def raise_peaks(peaks, rows):
     (taken on a busy machine, say) is below it, use the achieved rate and say so in ``method``."""
     if peaks is None:
         return None
-    from dataclasses import replace
-
     timed = [r for r in rows if r.status == "measured" and r.time_ms > 0]
     best_macs = max((r.flops / (r.time_ms / 1e3) for r in timed), default=0.0)
     best_bytes = max((r.bytes / (r.time_ms / 1e3) for r in timed if r.bytes), default=0.0)
@@ -223,8 +221,6 @@ def raise_peaks(peaks, rows):
 def _roofline(row: LayerRow, peaks) -> LayerRow:
     if peaks is None or row.time_ms <= 0 or row.status != "measured":
         return row
-    from dataclasses import replace
-
     seconds = row.time_ms / 1e3
     bound_ms, bound = peaks.bound(row.flops, row.bytes)
     return replace(row, flops_per_s=row.flops / seconds,

@@ -264,9 +264,7 @@ def register_resolver(backend: str, cls) -> None:
 
 def make_resolver(backend: str, graph: OnnxGraph, optimised=None) -> Resolver:
     cls = RESOLVERS.get(backend, Resolver)
-    if cls is OrtResolver or issubclass(cls, OrtResolver):
-        return cls(graph, optimised)
-    return cls(graph)
+    return cls(graph, optimised) if issubclass(cls, OrtResolver) else cls(graph)
 
 
 @dataclass
@@ -309,7 +307,7 @@ def assign(events, graph: OnnxGraph, resolver: Resolver) -> Assignment:
     not_executed = [n for n in graph.order if n not in owner]
     # 4. helpers: the layer that writes what they read (through the backend's graph), else the reader.
     helpers = {}
-    anchored = {i for i in owner.values()}
+    anchored = set(owner.values())
     writer = {}
     readers = defaultdict(list)
     for i, res in enumerate(resolutions):

@@ -79,7 +79,8 @@ class _Bar:
     """A rich progress bar on stderr for runs expected to take a while (off when not a terminal)."""
 
     def __init__(self, settings: TimingSettings, label: str, enabled: bool | None):
-        self.expected = max(settings.min_time_s, settings.max_time_s if settings.target_ci else settings.min_time_s)
+        # with a CI target the run may go on to the cap; without one it stops at the minimum time
+        self.expected = settings.max_time_s if settings.target_ci else settings.min_time_s
         if enabled is None:
             enabled = sys.stderr.isatty() and self.expected > PROGRESS_AFTER_S
         self.progress = None
