@@ -65,8 +65,7 @@ def _images(doc):
                 yield block
             elif isinstance(block, Section):
                 yield from walk(block.blocks)
-    for section in doc.sections:
-        yield from walk(section.blocks)
+    yield from walk(doc.sections)
 
 
 def _unique_image_names(doc) -> None:

@@ -291,9 +291,10 @@ class Analysis:
     def verdicts(self) -> dict[str, str]:
         """One sentence per group: which metric predicts latency best, with the r values."""
         out = {}
+        groups = grouped(self.rows)
         for group, ranked in self.ranking.items():
             defined = [m for m in ranked if m.r is not None]
-            n = len(grouped(self.rows).get(group, []))
+            n = len(groups.get(group, []))
             if not defined:
                 out[group] = f"{group}: not enough distinct points ({n}) to correlate latency with a metric."
                 continue

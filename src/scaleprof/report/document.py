@@ -74,12 +74,19 @@ def point_label(row: dict, with_target: bool = False) -> str:
 
 def build(analysis: Analysis, failures: list[dict], environments: list[dict], sweeps: list[dict],
           with_plots: bool = True) -> Document:
-    rows = analysis.rows
-    groups = grouped(rows)
+    groups = grouped(analysis.rows)
     names = sorted({s["name"] for s in sweeps}) or ["(no sweep)"]
-    doc = Document(title=f"scaleprof report: {', '.join(names)}", sections=[])
+    sections = [_summary(analysis, groups, failures, sweeps), _predictors(analysis, groups, with_plots),
+                _exponents(analysis, groups, with_plots), _budget(analysis), _layers(groups, with_plots),
+                _batch_resolution(analysis.rows)]
+    if failures:
+        sections.append(_failures(failures))
+    sections.append(_environment(environments))
+    return Document(title=f"scaleprof report: {', '.join(names)}", sections=sections)
 
-    # ---------------------------------------------------------------- summary
+
+def _summary(analysis: Analysis, groups: dict, failures: list[dict], sweeps: list[dict]) -> Section:
+    rows = analysis.rows
     summary = Section("Summary", anchor="summary")
     summary.blocks.append(
         f"{len(rows)} measured points on {len(groups)} target(s) ({', '.join(groups) or 'none'}); "
@@ -97,9 +104,10 @@ def build(analysis: Analysis, failures: list[dict], environments: list[dict], sw
             f"Timing noise: median coefficient of variation {100 * median_cv:.1f}% over the points"
             + (f"; {noisy} point(s) above {100 * NOISY_CV:.0f}% (a busy machine: re-measure them with "
                "`scaleprof sweep CONFIG --force` when it is idle)." if noisy else "."))
-    doc.sections.append(summary)
+    return summary
 
-    # ---------------------------------------------------------------- which metric
+
+def _predictors(analysis: Analysis, groups: dict, with_plots: bool) -> Section:
     pred = Section("Which metric predicts latency", anchor="predictors")
     pred.blocks.append("Per target, latency fitted against each metric: linear (latency = a x metric + b) and "
                        "log-log (latency = c x metric^k). r is Pearson's correlation (of the logs for log-log); "
@@ -121,9 +129,10 @@ def build(analysis: Analysis, failures: list[dict], environments: list[dict], sw
                 pred.blocks.append(Image(_slug(f"fits-{group}"),
                                          plots.metric_fits_plot(group, members, analysis.fits[group]),
                                          f"{group}: latency against flops, params and acts with linear fits"))
-    doc.sections.append(pred)
+    return pred
 
-    # ---------------------------------------------------------------- exponents
+
+def _exponents(analysis: Analysis, groups: dict, with_plots: bool) -> Section:
     exp = Section("Growth exponents against s (measured)", anchor="exponents")
     exp.blocks.append("Log-log slope against the flops factor s of latency, flops, params and acts, per strategy "
                       "(the table of Dollar et al. 2021, measured here; expected values, exact before rounding, "
@@ -148,9 +157,10 @@ def build(analysis: Analysis, failures: list[dict], environments: list[dict], sw
             if len({float(r["scale"]) for r in members}) >= 2:
                 exp.blocks.append(Image(_slug(f"scaling-{group}"), plots.scaling_plot(group, members),
                                         f"{group}: log-log latency and activations against s per strategy"))
-    doc.sections.append(exp)
+    return exp
 
-    # ---------------------------------------------------------------- budget
+
+def _budget(analysis: Analysis) -> Section:
     bud = Section("Latency budget: the largest configuration that fits", anchor="budget")
     bud.blocks.append("For each budget, target and batch size: the highest-flops measured configuration whose "
                       "median latency is within the budget.")
@@ -162,68 +172,72 @@ def build(analysis: Analysis, failures: list[dict], environments: list[dict], sw
                            fmt(r["latency_ms_median"]) if r else "-", fmt(r["throughput"]) if r else "-",
                            fmt(r["flops"] / 1e9) if r else "-", f"{p.fitting} / {p.total}"])
     bud.blocks.append(table if table.rows else "No measured points.")
-    doc.sections.append(bud)
+    return bud
 
-    # ---------------------------------------------------------------- layers
+
+def _layers(groups: dict, with_plots: bool) -> Section:
     lay = Section("Per-layer breakdown", anchor="layers")
     lay.blocks.append("Layer times come from the backend's profiler in a run separate from the end-to-end "
                       "timing (profilers add synchronisation, so a profiled iteration takes longer than the end-to-end median: "
                       "their ratio is the overhead ratio; the layer sum adds the per-layer medians). Coverage is the share of layer time mapped to ONNX nodes with counts.")
-    any_layers = False
     for group, members in groups.items():
         with_layers = [r for r in members if r.get("layers")]
-        if not with_layers:
-            continue
-        any_layers = True
-        lay.blocks.append(Section(group, level=3))
-        table = Table(["point", "layers", "layer sum (ms)", "profiled iteration (ms)", "end-to-end (ms)",
-                       "overhead ratio", "coverage", "profiler"], [])
-        for r in with_layers:
-            s = r.get("layer_summary") or {}
-            e2e = s.get("end_to_end_ms") or r["latency_ms_median"]
-            profiled = s.get("iteration_ms") or s.get("layer_sum_ms")
-            ratio = profiled / e2e if profiled and e2e else None
-            table.rows.append([point_label(r), len(r["layers"]), fmt(s.get("layer_sum_ms")), fmt(s.get("iteration_ms")),
-                               fmt(e2e), fmt(ratio), _pct(s.get("coverage")), s.get("profiler", "-")])
-        lay.blocks.append(table)
-        largest = max(with_layers, key=lambda r: (r["flops"] * r["batch"], r["latency_ms_median"]))
-        title = f"{group}: slowest layers of {point_label(largest)}"
-        total = sum(float(l["time_ms"]) for l in largest["layers"]) or 1.0
-        top = Table(["layer", "ONNX nodes", "op", "category", "time (ms)", "share", "MMACs", "K acts"], [],
-                    caption=title)
-        for l in top_layers(largest["layers"], 12):
-            nodes = l.get("onnx_nodes") or []
-            top.rows.append([l["name"], ", ".join(nodes[:3]) + (f" (+{len(nodes) - 3})" if len(nodes) > 3 else ""),
-                             l.get("op_type", ""), l.get("category", ""), fmt(float(l["time_ms"])),
-                             _pct(float(l["time_ms"]) / total), fmt(l["flops"] / 1e6), fmt(l["acts"] / 1e3)])
-        lay.blocks.append(top)
-        cat_rows = Table(["point"] + list(category_times(largest["layers"]))[:8], [],
-                         caption=f"{group}: time by op category (ms)")
-        for r in with_layers:
-            times = category_times(r["layers"])
-            cat_rows.rows.append([point_label(r)] + [fmt(times.get(c, 0.0)) for c in cat_rows.headers[1:]])
-        lay.blocks.append(cat_rows)
-        fits = layer_predictions(largest["layers"])
-        lay.blocks.append(
-            f"Measured against predicted, per layer of {point_label(largest)}: time vs flops r={_r(fits['flops'].r)} "
-            f"(log-log r={_r(fits['flops'].r_log)}); time vs acts r={_r(fits['acts'].r)} "
-            f"(log-log r={_r(fits['acts'].r_log)}).")
-        if with_plots:
-            lay.blocks.append(Image(_slug(f"top-layers-{group}"), plots.top_layers_plot(title, largest["layers"]),
-                                    title))
-            lay.blocks.append(Image(_slug(f"categories-{group}"),
-                                    plots.categories_plot(f"{group}: time by op category",
-                                                          [(point_label(r), r["layers"]) for r in with_layers]),
-                                    f"{group}: time by op category per point"))
-            lay.blocks.append(Image(_slug(f"layer-pred-{group}"),
-                                    plots.layer_prediction_plot(f"{group}: per-layer time vs prediction, "
-                                                                f"{point_label(largest)}", largest["layers"]),
-                                    f"{group}: measured layer time against predicted flops and acts"))
-    if not any_layers:
+        if with_layers:
+            lay.blocks += _group_layers(group, with_layers, with_plots)
+    if not any(r.get("layers") for members in groups.values() for r in members):
         lay.blocks.append("No per-layer profiles in this store (profile.layers was off).")
-    doc.sections.append(lay)
+    return lay
 
-    # ---------------------------------------------------------------- batch x resolution
+
+def _group_layers(group: str, with_layers: list[dict], with_plots: bool) -> list[Block]:
+    """One target's per-layer tables, the largest point's slowest layers and categories, and plots."""
+    blocks: list = [Section(group, level=3)]
+    table = Table(["point", "layers", "layer sum (ms)", "profiled iteration (ms)", "end-to-end (ms)",
+                   "overhead ratio", "coverage", "profiler"], [])
+    for r in with_layers:
+        s = r.get("layer_summary") or {}
+        e2e = s.get("end_to_end_ms") or r["latency_ms_median"]
+        profiled = s.get("iteration_ms") or s.get("layer_sum_ms")
+        ratio = profiled / e2e if profiled and e2e else None
+        table.rows.append([point_label(r), len(r["layers"]), fmt(s.get("layer_sum_ms")), fmt(s.get("iteration_ms")),
+                           fmt(e2e), fmt(ratio), _pct(s.get("coverage")), s.get("profiler", "-")])
+    blocks.append(table)
+    largest = max(with_layers, key=lambda r: (r["flops"] * r["batch"], r["latency_ms_median"]))
+    title = f"{group}: slowest layers of {point_label(largest)}"
+    total = sum(float(l["time_ms"]) for l in largest["layers"]) or 1.0
+    top = Table(["layer", "ONNX nodes", "op", "category", "time (ms)", "share", "MMACs", "K acts"], [],
+                caption=title)
+    for l in top_layers(largest["layers"], 12):
+        nodes = l.get("onnx_nodes") or []
+        top.rows.append([l["name"], ", ".join(nodes[:3]) + (f" (+{len(nodes) - 3})" if len(nodes) > 3 else ""),
+                         l.get("op_type", ""), l.get("category", ""), fmt(float(l["time_ms"])),
+                         _pct(float(l["time_ms"]) / total), fmt(l["flops"] / 1e6), fmt(l["acts"] / 1e3)])
+    blocks.append(top)
+    cat_rows = Table(["point"] + list(category_times(largest["layers"]))[:8], [],
+                     caption=f"{group}: time by op category (ms)")
+    for r in with_layers:
+        times = category_times(r["layers"])
+        cat_rows.rows.append([point_label(r)] + [fmt(times.get(c, 0.0)) for c in cat_rows.headers[1:]])
+    blocks.append(cat_rows)
+    fits = layer_predictions(largest["layers"])
+    blocks.append(
+        f"Measured against predicted, per layer of {point_label(largest)}: time vs flops r={_r(fits['flops'].r)} "
+        f"(log-log r={_r(fits['flops'].r_log)}); time vs acts r={_r(fits['acts'].r)} "
+        f"(log-log r={_r(fits['acts'].r_log)}).")
+    if with_plots:
+        blocks.append(Image(_slug(f"top-layers-{group}"), plots.top_layers_plot(title, largest["layers"]), title))
+        blocks.append(Image(_slug(f"categories-{group}"),
+                            plots.categories_plot(f"{group}: time by op category",
+                                                  [(point_label(r), r["layers"]) for r in with_layers]),
+                            f"{group}: time by op category per point"))
+        blocks.append(Image(_slug(f"layer-pred-{group}"),
+                            plots.layer_prediction_plot(f"{group}: per-layer time vs prediction, "
+                                                        f"{point_label(largest)}", largest["layers"]),
+                            f"{group}: measured layer time against predicted flops and acts"))
+    return blocks
+
+
+def _batch_resolution(rows: list[dict]) -> Section:
     grid = Section("Batch size x resolution", anchor="grid")
     specs = defaultdict(list)
     for r in rows:
@@ -255,18 +269,18 @@ def build(analysis: Analysis, failures: list[dict], environments: list[dict], sw
                            f"{fmt(ci[0])} - {fmt(ci[1])}" if ci else "-", _pct(lat.get("cv")),
                            fmt(r["throughput"])])
     grid.blocks.append(every)
-    doc.sections.append(grid)
+    return grid
 
-    # ---------------------------------------------------------------- failures
-    if failures:
-        fail = Section("Failed points", anchor="failures")
-        fail.blocks.append("These points failed; the sweep went on. Re-running the sweep retries them.")
-        fail.blocks.append(Table(["target", "point", "error"],
-                                 [[f["target"], point_label({**f, "resolution": f.get("resolution")}),
-                                   f.get("error") or ""] for f in failures]))
-        doc.sections.append(fail)
 
-    # ---------------------------------------------------------------- environment
+def _failures(failures: list[dict]) -> Section:
+    fail = Section("Failed points", anchor="failures")
+    fail.blocks.append("These points failed; the sweep went on. Re-running the sweep retries them.")
+    fail.blocks.append(Table(["target", "point", "error"],
+                             [[f["target"], point_label(f), f.get("error") or ""] for f in failures]))
+    return fail
+
+
+def _environment(environments: list[dict]) -> Section:
     env = Section("Environment", anchor="environment")
     table = Table(["target", "backend", "version", "device", "device name", "threads", "host", "versions", "key"], [])
     for e in environments:
@@ -280,9 +294,7 @@ def build(analysis: Analysis, failures: list[dict], environments: list[dict], sw
         if clocks:
             env.blocks.append(f"{e['target'].get('name')} clocks: "
                               + ", ".join(f"{k} {v}" for k, v in sorted(clocks.items())))
-    doc.sections.append(env)
-    return doc
-
+    return env
 
 def convention(sweeps: list[dict]) -> str:
     """The counting convention the sweeps recorded (scaleprof.complexity.CONVENTION at sweep time)."""

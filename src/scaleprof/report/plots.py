@@ -46,10 +46,6 @@ def _log_axes(ax, x_base: float = 10) -> None:
         axis.set_minor_formatter(NullFormatter())
 
 
-def _series_key(row: dict) -> str:
-    return strategy_label(row)
-
-
 # Op categories keep one colour in every plot (profile.mapping's categories first, then any other).
 CATEGORY_ORDER = ("conv", "depthwise conv", "SE", "activation", "pooling", "reformat/copy", "elementwise",
                   "linear", "normalization", "other")
@@ -73,13 +69,13 @@ def metric_fits_plot(group: str, rows: list[dict], fits: dict[str, MetricFits]) 
     """Latency against flops, params and acts, coloured by strategy, with the linear fit and r."""
     plt = _plt()
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    colors = _colors({_series_key(r) for r in rows})
+    colors = _colors({strategy_label(r) for r in rows})
     y = np.array([float(r["latency_ms_median"]) for r in rows])
     for ax, metric in zip(axes, METRICS):
         unit, label = UNITS[metric]
         x = np.array([metric_value(r, metric) for r in rows]) / unit
         for key, color in colors.items():
-            sel = [i for i, r in enumerate(rows) if _series_key(r) == key]
+            sel = [i for i, r in enumerate(rows) if strategy_label(r) == key]
             ax.scatter(x[sel], y[sel], color=color, label=key, s=28, zorder=3)
         f = fits[metric]
         title = f"{metric}"
@@ -107,7 +103,7 @@ def scaling_plot(group: str, rows: list[dict]) -> bytes:
     for r in rows:
         extra = f" b{r['batch']}" if len({x['batch'] for x in rows}) > 1 else ""
         multi_model = len({x["model"] for x in rows}) > 1
-        key = (f"{r['model']} " if multi_model else "") + _series_key(r) + extra
+        key = (f"{r['model']} " if multi_model else "") + strategy_label(r) + extra
         series[key].append(r)
     colors = _colors(series)
     for key, pts in sorted(series.items()):
