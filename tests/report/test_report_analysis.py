@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 
 import pytest
 
@@ -56,6 +57,8 @@ def test_power_law_fit_and_pearson_edge_cases():
 
 
 def test_expected_exponents_follow_the_table():
+    # Dollar et al. 2021 ("Fast and Accurate Model Scaling"), Table 1: with d = s^e_d, w = s^e_w, r = s^e_r,
+    # flops ~ d w^2 r^2, params ~ d w^2, acts ~ d w r^2, e.g. dwr (1/3, 1/6, 1/6): params 2/3, acts 5/6.
     table = {"d": (1, 1, 1), "w": (1, 1, 0.5), "r": (1, 0, 1), "dw": (1, 1, 0.75), "dr": (1, 0.5, 1),
              "wr": (1, 0.5, 0.75), "dwr": (1, 2 / 3, 5 / 6)}
     for strategy, (f, p, a) in table.items():
@@ -98,3 +101,5 @@ def test_default_budget_is_the_median_latency():
     a = analyze(synthetic_rows())
     assert len(a.budget_values) == 1 and a.budgets
     assert BASE["acts"] * 1.5 / 1e6 < a.budget_values[0] < 100
+    median = statistics.median(r["latency_ms_median"] for r in synthetic_rows())
+    assert a.budget_values[0] == pytest.approx(median, rel=0.05)      # rounded to two significant digits

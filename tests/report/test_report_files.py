@@ -74,8 +74,13 @@ def test_failed_points_are_listed(tmp_path):
 
 
 def test_budget_option(synthetic_store):
-    html = write_report(synthetic_store, budgets=[15.0, 30.0], plots=False).html.read_text()
-    assert "15" in html and "30" in html and "largest that fits" in html
+    paths = write_report(synthetic_store, budgets=[15.0, 30.0], plots=False)
+    assert "15" in paths.html.read_text() and "30" in paths.html.read_text()
+    assert "largest that fits" in paths.html.read_text()
+    # one budget row per budget (target cpu-ort, batch 1), in the order given
+    budget_cells = [line.split(" | ")[2] for line in paths.markdown.read_text().splitlines()
+                    if line.startswith("| cpu-ort | 1 | ") and line.endswith(" / 15 |")]
+    assert budget_cells == ["15", "30"]
 
 
 def test_failing_write_keeps_the_previous_report(synthetic_store, monkeypatch):

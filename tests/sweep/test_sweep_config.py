@@ -103,16 +103,15 @@ def test_load_config_names_the_file(tmp_path):
 
 
 def test_shipped_configs_load():
-    from importlib import resources
+    from scaleprof.tools.sweep import resolve_config, shipped_configs
 
-    folder = resources.files("scaleprof").joinpath("configs")
-    names = sorted(p.name for p in folder.iterdir() if p.name.endswith(".yaml"))
-    assert "demo.yaml" in names and "paper_efficientnet_b0.yaml" in names
+    names = shipped_configs()
+    assert "demo" in names and "paper_efficientnet_b0" in names
     for name in names:
-        config = parse_config(folder.joinpath(name).read_text(), where=name)
-        assert config.points()
-    demo = parse_config(folder.joinpath("demo.yaml").read_text())
-    assert demo.strategies == ("d", "w", "r", "dwr", "dWr") and demo.scales == (1.0, 2.0, 4.0)
+        assert resolve_config(name).points()
+    demo = resolve_config("demo")
+    assert demo.name == "demo-efficientnet_b0" and demo.strategies == ("d", "w", "r", "dwr", "dWr")
+    assert demo.scales == (1.0, 2.0, 4.0)
     assert demo.batch_sizes == (1,) and demo.layers and [t.name for t in demo.targets] == ["cpu-ort"]
-    paper = parse_config(folder.joinpath("paper_efficientnet_b0.yaml").read_text())
+    paper = resolve_config("paper_efficientnet_b0")
     assert set(paper.strategies) == {"d", "w", "r", "dw", "dr", "wr", "dwr", "dWr"} and paper.alpha == (0.8,)
