@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from pathlib import Path
 
@@ -20,15 +21,14 @@ FAMILIES = (("efficientnet_b0", 224), ("efficientnetv2_s", 128), ("regnetx_002",
 
 
 def export(name: str, resolution: int, out: Path) -> Path:
-    import timm
-    import torch
+    """The base model ``name`` exported by scaleprof at ``resolution`` (reused when already there)."""
+    from scaleprof.export import ExportOptions, export_onnx
+    from scaleprof.models import base_spec
 
     path = out / f"{name}_{resolution}.onnx"
     if not path.is_file():
-        model = timm.create_model(name, pretrained=False).eval()
-        torch.onnx.export(model, (torch.randn(1, 3, resolution, resolution),), str(path), dynamo=False,
-                          input_names=["input"], output_names=["logits"], opset_version=17,
-                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+        spec = dataclasses.replace(base_spec(name), resolution=resolution)
+        export_onnx(spec, path, ExportOptions(check_parity=False))
     return path
 
 
