@@ -176,7 +176,7 @@ class Backend(ABC):
     """A runtime that turns an ONNX file into an Engine. Import the runtime lazily, in methods."""
 
     name: str = ""
-    install_hint: str = ""          # e.g. "pip install 'scaleprof[tensorrt]' on a host with an NVIDIA GPU"
+    install_hint: str = ""          # what to install, when it says more than its line in registry.BACKENDS
 
     @abstractmethod
     def available(self) -> bool:

@@ -83,8 +83,7 @@ def _first_line(err: BaseException) -> str:
 
 
 class OrtBackend(Backend):
-    name = "ort"
-    install_hint = "pip install onnxruntime (or 'scaleprof[gpu]' for CUDA)"
+    name = "ort"                   # install hint: registry.BACKENDS
 
     def available(self) -> bool:
         try:

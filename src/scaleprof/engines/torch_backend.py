@@ -82,7 +82,7 @@ def module_of_node(node, modules: set[str]) -> str:
             return next((s for s in reversed(scopes) if s in modules), "")
     qualname, best = "", ""
     for part in node.name.strip("/").split("/")[:-1]:
-        qualname = part if (qualname and part.startswith(qualname + ".")) or not qualname else f"{qualname}.{part}"
+        qualname = part if not qualname or part.startswith(qualname + ".") else f"{qualname}.{part}"
         if qualname in modules:
             best = qualname
         else:
@@ -128,8 +128,7 @@ def exported_model(recipe: dict):
 
 
 class TorchBackend(Backend):
-    name = "torch"
-    install_hint = "pip install torch"
+    name = "torch"                 # install hint: registry.BACKENDS
 
     def available(self) -> bool:
         try:
