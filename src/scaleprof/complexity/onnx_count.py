@@ -23,7 +23,7 @@ sets ONNX counts against the PyTorch-side ones, naming what export changed (fold
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 from scaleprof.complexity.types import CONVENTION, Counts, LayerCount
 from scaleprof.errors import BadInput
@@ -31,6 +31,7 @@ from scaleprof.errors import BadInput
 ONNX_CONVENTION = CONVENTION + " (from the ONNX graph: every constant weight of a counted node is a param)"
 _NORM_OPS = {"BatchNormalization": (1, 2), "InstanceNormalization": (1, 2), "LayerNormalization": (1, 2),
              "GroupNormalization": (1, 2), "PRelu": (1,)}
+_SHAPED_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul", "MaxPool", "GlobalMaxPool"}   # counted from shapes
 
 
 def count_onnx(model, batch: int = 1, resolution: int | tuple[int, int] | None = None) -> Counts:
@@ -70,14 +71,14 @@ def count_onnx(model, batch: int = 1, resolution: int | tuple[int, int] | None =
         out = shapes.get(node.output[0], ())
         layers.append(LayerCount(name=node.name or node.output[0], type=node.op_type, output_shape=tuple(out),
                                  flops=int(flops), params=int(params), acts=int(acts)))
-    return Counts(flops=sum(r.flops for r in layers), params=sum(r.params for r in layers),
-                  acts=sum(r.acts for r in layers), resolution=h if h == w else (h, w), batch=batch,
-                  layers=tuple(layers), convention=ONNX_CONVENTION)
+    return Counts.from_layers(layers, h, w, batch, convention=ONNX_CONVENTION)
 
 
 def _infer_shapes(model, input_name: str, dims: tuple) -> tuple[dict, dict]:
     """name -> concrete shape for every tensor, and name -> shape of every constant (initializers)."""
     import onnx
+
+    from scaleprof.export.onnx_io import _first_line
 
     fixed = onnx.ModelProto()
     fixed.CopyFrom(model)
@@ -89,7 +90,7 @@ def _infer_shapes(model, input_name: str, dims: tuple) -> tuple[dict, dict]:
     try:
         inferred = onnx.shape_inference.infer_shapes(fixed, data_prop=True)
     except Exception as err:  # inconsistent shapes: a malformed file
-        raise BadInput(f"ONNX shape inference failed: {str(err).splitlines()[0][:200]}")
+        raise BadInput(f"ONNX shape inference failed: {_first_line(err)}")
     shapes = _concrete_shapes(inferred)
     needed = {o for n in model.graph.node if n.op_type in _SHAPED_OPS for o in n.output}
     if needed - shapes.keys():
@@ -107,9 +108,6 @@ def _infer_shapes(model, input_name: str, dims: tuple) -> tuple[dict, dict]:
             consts[node.output[0]] = tuple(node.attribute[0].t.dims)
     shapes.update(consts)
     return shapes, consts
-
-
-_SHAPED_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul", "MaxPool", "GlobalMaxPool"}
 
 
 def _concrete_shapes(model) -> dict:
@@ -267,6 +265,10 @@ class CountsComparison:
 _BN_TYPES = ("BatchNorm", "BatchNormAct", "FrozenBatchNorm")
 
 
+def _summed(rows) -> dict:
+    return {k: sum(getattr(r, k) for r in rows) for k in ("flops", "params", "acts")}
+
+
 def compare_counts(onnx_counts: Counts, torch_counts: Counts, modules: dict[str, str]) -> CountsComparison:
     """Explain ONNX-side counts from PyTorch-side counts, per module.
 
@@ -290,8 +292,7 @@ def compare_counts(onnx_counts: Counts, torch_counts: Counts, modules: dict[str,
     un = {"flops": 0, "params": 0, "acts": 0}
     for name, row in torch_rows.items():
         nodes = by_module.get(name, [])
-        o = {k: sum(getattr(n, k) for n in nodes) for k in ("flops", "params", "acts")}
-        t = {"flops": row.flops, "params": row.params, "acts": row.acts}
+        o, t = _summed(nodes), _summed([row])
         if o == t:
             continue
         if not nodes and row.params and not row.flops and not row.acts and any(b in row.type for b in _BN_TYPES):
@@ -313,7 +314,7 @@ def compare_counts(onnx_counts: Counts, torch_counts: Counts, modules: dict[str,
             un[k] += o[k] - t[k]
     for module, nodes in by_module.items():   # ONNX nodes of modules PyTorch has no row for
         if module not in torch_rows:
-            o = {k: sum(getattr(n, k) for n in nodes) for k in ("flops", "params", "acts")}
+            o = _summed(nodes)
             if any(o.values()):
                 mismatches.append(f"{module} ({', '.join(n.type for n in nodes)}): not counted in torch, onnx {o}")
                 for k in un:

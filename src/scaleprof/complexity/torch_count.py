@@ -66,20 +66,9 @@ def _direct_params(module: nn.Module) -> int:
 def _layer_counts(module: nn.Module, out_shape: tuple[int, ...], batch: int) -> tuple[int, int]:
     """(flops, acts) per image of one call of ``module`` producing ``out_shape``."""
     per_image = math.prod(out_shape) // max(batch, 1) if out_shape else 0
-    if isinstance(module, _CONV):
-        kernel = math.prod(module.kernel_size)
-        c_out = module.out_channels
-        positions = per_image // c_out
-        flops = kernel * (module.in_channels // module.groups) * c_out * positions
-        if module.bias is not None:
-            flops += c_out * positions
-        return flops, per_image
-    if isinstance(module, nn.Linear):
-        positions = per_image // module.out_features
-        flops = module.in_features * module.out_features * positions
-        if module.bias is not None:
-            flops += module.out_features * positions
-        return flops, per_image
+    if isinstance(module, (_CONV, nn.Linear)):
+        flops_per_position, c_out, _ = per_position_cost(module)
+        return flops_per_position * (per_image // c_out), per_image
     if isinstance(module, _MAXPOOL):
         return 0, per_image
     if _is_blur_pool(module) and len(out_shape) == 4:
@@ -146,9 +135,9 @@ def count_model(model: nn.Module, resolution: int | tuple[int, int] = 224, batch
         flops, acts = _layer_counts(module, shape, batch)
         if name in rows:  # a module called more than once: add each call
             rows[name][1] += flops
-            rows[name][3] += acts
+            rows[name][2] += acts
             return
-        rows[name] = [shape, flops, 0, acts]
+        rows[name] = [shape, flops, acts]
         order.append(name)
 
     handles = []
@@ -167,7 +156,7 @@ def count_model(model: nn.Module, resolution: int | tuple[int, int] = 224, batch
     position = {name: i for i, name in enumerate(modules)}
     layers = []
     for name in sorted(order, key=lambda n: position.get(n, len(position))):  # module order, not call order
-        shape, flops, _, acts = rows[name]
+        shape, flops, acts = rows[name]
         module = modules[name]
         layers.append(LayerCount(name=name, type=type(module).__name__, output_shape=shape,
                                  flops=int(flops), params=_direct_params(module), acts=int(acts)))
@@ -176,9 +165,7 @@ def count_model(model: nn.Module, resolution: int | tuple[int, int] = 224, batch
         if name not in seen and _direct_params(module):
             layers.append(LayerCount(name=name, type=type(module).__name__, output_shape=(),
                                      flops=0, params=_direct_params(module), acts=0))
-    return Counts(flops=sum(r.flops for r in layers), params=sum(r.params for r in layers),
-                  acts=sum(r.acts for r in layers), resolution=h if h == w else (h, w), batch=batch,
-                  layers=tuple(layers))
+    return Counts.from_layers(layers, h, w, batch)
 
 
 def _as_meta(model: nn.Module) -> nn.Module:
@@ -191,8 +178,7 @@ def _as_meta(model: nn.Module) -> nn.Module:
     memo = {id(t): torch.empty_like(t, device="meta") if not isinstance(t, nn.Parameter)
             else nn.Parameter(torch.empty_like(t, device="meta"), requires_grad=t.requires_grad)
             for t in tensors}
-    clone = copy.deepcopy(model, memo)
-    return clone
+    return copy.deepcopy(model, memo)
 
 
 def count_spec(spec, resolution: int | None = None, batch: int = 1) -> Counts:

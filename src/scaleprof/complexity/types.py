@@ -38,6 +38,14 @@ class Counts:
     def batch_acts(self) -> int:
         return self.acts * self.batch
 
+    @classmethod
+    def from_layers(cls, layers, h: int, w: int, batch: int, convention: str = CONVENTION) -> "Counts":
+        """Counts whose totals are the sums of ``layers`` (an H x W input, per image)."""
+        layers = tuple(layers)
+        return cls(flops=sum(r.flops for r in layers), params=sum(r.params for r in layers),
+                   acts=sum(r.acts for r in layers), resolution=h if h == w else (h, w), batch=batch,
+                   layers=layers, convention=convention)
+
     def totals(self) -> dict:
         return {"flops": self.flops, "params": self.params, "acts": self.acts}
 
