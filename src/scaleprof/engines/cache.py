@@ -268,13 +268,9 @@ def build_engine(onnx_path: str | Path, spec: BuildSpec, cache_dir: str | Path, 
         if draft.artifact not in files:
             raise RuntimeError(f"backend {backend.name} wrote no artifact {draft.artifact!r}")
         artifact_sha = files.pop(draft.artifact)
-        manifest = dataclasses.replace(
-            draft, key=key, onnx_sha256=digest, onnx_path=str(onnx_path.resolve()),
-            backend=backend.name, backend_version=backend.version(), device=spec.device,
-            device_name=backend.device_name(spec.device), precision=spec.precision, threads=spec.threads,
-            shapes=tuple(sorted(spec.shapes)), ranges=tuple(spec.ranges), options=dict(spec.options),
-            artifact_sha256=artifact_sha, build_seconds=round(time.perf_counter() - built_start, 4),
-            extras={**draft.extras, "files_sha256": files})
+        manifest = dataclasses.replace(      # the rest is draft_manifest's, from the same backend and spec
+            draft, key=key, onnx_sha256=digest, artifact_sha256=artifact_sha,
+            build_seconds=round(time.perf_counter() - built_start, 4), extras={**draft.extras, "files_sha256": files})
         (tmp / MANIFEST).write_text(manifest.to_json())
         if entry.exists():
             _discard(entry)
