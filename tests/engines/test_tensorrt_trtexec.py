@@ -199,3 +199,10 @@ def test_ingest_onnx_that_is_not_onnx_is_one_clear_error(tmp_path):
         ingest.ingest([str(times)], onnx=str(wrong))
     with pytest.raises(BadInput, match="no such ONNX file"):
         ingest.ingest([str(times)], onnx=str(tmp_path / "missing.onnx"))
+
+
+def test_ingest_enqueue_median_is_the_median_of_an_even_count(tmp_path):
+    path = tmp_path / "times.json"
+    path.write_text(json.dumps([{"computeMs": 1.0, "startEnqMs": 10.0 * i, "endEnqMs": 10.0 * i + d}
+                                for i, d in enumerate((1.0, 2.0, 3.0, 4.0))]))
+    assert ingest.ingest([str(path)])["enqueue_ms_median"] == pytest.approx(2.5)   # (2 + 3) / 2, not the upper 3

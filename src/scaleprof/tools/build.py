@@ -64,6 +64,7 @@ def default_resolution(onnx_path: Path) -> int:
 def run(args) -> int:
     from scaleprof.engines.base import BuildSpec
     from scaleprof.engines.cache import build_engine, default_cache_dir
+    from scaleprof.engines.registry import ALIASES
     from scaleprof.engines.shapes import describe, shape_set
     from scaleprof.errors import BadInput
 
@@ -79,7 +80,7 @@ def run(args) -> int:
         shapes=args.shapes, batch=args.batch, resolution=args.resolution, min_shapes=args.min_shapes,
         opt_shapes=args.opt_shapes, max_shapes=args.max_shapes,
         default_resolution=default_resolution(onnx_path) if needs_default else 224)
-    device = args.device or ("cuda" if args.backend in ("tensorrt", "trt") else "cpu")
+    device = args.device or ("cuda" if ALIASES.get(args.backend, args.backend) == "tensorrt" else "cpu")
     spec = BuildSpec(backend=args.backend, device=device, precision=args.precision, threads=args.threads,
                      shapes=points, ranges=ranges,
                      options=tuple(sorted([parse_option(o) for o in args.option]

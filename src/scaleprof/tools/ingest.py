@@ -13,6 +13,7 @@ transfers); ``--latency host`` uses trtexec's ``latencyMs`` (H2D + compute + D2H
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 
 NAME = "ingest"
@@ -76,7 +77,7 @@ def ingest(files, *, onnx: str | None = None, batch: int = 1, latency: str = "co
         stats = summarise(samples, batch=batch, total_s=trace.wall_s, timing_method=method)
         result["latency"] = stats.to_dict()
         if trace.enqueue_ms:
-            result["enqueue_ms_median"] = sorted(trace.enqueue_ms)[len(trace.enqueue_ms) // 2]
+            result["enqueue_ms_median"] = statistics.median(trace.enqueue_ms)
         end_to_end = stats.median
 
     if "profile" in found:
@@ -84,7 +85,7 @@ def ingest(files, *, onnx: str | None = None, batch: int = 1, latency: str = "co
         rows = []
         total = 0.0
         for e in trace.events:
-            median = sorted(e.times_ms)[len(e.times_ms) // 2]
+            median = statistics.median(e.times_ms)
             total += median
             rows.append({"name": e.name, "op_type": e.op_type, "median_ms": median,
                          "mean_ms": sum(e.times_ms) / len(e.times_ms),
