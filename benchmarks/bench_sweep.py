@@ -34,11 +34,15 @@ def run(config, out: Path, force: bool) -> tuple[float, float, object, float]:
     return end - start, end - t_report, result, result.measurement_seconds
 
 
+def outside(wall: float, measure_s: float) -> float:
+    """Share of the wall time (report included) spent outside end-to-end timing and layer profiling."""
+    return 1 - measure_s / wall if wall else 0.0
+
+
 def describe(name: str, wall: float, report_s: float, result, measure_s: float) -> None:
     stages = ", ".join(f"{k} {v:.1f}s" for k, v in sorted(result.stage_seconds.items(), key=lambda kv: -kv[1]))
-    share = 1 - measure_s / wall if wall else 0.0
     print(f"{name:>10}: wall {wall:7.1f} s | measured {result.measured:3d} skipped {result.skipped:3d} | "
-          f"measurement {measure_s:6.1f} s | outside measurement {100 * share:5.1f}% "
+          f"measurement {measure_s:6.1f} s | outside measurement {100 * outside(wall, measure_s):5.1f}% "
           f"(report {report_s:.1f} s; {stages or 'no stages'})")
 
 
@@ -60,8 +64,8 @@ def main(argv=None) -> int:
         describe("warm", *warm)
         resumed = run(config, out, force=False)
         describe("resumed", *resumed)
-        print(f"share of wall time outside measurement: cold {100 * (1 - cold[3] / cold[0]):.1f}%, "
-              f"warm caches {100 * (1 - warm[3] / warm[0]):.1f}%")
+        print(f"share of wall time outside measurement: cold {100 * outside(cold[0], cold[3]):.1f}%, "
+              f"warm caches {100 * outside(warm[0], warm[3]):.1f}%")
         print(f"fully cached re-run: {resumed[0]:.1f} s vs cold {cold[0]:.1f} s = {cold[0] / resumed[0]:.0f}x faster "
               f"(warm --force re-run {warm[0]:.1f} s = {cold[0] / warm[0]:.1f}x)")
     finally:

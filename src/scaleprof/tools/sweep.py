@@ -19,25 +19,26 @@ def add_arguments(parser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="one line per point instead of a progress bar")
 
 
-def resolve_config(name: str):
-    """A path, or the stem of a config shipped in scaleprof/configs (e.g. 'demo')."""
+def _shipped_folder():
     from importlib import resources
 
+    return resources.files("scaleprof").joinpath("configs")
+
+
+def resolve_config(name: str):
+    """A path, or the stem of a config shipped in scaleprof/configs (e.g. 'demo')."""
     from scaleprof.sweep.config import load_config
 
     path = Path(name)
     if not path.exists() and not path.suffix:
-        shipped = resources.files("scaleprof").joinpath("configs", f"{name}.yaml")
+        shipped = _shipped_folder().joinpath(f"{name}.yaml")
         if shipped.is_file():
             return load_config(Path(str(shipped)))
     return load_config(path)
 
 
 def shipped_configs() -> list[str]:
-    from importlib import resources
-
-    folder = resources.files("scaleprof").joinpath("configs")
-    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+    return sorted(p.name[:-5] for p in _shipped_folder().iterdir() if p.name.endswith(".yaml"))
 
 
 def run(args) -> int:
