@@ -86,6 +86,7 @@ def test_foreign_onnx_has_no_model_to_rebuild(foreign_onnx, cache_dir):
     ({"options": (("cuda_graph", True),)}, "cuda_graph needs --device cuda"),
     ({"options": (("compile", "fastest"),)}, "compile must be"),
     ({"options": (("nhwc", True),)}, "unknown torch option"),
+    ({"options": (("channels_last", "maybe"),)}, "channels_last must be true or false, got 'maybe'"),
 ])
 def test_bad_torch_options(tiny_onnx, cache_dir, spec_kwargs, words):
     with pytest.raises(BadInput, match=words):

@@ -54,6 +54,9 @@ def resolve_options(spec: BuildSpec) -> dict:
     if unknown:
         raise BadInput(f"unknown torch option(s) {', '.join(sorted(unknown))}: "
                        "torch takes channels_last, compile and cuda_graph")
+    for flag in ("channels_last", "cuda_graph"):
+        if flag in opts and opts[flag] not in (True, False):
+            raise BadInput(f"torch option {flag} must be true or false, got {opts[flag]!r}")
     compile_ = opts.get("compile", False)
     if compile_ not in (False, True) and compile_ not in COMPILE_MODES:
         raise BadInput(f"compile must be true, false or a mode ({', '.join(COMPILE_MODES)}), got {compile_!r}")
