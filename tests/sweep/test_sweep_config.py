@@ -115,3 +115,12 @@ def test_shipped_configs_load():
     assert demo.batch_sizes == (1,) and demo.layers and [t.name for t in demo.targets] == ["cpu-ort"]
     paper = resolve_config("paper_efficientnet_b0")
     assert set(paper.strategies) == {"d", "w", "r", "dw", "dr", "wr", "dwr", "dWr"} and paper.alpha == (0.8,)
+
+
+def test_unknown_shipped_config_name_suggests_the_nearest(tmp_path, monkeypatch):
+    from scaleprof.errors import BadInput
+    from scaleprof.tools.sweep import resolve_config
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(BadInput, match=r"dmo: no such config file.*did you mean 'demo'\?.*shipped: .*paper_efficientnet_b0"):
+        resolve_config("dmo")

@@ -27,6 +27,7 @@ def _shipped_folder():
 
 def resolve_config(name: str):
     """A path, or the stem of a config shipped in scaleprof/configs (e.g. 'demo')."""
+    from scaleprof.errors import BadInput, nearest
     from scaleprof.sweep.config import load_config
 
     path = Path(name)
@@ -34,6 +35,9 @@ def resolve_config(name: str):
         shipped = _shipped_folder().joinpath(f"{name}.yaml")
         if shipped.is_file():
             return load_config(Path(str(shipped)))
+        names = shipped_configs()
+        raise BadInput(f"{name}: no such config file, nor a shipped config{nearest(name, names)}; "
+                       f"shipped: {', '.join(names)}")
     return load_config(path)
 
 
