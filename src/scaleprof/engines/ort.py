@@ -41,6 +41,7 @@ import numpy as np
 from scaleprof.engines.base import (Backend, BuildSpec, Engine, EngineManifest, LayerEvent, LayerTrace,
                                     ShapePoint)
 from scaleprof.engines.registry import cuda_present, device_index, name_of_device
+from scaleprof.engines.shapes import check_accepts, covering_range
 from scaleprof.errors import BadInput, EnvironmentProblem
 
 ARTIFACT = "model.optimized.onnx"
@@ -205,11 +206,10 @@ class OrtEngine(Engine):
         if ep == "tensorrt":
             shapes = list(m.shapes) + [p for r in m.ranges for p in (r.min, r.opt, r.max)]
             name = m.extras.get("input", "input")
-            lo = ShapePoint(min(p.batch for p in shapes), min(p.resolution for p in shapes))
-            hi = ShapePoint(max(p.batch for p in shapes), max(p.resolution for p in shapes))
-            opt = m.ranges[0].opt if m.ranges else max(m.shapes)
-            providers[0][1].update(trt_profile_min_shapes=f"{name}:{lo}", trt_profile_opt_shapes=f"{name}:{opt}",
-                                   trt_profile_max_shapes=f"{name}:{hi}")
+            rng = covering_range(shapes, m.ranges[0].opt if m.ranges else max(m.shapes))
+            providers[0][1].update(trt_profile_min_shapes=f"{name}:{rng.min}",
+                                   trt_profile_opt_shapes=f"{name}:{rng.opt}",
+                                   trt_profile_max_shapes=f"{name}:{rng.max}")
         # The artifact is already optimised: optimising again could rename nodes.
         so = session_options(m.threads, "disable", profile_prefix)
         try:
@@ -237,8 +237,6 @@ class OrtEngine(Engine):
         return dict(zip(names, self.session.run(names, feed)))
 
     def make_inputs(self, shape: ShapePoint, seed: int = 0) -> dict[str, np.ndarray]:
-        from scaleprof.engines.shapes import check_accepts
-
         check_accepts(self, shape)
         self.load()
         rng = np.random.default_rng(seed)

@@ -74,9 +74,24 @@ def parse_range(min_text: str, opt_text: str | None, max_text: str,
     lo = parse_point(min_text, input_name)[1]
     hi = parse_point(max_text, input_name)[1]
     opt = parse_point(opt_text, input_name)[1] if opt_text else hi
-    if not (lo.batch <= opt.batch <= hi.batch and lo.resolution <= opt.resolution <= hi.resolution):
-        raise BadInput(f"shape range needs min <= opt <= max in every dim, got min {lo}, opt {opt}, max {hi}")
-    return ShapeRange(lo, opt, hi)
+    return check_range(ShapeRange(lo, opt, hi))
+
+
+def check_range(rng: ShapeRange) -> ShapeRange:
+    """``rng`` when 1 <= min <= opt <= max in batch and resolution, else BadInput."""
+    ok = (rng.min.batch <= rng.opt.batch <= rng.max.batch
+          and rng.min.resolution <= rng.opt.resolution <= rng.max.resolution)
+    if not ok or rng.min.batch < 1 or rng.min.resolution < 1:
+        raise BadInput(f"shape range needs 1 <= min <= opt <= max in every dim, got "
+                       f"min {rng.min}, opt {rng.opt}, max {rng.max}")
+    return rng
+
+
+def covering_range(points: Sequence[ShapePoint], opt: ShapePoint | None = None) -> ShapeRange:
+    """The smallest range holding every point; opt defaults to its max."""
+    lo = ShapePoint(min(p.batch for p in points), min(p.resolution for p in points))
+    hi = ShapePoint(max(p.batch for p in points), max(p.resolution for p in points))
+    return ShapeRange(lo, opt or hi, hi)
 
 
 def grid(batches: str | Sequence[int], resolutions: str | Sequence[int]) -> tuple[ShapePoint, ...]:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from scaleprof.engines.base import BuildSpec, ShapePoint, ShapeRange
+from scaleprof.engines.shapes import check_range, covering_range
 from scaleprof.errors import BadInput, EnvironmentProblem
 
 INSTALL_HINT = ("pip install 'scaleprof[tensorrt]' on a host with an NVIDIA GPU, "
@@ -74,21 +75,6 @@ def trt_options(spec: BuildSpec) -> TrtOptions:
 
 # --- optimisation profiles -----------------------------------------------------------------
 
-def _covering(points: Sequence[ShapePoint], opt: ShapePoint | None = None) -> ShapeRange:
-    lo = ShapePoint(min(p.batch for p in points), min(p.resolution for p in points))
-    hi = ShapePoint(max(p.batch for p in points), max(p.resolution for p in points))
-    return ShapeRange(lo, opt or hi, hi)
-
-
-def check_range(rng: ShapeRange) -> ShapeRange:
-    ok = (rng.min.batch <= rng.opt.batch <= rng.max.batch
-          and rng.min.resolution <= rng.opt.resolution <= rng.max.resolution)
-    if not ok or rng.min.batch < 1 or rng.min.resolution < 1:
-        raise BadInput(f"shape range needs 1 <= min <= opt <= max in every dim, got "
-                       f"min {rng.min}, opt {rng.opt}, max {rng.max}")
-    return rng
-
-
 def plan_profiles(shapes: Iterable[ShapePoint], ranges: Iterable[ShapeRange] = (),
                   mode: str = "per-shape") -> tuple[ShapeRange, ...]:
     """The optimisation profiles of an engine, in profile-index order.
@@ -112,9 +98,9 @@ def plan_profiles(shapes: Iterable[ShapePoint], ranges: Iterable[ShapeRange] = (
             planned += [ShapeRange(p, p, p) for p in rest]
         elif mode == "per-resolution":
             for res in sorted({p.resolution for p in rest}):
-                planned.append(_covering([p for p in rest if p.resolution == res]))
+                planned.append(covering_range([p for p in rest if p.resolution == res]))
         else:
-            planned.append(_covering(rest))
+            planned.append(covering_range(rest))
     if not planned:
         raise BadInput("no shapes to build a TensorRT engine for")
     return tuple(planned)
