@@ -149,6 +149,17 @@ def test_export_cli_bad_tolerance_and_parity_failure(run_cli, tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("flags, expect", [
+    (["--resolution", "-5"], "resolution must be a positive integer, got -5"),    # was a RuntimeError traceback
+    (["--resolution", "0"], "resolution must be a positive integer, got 0"),      # was silently the default
+    (["--opset", "0"], "opset 0 is not supported"),                              # was silently opset 17
+])
+def test_export_cli_bad_resolution_and_opset(run_cli, tmp_path, flags, expect):
+    code, _, err = run_cli("export", "regnetx_002", "-o", tmp_path / "m.onnx", *flags)
+    assert_one_line_error(code, err, expect)
+    assert not list(tmp_path.iterdir())
+
+
 def test_inspect_tolerates_a_partial_export_record(run_cli, tmp_path):
     """A file from elsewhere may carry a scaleprof-looking record with keys missing: inspect shows what
     is there instead of failing."""

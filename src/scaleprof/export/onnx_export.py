@@ -23,10 +23,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch.nn as _nn  # the static-padding classes below subclass torch modules
 
 from scaleprof import __version__
-from scaleprof.errors import BadInput, EnvironmentProblem, ScaleprofError
-from scaleprof.export.onnx_io import (META_COUNTS, META_EXPORT, META_SPEC, META_VERSION, atomic_target,
+from scaleprof.errors import BadInput, ScaleprofError
+from scaleprof.export.onnx_io import (META_COUNTS, META_EXPORT, META_SPEC, META_VERSION, _first_line, atomic_target,
                                       check_writable_target, set_metadata)
 from scaleprof.export.passes import dynamic_pads, fold_constants
 from scaleprof.models.spec import ModelSpec
@@ -188,9 +189,6 @@ def _freeze_same_padding(model, resolution: int, verify: bool = True) -> int:
     return multiple
 
 
-import torch.nn as _nn  # noqa: E402  (the classes below subclass torch modules)
-
-
 class _StaticPadConv2d(_nn.Conv2d):
     def forward(self, x):
         import torch.nn.functional as F
@@ -260,6 +258,8 @@ def export_onnx(spec: ModelSpec, path, options: ExportOptions | None = None, mod
     say = progress or (lambda msg: None)
     path = check_writable_target(path)
     resolution = options.resolution or spec.resolution
+    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1:
+        raise BadInput(f"export resolution must be a positive integer, got {resolution!r}")
     timings = {}
     t_all = time.perf_counter()
 
@@ -390,9 +390,7 @@ def _torch_export(model, example, path: Path, options: ExportOptions) -> None:
         except ScaleprofError:
             raise
         except Exception as err:  # the exporter's own failure: keep its first line, not its traceback
-            text = str(err).strip().splitlines()
-            raise ScaleprofError(f"the {options.exporter} ONNX exporter failed: {text[0][:300] if text else err!r}",
-                                 exit_code=1)
+            raise ScaleprofError(f"the {options.exporter} ONNX exporter failed: {_first_line(err, 300)}", exit_code=1)
 
 
 def _check(path: Path) -> None:
@@ -402,7 +400,7 @@ def _check(path: Path) -> None:
         onnx.checker.check_model(str(path), full_check=True)
         onnx.shape_inference.infer_shapes_path(str(path), str(path) + ".inferred", strict_mode=True)
     except Exception as err:
-        raise ScaleprofError(f"exported model fails the ONNX checker: {str(err).splitlines()[0][:300]}", exit_code=1)
+        raise ScaleprofError(f"exported model fails the ONNX checker: {_first_line(err, 300)}", exit_code=1)
     finally:
         Path(str(path) + ".inferred").unlink(missing_ok=True)
 
@@ -444,10 +442,8 @@ def _parity(reference, path: Path, shapes, options) -> list[ParityCheck]:
 
 def _predicted_counts(spec: ModelSpec, model, resolution: int) -> dict:
     """PyTorch-side counts for the metadata (per image at the export resolution)."""
-    try:
-        from scaleprof.complexity import count_model
-    except ImportError:           # complexity stage not there: the file stays usable, counts come from ONNX
-        return {}
+    from scaleprof.complexity import count_model
+
     counts = count_model(model, resolution)
     return {"flops": counts.flops, "params": counts.params, "acts": counts.acts, "resolution": resolution,
             "convention": counts.convention, "source": "pytorch"}

@@ -47,9 +47,10 @@ def load_model(path, load_weights: bool = True):
     return model
 
 
-def _first_line(err) -> str:
+def _first_line(err, limit: int = 200) -> str:
+    """The first line of an exception's message (at most ``limit`` characters), or its type's name."""
     text = str(err).strip().splitlines()
-    return text[0][:200] if text else type(err).__name__
+    return text[0][:limit] if text else type(err).__name__
 
 
 def _check_structure(model, path) -> None:

@@ -52,17 +52,13 @@ def parse_tolerance(text: str | None) -> tuple[float | None, float | None]:
 def make_spec(model: str, strategy: str | None, scale: float, alpha: float | None, resolution: int | None):
     import dataclasses
 
-    from scaleprof.models import base_spec
+    from scaleprof.models import base_spec, scale_spec
 
     if strategy or scale != 1.0 or alpha is not None:
-        try:
-            from scaleprof.models import scale_spec
-        except ImportError:
-            from scaleprof.models.scaling import scale_spec
         spec = scale_spec(model, strategy, scale, alpha)
     else:
         spec = base_spec(model)
-    return dataclasses.replace(spec, resolution=resolution) if resolution else spec
+    return dataclasses.replace(spec, resolution=resolution) if resolution is not None else spec
 
 
 def run(args) -> int:
@@ -72,7 +68,7 @@ def run(args) -> int:
     from scaleprof.export import ExportOptions, export_onnx
     from scaleprof.export.onnx_export import DEFAULT_OPSET
 
-    options = ExportOptions(opset=args.opset or DEFAULT_OPSET, precision=args.precision, dynamic=not args.static,
+    options = ExportOptions(opset=DEFAULT_OPSET if args.opset is None else args.opset, precision=args.precision, dynamic=not args.static,
                             static_batch=args.batch, rtol=rtol, atol=atol, check_parity=not args.no_parity,
                             exporter=args.exporter)
     say = (lambda msg: None) if args.json else (lambda msg: print(msg, file=sys.stderr))
