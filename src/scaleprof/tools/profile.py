@@ -51,10 +51,9 @@ def _open(args):
         raise BadInput(f"{target}: no such engine directory or ONNX file")
     if target.suffix.lower() != ".onnx":
         raise BadInput(f"{target} is neither an engine directory nor an .onnx file")
-    if args.resolution is None:
-        from scaleprof.tools.build import default_resolution
-        args.resolution = default_resolution(target)
-    shape = ShapePoint(args.batch, args.resolution)
+    from scaleprof.tools.build import default_resolution
+
+    shape = ShapePoint(args.batch, args.resolution or default_resolution(target))
     spec = BuildSpec(backend=args.backend, device=args.device, threads=args.threads, shapes=(shape,))
     cache = Path(args.cache_dir) if args.cache_dir else default_cache_dir(args.out)
     return build_engine(target, spec, cache).engine, shape
