@@ -2,8 +2,8 @@
 
 Counts 100 scaled configurations (5 families x 10 strategies x 2 scales) from shapes alone
 (meta device: build + one shape-propagation pass, pycls conventions), then times building the
-model with real weights and one real forward
-pass of a few of them on the CPU at batch 1. Prints figures only; asserts nothing.
+model with real weights and one real forward pass of a few of them on the CPU at batch 1.
+Prints figures only; asserts nothing.
 """
 
 from __future__ import annotations
@@ -45,7 +45,6 @@ def main() -> None:
     total_q = time.perf_counter() - t0
     print(f"quick_counts (cached decomposition, totals only): {1000 * total_q / len(specs):.2f} ms per configuration")
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     print(f"\ncounting by running the model on real tensors ({torch.get_num_threads()} CPU threads, batch 1: "
           f"build with real weights + one forward) vs count_spec (meta build + shape pass):")
     for spec in specs[::20]:
@@ -59,6 +58,7 @@ def main() -> None:
         counted = time.perf_counter() - t
         print(f"  {spec.label:36s} res {spec.resolution:4d}  real {1000 * real:7.0f} ms   count {1000 * counted:5.0f} ms"
               f"   (count is x{real / counted:.1f} faster)")
+
 
 if __name__ == "__main__":
     main()

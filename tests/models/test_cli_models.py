@@ -21,7 +21,7 @@ def test_models(capsys):
     assert code == 0 and "efficientnet_b0" in out and "tresnet_xl" in out and "dWr" in out
     code, out, _ = run(capsys, "models", "--json")
     data = json.loads(out)
-    assert "regnety_040" in data["families"]["regnet"]["models"] and "en" in data["strategies"]
+    assert code == 0 and "regnety_040" in data["families"]["regnet"]["models"] and "en" in data["strategies"]
 
 
 def test_scale_json_and_table(capsys):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from scaleprof.tools._select import add_model_arguments, fmt_int, selected_spec
+from scaleprof.tools.scale import spec_fields
 
 NAME = "count"
 HELP = "count flops (multiply-adds), params and activations of a base or scaled model, per layer or in total"
@@ -19,11 +20,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--per-layer", action="store_true", help="also list every layer")
 
 
-def result(spec, base, counts, base_counts, per_layer: bool) -> dict:
+def result(spec, counts, base_counts, per_layer: bool) -> dict:
     out = {
-        "model": spec.model, "family": spec.family, "strategy": spec.strategy, "alpha": spec.alpha,
-        "scale": spec.scale, "depth_multiplier": spec.depth_multiplier, "width_multiplier": spec.width_multiplier,
-        "group_multiplier": spec.group_multiplier, "resolution": counts.resolution, "batch": counts.batch,
+        **spec_fields(spec), "resolution": counts.resolution, "batch": counts.batch,
         "flops": counts.flops, "params": counts.params, "acts": counts.acts,
         "flops_ratio": counts.flops / base_counts.flops,
         "batch_flops": counts.batch_flops, "batch_acts": counts.batch_acts,
@@ -49,7 +48,7 @@ def run(args) -> int:
     spec, base = selected_spec(args)
     counts = count_spec(spec, args.resolution, batch=args.batch)
     base_counts = count_spec(base)
-    info = result(spec, base, counts, base_counts, args.per_layer)
+    info = result(spec, counts, base_counts, args.per_layer)
     if args.json:
         print(json.dumps(info))
         return 0

@@ -14,8 +14,15 @@ def add_arguments(parser) -> None:
     add_model_arguments(parser, scale_required=True)
 
 
+def spec_fields(spec) -> dict:
+    """The spec's identity and achieved multipliers: the first keys of `scale` and `count` JSON."""
+    return {"model": spec.model, "family": spec.family, "strategy": spec.strategy, "alpha": spec.alpha,
+            "scale": spec.scale, "depth_multiplier": spec.depth_multiplier, "width_multiplier": spec.width_multiplier,
+            "group_multiplier": spec.group_multiplier}
+
+
 def describe(spec, base) -> dict:
-    """The JSON object `scale` prints (and the knobs `count` shows)."""
+    """The JSON object `scale` prints."""
     from scaleprof.complexity import CONVENTION, count_spec
     from scaleprof.models.registry import get_family
 
@@ -23,9 +30,7 @@ def describe(spec, base) -> dict:
     counts, base_counts = count_spec(spec), count_spec(base)
     flops, params, acts = counts.flops, counts.params, counts.acts
     return {
-        "model": spec.model, "family": spec.family, "strategy": spec.strategy, "alpha": spec.alpha,
-        "scale": spec.scale, "depth_multiplier": spec.depth_multiplier, "width_multiplier": spec.width_multiplier,
-        "group_multiplier": spec.group_multiplier, "resolution": spec.resolution, "batch": 1,
+        **spec_fields(spec), "resolution": spec.resolution, "batch": 1,
         "flops": flops, "params": params, "acts": acts,
         "flops_ratio": flops / base_counts.flops,
         "base": {"resolution": base.resolution, "flops": base_counts.flops, "params": base_counts.params,
