@@ -170,3 +170,12 @@ def test_inspect_tolerates_a_partial_export_record(run_cli, tmp_path):
     code, out, err = run_cli("inspect", path)
     assert code == 0 and err == ""
     assert "export     ?, dynamic shapes, ? exporter" in out and "parity" not in out.split("export")[1]
+
+
+@pytest.mark.parametrize("suffix, text", [(".json", '{"a": 1}'), (".txt", "graph { node { op_type: ")])
+def test_onnx_path_in_a_text_format_is_rejected_in_one_line(run_cli, tmp_path, suffix, text):
+    """onnx.load picks protobuf's JSON or text parser from the suffix; their errors are bad input too."""
+    bad = tmp_path / f"model{suffix}"
+    bad.write_text(text)
+    code, _, err = run_cli("inspect", bad)
+    assert_one_line_error(code, err, "not a readable ONNX model")

@@ -27,7 +27,6 @@ META_VERSION = "scaleprof.version"
 def load_model(path, load_weights: bool = True):
     """onnx.ModelProto from ``path``; a missing, empty, truncated or non-ONNX file is a BadInput."""
     import onnx
-    from google.protobuf.message import DecodeError
 
     path = Path(path)
     if not path.is_file():
@@ -36,10 +35,10 @@ def load_model(path, load_weights: bool = True):
         raise BadInput(f"{path}: empty file, not an ONNX model")
     try:
         model = onnx.load(str(path), load_external_data=load_weights)
-    except (DecodeError, ValueError, RuntimeError, UnicodeDecodeError) as err:
-        raise BadInput(f"{path}: not a readable ONNX model (corrupt or truncated: {_first_line(err)})")
     except OSError as err:
         raise BadInput(f"{path}: cannot read the ONNX file ({err.strerror or err})")
+    except Exception as err:  # protobuf's binary, text and JSON parsers each raise their own error types
+        raise BadInput(f"{path}: not a readable ONNX model (corrupt or truncated: {_first_line(err)})")
     if not model.graph.node or not model.graph.input:
         raise BadInput(f"{path}: not a readable ONNX model (no graph: corrupt or truncated)")
     # A truncated protobuf often still parses up to the cut; the checker sees dangling references.
