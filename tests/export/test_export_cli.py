@@ -150,8 +150,10 @@ def test_export_cli_bad_tolerance_and_parity_failure(run_cli, tmp_path):
 
 
 @pytest.mark.parametrize("flags, expect", [
-    (["--resolution", "-5"], "resolution must be a positive integer, got -5"),    # was a RuntimeError traceback
-    (["--resolution", "0"], "resolution must be a positive integer, got 0"),      # was silently the default
+    (["--resolution", "-5"], "resolution -5 is not one regnetx_002 can take"),    # was a RuntimeError traceback
+    (["--resolution", "0"], "resolution 0 is not one regnetx_002 can take"),      # was silently the default
+    (["--resolution", "16"], "resolution 16 is not one regnetx_002 can take"),    # below the total stride, as count
+    (["--scale", "2"], "--scale/--alpha need a --strategy"),                       # flags checked as count/scale do
     (["--opset", "0"], "opset 0 is not supported"),                              # was silently opset 17
 ])
 def test_export_cli_bad_resolution_and_opset(run_cli, tmp_path, flags, expect):

@@ -1,22 +1,22 @@
-"""`scaleprof export MODEL [--strategy S --alpha A --scale F] -o FILE.onnx`: a checked ONNX file.
+"""`scaleprof export MODEL [--strategy S --alpha A --scale F | --phi P] -o FILE.onnx`: a checked ONNX file.
 
 The file carries its ModelSpec and predicted counts (``scaleprof inspect FILE.onnx`` shows them);
 it is written under a temporary name and renamed into place only once every check passed."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
+
+from scaleprof.tools._select import add_model_arguments, selected_spec
 
 NAME = "export"
 HELP = "export a (scaled) model to a checked ONNX file (parity vs PyTorch in ONNX Runtime)"
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("model", metavar="MODEL", help="base model, e.g. efficientnet_b0 (see `scaleprof models`)")
-    parser.add_argument("--strategy", help="scaling strategy: d, w, r, dw, dr, wr, dwr, dWr, d1_w8_r1, en ...")
-    parser.add_argument("--alpha", type=float, help="dWr's alpha (default 0.8)")
-    parser.add_argument("--scale", type=float, default=1.0, help="flops factor s (default 1: the base model)")
+    add_model_arguments(parser)
     parser.add_argument("--resolution", type=int, help="export resolution (default: the model's own)")
     parser.add_argument("-o", "--output", required=True, metavar="FILE.onnx", help="where to write the ONNX file")
     parser.add_argument("--static", action="store_true", help="static input shape (batch x 3 x R x R) instead of "
@@ -31,7 +31,6 @@ def add_arguments(parser) -> None:
     parser.add_argument("--no-parity", action="store_true", help="skip the ONNX Runtime parity run (checker only)")
     parser.add_argument("--exporter", default="torchscript", choices=("torchscript", "dynamo"),
                         help="torch.onnx exporter (default torchscript: module-scoped node names)")
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
 def parse_tolerance(text: str | None) -> tuple[float | None, float | None]:
@@ -49,21 +48,15 @@ def parse_tolerance(text: str | None) -> tuple[float | None, float | None]:
     return values[0], values[1] if len(values) > 1 else None
 
 
-def make_spec(model: str, strategy: str | None, scale: float, alpha: float | None, resolution: int | None):
-    import dataclasses
-
-    from scaleprof.models import base_spec, scale_spec
-
-    if strategy or scale != 1.0 or alpha is not None:
-        spec = scale_spec(model, strategy, scale, alpha)
-    else:
-        spec = base_spec(model)
-    return dataclasses.replace(spec, resolution=resolution) if resolution is not None else spec
-
-
 def run(args) -> int:
     rtol, atol = parse_tolerance(args.tolerance)
-    spec = make_spec(args.model, args.strategy, args.scale, args.alpha, args.resolution)   # bad names first
+    if args.resolution is not None:
+        from scaleprof.complexity import check_resolution
+
+        check_resolution(args.resolution, args.model)
+    spec, _ = selected_spec(args)                       # bad names and flags first, before torch exports
+    if args.resolution is not None:
+        spec = dataclasses.replace(spec, resolution=args.resolution)
 
     from scaleprof.export import ExportOptions, export_onnx
     from scaleprof.export.onnx_export import DEFAULT_OPSET
