@@ -131,6 +131,14 @@ def _create_on_meta(model: str):
         return timm.create_model(model, device="meta")
 
 
+def _builder_arguments(module, builder: str, model: str) -> dict:
+    """The arguments timm's ``module.builder`` receives when ``model`` is created (on meta)."""
+    calls: list = []
+    with _recording(module, [builder], calls):
+        _create_on_meta(model)
+    return dict(calls[0][1])
+
+
 def _geomean(values) -> float:
     values = [v for v in values if v > 0]
     return math.exp(sum(math.log(v) for v in values) / len(values)) if values else 1.0
@@ -437,10 +445,7 @@ class ResNetFamily(Family):
     def base_arch(self, model):
         from timm.models import resnet
 
-        calls: list = []
-        with _recording(resnet, ["_create_resnet"], calls):
-            _create_on_meta(model)
-        arguments = dict(calls[0][1])
+        arguments = _builder_arguments(resnet, "_create_resnet", model)
         block = arguments.pop("block")
         layers = [int(x) for x in arguments.pop("layers")]
         sig = inspect.signature(resnet.ResNet.__init__).parameters
@@ -495,11 +500,9 @@ class TResNetFamily(Family):
     def base_arch(self, model):
         from timm.models import tresnet
 
-        calls: list = []
-        with _recording(tresnet, ["_create_tresnet"], calls):
-            _create_on_meta(model)
         allowed = inspect.signature(tresnet.TResNet.__init__).parameters
-        arguments = {k: v for k, v in calls[0][1].items() if k in allowed and k not in _NOT_ARCH}
+        arguments = {k: v for k, v in _builder_arguments(tresnet, "_create_tresnet", model).items()
+                     if k in allowed and k not in _NOT_ARCH}
         return {
             "builder": "timm.models.tresnet.TResNet",
             "variant": model,
