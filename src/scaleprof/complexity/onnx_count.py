@@ -39,7 +39,7 @@ def count_onnx(model, batch: int = 1, resolution: int | tuple[int, int] | None =
 
     ``resolution`` is needed when the input's spatial dims are symbolic, unless the file is a
     scaleprof export (its spec's resolution is used then)."""
-    from scaleprof.export.onnx_io import image_input, load_model, metadata_from_model
+    from scaleprof.core.onnx_file import META_SPEC, image_input, load_model, metadata_props
 
     source = model
     if not hasattr(model, "graph"):
@@ -52,10 +52,10 @@ def count_onnx(model, batch: int = 1, resolution: int | tuple[int, int] | None =
         if isinstance(dims[2], int) and isinstance(dims[3], int):
             resolution = (dims[2], dims[3])
         else:
-            meta = metadata_from_model(model)
-            if meta.spec is None:
+            spec = metadata_props(model)[1].get(META_SPEC)
+            if not spec or "resolution" not in spec:
                 raise BadInput(f"{label}: input {name!r} has symbolic spatial dims {dims}: give a resolution")
-            resolution = meta.spec.resolution
+            resolution = int(spec["resolution"])
     h, w = (resolution, resolution) if isinstance(resolution, int) else tuple(resolution)
     for i, want in ((0, batch), (2, h), (3, w)):
         if isinstance(dims[i], int) and dims[i] != want:
@@ -78,7 +78,7 @@ def _infer_shapes(model, input_name: str, dims: tuple) -> tuple[dict, dict]:
     """name -> concrete shape for every tensor, and name -> shape of every constant (initializers)."""
     import onnx
 
-    from scaleprof.export.onnx_io import _first_line
+    from scaleprof.core.text import first_line
 
     fixed = onnx.ModelProto()
     fixed.CopyFrom(model)
@@ -90,7 +90,7 @@ def _infer_shapes(model, input_name: str, dims: tuple) -> tuple[dict, dict]:
     try:
         inferred = onnx.shape_inference.infer_shapes(fixed, data_prop=True)
     except Exception as err:  # inconsistent shapes: a malformed file
-        raise BadInput(f"ONNX shape inference failed: {_first_line(err)}")
+        raise BadInput(f"ONNX shape inference failed: {first_line(err)}")
     shapes = _concrete_shapes(inferred)
     needed = {o for n in model.graph.node if n.op_type in _SHAPED_OPS for o in n.output}
     if needed - shapes.keys():

@@ -184,6 +184,7 @@ def _as_meta(model: nn.Module) -> nn.Module:
 def count_spec(spec, resolution: int | None = None, batch: int = 1) -> Counts:
     """Counts of the network a ModelSpec (or base model name) describes, at its resolution or
     ``resolution``. Built on the meta device: a few tens of milliseconds per configuration."""
+    from scaleprof.core.text import first_line
     from scaleprof.errors import BadInput
     from scaleprof.models import base_spec, build_model
 
@@ -197,8 +198,7 @@ def count_spec(spec, resolution: int | None = None, batch: int = 1) -> Counts:
     try:
         return count_model(model, resolution, batch=batch)
     except (RuntimeError, ValueError) as err:  # shape errors: the network cannot take this input
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise BadInput(f"{spec.model} cannot take resolution {resolution}: {first}") from None
+        raise BadInput(f"{spec.model} cannot take resolution {resolution}: {first_line(err)}") from None
 
 
 MIN_RESOLUTION = 32      # every family here downsamples by 32

@@ -253,7 +253,7 @@ def build_engine(onnx_path: str | Path, spec: BuildSpec, cache_dir: str | Path, 
     if problem:
         say(f"cached engine {entry} is unusable ({problem}); rebuilding")
 
-    from scaleprof.export.onnx_io import image_input, load_model
+    from scaleprof.core.onnx_file import image_input, load_model
 
     name, dims = image_input(load_model(onnx_path, load_weights=False), onnx_path)
     fits_model_input(dims, spec.shapes, spec.ranges, name)

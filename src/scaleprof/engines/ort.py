@@ -42,6 +42,7 @@ from scaleprof.engines.base import (Backend, BuildSpec, Engine, EngineManifest, 
                                     ShapePoint)
 from scaleprof.engines.registry import cuda_present, device_index, name_of_device
 from scaleprof.engines.shapes import check_accepts, covering_range
+from scaleprof.core.text import first_line
 from scaleprof.errors import BadInput, EnvironmentProblem
 
 ARTIFACT = "model.optimized.onnx"
@@ -76,11 +77,6 @@ def checked_session(path: Path, so, providers: list):
         raise EnvironmentProblem(f"ONNX Runtime could not start {wanted} (it fell back to "
                                  f"{', '.join(session.get_providers())}): check the CUDA and cuDNN libraries")
     return session
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
 
 
 class OrtBackend(Backend):
@@ -124,7 +120,7 @@ class OrtBackend(Backend):
         except EnvironmentProblem:
             raise
         except Exception as err:   # ORT raises its own Fail/InvalidGraph/NotImplemented types
-            raise BadInput(f"ONNX Runtime cannot load {onnx_path}: {_first_line(err)}") from None
+            raise BadInput(f"ONNX Runtime cannot load {onnx_path}: {first_line(err)}") from None
         inputs = session.get_inputs()
         input_type = inputs[0].type
         model_precision = "fp16" if input_type == "tensor(float16)" else "fp32"
@@ -217,7 +213,7 @@ class OrtEngine(Engine):
         except EnvironmentProblem:
             raise
         except Exception as err:
-            raise EnvironmentProblem(f"ONNX Runtime cannot load engine {self.directory}: {_first_line(err)}") from None
+            raise EnvironmentProblem(f"ONNX Runtime cannot load engine {self.directory}: {first_line(err)}") from None
 
     def load(self) -> None:
         if self.session is None:

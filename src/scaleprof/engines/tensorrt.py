@@ -47,6 +47,8 @@ from scaleprof.engines.tensorrt_plan import (INSTALL_HINT, PrecisionMode, is_dyn
                                              plan_profiles, precision_mode, profile_dims,
                                              select_profile, sidecar_paths, symbolic_shape,
                                              timing_cache_path, torch_dtype_name, trt_options)
+from scaleprof.core.files import write_atomic
+from scaleprof.core.text import first_line
 from scaleprof.errors import BadInput, EnvironmentProblem
 
 
@@ -73,7 +75,7 @@ def import_tensorrt():
     try:
         import tensorrt as trt
     except Exception as err:            # ImportError, or a stub / missing libnvinfer failing at import
-        reason = f"{type(err).__name__}: {err}".splitlines()[0][:120]
+        reason = first_line(f"{type(err).__name__}: {err}", 120)
         raise EnvironmentProblem(f"TensorRT is not installed here ({reason}): {INSTALL_HINT}") from None
     if not hasattr(trt, "Builder"):
         raise EnvironmentProblem(f"the installed 'tensorrt' package is a stub without the runtime: {INSTALL_HINT}")
@@ -130,13 +132,6 @@ def engine_profiles(manifest: EngineManifest) -> tuple[ShapeRange, ...]:
         return tuple(manifest.ranges)
     return tuple(ShapeRange(*(ShapePoint(**p[k]) for k in ("min", "opt", "max")))
                  for p in manifest.extras["profiles"])
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
 
 
 # --- building through the Python API -------------------------------------------------------
@@ -311,7 +306,7 @@ class TensorRTBackend(Backend):
 
     # build -------------------------------------------------------------------------------
     def build(self, onnx_path: Path, spec: BuildSpec, directory: Path) -> "TensorRTEngine":
-        from scaleprof.export.onnx_io import dims_of, graph_inputs, load_model
+        from scaleprof.core.onnx_file import dims_of, graph_inputs, load_model
 
         onnx_path, directory = Path(onnx_path), Path(directory)
         opts = trt_options(spec)
@@ -349,8 +344,8 @@ class TensorRTBackend(Backend):
             cache_bytes = cache_path.read_bytes() if cache_path.is_file() else b""
             plan, new_cache, inputs, profiles = build_serialized(
                 trt, onnx_path, spec, mode, cache_bytes=cache_bytes, node_order=node_order)
-            _write_atomic(plan_path, plan)
-            _write_atomic(cache_path, new_cache)
+            write_atomic(plan_path, plan)
+            write_atomic(cache_path, new_cache)
             engine = trt.Runtime(_logger(trt)).deserialize_cuda_engine(plan)
             if engine is None:
                 raise EnvironmentProblem(f"TensorRT built a plan it cannot load: {_logger(trt).last_error()}")

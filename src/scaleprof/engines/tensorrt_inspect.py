@@ -273,7 +273,7 @@ class LayerResolver:
 def onnx_node_order(onnx_path: str | Path) -> tuple[str, ...]:
     """Node names of an ONNX graph in file order (topological for a valid model); weights are
     not loaded."""
-    from scaleprof.export.onnx_io import load_model
+    from scaleprof.core.onnx_file import load_model
 
     return tuple(n.name for n in load_model(onnx_path, load_weights=False).graph.node)
 

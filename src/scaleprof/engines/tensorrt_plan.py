@@ -22,6 +22,7 @@ from typing import Iterable, Sequence
 
 from scaleprof.engines.base import BuildSpec, ShapePoint, ShapeRange
 from scaleprof.engines.shapes import check_range, covering_range
+from scaleprof.core.text import slug
 from scaleprof.errors import BadInput, EnvironmentProblem
 
 INSTALL_HINT = ("pip install 'scaleprof[tensorrt]' on a host with an NVIDIA GPU, "
@@ -263,10 +264,6 @@ def key_parts(spec: BuildSpec, *, trt_version: str, gpu_name: str, compute_capab
     }
 
 
-def slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-").lower() or "unknown"
-
-
 def timing_cache_path(gpu_name: str, trt_version: str, override: str | None = None) -> Path:
     """The persistent timing cache for this GPU model and TensorRT version (a timing cache is
     specific to both, TensorRT docs). $SCALEPROF_CACHE_DIR, else $XDG_CACHE_HOME/scaleprof,
@@ -275,7 +272,7 @@ def timing_cache_path(gpu_name: str, trt_version: str, override: str | None = No
         return Path(override).expanduser()
     root = os.environ.get("SCALEPROF_CACHE_DIR")
     base = Path(root) if root else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "scaleprof"
-    return base / "tensorrt" / f"timing-{slug(gpu_name)}-trt{slug(trt_version)}.cache"
+    return base / "tensorrt" / f"timing-{slug(gpu_name, 'unknown')}-trt{slug(trt_version, 'unknown')}.cache"
 
 
 # --- runtime helpers -----------------------------------------------------------------------

@@ -26,9 +26,10 @@ import numpy as np
 import torch.nn as _nn  # the static-padding classes below subclass torch modules
 
 from scaleprof import __version__
+from scaleprof.core.files import atomic_target
+from scaleprof.core.text import first_line
 from scaleprof.errors import BadInput, ScaleprofError
-from scaleprof.export.onnx_io import (META_COUNTS, META_EXPORT, META_SPEC, META_VERSION, _first_line, atomic_target,
-                                      check_writable_target, set_metadata)
+from scaleprof.export.onnx_io import (META_COUNTS, META_EXPORT, META_SPEC, META_VERSION, check_writable_target, set_metadata)
 from scaleprof.export.passes import dynamic_pads, fold_constants
 from scaleprof.models.spec import ModelSpec
 
@@ -390,7 +391,7 @@ def _torch_export(model, example, path: Path, options: ExportOptions) -> None:
         except ScaleprofError:
             raise
         except Exception as err:  # the exporter's own failure: keep its first line, not its traceback
-            raise ScaleprofError(f"the {options.exporter} ONNX exporter failed: {_first_line(err, 300)}", exit_code=1)
+            raise ScaleprofError(f"the {options.exporter} ONNX exporter failed: {first_line(err, 300)}", exit_code=1)
 
 
 def _check(path: Path) -> None:
@@ -400,7 +401,7 @@ def _check(path: Path) -> None:
         onnx.checker.check_model(str(path), full_check=True)
         onnx.shape_inference.infer_shapes_path(str(path), str(path) + ".inferred", strict_mode=True)
     except Exception as err:
-        raise ScaleprofError(f"exported model fails the ONNX checker: {_first_line(err, 300)}", exit_code=1)
+        raise ScaleprofError(f"exported model fails the ONNX checker: {first_line(err, 300)}", exit_code=1)
     finally:
         Path(str(path) + ".inferred").unlink(missing_ok=True)
 
@@ -460,6 +461,6 @@ def _versions() -> dict:
 
 
 def _io_shapes(model) -> tuple[tuple, tuple]:
-    from scaleprof.export.onnx_io import dims_of, graph_inputs
+    from scaleprof.core.onnx_file import dims_of, graph_inputs
 
     return dims_of(graph_inputs(model)[0]), dims_of(model.graph.output[0])

@@ -14,6 +14,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from scaleprof.core.text import slug
+
 CALIBRATION_VERSION = 1
 
 
@@ -43,13 +45,9 @@ def default_cache_dir() -> Path:
     return Path.home() / ".cache" / "scaleprof"
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")[:80] or "device"
-
-
 def cache_path(cache_dir: Path, device_name: str, device: str, precision: str, threads: int | None) -> Path:
     kind = "gpu" if device.startswith("cuda") else f"cpu-t{threads or 'default'}"
-    return Path(cache_dir) / "roofline" / f"{_slug(device_name)}-{kind}-{precision}.json"
+    return Path(cache_dir) / "roofline" / f"{slug(device_name, 'device')}-{kind}-{precision}.json"
 
 
 def device_peaks(device: str = "cpu", device_name: str | None = None, precision: str = "fp32",

@@ -44,15 +44,15 @@ def write_report(directory, budgets: list[float] | None = None, plots: bool = Tr
     if images:
         files.mkdir(exist_ok=True)
     for image in images:
-        export.write_atomic(files / f"{image.name}.png", image.png)
+        write_atomic(files / f"{image.name}.png", image.png)
     rows = [export.export_row(p) for p in points]
     paths = ReportPaths(directory / "report.html", directory / "report.md", directory / "results.csv",
                        directory / "results.json", len(points), len(failures),
                        tuple(result.verdicts().values()))
-    export.write_atomic(paths.csv, export.to_csv(rows))
-    export.write_atomic(paths.json, export.to_json(rows, environments, failures, document.convention(sweeps)))
-    export.write_atomic(paths.markdown, markdown.render(doc, files.name))
-    export.write_atomic(paths.html, html.render(doc))
+    write_atomic(paths.csv, export.to_csv(rows))
+    write_atomic(paths.json, export.to_json(rows, environments, failures, document.convention(sweeps)))
+    write_atomic(paths.markdown, markdown.render(doc, files.name))
+    write_atomic(paths.html, html.render(doc))
     return paths
 
 

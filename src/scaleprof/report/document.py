@@ -12,6 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Union
 
+from scaleprof.core.text import slug
 from scaleprof.report import plots
 from scaleprof.report.analysis import Analysis, category_times, grouped, layer_predictions, strategy_label, top_layers
 
@@ -126,7 +127,7 @@ def _predictors(analysis: Analysis, groups: dict, with_plots: bool) -> Section:
     if with_plots:
         for group, members in groups.items():
             if len(members) >= 2:
-                pred.blocks.append(Image(_slug(f"fits-{group}"),
+                pred.blocks.append(Image(slug(f"fits-{group}"),
                                          plots.metric_fits_plot(group, members, analysis.fits[group]),
                                          f"{group}: latency against flops, params and acts with linear fits"))
     return pred
@@ -155,7 +156,7 @@ def _exponents(analysis: Analysis, groups: dict, with_plots: bool) -> Section:
     if with_plots:
         for group, members in groups.items():
             if len({float(r["scale"]) for r in members}) >= 2:
-                exp.blocks.append(Image(_slug(f"scaling-{group}"), plots.scaling_plot(group, members),
+                exp.blocks.append(Image(slug(f"scaling-{group}"), plots.scaling_plot(group, members),
                                         f"{group}: log-log latency and activations against s per strategy"))
     return exp
 
@@ -225,12 +226,12 @@ def _group_layers(group: str, with_layers: list[dict], with_plots: bool) -> list
         f"(log-log r={_r(fits['flops'].r_log)}); time vs acts r={_r(fits['acts'].r)} "
         f"(log-log r={_r(fits['acts'].r_log)}).")
     if with_plots:
-        blocks.append(Image(_slug(f"top-layers-{group}"), plots.top_layers_plot(title, largest["layers"]), title))
-        blocks.append(Image(_slug(f"categories-{group}"),
+        blocks.append(Image(slug(f"top-layers-{group}"), plots.top_layers_plot(title, largest["layers"]), title))
+        blocks.append(Image(slug(f"categories-{group}"),
                             plots.categories_plot(f"{group}: time by op category",
                                                   [(point_label(r), r["layers"]) for r in with_layers]),
                             f"{group}: time by op category per point"))
-        blocks.append(Image(_slug(f"layer-pred-{group}"),
+        blocks.append(Image(slug(f"layer-pred-{group}"),
                             plots.layer_prediction_plot(f"{group}: per-layer time vs prediction, "
                                                         f"{point_label(largest)}", largest["layers"]),
                             f"{group}: measured layer time against predicted flops and acts"))
@@ -311,8 +312,3 @@ def _pct(value) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "-"
     return f"{100 * float(value):.1f}%"
-
-
-def _slug(text: str) -> str:
-    out = "".join(c if c.isalnum() or c in "-_" else "-" for c in text.lower())
-    return "-".join(filter(None, out.split("-")))[:80] or "plot"

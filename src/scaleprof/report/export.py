@@ -87,15 +87,3 @@ def to_json(rows: list[dict], environments: list[dict], failures: list[dict], co
                       "target": f["target"], "error": f.get("error")} for f in failures],
         "environments": environments,
     }, indent=2, sort_keys=False, default=str)
-
-
-def write_atomic(path: Path, data: str | bytes) -> None:
-    """Write through a temporary name beside ``path`` and rename (export.onnx_io.atomic_target): a
-    failing write (disk full) leaves the previous file, if any, untouched and nothing half-written."""
-    from scaleprof.export.onnx_io import atomic_target
-
-    with atomic_target(path) as tmp:
-        if isinstance(data, bytes):
-            tmp.write_bytes(data)
-        else:
-            tmp.write_text(data, encoding="utf-8")

@@ -122,7 +122,7 @@ class UpstreamStages(Stages):
             pass
         data = compute()
         try:
-            from scaleprof.export.onnx_io import atomic_target
+            from scaleprof.core.files import atomic_target
 
             path.parent.mkdir(parents=True, exist_ok=True)
             with atomic_target(path) as tmp:

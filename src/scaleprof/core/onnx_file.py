@@ -1,0 +1,104 @@
+"""Reading ONNX files defensively: any stage learns what a file holds from the file alone.
+
+Every problem with the file is a BadInput worded for the user, never a protobuf traceback.
+scaleprof's own metadata (the keys below, JSON text) is read raw here; the export stage turns it
+into a ModelSpec (scaleprof.export.read_metadata).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from scaleprof.core.text import first_line
+from scaleprof.errors import BadInput
+
+# metadata_props keys written by export_onnx (all values are JSON text)
+META_SPEC = "scaleprof.spec"          # ModelSpec.to_json()
+META_COUNTS = "scaleprof.counts"      # predicted (PyTorch-side) totals per image at spec.resolution
+META_EXPORT = "scaleprof.export"      # options, versions, parity figures, spatial constraints
+META_VERSION = "scaleprof.version"
+
+
+def load_model(path, load_weights: bool = True):
+    """onnx.ModelProto from ``path``; a missing, empty, truncated or non-ONNX file is a BadInput."""
+    import onnx
+
+    path = Path(path)
+    if not path.is_file():
+        raise BadInput(f"{path}: no such ONNX file")
+    if path.stat().st_size == 0:
+        raise BadInput(f"{path}: empty file, not an ONNX model")
+    try:
+        model = onnx.load(str(path), load_external_data=load_weights)
+    except OSError as err:
+        raise BadInput(f"{path}: cannot read the ONNX file ({err.strerror or err})")
+    except Exception as err:  # protobuf's binary, text and JSON parsers each raise their own error types
+        raise BadInput(f"{path}: not a readable ONNX model (corrupt or truncated: {first_line(err)})")
+    if not model.graph.node or not model.graph.input:
+        raise BadInput(f"{path}: not a readable ONNX model (no graph: corrupt or truncated)")
+    # A truncated protobuf often still parses up to the cut; the checker sees dangling references.
+    _check_structure(model, path)
+    return model
+
+
+def _check_structure(model, path) -> None:
+    import onnx
+
+    try:
+        onnx.checker.check_model(model)
+    except (onnx.checker.ValidationError, ValueError) as err:
+        raise BadInput(f"{path}: invalid ONNX model ({first_line(err)})")
+
+
+def graph_inputs(model) -> list:
+    """Real inputs (older exporters also list initializers as graph inputs)."""
+    inits = {i.name for i in model.graph.initializer}
+    return [i for i in model.graph.input if i.name not in inits]
+
+
+def dims_of(value_info) -> tuple:
+    """Shape as a tuple: ints for known dims, the symbol (or '?') for unknown ones."""
+    shape = value_info.type.tensor_type.shape
+    return tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in shape.dim)
+
+
+def image_input(model, path="model") -> tuple[str, tuple]:
+    """(name, dims) of the single image input (N, C, H, W); anything else is a BadInput."""
+    inputs = graph_inputs(model)
+    if len(inputs) != 1:
+        raise BadInput(f"{path}: expected one image input (N,C,H,W), found {len(inputs)} inputs "
+                       f"({', '.join(i.name for i in inputs)})")
+    value = inputs[0]
+    if not value.type.HasField("tensor_type") or not value.type.tensor_type.HasField("shape"):
+        raise BadInput(f"{path}: input {value.name!r} is not a tensor of known rank, not an image (N,C,H,W)")
+    dims = dims_of(value)
+    if len(dims) != 4:
+        raise BadInput(f"{path}: input {value.name!r} has shape {_fmt(dims)}: not an image tensor (N,C,H,W)")
+    if not isinstance(dims[1], int) or dims[1] <= 0:
+        raise BadInput(f"{path}: input {value.name!r} has shape {_fmt(dims)}: the channel dim must be fixed")
+    import onnx
+
+    elem = value.type.tensor_type.elem_type
+    if elem not in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16):
+        raise BadInput(f"{path}: input {value.name!r} is {onnx.TensorProto.DataType.Name(elem)}, "
+                       "not a floating-point image tensor")
+    return value.name, dims
+
+
+def _fmt(dims) -> str:
+    return "(" + ", ".join(str(d) for d in dims) + ")"
+
+
+def metadata_props(model) -> tuple[dict, dict]:
+    """(raw, parsed): every metadata_props entry as text, and scaleprof's own entries decoded from JSON
+    (a malformed one is a BadInput naming its key)."""
+    raw = {p.key: p.value for p in model.metadata_props}
+    parsed = {}
+    for key in (META_SPEC, META_COUNTS, META_EXPORT):
+        if key in raw:
+            try:
+                parsed[key] = json.loads(raw[key])
+            except json.JSONDecodeError:
+                raise BadInput(f"metadata {key!r} is not valid JSON") from None
+    return raw, parsed
