@@ -13,6 +13,9 @@ from pathlib import Path
 from scaleprof.core.text import first_line
 from scaleprof.errors import BadInput
 
+# Element types scaleprof exports and builds engines for (the ONNX file's float type).
+PRECISIONS = ("fp32", "fp16")
+
 # metadata_props keys written by export_onnx (all values are JSON text)
 META_SPEC = "scaleprof.spec"          # ModelSpec.to_json()
 META_COUNTS = "scaleprof.counts"      # predicted (PyTorch-side) totals per image at spec.resolution
