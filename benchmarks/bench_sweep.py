@@ -48,7 +48,7 @@ def describe(name: str, wall: float, report_s: float, result, measure_s: float) 
 
 def main(argv=None) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    from scaleprof.tools.sweep import resolve_config
+    from scaleprof.sweep.config import resolve_config
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="demo", help="a sweep YAML or a shipped config name (default demo)")

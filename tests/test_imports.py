@@ -57,6 +57,32 @@ def test_all_stages_together_and_public_names_without_torch():
     assert second == "True True True"
 
 
+def test_building_the_cli_parser_imports_no_stage():
+    """Every command builds the whole parser: its shared argument groups (scaleprof.tools.args) import
+    stages only when a value is read, e.g. the timing defaults when `profile` is parsed."""
+    out = _fresh("""
+        import json, sys
+        from scaleprof.cli import make_parser
+
+        def stages():
+            return sorted({m.split(".")[1] for m in sys.modules if m.startswith("scaleprof.")}
+                          - {"cli", "tools", "core", "errors"})
+
+        parser = make_parser()
+        built = stages()
+        profile = parser.parse_args(["profile", "x.onnx", "--backend", "tensorrt"])
+        build = parser.parse_args(["build", "x.onnx", "--backend", "trt"])
+        from scaleprof.profile.types import TimingSettings
+        from scaleprof.tools.args import default_device, timing_settings
+        same = timing_settings(profile) == TimingSettings()
+        print(json.dumps([built, same, default_device(profile.backend), default_device(build.backend),
+                          default_device("ort"), profile.device, build.device]))
+    """)
+    built, same, *devices = json.loads(out.strip().splitlines()[-1])
+    assert built == [] and same
+    assert devices == ["cuda", "cuda", "cpu", None, None]     # one default rule for build and profile
+
+
 @pytest.fixture(scope="module")
 def small_onnx(tmp_path_factory):
     """A real `scaleprof export` file (the smallest RegNet at 64 px; parity is the export tests' job)."""

@@ -1,7 +1,9 @@
 """The `scaleprof` command: a thin dispatcher over the subtools in scaleprof.tools.
 
-Each subtool module defines ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``.
-Errors meant for the user (ScaleprofError) become one line on stderr and a non-zero exit.
+Each subtool module defines ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``;
+the argument groups they share (model selection, shape, engine, timing, output) are in
+scaleprof.tools.args. Errors meant for the user (ScaleprofError) become one line on stderr and a
+non-zero exit.
 """
 
 from __future__ import annotations

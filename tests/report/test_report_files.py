@@ -13,7 +13,7 @@ import pytest
 
 from synthetic import fill_store, synthetic_rows
 from scaleprof.report import write_report
-from scaleprof.report.export import COLUMNS
+from scaleprof.report.tables import COLUMNS
 
 HOSTILE = '<script>alert("x")</script>&<b>'
 

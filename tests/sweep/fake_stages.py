@@ -14,7 +14,7 @@ from pathlib import Path
 
 from scaleprof.errors import EnvironmentProblem
 from scaleprof.report.analysis import expected_exponents
-from scaleprof.sweep.runner import Stages
+from scaleprof.sweep.stages import Stages
 
 BASE = {"flops": 390_000_000, "params": 5_300_000, "acts": 6_700_000}
 
@@ -51,6 +51,7 @@ class FakeStages(Stages):
     delay: float = 0.0
     fail_strategies: tuple = ()
     missing_backends: tuple = ()
+    fail_roofline: bool = False
     calls: dict = field(default_factory=lambda: {"export": 0, "build": 0, "time": 0, "layers": 0})
 
     def environment(self, target):
@@ -93,6 +94,11 @@ class FakeStages(Stages):
         return {"median": median, "mean": median, "min": median, "max": median, "p90": median, "p99": median,
                 "std": 0.0, "cv": 0.0, "ci95": [median, median], "iterations": 10, "total_s": self.delay,
                 "batch": batch, "timing_method": "fake", "throughput": batch * 1000 / median}
+
+    def device_peaks(self, engine):
+        if self.fail_roofline:
+            raise RuntimeError("no peaks on this fake device")
+        return None
 
     def layers(self, engine, spec, batch, resolution, timing, latency, inputs=None):
         self.calls["layers"] += 1

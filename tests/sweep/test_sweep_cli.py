@@ -93,7 +93,7 @@ def test_dry_run_lists_points_and_counts(tmp_path):
 def test_real_sweep_report_and_rerun(tmp_path):
     """The real pipeline end to end on two points (ORT on the CPU), then a fully cached re-run."""
     cfg = tmp_path / "tiny.yaml"
-    cfg.write_text(MINIMAL + "profile: {min_iters: 5, min_time_s: 0.2, max_time_s: 0.5, warmup_iters: 2, "
+    cfg.write_text(MINIMAL + "timing: {min_iters: 5, min_time_s: 0.2, max_time_s: 0.5, warmup_iters: 2, "
                              "layer_iters: 3}\n")
     out = tmp_path / "out"
     proc = scaleprof("sweep", cfg, "-o", out, "--no-progress")

@@ -42,10 +42,31 @@ def test_fp16_preset_takes_only_fp16_points():
         ("cpu-ort", "fp32"), ("cpu-ort", "fp16"), ("h100-trt-fp16", "fp16")}
 
 
-def test_profile_settings():
-    c = parse_config(MINIMAL + "profile: {min_time_s: 0.5, max_time_s: 2, layer_iters: 5, layers: false}\n")
+def test_timing_settings(capsys):
+    c = parse_config(MINIMAL + "timing: {min_time_s: 0.5, max_time_s: 2, layer_iters: 5, layers: false}\n")
     assert c.timing.min_time_s == 0.5 and c.timing.max_time_s == 2.0 and c.timing.layer_iters == 5
     assert c.layers is False
+    assert c.to_dict()["timing"]["min_time_s"] == 0.5 and "profile" not in c.to_dict()
+    assert capsys.readouterr().err == ""
+
+
+def test_old_profile_key_is_read_with_a_one_line_notice(capsys):
+    c = parse_config(MINIMAL + "profile: {min_time_s: 0.5, max_time_s: 2, layer_iters: 5, layers: false}\n",
+                     where="old.yaml")
+    assert c.timing.min_time_s == 0.5 and c.timing.max_time_s == 2.0 and c.timing.layer_iters == 5
+    assert c.layers is False
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("old.yaml: note: 'profile:' is now called 'timing:'")
+
+
+def test_old_profile_key_errors_name_it_and_print_no_notice(capsys):
+    assert "unknown key 'profile.min_tme_s' (did you mean 'min_time_s'?)" in bad(MINIMAL + "profile: {min_tme_s: 1}\n")
+    assert capsys.readouterr().err == ""
+
+
+def test_timing_and_profile_together_is_one_line():
+    message = bad(MINIMAL + "timing: {min_time_s: 1}\nprofile: {min_time_s: 2}\n")
+    assert "both 'timing' and 'profile' are given" in message
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -55,7 +76,7 @@ def test_profile_settings():
     ("- a\n- b\n", "expected a mapping"),
     (MINIMAL + "scalez: [1]\n", "unknown key 'scalez' (did you mean 'scales'?)"),
     (MINIMAL + "batch_size: [1]\n", "unknown key 'batch_size' (did you mean 'batch_sizes'?)"),
-    (MINIMAL + "profile: {min_tme_s: 1}\n", "unknown key 'profile.min_tme_s' (did you mean 'min_time_s'?)"),
+    (MINIMAL + "timing: {min_tme_s: 1}\n", "unknown key 'timing.min_tme_s' (did you mean 'min_time_s'?)"),
     (MINIMAL.replace("[cpu-ort]", "[{name: x, backend: ort, thread: 2}]"),
      "unknown key 'targets.thread' (did you mean 'threads'?)"),
     ("models: [efficientnet_b0]\nstrategies: [d]\ntargets: [cpu-ort]\n", "missing required key: scales"),
@@ -70,20 +91,21 @@ def test_profile_settings():
     (MINIMAL + "batch_sizes: [1.5]\n", "batch_sizes: expected integers"),
     (MINIMAL + "resolutions: [big]\n", "resolutions: expected 'auto' or a pixel size"),
     (MINIMAL + "precisions: [fp8]\n", "unknown precision 'fp8'"),
+    (MINIMAL + "timing: [1]\n", "timing: expected a mapping of timing settings"),
     (MINIMAL.replace("[cpu-ort]", "[cpu-ortt]"), "unknown preset 'cpu-ortt' (did you mean 'cpu-ort'?)"),
     (MINIMAL.replace("[cpu-ort]", "[{name: x, backend: onnxruntime}]"), "unknown backend 'onnxruntime'"),
     (MINIMAL.replace("[cpu-ort]", "[{name: x, backend: ort, device: gpu}]"), "device must be 'cpu', 'cuda'"),
     (MINIMAL.replace("[cpu-ort]", "[{name: x, backend: ort, threads: 0}]"), "threads must be a positive integer"),
     (MINIMAL.replace("[cpu-ort]", "[cpu-ort, cpu-ort]"), "duplicate target name 'cpu-ort'"),
     (MINIMAL.replace("[cpu-ort]", "[h100-trt-fp16]"), "the grid is empty"),
-    (MINIMAL + "profile: {min_time_s: 2, max_time_s: 1}\n", "max_time_s (1) is below min_time_s (2)"),
-    (MINIMAL + "profile: {layers: maybe}\n", "profile.layers: expected true or false"),
+    (MINIMAL + "timing: {min_time_s: 2, max_time_s: 1}\n", "timing.max_time_s (1) is below min_time_s (2)"),
+    (MINIMAL + "timing: {layers: maybe}\n", "timing.layers: expected true or false"),
     (MINIMAL + "budget_ms: [-1]\n", "budget_ms: budgets must be positive"),
     (MINIMAL + "budget_ms: [.nan]\n", "budget_ms: budgets must be positive, finite"),
     (MINIMAL + "batch_sizes: [.inf]\n", "batch_sizes: expected integers, got inf"),
-    (MINIMAL + "profile: {min_iters: .inf}\n", "profile.min_iters: expected an integer, got inf"),
-    (MINIMAL + "profile: {min_time_s: .nan}\n", "profile.min_time_s: nan must be positive and finite"),
-    (MINIMAL + "profile: {warmup_s: -1}\n", "profile.warmup_s: -1 must be zero or more"),
+    (MINIMAL + "timing: {min_iters: .inf}\n", "timing.min_iters: expected an integer, got inf"),
+    (MINIMAL + "timing: {min_time_s: .nan}\n", "timing.min_time_s: nan must be positive and finite"),
+    (MINIMAL + "timing: {warmup_s: -1}\n", "timing.warmup_s: -1 must be zero or more"),
 ])
 def test_bad_config_is_one_clear_line(text, expected):
     assert expected in bad(text)
@@ -102,13 +124,14 @@ def test_load_config_names_the_file(tmp_path):
     assert load_config(path).name == "mine"
 
 
-def test_shipped_configs_load():
-    from scaleprof.tools.sweep import resolve_config, shipped_configs
+def test_shipped_configs_load(capsys):
+    from scaleprof.sweep.config import resolve_config, shipped_configs
 
     names = shipped_configs()
     assert "demo" in names and "paper_efficientnet_b0" in names
     for name in names:
         assert resolve_config(name).points()
+    assert capsys.readouterr().err == ""            # shipped configs use `timing:`, no deprecation notice
     demo = resolve_config("demo")
     assert demo.name == "demo-efficientnet_b0" and demo.strategies == ("d", "w", "r", "dwr", "dWr")
     assert demo.scales == (1.0, 2.0, 4.0)
@@ -119,7 +142,7 @@ def test_shipped_configs_load():
 
 def test_unknown_shipped_config_name_suggests_the_nearest(tmp_path, monkeypatch):
     from scaleprof.errors import BadInput
-    from scaleprof.tools.sweep import resolve_config
+    from scaleprof.sweep.config import resolve_config
 
     monkeypatch.chdir(tmp_path)
     with pytest.raises(BadInput, match=r"dmo: no such config file.*did you mean 'demo'\?.*shipped: .*paper_efficientnet_b0"):

@@ -16,7 +16,7 @@ import pytest
 from fake_stages import FakeStages
 from scaleprof.errors import EnvironmentProblem
 from scaleprof.sweep.config import parse_config
-from scaleprof.sweep.runner import dry_run, run_sweep
+from scaleprof.sweep.runner import MEASURE_STAGES, STAGES, dry_run, run_sweep
 from scaleprof.sweep.store import STORE_NAME, Store
 
 SCRIPT = Path(__file__).with_name("fake_stages.py")
@@ -62,7 +62,23 @@ def test_sweep_measures_every_point_once_and_resumes(tmp_path):
         assert store.integrity_ok()
         p = store.points(with_layers=True)[0]
         assert len(p["layers"]) == 4 and p["layer_summary"]["profiler"] == "fake"
-        assert set(p["stage_seconds"]) >= {"scale", "count", "export", "build", "time", "layers"}
+        assert set(p["stage_seconds"]) >= {"scale", "count", "export", "build", "time", "roofline", "layers"}
+
+
+def test_every_stage_is_timed_under_its_own_name(tmp_path):
+    result = run_sweep(config(), tmp_path, stages=FakeStages(), progress=False, log=lambda m: None)
+    assert set(result.stage_seconds) == set(STAGES)            # roofline calibration apart from counting
+    assert set(MEASURE_STAGES) == {"time", "layers"}
+    assert result.measurement_seconds == sum(result.stage_seconds[s] for s in MEASURE_STAGES)
+    assert 0.0 <= result.overhead_share < 1.0
+
+
+def test_a_failing_roofline_is_reported_as_its_own_stage(tmp_path):
+    result = run_sweep(config(), tmp_path, stages=FakeStages(fail_roofline=True), progress=False,
+                       log=lambda m: None)
+    assert result.failed == 30 and result.measured == 0
+    assert all(message.startswith("roofline: RuntimeError: no peaks on this fake device [fake_stages.py:")
+               for _, message in result.failures)
 
 
 def test_failures_are_isolated_recorded_and_retried(tmp_path):

@@ -2,12 +2,21 @@
 
     from scaleprof.report import write_report
     paths = write_report("out/")     # report.html, report.md, results.csv, results.json, report_files/
+
+    analysis.py  what the measurements say: fits, correlations, growth exponents, rankings, budgets
+    document.py  the report's content, format-free: sections of paragraphs, tables and images
+    plots.py     the document's plots (PNG bytes)
+    html.py      report.html (self-contained) from the document
+    markdown.py  report.md (plots in report_files/) from the same document
+    tables.py    results.csv and results.json: one row per measured point, timm's column names
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+
+from scaleprof.core.files import write_atomic
 
 
 @dataclass(frozen=True)
@@ -23,7 +32,7 @@ class ReportPaths:
 
 def write_report(directory, budgets: list[float] | None = None, plots: bool = True) -> ReportPaths:
     """Read DIR/results.sqlite and write the report files beside it (each written atomically)."""
-    from scaleprof.report import analysis, document, export, html, markdown
+    from scaleprof.report import analysis, document, html, markdown, tables
     from scaleprof.sweep.store import Store
 
     directory = Path(directory)
@@ -45,12 +54,12 @@ def write_report(directory, budgets: list[float] | None = None, plots: bool = Tr
         files.mkdir(exist_ok=True)
     for image in images:
         write_atomic(files / f"{image.name}.png", image.png)
-    rows = [export.export_row(p) for p in points]
+    rows = [tables.result_row(p) for p in points]
     paths = ReportPaths(directory / "report.html", directory / "report.md", directory / "results.csv",
                        directory / "results.json", len(points), len(failures),
                        tuple(result.verdicts().values()))
-    write_atomic(paths.csv, export.to_csv(rows))
-    write_atomic(paths.json, export.to_json(rows, environments, failures, document.convention(sweeps)))
+    write_atomic(paths.csv, tables.to_csv(rows))
+    write_atomic(paths.json, tables.to_json(rows, environments, failures, document.convention(sweeps)))
     write_atomic(paths.markdown, markdown.render(doc, files.name))
     write_atomic(paths.html, html.render(doc))
     return paths

@@ -109,10 +109,10 @@ def _summary(analysis: Analysis, groups: dict, failures: list[dict], sweeps: lis
 
 
 def _predictors(analysis: Analysis, groups: dict, with_plots: bool) -> Section:
-    pred = Section("Which metric predicts latency", anchor="predictors")
-    pred.blocks.append("Per target, latency fitted against each metric: linear (latency = a x metric + b) and "
-                       "log-log (latency = c x metric^k). r is Pearson's correlation (of the logs for log-log); "
-                       "fit error is the mean relative error of the fitted latency. Metrics are ranked by r.")
+    pred = _section("Which metric predicts latency", "predictors",
+                    "Per target, latency fitted against each metric: linear (latency = a x metric + b) and "
+                    "log-log (latency = c x metric^k). r is Pearson's correlation (of the logs for log-log); "
+                    "fit error is the mean relative error of the fitted latency. Metrics are ranked by r.")
     table = Table(["target", "rank", "metric", "r (linear)", "fit error (linear)", "ms per unit",
                    "r (log-log)", "exponent k", "fit error (log-log)", "n"], [])
     for group, ranked in analysis.ranking.items():
@@ -125,19 +125,18 @@ def _predictors(analysis: Analysis, groups: dict, with_plots: bool) -> Section:
                                lin.n if lin else len(groups[group])])
     pred.blocks.append(table)
     if with_plots:
-        for group, members in groups.items():
-            if len(members) >= 2:
-                pred.blocks.append(Image(slug(f"fits-{group}"),
-                                         plots.metric_fits_plot(group, members, analysis.fits[group]),
-                                         f"{group}: latency against flops, params and acts with linear fits"))
+        pred.blocks += _plot_per_group(
+            groups, "fits", lambda members: len(members) >= 2,
+            lambda group, members: plots.metric_fits_plot(group, members, analysis.fits[group]),
+            "{group}: latency against flops, params and acts with linear fits")
     return pred
 
 
 def _exponents(analysis: Analysis, groups: dict, with_plots: bool) -> Section:
-    exp = Section("Growth exponents against s (measured)", anchor="exponents")
-    exp.blocks.append("Log-log slope against the flops factor s of latency, flops, params and acts, per strategy "
-                      "(the table of Dollar et al. 2021, measured here; expected values, exact before rounding, "
-                      "in brackets).")
+    exp = _section("Growth exponents against s (measured)", "exponents",
+                   "Log-log slope against the flops factor s of latency, flops, params and acts, per strategy "
+                   "(the table of Dollar et al. 2021, measured here; expected values, exact before rounding, "
+                   "in brackets).")
     table = Table(["target", "model", "strategy", "batch", "resolution", "s", "latency", "flops", "params",
                    "acts"], [])
     for e in analysis.exponents:
@@ -154,17 +153,16 @@ def _exponents(analysis: Analysis, groups: dict, with_plots: bool) -> Section:
     else:
         exp.blocks.append("Fewer than two scales per strategy: no exponents to fit.")
     if with_plots:
-        for group, members in groups.items():
-            if len({float(r["scale"]) for r in members}) >= 2:
-                exp.blocks.append(Image(slug(f"scaling-{group}"), plots.scaling_plot(group, members),
-                                        f"{group}: log-log latency and activations against s per strategy"))
+        exp.blocks += _plot_per_group(
+            groups, "scaling", lambda members: len({float(r["scale"]) for r in members}) >= 2,
+            plots.scaling_plot, "{group}: log-log latency and activations against s per strategy")
     return exp
 
 
 def _budget(analysis: Analysis) -> Section:
-    bud = Section("Latency budget: the largest configuration that fits", anchor="budget")
-    bud.blocks.append("For each budget, target and batch size: the highest-flops measured configuration whose "
-                      "median latency is within the budget.")
+    bud = _section("Latency budget: the largest configuration that fits", "budget",
+                   "For each budget, target and batch size: the highest-flops measured configuration whose "
+                   "median latency is within the budget.")
     table = Table(["target", "batch", "budget (ms)", "largest that fits", "latency (ms)", "throughput (img/s)",
                    "GMACs", "fit / measured"], [])
     for p in analysis.budgets:
@@ -177,10 +175,11 @@ def _budget(analysis: Analysis) -> Section:
 
 
 def _layers(groups: dict, with_plots: bool) -> Section:
-    lay = Section("Per-layer breakdown", anchor="layers")
-    lay.blocks.append("Layer times come from the backend's profiler in a run separate from the end-to-end "
-                      "timing (profilers add synchronisation, so a profiled iteration takes longer than the end-to-end median: "
-                      "their ratio is the overhead ratio; the layer sum adds the per-layer medians). Coverage is the share of layer time mapped to ONNX nodes with counts.")
+    lay = _section("Per-layer breakdown", "layers",
+                   "Layer times come from the backend's profiler in a run separate from the end-to-end "
+                   "timing (profilers add synchronisation, so a profiled iteration takes longer than the end-to-end "
+                   "median: their ratio is the overhead ratio; the layer sum adds the per-layer medians). Coverage "
+                   "is the share of layer time mapped to ONNX nodes with counts.")
     for group, members in groups.items():
         with_layers = [r for r in members if r.get("layers")]
         if with_layers:
@@ -274,11 +273,10 @@ def _batch_resolution(rows: list[dict]) -> Section:
 
 
 def _failures(failures: list[dict]) -> Section:
-    fail = Section("Failed points", anchor="failures")
-    fail.blocks.append("These points failed; the sweep went on. Re-running the sweep retries them.")
-    fail.blocks.append(Table(["target", "point", "error"],
-                             [[f["target"], point_label(f), f.get("error") or ""] for f in failures]))
-    return fail
+    return _section("Failed points", "failures",
+                    "These points failed; the sweep went on. Re-running the sweep retries them.",
+                    Table(["target", "point", "error"],
+                          [[f["target"], point_label(f), f.get("error") or ""] for f in failures]))
 
 
 def _environment(environments: list[dict]) -> Section:
@@ -297,10 +295,22 @@ def _environment(environments: list[dict]) -> Section:
                               + ", ".join(f"{k} {v}" for k, v in sorted(clocks.items())))
     return env
 
+
 def convention(sweeps: list[dict]) -> str:
     """The counting convention the sweeps recorded (scaleprof.complexity.CONVENTION at sweep time)."""
     found = sorted({s["config"].get("convention") for s in sweeps if s["config"].get("convention")})
     return " | ".join(found) or "pycls (SCALING.md §2)"
+
+
+def _section(title: str, anchor: str, *blocks: Block) -> Section:
+    return Section(title, blocks=list(blocks), anchor=anchor)
+
+
+def _plot_per_group(groups: dict, name: str, wanted, plot, alt: str) -> list[Image]:
+    """An image ``name-GROUP`` per target whose points are ``wanted(members)``, drawn by
+    ``plot(group, members)``; ``alt`` names the target as {group}."""
+    return [Image(slug(f"{name}-{group}"), plot(group, members), alt.format(group=group))
+            for group, members in groups.items() if wanted(members)]
 
 
 def _r(value) -> str:

@@ -1,1 +1,15 @@
-"""sweep stage."""
+"""sweep stage: a grid of points (model x strategy x scale x shape x precision x target) through the
+earlier stages, every measurement kept in one SQLite store per output directory.
+
+    grid.py      what a sweep measures: Target (and presets), Point, SweepConfig
+    config.py    reading a sweep YAML (or a shipped config by name) into a SweepConfig
+    stages.py    the pipeline as the runner sees it: Stages; UpstreamStages calls scaleprof's stages
+    runner.py    run_sweep (resumable; groups share an export and an engine; each stage timed under
+                 its own name) and dry_run
+    progress.py  what a running sweep shows on stderr
+    store.py     the results store: WAL, one transaction per point, versioned schema
+
+    from scaleprof.sweep.config import resolve_config
+    from scaleprof.sweep.runner import run_sweep
+    result = run_sweep(resolve_config("demo"), "out/demo")
+"""

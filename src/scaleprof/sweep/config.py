@@ -1,4 +1,5 @@
-"""Sweep configuration: a YAML file, safe-loaded and validated with one clear message per problem.
+"""Sweep configuration files: YAML, safe-loaded and validated with one clear message per problem,
+into the SweepConfig of scaleprof.sweep.grid.
 
     name: effnet-strategies          # optional, default: the file's stem
     models: [efficientnet_b0]        # required: timm registry names
@@ -11,136 +12,42 @@
     targets:                         # required: preset names or full definitions
       - cpu-ort
       - {name: cpu-ort-1t, backend: ort, device: cpu, threads: 1, options: {graph_optimization_level: all}}
-    profile:                         # timing settings (scaleprof.profile.TimingSettings) + layers
+    timing:                          # timing settings (scaleprof.profile.TimingSettings) + layers
       min_time_s: 1.0
       layers: true                   # per-layer profiles (a separate run per point)
     budget_ms: [10, 50]              # optional: latency budgets the report answers for
 
 Every point of the grid is models x strategies (x alpha for dWr) x scales x resolutions x
 batch_sizes x precisions x targets. An unscaled point is strategy "none" (or scale 1 of any strategy).
+Configs written before ``timing:`` was named so call it ``profile:``; that is still read, with a
+one-line notice on stderr. ``resolve_config`` also finds the configs shipped in scaleprof/configs
+by name (``demo``).
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 import re
-from dataclasses import dataclass, field, fields, replace
+import sys
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
+from scaleprof.core.onnx_file import PRECISIONS
 from scaleprof.errors import BadInput, nearest
 from scaleprof.profile.types import TimingSettings
+from scaleprof.sweep.grid import (DEFAULT_ALPHA, PRESET_PRECISION, PRESETS, TIMING_KEYS, Point, SweepConfig,
+                                  Target, unique)
+
+__all__ = ["PRESETS", "Point", "SweepConfig", "Target", "from_dict", "load_config", "parse_config",
+           "resolve_config", "shipped_configs"]
 
 TOP_KEYS = ("name", "models", "strategies", "alpha", "scales", "batch_sizes", "resolutions",
-            "precisions", "targets", "profile", "budget_ms")
+            "precisions", "targets", "timing", "budget_ms")
 REQUIRED = ("models", "strategies", "scales", "targets")
 TARGET_KEYS = ("name", "backend", "device", "threads", "options")
-PRECISIONS = ("fp32", "fp16")
-BACKENDS = ("ort", "torch", "tensorrt")
-TIMING_KEYS = tuple(f.name for f in fields(TimingSettings))
-PROFILE_KEYS = TIMING_KEYS + ("layers",)
+TIMING_SECTION_KEYS = TIMING_KEYS + ("layers",)
+OLD_TIMING_KEY = "profile"          # what ``timing:`` was called before
 POSITIVE_TIMING = ("min_iters", "min_time_s", "max_time_s", "layer_iters", "target_ci")   # the rest may be 0
-DEFAULT_ALPHA = 0.8
-
-
-@dataclass(frozen=True)
-class Target:
-    """A deployment target: where and how a point is measured."""
-
-    name: str
-    backend: str
-    device: str = "cpu"
-    threads: int | None = None
-    options: tuple[tuple[str, Any], ...] = ()     # sorted (key, value) pairs, as BuildSpec takes them
-
-    def to_dict(self) -> dict:
-        return {"name": self.name, "backend": self.backend, "device": self.device,
-                "threads": self.threads, "options": dict(self.options)}
-
-
-# Presets a config may name instead of spelling a target out.
-PRESETS: dict[str, Target] = {
-    "cpu-ort": Target("cpu-ort", "ort", "cpu"),
-    "cpu-torch": Target("cpu-torch", "torch", "cpu"),
-    "h100-trt-fp16": Target("h100-trt-fp16", "tensorrt", "cuda"),
-    "h100-torch-fp16": Target("h100-torch-fp16", "torch", "cuda"),
-    "h100-ort-cuda": Target("h100-ort-cuda", "ort", "cuda"),
-}
-# Presets whose name fixes a precision: a point of another precision is not theirs.
-PRESET_PRECISION = {"h100-trt-fp16": "fp16", "h100-torch-fp16": "fp16"}
-
-
-@dataclass(frozen=True)
-class Point:
-    """One measurement of the grid. ``key`` identifies it across runs (with target + environment)."""
-
-    model: str
-    strategy: str                 # "none" for the unscaled base model
-    alpha: float | None
-    scale: float
-    resolution: int | None        # None = "auto": what the strategy chose
-    batch: int
-    precision: str
-    target: str
-
-    @property
-    def key(self) -> str:
-        alpha = "" if self.alpha is None else f"{self.alpha:g}"
-        res = "auto" if self.resolution is None else str(self.resolution)
-        return (f"{self.model}|{self.strategy}|{alpha}|{self.scale:g}|{res}|"
-                f"b{self.batch}|{self.precision}")
-
-    @property
-    def label(self) -> str:
-        strategy = self.strategy if self.alpha is None else f"{self.strategy}({self.alpha:g})"
-        res = "" if self.resolution is None else f" @{self.resolution}"
-        return f"{self.model} {strategy} x{self.scale:g}{res} b{self.batch} {self.precision} [{self.target}]"
-
-
-@dataclass(frozen=True)
-class SweepConfig:
-    name: str
-    models: tuple[str, ...]
-    strategies: tuple[str, ...]
-    scales: tuple[float, ...]
-    targets: tuple[Target, ...]
-    alpha: tuple[float, ...] = (DEFAULT_ALPHA,)
-    batch_sizes: tuple[int, ...] = (1,)
-    resolutions: tuple[int | None, ...] = (None,)
-    precisions: tuple[str, ...] = ("fp32",)
-    timing: TimingSettings = field(default_factory=TimingSettings)
-    layers: bool = True
-    budget_ms: tuple[float, ...] = ()
-    source: str = ""              # the YAML text it came from (stored with the sweep)
-
-    def points(self) -> list[Point]:
-        """The grid, in an order that keeps one model spec's shapes together (one engine each)."""
-        out = []
-        for model, (strategy, alpha), scale, precision, target in itertools.product(
-                self.models, self._strategy_alphas(), self.scales, self.precisions, self.targets):
-            if PRESET_PRECISION.get(target.name, precision) != precision:
-                continue
-            for resolution, batch in itertools.product(self.resolutions, self.batch_sizes):
-                out.append(Point(model, strategy, alpha, float(scale), resolution, batch,
-                                 precision, target.name))
-        return out
-
-    def _strategy_alphas(self):
-        return _dedup((strategy, alpha) for strategy in self.strategies
-                      for alpha in (self.alpha if strategy == "dWr" else (None,)))
-
-    def target(self, name: str) -> Target:
-        return next(t for t in self.targets if t.name == name)
-
-    def to_dict(self) -> dict:
-        return {"name": self.name, "models": list(self.models), "strategies": list(self.strategies),
-                "alpha": list(self.alpha), "scales": list(self.scales),
-                "batch_sizes": list(self.batch_sizes),
-                "resolutions": ["auto" if r is None else r for r in self.resolutions],
-                "precisions": list(self.precisions), "targets": [t.to_dict() for t in self.targets],
-                "profile": {**{k: getattr(self.timing, k) for k in TIMING_KEYS}, "layers": self.layers},
-                "budget_ms": list(self.budget_ms)}
 
 
 # ----------------------------------------------------------------------------------- loading
@@ -155,6 +62,30 @@ def load_config(path: str | Path) -> SweepConfig:
     except (OSError, UnicodeDecodeError) as err:
         raise BadInput(f"{path}: cannot read the config ({err})") from None
     return parse_config(text, default_name=path.stem, where=str(path))
+
+
+def resolve_config(name: str) -> SweepConfig:
+    """A config file's path, or the stem of a config shipped in scaleprof/configs (e.g. 'demo')."""
+    path = Path(name)
+    if not path.exists() and not path.suffix:
+        shipped = _shipped_folder().joinpath(f"{name}.yaml")
+        if shipped.is_file():
+            return load_config(Path(str(shipped)))
+        names = shipped_configs()
+        raise BadInput(f"{name}: no such config file, nor a shipped config{nearest(name, names)}; "
+                       f"shipped: {', '.join(names)}")
+    return load_config(path)
+
+
+def shipped_configs() -> list[str]:
+    """The names ``resolve_config`` knows besides paths."""
+    return sorted(p.name[:-5] for p in _shipped_folder().iterdir() if p.name.endswith(".yaml"))
+
+
+def _shipped_folder():
+    from importlib import resources
+
+    return resources.files("scaleprof").joinpath("configs")
 
 
 def parse_config(text: str, default_name: str = "sweep", where: str = "config") -> SweepConfig:
@@ -178,7 +109,8 @@ def from_dict(data: dict, default_name: str = "sweep", where: str = "config",
     def fail(message: str):
         raise BadInput(f"{where}: {message}")
 
-    _check_keys(data, TOP_KEYS, "", fail)
+    timing_key = _timing_key(data, fail)
+    _check_keys({k: v for k, v in data.items() if k != OLD_TIMING_KEY}, TOP_KEYS, "", fail)
     missing = [k for k in REQUIRED if k not in data]
     if missing:
         fail(f"missing required key{'s' if len(missing) > 1 else ''}: {', '.join(missing)}")
@@ -187,43 +119,49 @@ def from_dict(data: dict, default_name: str = "sweep", where: str = "config",
     if not isinstance(name, str) or not name.strip():
         fail("name: expected a non-empty string")
 
-    models = _str_list(data["models"], "models", fail)
-    strategies = _str_list(data["strategies"], "strategies", fail)
-    for s in strategies:
-        _check_strategy(s, fail)
-    alpha = tuple(_num_list(data.get("alpha", DEFAULT_ALPHA), "alpha", fail, float))
-    for a in alpha:
-        if not 0 < a <= 1:
-            fail(f"alpha: {a:g} is outside (0, 1]")
-    scales = tuple(_num_list(data["scales"], "scales", fail, float))
-    for s in scales:
-        if not s > 0 or not math.isfinite(s):
-            fail(f"scales: {s:g} is not a positive flops factor")
-    batch_sizes = tuple(_num_list(data.get("batch_sizes", 1), "batch_sizes", fail, int))
-    for b in batch_sizes:
-        if b < 1:
-            fail(f"batch_sizes: {b} is not a positive batch size")
-    resolutions = _resolutions(data.get("resolutions", "auto"), fail)
-    precisions = tuple(_str_list(data.get("precisions", "fp32"), "precisions", fail))
-    for p in precisions:
-        if p not in PRECISIONS:
-            fail(f"precisions: unknown precision {p!r}{nearest(p, PRECISIONS)}; valid: {', '.join(PRECISIONS)}")
+    axes = _grid_axes(data, fail)
     targets = _targets(data["targets"], fail)
-    timing, layers = _profile(data.get("profile") or {}, fail)
+    timing, layers = _timing(data.get(timing_key) or {}, timing_key, fail)
     budget = tuple(_num_list(data["budget_ms"], "budget_ms", fail, float)) if "budget_ms" in data else ()
     if any(not 0 < b < math.inf for b in budget):
         fail("budget_ms: budgets must be positive, finite milliseconds")
 
-    config = SweepConfig(name=name.strip(), models=tuple(_dedup(models)),
-                         strategies=tuple(_dedup(strategies)), scales=tuple(_dedup(scales)),
-                         targets=targets, alpha=tuple(_dedup(alpha)),
-                         batch_sizes=tuple(_dedup(batch_sizes)), resolutions=tuple(_dedup(resolutions)),
-                         precisions=tuple(_dedup(precisions)), timing=timing, layers=layers,
-                         budget_ms=budget, source=source)
+    config = SweepConfig(name=name.strip(), targets=targets, timing=timing, layers=layers, budget_ms=budget,
+                         source=source, **{axis: tuple(unique(values)) for axis, values in axes.items()})
     if not config.points():
         fail("the grid is empty: no target takes any of the precisions "
-             f"({', '.join(precisions)}; {', '.join(f'{k} is {v}-only' for k, v in PRESET_PRECISION.items())})")
+             f"({', '.join(axes['precisions'])}; {', '.join(f'{k} is {v}-only' for k, v in PRESET_PRECISION.items())})")
+    if timing_key == OLD_TIMING_KEY:        # said once the config is known to be valid: errors stay one line
+        print(f"{where}: note: '{OLD_TIMING_KEY}:' is now called 'timing:'; read as 'timing:' (rename it)",
+              file=sys.stderr)
     return config
+
+
+def _grid_axes(data: dict, fail) -> dict[str, list]:
+    """The grid's axes besides targets, validated (SweepConfig's field names -> values)."""
+    models = _str_list(data["models"], "models", fail)
+    strategies = _str_list(data["strategies"], "strategies", fail)
+    for s in strategies:
+        _check_strategy(s, fail)
+    alpha = _num_list(data.get("alpha", DEFAULT_ALPHA), "alpha", fail, float)
+    for a in alpha:
+        if not 0 < a <= 1:
+            fail(f"alpha: {a:g} is outside (0, 1]")
+    scales = _num_list(data["scales"], "scales", fail, float)
+    for s in scales:
+        if not s > 0 or not math.isfinite(s):
+            fail(f"scales: {s:g} is not a positive flops factor")
+    batch_sizes = _num_list(data.get("batch_sizes", 1), "batch_sizes", fail, int)
+    for b in batch_sizes:
+        if b < 1:
+            fail(f"batch_sizes: {b} is not a positive batch size")
+    resolutions = _resolutions(data.get("resolutions", "auto"), fail)
+    precisions = _str_list(data.get("precisions", "fp32"), "precisions", fail)
+    for p in precisions:
+        if p not in PRECISIONS:
+            fail(f"precisions: unknown precision {p!r}{nearest(p, PRECISIONS)}; valid: {', '.join(PRECISIONS)}")
+    return {"models": models, "strategies": strategies, "alpha": alpha,
+            "scales": scales, "batch_sizes": batch_sizes, "resolutions": resolutions, "precisions": precisions}
 
 
 def _check_strategy(name: str, fail) -> None:
@@ -242,14 +180,6 @@ def _check_keys(data: dict, valid, prefix: str, fail) -> None:
     for key in data:
         if key not in valid:
             fail(f"unknown key {prefix + str(key)!r}{nearest(key, valid)}; valid keys: {', '.join(valid)}")
-
-
-def _dedup(items):
-    out = []
-    for item in items:
-        if item not in out:
-            out.append(item)
-    return out
 
 
 def _as_list(value, key: str, fail) -> list:
@@ -296,6 +226,8 @@ def _resolutions(value, fail) -> list[int | None]:
 
 
 def _targets(value, fail) -> tuple[Target, ...]:
+    from scaleprof.engines.registry import BACKENDS
+
     targets = []
     for item in _as_list(value, "targets", fail):
         if isinstance(item, str):
@@ -343,27 +275,38 @@ def _freeze(value):
     return value
 
 
-def _profile(value, fail) -> tuple[TimingSettings, bool]:
+def _timing_key(data: dict, fail) -> str:
+    """The key the timing settings are under: ``timing``, or the old ``profile`` (with a notice)."""
+    if OLD_TIMING_KEY not in data:
+        return "timing"
+    if "timing" in data:
+        fail(f"both 'timing' and '{OLD_TIMING_KEY}' are given; '{OLD_TIMING_KEY}' is the old name of "
+             "'timing': keep only 'timing'")
+    return OLD_TIMING_KEY
+
+
+def _timing(value, key: str, fail) -> tuple[TimingSettings, bool]:
+    """TimingSettings and whether to profile layers, from the mapping under ``key`` (errors name it)."""
     if not isinstance(value, dict):
-        fail(f"profile: expected a mapping of timing settings, got {value!r}")
-    _check_keys(value, PROFILE_KEYS, "profile.", fail)
+        fail(f"{key}: expected a mapping of timing settings, got {value!r}")
+    _check_keys(value, TIMING_SECTION_KEYS, f"{key}.", fail)
     layers = value.get("layers", True)
     if not isinstance(layers, bool):
-        fail(f"profile.layers: expected true or false, got {layers!r}")
+        fail(f"{key}.layers: expected true or false, got {layers!r}")
     settings = {}
     defaults = TimingSettings()
-    for key in TIMING_KEYS:
-        if key not in value:
+    for name in TIMING_KEYS:
+        if name not in value:
             continue
-        item = value[key]
-        kind = type(getattr(defaults, key))
+        item = value[name]
+        kind = type(getattr(defaults, name))
         if not _is_number(item, kind):
-            fail(f"profile.{key}: expected {'an integer' if kind is int else 'a number'}, got {item!r}")
-        if not math.isfinite(item) or item < 0 or (key in POSITIVE_TIMING and item <= 0):
-            fail(f"profile.{key}: {item!r} must be {'positive' if key in POSITIVE_TIMING else 'zero or more'} "
+            fail(f"{key}.{name}: expected {'an integer' if kind is int else 'a number'}, got {item!r}")
+        if not math.isfinite(item) or item < 0 or (name in POSITIVE_TIMING and item <= 0):
+            fail(f"{key}.{name}: {item!r} must be {'positive' if name in POSITIVE_TIMING else 'zero or more'} "
                  "and finite")
-        settings[key] = kind(item)
+        settings[name] = kind(item)
     timing = replace(defaults, **settings)
     if timing.max_time_s < timing.min_time_s:
-        fail(f"profile.max_time_s ({timing.max_time_s:g}) is below min_time_s ({timing.min_time_s:g})")
+        fail(f"{key}.max_time_s ({timing.max_time_s:g}) is below min_time_s ({timing.min_time_s:g})")
     return timing, layers

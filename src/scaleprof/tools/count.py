@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-from scaleprof.tools._select import add_model_arguments, fmt_int, selected_spec
-from scaleprof.tools.scale import spec_fields
+from scaleprof.tools.args import (add_model_arguments, add_output_arguments, add_shape_arguments, fmt_int,
+                                  selected_spec, spec_fields)
 
 NAME = "count"
 HELP = "count flops (multiply-adds), params and activations of a base or scaled model, per layer or in total"
@@ -14,10 +14,10 @@ HELP = "count flops (multiply-adds), params and activations of a base or scaled 
 
 def add_arguments(parser) -> None:
     add_model_arguments(parser)
-    parser.add_argument("--resolution", type=int, metavar="R",
-                        help="input resolution (default: the one the strategy chose, or the model's own)")
-    parser.add_argument("--batch", type=int, default=1, metavar="B", help="batch size (default 1); counts are per image")
+    add_shape_arguments(parser, batch="batch size (default 1); counts are per image",
+                        resolution="input resolution (default: the one the strategy chose, or the model's own)")
     parser.add_argument("--per-layer", action="store_true", help="also list every layer")
+    add_output_arguments(parser)
 
 
 def result(spec, counts, base_counts, per_layer: bool) -> dict:

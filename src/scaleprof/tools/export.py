@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 
-from scaleprof.tools._select import add_model_arguments, selected_spec
+from scaleprof.tools.args import (add_model_arguments, add_output_arguments, add_precision_argument,
+                                  add_shape_arguments, say, selected_spec)
 
 NAME = "export"
 HELP = "export a (scaled) model to a checked ONNX file (parity vs PyTorch in ONNX Runtime)"
@@ -17,20 +17,20 @@ HELP = "export a (scaled) model to a checked ONNX file (parity vs PyTorch in ONN
 
 def add_arguments(parser) -> None:
     add_model_arguments(parser)
-    parser.add_argument("--resolution", type=int, help="export resolution (default: the model's own)")
+    add_shape_arguments(parser, batch="the batch of a --static export (default 1)",
+                        resolution="export resolution (default: the model's own)")
     parser.add_argument("-o", "--output", required=True, metavar="FILE.onnx", help="where to write the ONNX file")
     parser.add_argument("--static", action="store_true", help="static input shape (batch x 3 x R x R) instead of "
                         "dynamic batch and spatial axes")
-    parser.add_argument("--batch", type=int, default=1, help="the batch of a --static export (default 1)")
     parser.add_argument("--opset", type=int, help="ONNX opset (default 17)")
-    parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16"),
-                        help="weights and activations (fp16: for strongly typed TensorRT networks)")
+    add_precision_argument(parser, "weights and activations (fp16: for strongly typed TensorRT networks)")
     parser.add_argument("--tolerance", metavar="RTOL[,ATOL]",
                         help="parity tolerance: fail when max|onnx-torch| > ATOL + RTOL*max|torch| "
                              "(default 1e-3,1e-5 for fp32; 5e-2,1e-3 for fp16)")
     parser.add_argument("--no-parity", action="store_true", help="skip the ONNX Runtime parity run (checker only)")
     parser.add_argument("--exporter", default="torchscript", choices=("torchscript", "dynamo"),
                         help="torch.onnx exporter (default torchscript: module-scoped node names)")
+    add_output_arguments(parser)
 
 
 def parse_tolerance(text: str | None) -> tuple[float | None, float | None]:
@@ -64,8 +64,7 @@ def run(args) -> int:
     options = ExportOptions(opset=DEFAULT_OPSET if args.opset is None else args.opset, precision=args.precision, dynamic=not args.static,
                             static_batch=args.batch, rtol=rtol, atol=atol, check_parity=not args.no_parity,
                             exporter=args.exporter)
-    say = (lambda msg: None) if args.json else (lambda msg: print(msg, file=sys.stderr))
-    result = export_onnx(spec, args.output, options, progress=say)
+    result = export_onnx(spec, args.output, options, progress=say(args))
     if args.json:
         print(json.dumps(result.to_dict(), indent=2, default=str))
         return 0

@@ -16,6 +16,8 @@ import json
 import statistics
 from pathlib import Path
 
+from scaleprof.tools.args import add_output_arguments, add_shape_arguments
+
 NAME = "ingest"
 HELP = "read trtexec --exportTimes/--exportProfile/--exportLayerInfo JSON: latency statistics and per-layer times"
 
@@ -24,11 +26,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE.json",
                         help="trtexec exports (--exportTimes, --exportProfile, --exportLayerInfo), any order")
     parser.add_argument("--onnx", help="the ONNX file the engine was built from (maps Myelin layers to all their nodes)")
-    parser.add_argument("--batch", type=int, default=1, help="batch size of the timed run (trtexec does not record it; default 1)")
+    add_shape_arguments(parser, batch="batch size of the timed run (trtexec does not record it; default 1)")
     parser.add_argument("--latency", choices=("compute", "host"), default="compute",
                         help="compute: GPU compute time (default); host: trtexec's latencyMs incl. H2D/D2H")
     parser.add_argument("--top", type=int, default=15, help="layers to list, slowest first (default 15; 0: all)")
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_output_arguments(parser)
 
 
 def _load(path: Path):
@@ -45,11 +47,31 @@ def _load(path: Path):
 def ingest(files, *, onnx: str | None = None, batch: int = 1, latency: str = "compute") -> dict:
     """The summary of a set of trtexec exports as a JSON-able dict."""
     from scaleprof.engines import tensorrt_inspect as ti
-    from scaleprof.engines import tensorrt_trtexec as tx
     from scaleprof.errors import BadInput
 
     if batch <= 0:
         raise BadInput(f"--batch must be a positive integer, got {batch}")
+    found = _by_kind(files)
+    node_order = ti.onnx_node_order(onnx) if onnx else ()
+    graph = ti.parse_inspector(found["layer-info"][1]) if "layer-info" in found else None
+    result: dict = {"files": {k: str(p) for k, (p, _) in found.items()}, "batch": batch}
+    end_to_end = None
+    if "times" in found:
+        result.update(_latency(found["times"][1], batch, latency))
+        end_to_end = result["latency"]["median"]
+    if "profile" in found:
+        trace = ti.profile_trace(found["profile"][1], ti.LayerResolver(graph, node_order))
+        result["layers"] = _layer_table(trace, end_to_end)
+    if graph is not None:
+        result["graph"] = ti.summarize_graph(graph, node_order)
+    return result
+
+
+def _by_kind(files) -> dict[str, tuple[Path, object]]:
+    """Each file's kind (recognised from its content) -> (path, parsed JSON); one file per kind."""
+    from scaleprof.engines import tensorrt_trtexec as tx
+    from scaleprof.errors import BadInput
+
     found: dict[str, tuple[Path, object]] = {}
     for name in files:
         path = Path(name)
@@ -61,49 +83,45 @@ def ingest(files, *, onnx: str | None = None, batch: int = 1, latency: str = "co
         if kind in found:
             raise BadInput(f"two {kind} files given ({found[kind][0]} and {path}); ingest one run at a time")
         found[kind] = (path, data)
+    return found
 
-    node_order = ti.onnx_node_order(onnx) if onnx else ()
-    graph = ti.parse_inspector(found["layer-info"][1]) if "layer-info" in found else None
-    resolver = ti.LayerResolver(graph, node_order)
-    result: dict = {"files": {k: str(p) for k, (p, _) in found.items()}, "batch": batch}
 
-    end_to_end = None
-    if "times" in found:
-        from scaleprof.profile.stats import summarise
+def _latency(times, batch: int, latency: str) -> dict:
+    """Latency statistics of an --exportTimes file, as scaleprof's profile stage reports them."""
+    from scaleprof.engines import tensorrt_trtexec as tx
+    from scaleprof.profile.stats import summarise
 
-        trace = tx.parse_times(found["times"][1])
-        samples = trace.compute_ms if latency == "compute" else trace.latency_ms
-        method = "trtexec-gpu-compute" if latency == "compute" else "trtexec-host-latency"
-        stats = summarise(samples, batch=batch, total_s=trace.wall_s, timing_method=method)
-        result["latency"] = stats.to_dict()
-        if trace.enqueue_ms:
-            result["enqueue_ms_median"] = statistics.median(trace.enqueue_ms)
-        end_to_end = stats.median
+    trace = tx.parse_times(times)
+    samples = trace.compute_ms if latency == "compute" else trace.latency_ms
+    method = "trtexec-gpu-compute" if latency == "compute" else "trtexec-host-latency"
+    stats = summarise(samples, batch=batch, total_s=trace.wall_s, timing_method=method)
+    out = {"latency": stats.to_dict()}
+    if trace.enqueue_ms:
+        out["enqueue_ms_median"] = statistics.median(trace.enqueue_ms)
+    return out
 
-    if "profile" in found:
-        trace = ti.profile_trace(found["profile"][1], resolver)
-        rows = []
-        total = 0.0
-        for e in trace.events:
-            median = statistics.median(e.times_ms)
-            total += median
-            rows.append({"name": e.name, "op_type": e.op_type, "median_ms": median,
-                         "mean_ms": sum(e.times_ms) / len(e.times_ms),
-                         "onnx_nodes": list(e.onnx_nodes), "opaque": e.opaque})
-        for row in rows:
-            row["share"] = row["median_ms"] / total if total else 0.0
-        mapped = sum(r["median_ms"] for r in rows if r["onnx_nodes"])
-        opaque = sum(r["median_ms"] for r in rows if r["opaque"])
-        result["layers"] = {
-            "iterations": trace.iterations, "profiler": trace.profiler, "count": len(rows),
-            "layer_sum_ms": total, "mapped_share": mapped / total if total else 0.0,
-            "opaque_share": opaque / total if total else 0.0,
-            "overhead_ratio": total / end_to_end if end_to_end else None,
-            "rows": rows,
-        }
-    if graph is not None:
-        result["graph"] = ti.summarize_graph(graph, node_order)
-    return result
+
+def _layer_table(trace, end_to_end: float | None) -> dict:
+    """Per-layer medians of a profile trace, their shares, and how much maps to ONNX nodes."""
+    rows = []
+    total = 0.0
+    for e in trace.events:
+        median = statistics.median(e.times_ms)
+        total += median
+        rows.append({"name": e.name, "op_type": e.op_type, "median_ms": median,
+                     "mean_ms": sum(e.times_ms) / len(e.times_ms),
+                     "onnx_nodes": list(e.onnx_nodes), "opaque": e.opaque})
+    for row in rows:
+        row["share"] = row["median_ms"] / total if total else 0.0
+    mapped = sum(r["median_ms"] for r in rows if r["onnx_nodes"])
+    opaque = sum(r["median_ms"] for r in rows if r["opaque"])
+    return {
+        "iterations": trace.iterations, "profiler": trace.profiler, "count": len(rows),
+        "layer_sum_ms": total, "mapped_share": mapped / total if total else 0.0,
+        "opaque_share": opaque / total if total else 0.0,
+        "overhead_ratio": total / end_to_end if end_to_end else None,
+        "rows": rows,
+    }
 
 
 def _print(result: dict, top: int) -> None:

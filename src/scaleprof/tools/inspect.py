@@ -9,21 +9,24 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from scaleprof.tools.args import add_output_arguments, add_shape_arguments
+
 NAME = "inspect"
 HELP = "show the spec, counts, inputs, shape set, backend and versions of an ONNX file or engine directory"
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("target", metavar="FILE.onnx|ENGINE_DIR", help="an ONNX file or an engine directory")
-    parser.add_argument("--resolution", type=int, help="count the graph at this resolution (foreign ONNX files "
-                        "with symbolic spatial dims need it for counts)")
-    parser.add_argument("--json", action="store_true", help="print as JSON")
+    add_shape_arguments(parser, resolution="count the graph at this resolution (foreign ONNX files with symbolic "
+                                           "spatial dims need it for counts)")
+    add_output_arguments(parser)
 
 
 def describe_onnx(path, resolution: int | None = None) -> dict:
     from scaleprof.complexity.onnx_count import count_onnx
     from scaleprof.errors import BadInput
-    from scaleprof.export.onnx_io import dims_of, image_input, load_model, metadata_from_model
+    from scaleprof.core.onnx_file import dims_of, image_input, load_model
+    from scaleprof.export.onnx_io import metadata_from_model
 
     model = load_model(path)
     name, dims = image_input(model, path)

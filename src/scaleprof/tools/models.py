@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 
+from scaleprof.tools.args import add_output_arguments
+
 NAME = "models"
 HELP = "list model families, base models and scaling strategies"
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    add_output_arguments(parser)
 
 
 def run(args) -> int:

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 from scaleprof.errors import BadInput
+from scaleprof.tools.args import (add_engine_arguments, add_output_arguments, add_shape_arguments,
+                                  add_timing_arguments, build_spec, default_resolution, timing_settings)
 
 NAME = "profile"
 HELP = "time an engine end to end (median, CI) and, with --per-layer, layer by layer against predicted counts"
@@ -17,29 +19,20 @@ HELP = "time an engine end to end (median, CI) and, with --per-layer, layer by l
 def add_arguments(parser) -> None:
     parser.add_argument("target", metavar="ENGINE_DIR|FILE.onnx",
                         help="an engine directory (from `scaleprof build`) or an ONNX file (built through the cache)")
-    parser.add_argument("--backend", default="ort", help="backend for an ONNX file: ort (default), torch, tensorrt")
-    parser.add_argument("--device", default="cpu", help="device for an ONNX file: cpu (default), cuda, cuda:N")
-    parser.add_argument("--threads", type=int, help="intra-op threads for an ONNX file (default: the runtime's)")
-    parser.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
-    parser.add_argument("--resolution", type=int, help="square input resolution (default: the engine's only one)")
+    add_engine_arguments(parser, "how an ONNX file is built (an engine directory was built already)")
+    add_shape_arguments(parser, batch="batch size (default 1)",
+                        resolution="square input resolution (default: the engine's only one, or the model's own)")
+    add_timing_arguments(parser)
     parser.add_argument("--per-layer", action="store_true", help="also profile layer by layer (a separate run)")
-    parser.add_argument("--target-ci", type=float, default=0.01,
-                        help="stop once the 95%% CI of the median is within this fraction of it (default 0.01; 0: off)")
-    parser.add_argument("--min-time", type=float, default=1.0, help="minimum seconds of timed iterations (default 1)")
-    parser.add_argument("--max-time", type=float, default=10.0, help="cap on seconds of timed iterations (default 10)")
-    parser.add_argument("--min-iters", type=int, default=20, help="minimum timed iterations (default 20)")
-    parser.add_argument("--warmup", type=int, default=10, help="warm-up iterations (default 10, and at least 0.2 s)")
-    parser.add_argument("--iterations", type=int, default=20, help="iterations of the layer-profiling run (default 20)")
     parser.add_argument("--top", type=int, default=15, help="rows of the slowest-layers table (default 15)")
     parser.add_argument("--no-roofline", action="store_true", help="skip the device peak calibration")
-    parser.add_argument("-o", "--out", default="scaleprof-out", help="output directory (default scaleprof-out)")
-    parser.add_argument("--cache-dir", help="engine and calibration cache (default OUT/engines, OUT/cache)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    add_output_arguments(parser, out="output directory",
+                         cache_dir="engine and calibration cache (default OUT/engines, OUT/cache)")
 
 
 def _open(args):
-    """(engine, shape) from an engine directory or an ONNX file."""
-    from scaleprof.engines.base import BuildSpec, ShapePoint
+    """(engine, shape) from an engine directory, or from an ONNX file built with the engine options."""
+    from scaleprof.engines.base import ShapePoint
     from scaleprof.engines.cache import build_engine, default_cache_dir, open_engine
 
     target = Path(args.target)
@@ -51,12 +44,9 @@ def _open(args):
         raise BadInput(f"{target}: no such engine directory or ONNX file")
     if target.suffix.lower() != ".onnx":
         raise BadInput(f"{target} is neither an engine directory nor an .onnx file")
-    from scaleprof.tools.build import default_resolution
-
     shape = ShapePoint(args.batch, args.resolution or default_resolution(target))
-    spec = BuildSpec(backend=args.backend, device=args.device, threads=args.threads, shapes=(shape,))
     cache = Path(args.cache_dir) if args.cache_dir else default_cache_dir(args.out)
-    return build_engine(target, spec, cache).engine, shape
+    return build_engine(target, build_spec(args, (shape,)), cache).engine, shape
 
 
 def _only_resolution(engine) -> int:
@@ -68,8 +58,8 @@ def _only_resolution(engine) -> int:
 
 def run(args) -> int:
     from scaleprof.profile.environment import environment_for
-    from scaleprof.profile.timing import time_engine, validate_settings
-    from scaleprof.profile.types import Measurement, TimingSettings
+    from scaleprof.profile.timing import time_engine
+    from scaleprof.profile.types import Measurement
 
     if args.batch <= 0:
         raise BadInput(f"batch must be positive, got {args.batch}")
@@ -77,9 +67,7 @@ def run(args) -> int:
         raise BadInput(f"resolution must be positive, got {args.resolution}")
     if args.top <= 0:
         raise BadInput(f"--top must be positive, got {args.top}")
-    settings = TimingSettings(warmup_iters=args.warmup, min_iters=args.min_iters, min_time_s=args.min_time,
-                              target_ci=args.target_ci, max_time_s=args.max_time, layer_iters=args.iterations)
-    validate_settings(settings)
+    settings = timing_settings(args)
     engine, shape = _open(args)
     with engine:
         latency = time_engine(engine, shape, settings)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from scaleprof.tools.args import print_report_paths
+
 NAME = "report"
 HELP = "write report.html (self-contained), report.md, results.csv and results.json for a sweep directory"
 
@@ -21,8 +23,5 @@ def run(args) -> int:
         raise BadInput("--budget-ms: budgets must be positive milliseconds")
     paths = write_report(args.dir, budgets=args.budget_ms, plots=not args.no_plots)
     print(f"{paths.points} measured points, {paths.failures} failed")
-    for verdict in paths.verdicts:
-        print(verdict)
-    print(f"report: {paths.html}")
-    print(f"        {paths.markdown}, {paths.csv}, {paths.json}")
+    print_report_paths(paths)
     return 0

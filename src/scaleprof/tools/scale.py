@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from scaleprof.tools._select import add_model_arguments, fmt_int, selected_spec
+from scaleprof.tools.args import add_model_arguments, add_output_arguments, fmt_int, selected_spec, spec_fields
 
 NAME = "scale"
 HELP = "scale a base model by a strategy to s x its flops and show the concrete network"
@@ -12,13 +12,7 @@ HELP = "scale a base model by a strategy to s x its flops and show the concrete 
 
 def add_arguments(parser) -> None:
     add_model_arguments(parser, scale_required=True)
-
-
-def spec_fields(spec) -> dict:
-    """The spec's identity and achieved multipliers: the first keys of `scale` and `count` JSON."""
-    return {"model": spec.model, "family": spec.family, "strategy": spec.strategy, "alpha": spec.alpha,
-            "scale": spec.scale, "depth_multiplier": spec.depth_multiplier, "width_multiplier": spec.width_multiplier,
-            "group_multiplier": spec.group_multiplier}
+    add_output_arguments(parser)
 
 
 def describe(spec, base) -> dict:

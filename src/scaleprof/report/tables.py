@@ -1,4 +1,4 @@
-"""CSV and JSON export of measured points, one row per point.
+"""results.csv and results.json: the measured points as tables, one row per point.
 
 Columns that mean the same as in timm's benchmark CSVs carry timm's names (timm's
 benchmark.py: ``infer_samples_per_sec``, ``infer_step_time`` (ms per batch step),
@@ -29,8 +29,8 @@ COLUMNS = (
 )
 
 
-def export_row(point: dict) -> dict:
-    """One stored point (Store.points()) -> one flat export row."""
+def result_row(point: dict) -> dict:
+    """One stored point (Store.points()) -> one flat row of results.csv / results.json."""
     lat = point.get("latency") or {}
     spec = point.get("spec") or {}
     summary = point.get("layer_summary") or {}

@@ -1,0 +1,257 @@
+"""The pipeline as the sweep runner sees it: ``Stages``, one method per stage of one point.
+
+``UpstreamStages`` calls scaleprof's models, complexity, export, engines and profile, caching what
+the scaling search, counting and roofline calibration find in the output directory. Tests pass
+their own Stages (no runtime needed) to exercise the runner: only the abstract methods are required.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, Callable, NamedTuple
+
+from scaleprof.errors import EnvironmentProblem, ScaleprofError
+from scaleprof.sweep.grid import Point, SweepConfig, Target
+
+
+class CountTotals(NamedTuple):
+    """Per-image totals of one spec at one resolution (what Stages.count returns upstream)."""
+
+    flops: int
+    params: int
+    acts: int
+
+
+class LayerInputs(NamedTuple):
+    """What layer profiling needs besides the run, prepared outside the timed measurement."""
+
+    counts: Any                   # per-ONNX-node counts (Stages.layer_counts)
+    peaks: Any                    # device roofline peaks, or None (Stages.device_peaks)
+
+
+class Stages(ABC):
+    """What the runner needs from the pipeline. Each method may raise; see UpstreamStages."""
+
+    convention = ""                   # how counts are defined (recorded with each sweep)
+
+    def open(self, out_dir: Path) -> None:
+        """Called with the output directory before a run (where caches may live)."""
+
+    def validate(self, config: SweepConfig) -> None:
+        """Raise BadInput for names the pipeline does not know (before anything runs)."""
+
+    @abstractmethod
+    def environment(self, target: Target) -> tuple[str, dict]:
+        """(environment key, environment dict) for a target; EnvironmentProblem if its backend is missing."""
+
+    @abstractmethod
+    def spec(self, point: Point):
+        """The point's model spec (anything with .key, .resolution, .to_dict(); a ModelSpec upstream)."""
+
+    @abstractmethod
+    def count(self, spec, resolution: int):
+        """Per-image totals at ``resolution``: .flops .params .acts"""
+
+    @abstractmethod
+    def export(self, spec, precision: str, cache_dir: Path) -> Path:
+        """The ONNX file of ``spec`` at ``precision``."""
+
+    @abstractmethod
+    def build(self, onnx_path: Path, spec, target: Target, precision: str, shapes, cache_dir: Path):
+        """-> (engine, engine_key, cached)"""
+
+    @abstractmethod
+    def time(self, engine, batch: int, resolution: int, timing) -> dict:
+        """-> LatencyStats.to_dict()"""
+
+    def layer_counts(self, engine, resolution: int):
+        """Per-ONNX-node counts for layer profiling (LayerInputs.counts)."""
+        return None
+
+    def device_peaks(self, engine):
+        """The device's roofline peaks for layer profiling (LayerInputs.peaks), or None."""
+        return None
+
+    @abstractmethod
+    def layers(self, engine, spec, batch: int, resolution: int, timing, latency: dict,
+               inputs: LayerInputs | None = None) -> tuple[dict, list[dict]]:
+        """-> (summary dict, layer dicts)"""
+
+    def release(self, engine) -> None:
+        pass
+
+
+class UpstreamStages(Stages):
+    """The real pipeline: scaleprof.models / complexity / export / engines / profile."""
+
+    def __init__(self, roofline: bool = True):
+        self._envs: dict[str, tuple[str, dict]] = {}
+        self._onnx_counts: dict[tuple, Any] = {}
+        self._peaks: dict[tuple, Any] = {}
+        self.roofline = roofline
+        self.cache_dir: Path | None = None
+
+    def open(self, out_dir: Path) -> None:
+        self.cache_dir = Path(out_dir) / "cache"
+
+    def _cached(self, kind: str, ident: list, compute: Callable[[], dict]) -> dict:
+        """A JSON-able result of the scaling search or of counting, cached in the output directory
+        (keyed by what determines it, including the scaleprof, timm and torch versions)."""
+        if self.cache_dir is None:
+            return compute()
+        import hashlib
+        import json
+        from importlib import metadata
+
+        from scaleprof import __version__
+
+        versions = [__version__] + [_dist_version(metadata, d) for d in ("timm", "torch")]
+        key = hashlib.sha256(json.dumps([kind, ident, versions], sort_keys=True).encode()).hexdigest()[:24]
+        path = self.cache_dir / kind / f"{key}.json"
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            pass
+        data = compute()
+        try:
+            from scaleprof.core.files import atomic_target
+
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_target(path) as tmp:
+                tmp.write_text(json.dumps(data, sort_keys=True))
+        except OSError:
+            pass                        # a cache that cannot be written is only slower
+        return data
+
+    @property
+    def convention(self) -> str:
+        from scaleprof.complexity.types import CONVENTION
+
+        return CONVENTION
+
+    def validate(self, config: SweepConfig) -> None:
+        from scaleprof.models import family_of
+
+        for model in config.models:
+            family_of(model)            # BadInput naming the nearest known model
+
+    def environment(self, target: Target) -> tuple[str, dict]:
+        if target.name not in self._envs:
+            from scaleprof.engines.registry import backend_for
+            from scaleprof.profile.environment import capture_environment
+
+            try:
+                backend = backend_for(target.backend, target.device)
+            except ScaleprofError as err:
+                raise EnvironmentProblem(f"target {target.name!r}: {err}") from None
+            env = capture_environment(backend.name, backend.version(), target.device, target.threads,
+                                      backend.device_name(target.device))
+            self._envs[target.name] = (env.key, env.to_dict())
+        return self._envs[target.name]
+
+    def spec(self, point: Point):
+        from scaleprof.models import ModelSpec, base_spec
+
+        if point.strategy == "none" or point.scale == 1.0:
+            return base_spec(point.model)          # s = 1 of every strategy is the base network
+
+        def search() -> dict:
+            from scaleprof.models.scaling import scale_spec
+
+            return scale_spec(point.model, point.strategy, point.scale, point.alpha).to_dict()
+
+        return ModelSpec.from_dict(self._cached("specs", [point.model, point.strategy, point.alpha, point.scale],
+                                                search))
+
+    def count(self, spec, resolution: int):
+        def count() -> dict:
+            from scaleprof.complexity import count_spec
+
+            return count_spec(spec, resolution=resolution, batch=1).totals()
+
+        return CountTotals(**self._cached("counts", [spec.key, resolution], count))
+
+    def export(self, spec, precision: str, cache_dir: Path) -> Path:
+        """Exports are cached by spec and precision: export_onnx writes under a temporary name and
+        renames only a fully checked file, so a file under the cache name is complete.
+
+        The sweep checks parity at one shape (batch 1, the spec's resolution) rather than export's
+        default four: the export stage's own tests cover dynamic shapes, and on a 2-core CPU the
+        other three runs would double a sweep's export time."""
+        from scaleprof.export import ExportOptions, export_onnx
+
+        path = Path(cache_dir) / f"{spec.model}-{spec.key}-{precision}.onnx"
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            export_onnx(spec, path, ExportOptions(precision=precision, parity_batches=(1,),
+                                                  parity_resolutions=(spec.resolution,)))
+        return path
+
+    def build(self, onnx_path: Path, spec, target: Target, precision: str, shapes, cache_dir: Path):
+        from scaleprof.engines.base import BuildSpec, ShapePoint
+        from scaleprof.engines.cache import build_engine
+
+        build = BuildSpec(backend=target.backend, device=target.device, precision=precision,
+                          threads=target.threads, shapes=tuple(sorted(ShapePoint(b, r) for b, r in shapes)),
+                          options=target.options)
+        result = build_engine(onnx_path, build, cache_dir)
+        return result.engine, result.key, result.cached
+
+    def time(self, engine, batch: int, resolution: int, timing) -> dict:
+        from scaleprof.engines.base import ShapePoint
+        from scaleprof.profile.timing import time_engine
+
+        return time_engine(engine, ShapePoint(batch, resolution), timing, progress=False).to_dict()
+
+    def layer_counts(self, engine, resolution: int):
+        """Per-ONNX-node counts of the engine's ONNX file at ``resolution`` (cached)."""
+        m = engine.manifest
+        key = (m.onnx_path, resolution)
+        if key not in self._onnx_counts:
+            def count() -> dict:
+                from scaleprof.complexity import count_onnx
+                from scaleprof.profile import node_counts
+
+                return node_counts(count_onnx(m.onnx_path, batch=1, resolution=resolution))
+
+            # the export cache names an ONNX file by its spec key and precision: its content
+            self._onnx_counts[key] = self._cached("node-counts", [Path(m.onnx_path).name, resolution], count)
+        return self._onnx_counts[key]
+
+    def device_peaks(self, engine):
+        """The engine's device roofline peaks, calibrated once per device, precision and threads
+        (and cached in the output directory); None when the roofline is off."""
+        if not self.roofline:
+            return None
+        from scaleprof.profile import device_peaks
+
+        m = engine.manifest
+        key = (m.device, m.device_name, m.precision, m.threads)
+        if key not in self._peaks:
+            self._peaks[key] = device_peaks(m.device, m.device_name, m.precision, m.threads,
+                                            cache_dir=self.cache_dir)
+        return self._peaks[key]
+
+    def layers(self, engine, spec, batch: int, resolution: int, timing, latency: dict, inputs=None):
+        from scaleprof.engines.base import ShapePoint
+        from scaleprof.profile import profile_layers
+
+        if inputs is None:
+            inputs = LayerInputs(self.layer_counts(engine, resolution), self.device_peaks(engine))
+        counts, peaks = inputs
+        report = profile_layers(engine, ShapePoint(batch, resolution), counts,
+                                end_to_end_ms=latency["median"], iterations=timing.layer_iters, peaks=peaks)
+        data = report.to_dict()
+        layers = data.pop("layers")
+        return data, layers
+
+    def release(self, engine) -> None:
+        engine.release()
+
+
+def _dist_version(metadata, name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return ""
