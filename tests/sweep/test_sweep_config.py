@@ -87,7 +87,7 @@ def test_timing_and_profile_together_is_one_line():
     (MINIMAL.replace("scales: [1, 2]", "scales: [0]"), "scales: 0 is not a positive flops factor"),
     (MINIMAL.replace("scales: [1, 2]", "scales: [two]"), "scales: expected numbers, got 'two'"),
     (MINIMAL + "alpha: 1.5\n", "alpha: 1.5 is outside (0, 1]"),
-    (MINIMAL + "batch_sizes: [0]\n", "batch_sizes: 0 is not a positive batch size"),
+    (MINIMAL + "batch_sizes: [0]\n", "batch_sizes must be a positive integer, got 0"),
     (MINIMAL + "batch_sizes: [1.5]\n", "batch_sizes: expected integers"),
     (MINIMAL + "resolutions: [big]\n", "resolutions: expected 'auto' or a pixel size"),
     (MINIMAL + "precisions: [fp8]\n", "unknown precision 'fp8'"),

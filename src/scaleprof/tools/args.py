@@ -81,14 +81,26 @@ def fmt_int(n: int) -> str:
 
 # ------------------------------------------------------------------------------ one input shape
 
-def add_shape_arguments(parser, batch: str | None = None, resolution: str | None = None) -> None:
-    """--batch B (default 1) and --resolution R (default: the model's or engine's own), each with
-    the help text given (left out when None)."""
+def add_shape_arguments(parser, batch: str | None = None, resolution: str | None = None,
+                        batch_default: int | None = 1) -> None:
+    """--batch B (default ``batch_default``; None tells whether it was given) and --resolution R
+    (default: the model's or engine's own), each with the help text given (left out when None)."""
     group = parser.add_argument_group("input shape")
     if batch is not None:
-        group.add_argument("--batch", type=int, default=1, metavar="B", help=batch)
+        group.add_argument("--batch", type=int, default=batch_default, metavar="B", help=batch)
     if resolution is not None:
         group.add_argument("--resolution", type=int, metavar="R", help=resolution)
+
+
+def check_shape_arguments(args, model: str = "the model") -> None:
+    """BadInput for a --batch or --resolution of the shape group that no network here takes
+    (scaleprof.core.limits: batch 1..4096, resolution 32..4096)."""
+    from scaleprof.core.limits import check_batch, check_resolution
+
+    if getattr(args, "batch", None) is not None:
+        check_batch(args.batch)
+    if getattr(args, "resolution", None) is not None:
+        check_resolution(args.resolution, model)
 
 
 def default_resolution(onnx_path) -> int:
@@ -105,16 +117,27 @@ def default_resolution(onnx_path) -> int:
 
 # ------------------------------------------------------------------------------ engine
 
+ENGINE_OPTIONS = ("backend", "device", "threads", "precision")
+DEFAULT_BACKEND = "ort"
+
+
 def add_engine_arguments(parser, description: str | None = None) -> None:
+    """--backend --device --threads --precision; their defaults are filled in by build_spec, so
+    that engine_arguments_given can tell which were given."""
     group = parser.add_argument_group("engine", description)
-    group.add_argument("--backend", default="ort", help="ort (ONNX Runtime, default), torch (PyTorch) or tensorrt")
+    group.add_argument("--backend", help=f"{DEFAULT_BACKEND} (ONNX Runtime, default), torch (PyTorch) or tensorrt")
     group.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda for tensorrt, else cpu)")
     group.add_argument("--threads", type=int, help="intra-op threads on the CPU (default: the runtime's)")
-    add_precision_argument(group, "the engine's precision")
+    add_precision_argument(group, "the engine's precision", default=None)
 
 
-def add_precision_argument(parser, help: str) -> None:
-    parser.add_argument("--precision", default=PRECISIONS[0], choices=PRECISIONS,
+def engine_arguments_given(args) -> list[str]:
+    """The engine group's options given on the command line, spelled as options."""
+    return [f"--{name}" for name in ENGINE_OPTIONS if getattr(args, name, None) is not None]
+
+
+def add_precision_argument(parser, help: str, default: str | None = PRECISIONS[0]) -> None:
+    parser.add_argument("--precision", default=default, choices=PRECISIONS,
                         help=f"{help} (default {PRECISIONS[0]})")
 
 
@@ -127,14 +150,13 @@ def default_device(backend: str) -> str:
 
 def build_spec(args, shapes, ranges=(), options=()):
     """The BuildSpec the engine group's values ask for, for ``shapes`` (and TensorRT ``ranges``)."""
+    from scaleprof.core.limits import check_threads
     from scaleprof.engines.base import BuildSpec
-    from scaleprof.errors import BadInput
 
-    if args.threads is not None and args.threads <= 0:
-        raise BadInput(f"--threads must be a positive integer, got {args.threads}")
-    return BuildSpec(backend=args.backend, device=args.device or default_device(args.backend),
-                     precision=args.precision, threads=args.threads, shapes=tuple(shapes), ranges=tuple(ranges),
-                     options=tuple(sorted(options)))
+    backend = args.backend or DEFAULT_BACKEND
+    return BuildSpec(backend=backend, device=args.device or default_device(backend),
+                     precision=args.precision or PRECISIONS[0], threads=check_threads(args.threads, "--threads"),
+                     shapes=tuple(shapes), ranges=tuple(ranges), options=tuple(sorted(options)))
 
 
 # ------------------------------------------------------------------------------ timing
@@ -240,7 +262,10 @@ def sweep_and_report(config, out: Path, args, report: bool = True) -> int:
 
 
 def print_report_paths(paths) -> None:
-    """The report's verdicts and where its files are (a ReportPaths)."""
+    """The report's verdicts and where its files are (a ReportPaths); on stderr, the store rows it
+    left out."""
+    for problem in paths.problems:
+        print(f"note: {problem}", file=sys.stderr)
     for verdict in paths.verdicts:
         print(verdict)
     print(f"report: {paths.html}")

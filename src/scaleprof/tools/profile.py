@@ -10,7 +10,8 @@ from pathlib import Path
 
 from scaleprof.errors import BadInput
 from scaleprof.tools.args import (add_engine_arguments, add_output_arguments, add_shape_arguments,
-                                  add_timing_arguments, build_spec, default_resolution, timing_settings)
+                                  add_timing_arguments, build_spec, check_shape_arguments, default_resolution,
+                                  engine_arguments_given, timing_settings)
 
 NAME = "profile"
 HELP = "time an engine end to end (median, CI) and, with --per-layer, layer by layer against predicted counts"
@@ -37,6 +38,10 @@ def _open(args):
 
     target = Path(args.target)
     if target.is_dir():
+        given = engine_arguments_given(args)
+        if given:
+            raise BadInput(f"{', '.join(given)}: how to build an ONNX file; {target} is an engine directory, "
+                           "built already (`scaleprof inspect` shows how)")
         engine = open_engine(target)
         resolution = args.resolution or _only_resolution(engine)
         return engine, ShapePoint(args.batch, resolution)
@@ -61,10 +66,7 @@ def run(args) -> int:
     from scaleprof.profile.timing import time_engine
     from scaleprof.profile.types import Measurement
 
-    if args.batch <= 0:
-        raise BadInput(f"batch must be positive, got {args.batch}")
-    if args.resolution is not None and args.resolution <= 0:
-        raise BadInput(f"resolution must be positive, got {args.resolution}")
+    check_shape_arguments(args)
     if args.top <= 0:
         raise BadInput(f"--top must be positive, got {args.top}")
     settings = timing_settings(args)
