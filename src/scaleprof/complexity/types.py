@@ -1,56 +1,6 @@
-"""Counts: flops, params and activations per layer and in total (pycls conventions, SCALING.md §2)."""
+"""The count records of this stage (CONVENTION, LayerCount, Counts) live in the lowest layer,
+scaleprof.core.counts, where the flops search of scaleprof.models reads them too."""
 
-from __future__ import annotations
+from scaleprof.core.counts import CONVENTION, Counts, LayerCount
 
-from dataclasses import asdict, dataclass
-
-CONVENTION = (
-    "pycls: flops = multiply-adds (conv/linear, + bias); params = learnable scalars; "
-    "acts = output elements of conv, linear and max-pool layers; per image"
-)
-
-
-@dataclass(frozen=True)
-class LayerCount:
-    name: str                       # qualified module name (torch) or node name (ONNX)
-    type: str                       # module class (torch) or op_type (ONNX)
-    output_shape: tuple[int, ...]   # for the counted batch size
-    flops: int                      # per image
-    params: int
-    acts: int                       # per image
-
-
-@dataclass(frozen=True)
-class Counts:
-    flops: int                      # per image, sums of the layers
-    params: int
-    acts: int
-    resolution: int
-    batch: int = 1
-    layers: tuple[LayerCount, ...] = ()
-    convention: str = CONVENTION
-
-    @property
-    def batch_flops(self) -> int:
-        return self.flops * self.batch
-
-    @property
-    def batch_acts(self) -> int:
-        return self.acts * self.batch
-
-    @classmethod
-    def from_layers(cls, layers, h: int, w: int, batch: int, convention: str = CONVENTION) -> "Counts":
-        """Counts whose totals are the sums of ``layers`` (an H x W input, per image)."""
-        layers = tuple(layers)
-        return cls(flops=sum(r.flops for r in layers), params=sum(r.params for r in layers),
-                   acts=sum(r.acts for r in layers), resolution=h if h == w else (h, w), batch=batch,
-                   layers=layers, convention=convention)
-
-    def totals(self) -> dict:
-        return {"flops": self.flops, "params": self.params, "acts": self.acts}
-
-    def to_dict(self, per_layer: bool = True) -> dict:
-        data = asdict(self)
-        if not per_layer:
-            data.pop("layers")
-        return data
+__all__ = ["CONVENTION", "Counts", "LayerCount"]
