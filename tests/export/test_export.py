@@ -153,3 +153,19 @@ def test_scaleprof_error_is_raised_for_exporter_failures(tmp_path):
         export_onnx(ModelSpec(model="broken", family="x", resolution=32), tmp_path / "b.onnx",
                     ExportOptions(), model=torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), Broken()))
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_the_record_keeps_the_opset_the_file_declares(tmp_path):
+    """The torch.export-based exporter writes opset 18 at the least, whatever it is asked for."""
+    import torch
+
+    from scaleprof.models.spec import ModelSpec
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                              torch.nn.Linear(4, 2))
+    path = tmp_path / "d.onnx"
+    export_onnx(ModelSpec(model="tiny", family="x", resolution=32), path, ExportOptions(exporter="dynamo", opset=17),
+                model=net)
+    declared = next(o.version for o in onnx.load(str(path)).opset_import if o.domain in ("", "ai.onnx"))
+    assert read_metadata(path).export["opset"] == declared >= 18

@@ -5,8 +5,10 @@ import timm
 import torch
 
 from scaleprof.errors import BadInput
-from scaleprof.models.families import _SkipInitOnMeta
-from scaleprof.models import ModelSpec, all_models, base_spec, build_model, list_models
+from scaleprof.models import ModelSpec, all_models, base_spec, build_model, family_of, get_family, list_models
+from scaleprof.models.families import FAMILIES, register_family
+from scaleprof.models.families.resnet import ResNetFamily
+from scaleprof.models.meta import SkipInitOnMeta
 
 
 def _param_count(model):
@@ -30,7 +32,7 @@ def test_every_name_has_a_spec():
 def test_base_model_matches_timm(name):
     """The spec rebuilds exactly timm's network: same module names, parameter shapes."""
     ours = build_model(base_spec(name), device="meta")
-    with _SkipInitOnMeta():  # weight init is meaningless on meta and slow
+    with SkipInitOnMeta():  # weight init is meaningless on meta and slow
         theirs = timm.create_model(name, device="meta")
     assert [(k, tuple(v.shape)) for k, v in ours.state_dict().items()] == \
         [(k, tuple(v.shape)) for k, v in theirs.state_dict().items()]
@@ -64,3 +66,34 @@ def test_spec_json_round_trip_rebuilds_same_weights():
 def test_unknown_model_suggests():
     with pytest.raises(BadInput, match="did you mean 'regnety_040'"):
         base_spec("regnety040")
+
+
+def test_families_are_listed_in_registration_order():
+    assert list(list_models()) == ["efficientnet", "efficientnetv2", "regnet", "tresnet", "resnet"]
+
+
+@pytest.fixture
+def restored_families():
+    saved = dict(FAMILIES)
+    yield
+    FAMILIES.clear()
+    FAMILIES.update(saved)
+
+
+def test_a_new_family_is_one_registered_class(restored_families):
+    """What a new family module (say, EfficientDet detectors) does: subclass Family, register it, and
+    the zoo, the lookups and the shared per-stage accessors know it."""
+
+    @register_family
+    class TinyResNets(ResNetFamily):
+        name = "tiny_resnet"
+        bases = ("resnet10t",)
+
+    assert list_models()["tiny_resnet"] == ["resnet10t"] and family_of("resnet10t").name == "tiny_resnet"
+    spec = base_spec("resnet10t")
+    family = get_family("tiny_resnet")
+    assert family.depths(spec.arch) == [1, 1, 1, 1] and family.widths(spec.arch) == [64, 128, 256, 512]
+    assert family.group_widths(spec.arch) is None
+    assert family.block_of("layer2.0.conv1") == (1, 0) and family.block_of("fc") is None
+    with pytest.raises(ValueError, match="name of its own"):
+        register_family(TinyResNets)

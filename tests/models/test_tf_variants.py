@@ -8,7 +8,7 @@ import timm
 
 from scaleprof.cli import main
 from scaleprof.models import all_models, base_spec, build_model, family_of, list_models
-from scaleprof.models.families import _SkipInitOnMeta
+from scaleprof.models.meta import SkipInitOnMeta
 from scaleprof.models.registry import suggest_model
 
 TF_V1 = [f"tf_efficientnet_b{i}" for i in range(8)]
@@ -39,7 +39,7 @@ def test_tf_base_model_is_timms_with_same_padding(name):
     from timm.layers.conv2d_same import Conv2dSame
 
     ours = build_model(base_spec(name), device="meta")
-    with _SkipInitOnMeta():
+    with SkipInitOnMeta():
         theirs = timm.create_model(name, device="meta")
     assert [(k, tuple(v.shape)) for k, v in ours.state_dict().items()] == \
         [(k, tuple(v.shape)) for k, v in theirs.state_dict().items()]

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from scaleprof.complexity.types import CONVENTION, Counts, LayerCount
+from scaleprof.core.counts import CONVENTION, Counts, LayerCount
 from scaleprof.errors import BadInput
 
 ONNX_CONVENTION = CONVENTION + " (from the ONNX graph: every constant weight of a counted node is a param)"

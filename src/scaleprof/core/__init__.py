@@ -2,6 +2,12 @@
 
     text       first_line (an exception as one line), slug (a name safe in file names)
     files      atomic_target, write_atomic (write beside, rename over a regular file only)
+    onnx_file  reading ONNX files defensively, scaleprof's metadata keys, PRECISIONS
+    counts     the count records: CONVENTION, LayerCount, Counts (no torch)
+    costs      what a torch layer costs (per_position_cost, direct_params, call_cost) and
+               count_model, the meta-device walk that applies those rules to a whole network:
+               the flops search (scaleprof.models.scaling) and the complexity stage both count
+               with it, so every formula is written once. Importing it imports torch.
 
 Nothing here imports a stage (scaleprof.models, complexity, export, engines, profile, sweep, report).
 """

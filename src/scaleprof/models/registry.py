@@ -1,4 +1,6 @@
-"""The model zoo: base models by timm registry name, their specs, and build_model(spec)."""
+"""The model zoo: base models by timm registry name, their specs, and build_model(spec).
+
+Looks models up in the registered families (scaleprof.models.families.FAMILIES)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import json
 from typing import TYPE_CHECKING
 
 from scaleprof.errors import BadInput, nearest
-from scaleprof.models.families import FAMILIES, Family, _SkipInitOnMeta
+from scaleprof.models.families import FAMILIES, Family
 from scaleprof.models.spec import ModelSpec
 
 if TYPE_CHECKING:       # torch is imported by build_model, not by importing scaleprof.models
@@ -88,8 +90,7 @@ def build_model(spec: ModelSpec | str, device="cpu", dtype=None, seed: int | Non
     family = get_family(spec.family)
     arch = copy.deepcopy(spec.arch) or json.loads(_base_arch_json(spec.model))
     if str(device) == "meta":
-        with _SkipInitOnMeta():
-            model = family.build(arch, device=device, dtype=dtype)
+        model = family.build_on_meta(arch, dtype=dtype)
     elif seed is None:
         model = family.build(arch, device=device, dtype=dtype)
     else:

@@ -14,7 +14,8 @@ Counting inside the search is exact and cheap: a family network is counted once 
 setting with two blocks per stage (on the meta device), and once per resolution at base width; the
 flops/params/acts of any depth combination and resolution then follow by arithmetic, because
 blocks after the first in a stage are identical and a layer's cost is its per-position cost times
-its number of output positions. Results are cached across searches.
+its number of output positions (scaleprof.core.costs: the same rules and meta-device walk that
+scaleprof.complexity counts with). Results are cached across searches.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import functools
 import math
 
 from scaleprof.errors import BadInput
-from scaleprof.models.families import Family, _geomean, _SkipInitOnMeta, round8
+from scaleprof.models.families import MIN_RESOLUTION, Family, round8
 from scaleprof.models.registry import base_spec, get_family
 from scaleprof.models.spec import ModelSpec
 from scaleprof.models.strategies import Strategy, parse_strategy
@@ -31,7 +32,6 @@ from scaleprof.models.strategies import Strategy, parse_strategy
 TOLERANCE = 0.05        # the promise: achieved flops within 5% of s x base flops
 GOOD_ENOUGH = 0.008     # stop searching once within 0.8%
 REFINE_ABOVE = 0.015    # try local refinement when the direction search is further off than this
-MIN_RESOLUTION = 32
 
 
 class Evaluator:
@@ -49,10 +49,6 @@ class Evaluator:
 
     def arch(self, depths, w, g):
         return self.family.with_knobs(self.base_arch, list(depths), w, g)
-
-    def _meta_build(self, arch):
-        with _SkipInitOnMeta():
-            return self.family.build(arch, device="meta")
 
     @staticmethod
     def _positions_of(row) -> int:
@@ -72,13 +68,13 @@ class Evaluator:
         """
         key = self.family.width_signature(probe)
         if key not in self._costs:
-            from scaleprof.complexity.torch_count import _direct_params, per_position_cost
+            from scaleprof.core.costs import direct_params, per_position_cost
 
             table, channels = {}, None
-            for name, module in self._meta_build(probe).named_modules():
+            for name, module in self.family.build_on_meta(probe).named_modules():
                 f_pp, a_pp, out_channels = per_position_cost(module, channels)
                 channels = out_channels or channels
-                params = _direct_params(module)
+                params = direct_params(module)
                 if not (f_pp or a_pp or params):
                     continue
                 where = self.family.block_of(name)
@@ -90,9 +86,9 @@ class Evaluator:
     def positions(self, resolution: int) -> dict:
         """Output positions per layer at ``resolution`` (independent of widths and depths)."""
         if resolution not in self._positions:
-            from scaleprof.complexity.torch_count import count_model
+            from scaleprof.core.costs import count_model
 
-            counts = count_model(self._meta_build(self.arch(self.probe_depths, 1.0, 1.0)), resolution)
+            counts = count_model(self.family.build_on_meta(self.arch(self.probe_depths, 1.0, 1.0)), resolution)
             self._positions[resolution] = {row.name: self._positions_of(row) for row in counts.layers}
         return self._positions[resolution]
 
@@ -227,6 +223,11 @@ class _Search:
                 return
 
 
+def _geomean(values) -> float:
+    values = [v for v in values if v > 0]
+    return math.exp(sum(math.log(v) for v in values) / len(values)) if values else 1.0
+
+
 def _check_scale(scale) -> float:
     if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale):
         raise BadInput(f"scale must be a positive number, got {scale!r}")
@@ -273,7 +274,6 @@ def scale_spec(model: str | ModelSpec, strategy: str | Strategy | None, scale: f
         width_multiplier=_geomean([a / b for a, b in zip(family.widths(arch), family.widths(base.arch))]),
         group_multiplier=_geomean([a / b for a, b in zip(groups, groups0)]) if groups else 1.0,
         resolution=int(cfg["r"]), arch=arch, flops_ratio=flops / base_flops)
-
 
 
 def quick_counts(spec: ModelSpec, resolution: int | None = None) -> tuple[int, int, int]:

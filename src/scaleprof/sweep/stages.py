@@ -126,7 +126,7 @@ class UpstreamStages(Stages):
 
     @property
     def convention(self) -> str:
-        from scaleprof.complexity.types import CONVENTION
+        from scaleprof.complexity import CONVENTION
 
         return CONVENTION
 

@@ -1,4 +1,7 @@
-"""Counts: flops, params and activations per layer and in total (pycls conventions, SCALING.md §2)."""
+"""Counts: flops, params and activations per layer and in total (pycls conventions, SCALING.md §2).
+
+Pure records, no torch: the torch walk (scaleprof.core.costs) and the ONNX counter
+(scaleprof.complexity.onnx_count) both produce them."""
 
 from __future__ import annotations
 
