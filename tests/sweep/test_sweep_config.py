@@ -84,7 +84,7 @@ def test_timing_and_profile_together_is_one_line():
     (MINIMAL.replace("models: [efficientnet_b0]", "models: []"), "models: the list is empty"),
     (MINIMAL.replace("targets: [cpu-ort]", "targets: []"), "targets: the list is empty"),
     (MINIMAL.replace("strategies: [d]", "strategies: [dwR]"), "unknown strategy 'dwR' (did you mean 'dwr' or 'dWr'?)"),
-    (MINIMAL.replace("scales: [1, 2]", "scales: [0]"), "scales: 0 is not a positive flops factor"),
+    (MINIMAL.replace("scales: [1, 2]", "scales: [0]"), "scales must be > 0 (a flops factor; 1 is the base model), got 0"),
     (MINIMAL.replace("scales: [1, 2]", "scales: [two]"), "scales: expected numbers, got 'two'"),
     (MINIMAL + "alpha: 1.5\n", "alpha: 1.5 is outside (0, 1]"),
     (MINIMAL + "batch_sizes: [0]\n", "batch_sizes must be a positive integer, got 0"),

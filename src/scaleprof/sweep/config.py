@@ -26,7 +26,6 @@ by name (``demo``).
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 import sys
@@ -35,9 +34,9 @@ from pathlib import Path
 
 from scaleprof.core.limits import MAX_RESOLUTION, MIN_RESOLUTION, check_batch, check_threads
 from scaleprof.core.onnx_file import PRECISIONS
-from scaleprof.core.text import first_line
 from scaleprof.errors import BadInput, nearest
 from scaleprof.profile.types import TimingSettings
+from scaleprof.sweep.bounded_yaml import MAX_CONFIG_BYTES, load_yaml
 from scaleprof.sweep.grid import (DEFAULT_ALPHA, PRESET_PRECISION, PRESETS, TIMING_KEYS, Point, SweepConfig,
                                   Target, unique)
 
@@ -51,10 +50,7 @@ TARGET_KEYS = ("name", "backend", "device", "threads", "options")
 TIMING_SECTION_KEYS = TIMING_KEYS + ("layers",)
 OLD_TIMING_KEY = "profile"          # what ``timing:`` was called before
 POSITIVE_TIMING = ("min_iters", "min_time_s", "max_time_s", "layer_iters", "target_ci")   # the rest may be 0
-MAX_CONFIG_BYTES = 1 << 20          # bounds on what a config file may make the loader build
-MAX_CONFIG_DEPTH = 32
-MAX_CONFIG_NODES = 100_000
-MAX_NAME = 100
+MAX_NAME = 100                      # characters of a sweep or target name
 
 
 # ----------------------------------------------------------------------------------- loading
@@ -98,93 +94,11 @@ def _shipped_folder():
 
 
 def parse_config(text: str, default_name: str = "sweep", where: str = "config") -> SweepConfig:
-    data = _load_yaml(text, where)
+    data = load_yaml(text, where)
     if not isinstance(data, dict):
         raise BadInput(f"{where}: expected a mapping of keys ({', '.join(REQUIRED)}, ...), "
                        f"got {type(data).__name__ if data is not None else 'an empty file'}")
     return from_dict(data, default_name=default_name, where=where, source=text)
-
-
-def _load_yaml(text: str, where: str):
-    """yaml.safe_load with bounds: the text's size, its nesting depth and the size its aliases expand to
-    (an alias bomb is small text and small in memory until something walks it), and no duplicate keys."""
-    import yaml
-
-    if len(text) > MAX_CONFIG_BYTES:
-        raise BadInput(f"{where}: larger than {MAX_CONFIG_BYTES // 2**20} MB; a sweep config is a few lines")
-    loader = _loader_class()(text)
-    try:
-        _check_depth(yaml.parse(text, Loader=yaml.SafeLoader), where)
-        node = loader.get_single_node()
-        if node is not None and _expanded_size(node, {}) > MAX_CONFIG_NODES:
-            raise BadInput(f"{where}: its aliases expand to more than {MAX_CONFIG_NODES} values (or refer to "
-                           "themselves); write the config out (aliases may repeat small sections only)")
-        return None if node is None else loader.construct_document(node)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(err, "problem", None) or first_line(err)
-        raise BadInput(f"{where}: malformed YAML{at}: {problem}") from None
-    except (ValueError, OverflowError) as err:      # e.g. an integer of more digits than Python converts
-        raise BadInput(f"{where}: malformed YAML: {first_line(err)}") from None
-    finally:
-        loader.dispose()
-
-
-def _check_depth(events, where: str) -> None:
-    """Nesting deeper than MAX_CONFIG_DEPTH is refused before anything recursive reads it."""
-    import yaml
-
-    depth = 0
-    for event in events:
-        if isinstance(event, yaml.CollectionStartEvent):
-            depth += 1
-            if depth > MAX_CONFIG_DEPTH:
-                raise BadInput(f"{where}: nested more than {MAX_CONFIG_DEPTH} levels deep; a sweep config "
-                               "is a mapping of lists and small mappings")
-        elif isinstance(event, yaml.CollectionEndEvent):
-            depth -= 1
-
-
-def _expanded_size(node, sizes: dict) -> float:
-    """Values in ``node`` once every alias is written out, computed without writing them out; an
-    alias to a node that contains it (a recursive alias) counts as infinite."""
-    import yaml
-
-    if id(node) in sizes:
-        return sizes[id(node)]
-    sizes[id(node)] = math.inf                # in progress: reaching it again is a cycle
-    if isinstance(node, yaml.MappingNode):
-        children = [child for pair in node.value for child in pair]
-    else:
-        children = node.value if isinstance(node, yaml.SequenceNode) else []
-    sizes[id(node)] = 1 + sum(_expanded_size(child, sizes) for child in children)
-    return sizes[id(node)]
-
-
-@functools.lru_cache(maxsize=1)
-def _loader_class():
-    import yaml
-
-    class ConfigLoader(yaml.SafeLoader):
-        """SafeLoader that refuses a key given twice in one mapping (the last would silently win)."""
-
-        def construct_mapping(self, node, deep=False):
-            if isinstance(node, yaml.MappingNode):
-                seen = set()
-                for key_node, _ in node.value:
-                    if key_node.tag == "tag:yaml.org,2002:merge":
-                        continue
-                    key = self.construct_object(key_node, deep=True)
-                    if not isinstance(key, (str, int, float, bool)):
-                        continue                # unhashable keys: SafeLoader's own error
-                    if key in seen:
-                        raise yaml.constructor.ConstructorError(
-                            None, None, f"duplicate key {_show(key)} (give each key once)", key_node.start_mark)
-                    seen.add(key)
-            return super().construct_mapping(node, deep)
-
-    return ConfigLoader
 
 
 def from_dict(data: dict, default_name: str = "sweep", where: str = "config",
@@ -254,9 +168,10 @@ def _grid_axes(data: dict, fail) -> dict[str, list]:
         if not 0 < a <= 1:
             fail(f"alpha: {a:g} is outside (0, 1]")
     scales = _num_list(data["scales"], "scales", fail, float)
+    from scaleprof.models.strategies import check_scale
+
     for s in scales:
-        if not s > 0 or not math.isfinite(s):
-            fail(f"scales: {s:g} is not a positive flops factor")
+        _limit(check_scale, s, "scales", fail)
     batch_sizes = _num_list(data.get("batch_sizes", 1), "batch_sizes", fail, int)
     for b in batch_sizes:
         _limit(check_batch, b, "batch_sizes", fail)

@@ -18,7 +18,6 @@ read (the timing defaults too, see TimingOption).
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
@@ -43,6 +42,7 @@ def selected_spec(args):
     """(spec, base_spec) from MODEL/--strategy/--alpha/--scale/--phi; BadInput for inconsistent flags."""
     from scaleprof.errors import BadInput
     from scaleprof.models import base_spec, parse_strategy, scale_spec
+    from scaleprof.models.strategies import scale_of_phi
 
     base = base_spec(args.model)
     scale = args.scale
@@ -51,9 +51,7 @@ def selected_spec(args):
             raise BadInput("--phi applies only to --strategy en (use --scale for other strategies)")
         if scale is not None:
             raise BadInput("give either --scale or --phi, not both")
-        if not math.isfinite(args.phi):
-            raise BadInput(f"phi must be a finite number, got {args.phi}")
-        scale = 2.0 ** args.phi
+        scale = scale_of_phi(args.phi)
     if args.strategy is None:
         if scale is not None or args.alpha is not None:
             raise BadInput("--scale/--alpha need a --strategy (e.g. --strategy dWr --scale 4)")

@@ -49,8 +49,10 @@ def parse_tolerance(text: str | None) -> tuple[float | None, float | None]:
 
 
 def run(args) -> int:
+    from scaleprof.core.files import check_replaceable
     from scaleprof.errors import BadInput
 
+    check_replaceable(args.output)      # a device or directory there: refused before any work
     rtol, atol = parse_tolerance(args.tolerance)
     check_shape_arguments(args, args.model)
     if args.batch is not None and not args.static:
@@ -70,7 +72,7 @@ def run(args) -> int:
         print(json.dumps(result.to_dict(), indent=2, default=str))
         return 0
     shape = "x".join(str(d) for d in result.input_shape)
-    print(f"wrote {result.path} ({result.size_bytes / 1e6:.1f} MB, {result.nodes} nodes, opset {options.opset}, "
+    print(f"wrote {result.path} ({result.size_bytes / 1e6:.1f} MB, {result.nodes} nodes, opset {result.opset}, "
           f"{options.precision}, input {shape}) in {result.seconds['total']:.1f} s")
     for p in result.parity:
         print(f"  parity {p.batch}x3x{p.resolution}x{p.resolution}: max abs {p.max_abs:.3g}, "
