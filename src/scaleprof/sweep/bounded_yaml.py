@@ -95,7 +95,7 @@ def _loader_class():
                         continue                # unhashable keys: SafeLoader's own error
                     if key in seen:
                         raise yaml.constructor.ConstructorError(
-                            None, None, f"duplicate key {_show(key)} (give each key once)", key_node.start_mark)
+                            None, None, f"duplicate key {str(key)[:60]!r} (give each key once)", key_node.start_mark)
                     seen.add(key)
             return super().construct_mapping(node, deep)
 

@@ -39,12 +39,13 @@ def add_model_arguments(parser, scale_required: bool = False) -> None:
 
 
 def selected_spec(args):
-    """(spec, base_spec) from MODEL/--strategy/--alpha/--scale/--phi; BadInput for inconsistent flags."""
+    """(spec, base_spec) from MODEL/--strategy/--alpha/--scale/--phi; BadInput for inconsistent flags,
+    all of them found before the model is built or searched."""
     from scaleprof.errors import BadInput
-    from scaleprof.models import base_spec, parse_strategy, scale_spec
-    from scaleprof.models.strategies import scale_of_phi
+    from scaleprof.models import base_spec, family_of, parse_strategy, scale_spec
+    from scaleprof.models.strategies import check_scale, scale_of_phi
 
-    base = base_spec(args.model)
+    family_of(args.model)                       # an unknown model first
     scale = args.scale
     if args.phi is not None:
         if args.strategy != "en":
@@ -55,10 +56,13 @@ def selected_spec(args):
     if args.strategy is None:
         if scale is not None or args.alpha is not None:
             raise BadInput("--scale/--alpha need a --strategy (e.g. --strategy dWr --scale 4)")
+        base = base_spec(args.model)
         return base, base
     parse_strategy(args.strategy, args.alpha)  # unknown strategy / bad alpha first
     if scale is None:
         raise BadInput(f"--strategy {args.strategy} needs --scale F (a flops factor > 0)")
+    check_scale(scale)
+    base = base_spec(args.model)
     return scale_spec(base.model, args.strategy, scale, args.alpha), base
 
 
