@@ -15,7 +15,7 @@ import pytest
 from tensorrt_fixtures import NODE_ORDER
 
 from scaleprof.engines.base import BuildSpec, EngineManifest, ShapePoint as P, ShapeRange as R
-from scaleprof.engines.tensorrt_plan import precision_mode
+from scaleprof.engines.tensorrt.options import precision_mode
 from scaleprof.errors import EnvironmentProblem
 
 HAVE_TRT = importlib.util.find_spec("tensorrt") is not None
@@ -24,7 +24,7 @@ HAVE_TRT = importlib.util.find_spec("tensorrt") is not None
 # --- without TensorRT ----------------------------------------------------------------------
 
 def test_importing_the_backend_does_not_import_tensorrt():
-    code = ("import sys, scaleprof.engines.tensorrt, scaleprof.engines.registry; "
+    code = ("import sys, scaleprof.engines.tensorrt.backend, scaleprof.engines.registry; "
             "print('tensorrt' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
@@ -32,10 +32,10 @@ def test_importing_the_backend_does_not_import_tensorrt():
 
 @pytest.mark.skipif(HAVE_TRT, reason="TensorRT is installed here: the missing-TensorRT path cannot be shown")
 def test_missing_tensorrt_is_one_line_naming_the_install():
-    from scaleprof.engines.tensorrt import import_tensorrt
+    from scaleprof.engines.tensorrt.library import import_library
 
     with pytest.raises(EnvironmentProblem) as info:
-        import_tensorrt()
+        import_library()
     message = str(info.value)
     assert "\n" not in message
     assert "pip install 'scaleprof[tensorrt]' on a host with an NVIDIA GPU" in message
@@ -61,11 +61,11 @@ def test_backend_tensorrt_fails_cleanly_from_the_command_line(tmp_path):
 def test_registry_names_the_tensorrt_backend():
     from scaleprof.engines.registry import BACKENDS
 
-    assert BACKENDS["tensorrt"][:2] == ("scaleprof.engines.tensorrt", "TensorRTBackend")
+    assert BACKENDS["tensorrt"][:2] == ("scaleprof.engines.tensorrt.backend", "TensorRTBackend")
 
 
 def test_check_device_refuses_cpu():
-    from scaleprof.engines.tensorrt import TensorRTBackend
+    from scaleprof.engines.tensorrt.backend import TensorRTBackend
     from scaleprof.errors import BadInput
 
     with pytest.raises(BadInput, match="NVIDIA GPUs"):
@@ -74,13 +74,14 @@ def test_check_device_refuses_cpu():
 
 
 def test_engine_profiles_come_from_the_manifest_extras():
-    from scaleprof.engines.tensorrt import TensorRTEngine, engine_profiles, ranges_to_json
+    from scaleprof.engines.tensorrt.engine import TensorRTEngine
+    from scaleprof.engines.tensorrt.profiles import engine_profiles, profile_to_json
 
     profiles = (R(P(1, 224), P(8, 224), P(32, 224)), R(P(1, 256), P(1, 256), P(1, 256)))
     m = EngineManifest(backend="tensorrt", backend_version="10.8.0", device="cuda", device_name="GPU",
                        precision="fp16", threads=None, key="k", onnx_sha256="", onnx_path="m.onnx",
                        artifact="engine.plan", shapes=(P(1, 224), P(1, 256)), ranges=(),
-                       extras={"profiles": [ranges_to_json(r) for r in profiles]})
+                       extras={"profiles": [profile_to_json(r) for r in profiles]})
     m = EngineManifest.from_json(m.to_json())                     # survives the manifest file
     assert engine_profiles(m) == profiles
     engine = TensorRTEngine("/nowhere", m)
@@ -228,7 +229,7 @@ def _names(trt):
 
 
 def test_build_flow_fp32_tensorrt_10(tmp_path):
-    from scaleprof.engines.tensorrt import build_serialized
+    from scaleprof.engines.tensorrt.build_api import build_serialized
 
     trt = fake_tensorrt()
     spec = _spec(options=(("opt_level", 4), ("workspace_mib", 512)))
@@ -249,7 +250,7 @@ def test_build_flow_fp32_tensorrt_10(tmp_path):
 
 
 def test_build_flow_fp16_builder_flag_on_tensorrt_10(tmp_path):
-    from scaleprof.engines.tensorrt import build_serialized
+    from scaleprof.engines.tensorrt.build_api import build_serialized
 
     trt = fake_tensorrt()
     build_serialized(trt, tmp_path / "m.onnx", _spec(precision="fp16"), precision_mode(10, "fp16", "fp32"))
@@ -257,7 +258,7 @@ def test_build_flow_fp16_builder_flag_on_tensorrt_10(tmp_path):
 
 
 def test_build_flow_strongly_typed_fp16_export(tmp_path):
-    from scaleprof.engines.tensorrt import build_serialized
+    from scaleprof.engines.tensorrt.build_api import build_serialized
 
     for version in ("10.8.0", "11.0.0"):
         trt = fake_tensorrt(version)
@@ -267,7 +268,7 @@ def test_build_flow_strongly_typed_fp16_export(tmp_path):
 
 
 def test_build_flow_reuses_the_timing_cache_and_restarts_a_mismatched_one(tmp_path):
-    from scaleprof.engines.tensorrt import build_serialized
+    from scaleprof.engines.tensorrt.build_api import build_serialized
 
     trt = fake_tensorrt()
     _, cache, _, _ = build_serialized(trt, tmp_path / "m.onnx", _spec(), precision_mode(10, "fp32", "fp32"),
@@ -280,7 +281,7 @@ def test_build_flow_reuses_the_timing_cache_and_restarts_a_mismatched_one(tmp_pa
 
 
 def test_static_onnx_input_takes_no_profiles(tmp_path):
-    from scaleprof.engines.tensorrt import build_serialized
+    from scaleprof.engines.tensorrt.build_api import build_serialized
     from scaleprof.errors import BadInput
 
     trt = fake_tensorrt(input_dims=(1, 3, 224, 224))
@@ -293,7 +294,7 @@ def test_static_onnx_input_takes_no_profiles(tmp_path):
 
 
 def test_unsupported_nodes_are_reported_with_their_onnx_names(tmp_path):
-    from scaleprof.engines.tensorrt import build_serialized
+    from scaleprof.engines.tensorrt.build_api import build_serialized
 
     trt = fake_tensorrt(parse_ok=False, errors=[
         ("/blocks/0/se/Weird", "WeirdOp", "No importer registered for op: WeirdOp", 7),
@@ -331,8 +332,8 @@ def test_gpu_build_run_profile_tiny_cnn(tmp_path):
     import torch
     from onnx import TensorProto, helper, numpy_helper
 
-    from scaleprof.engines.tensorrt import TensorRTBackend
-    from scaleprof.engines.tensorrt_plan import sidecar_paths
+    from scaleprof.engines.tensorrt.backend import TensorRTBackend
+    from scaleprof.engines.tensorrt.options import sidecar_paths
 
     w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((8, 3, 3, 3)).astype(np.float32), "w")
     nodes = [helper.make_node("Conv", ["input", "w"], ["c"], name="/conv/Conv", pads=[1, 1, 1, 1]),

@@ -8,11 +8,12 @@ import json
 import pytest
 from tensorrt_fixtures import FIXTURES, NODE_ORDER, SE_NODES
 
-from scaleprof.engines.tensorrt_inspect import (InspectorLayer, LayerResolver, LayerTimes,
-                                                foreign_node_span, metadata_nodes, parse_inspector,
-                                                parse_profile, profile_records, profile_trace,
-                                                read_inspector, resolve_layer, strip_profile,
-                                                summarize_graph, unsupported_nodes, write_profile)
+from scaleprof.engines.tensorrt.inspector import (InspectorLayer, metadata_nodes, parse_inspector, read_inspector,
+                                                  strip_profile, unsupported_nodes)
+from scaleprof.engines.tensorrt.layer_map import (InspectorLayerMap, foreign_node_span, resolve_layer,
+                                                  summarize_graph)
+from scaleprof.engines.tensorrt.layer_times import (LayerTimes, parse_profile, profile_records, profile_trace,
+                                                    write_profile)
 from scaleprof.errors import BadInput
 
 STEM = "/conv_stem/Conv + PWN(/act1/Sigmoid, /act1/Mul)"
@@ -53,7 +54,7 @@ def test_names_only_inspector_json_is_read_but_flagged():
     assert not g.detailed
     assert g.layers[1].name == STEM and g.layers[1].metadata_nodes == ()
     # without Metadata the mapping falls back on the fused name
-    assert LayerResolver(g, NODE_ORDER)(STEM) == (("/conv_stem/Conv", "/act1/Sigmoid", "/act1/Mul"), False)
+    assert InspectorLayerMap(g, NODE_ORDER)(STEM) == (("/conv_stem/Conv", "/act1/Sigmoid", "/act1/Mul"), False)
 
 
 def test_bad_inspector_json_is_one_clear_error(tmp_path):
@@ -81,21 +82,21 @@ def test_profile_suffix():
 # --- the mapping ---------------------------------------------------------------------------
 
 def test_fused_layer_maps_to_all_its_nodes(trt10):
-    r = LayerResolver(trt10, NODE_ORDER)
-    assert r.resolve(STEM).onnx_nodes == ("/conv_stem/Conv", "/act1/Sigmoid", "/act1/Mul")
-    assert r.resolve(STEM).how == "metadata"
+    r = InspectorLayerMap(trt10, NODE_ORDER)
+    assert r.origin(STEM).onnx_nodes == ("/conv_stem/Conv", "/act1/Sigmoid", "/act1/Mul")
+    assert r.origin(STEM).how == "metadata"
     # no Metadata on this layer: the 'A + PWN(B, C)' name is split
-    dw = r.resolve(DW)
+    dw = r.origin(DW)
     assert dw.onnx_nodes == ("/blocks/0/conv_dw/Conv", "/blocks/0/act/Sigmoid", "/blocks/0/act/Mul")
     assert (dw.how, dw.opaque) == ("name", False)
 
 
 def test_myelin_layer_maps_to_every_node_it_covers_and_is_opaque(trt10):
-    r = LayerResolver(trt10, NODE_ORDER)
-    se = r.resolve(SE)                     # Metadata names only the ends: expanded over the graph
+    r = InspectorLayerMap(trt10, NODE_ORDER)
+    se = r.origin(SE)                     # Metadata names only the ends: expanded over the graph
     assert se.onnx_nodes[:1] == ("/blocks/0/se/GlobalAveragePool",)
     assert set(se.onnx_nodes) == set(SE_NODES) and se.opaque
-    head = r.resolve(HEAD)                 # no Metadata at all: the ForeignNode name decides
+    head = r.origin(HEAD)                 # no Metadata at all: the ForeignNode name decides
     assert head.onnx_nodes == ("/Flatten", "/classifier/Gemm") and head.opaque
     assert head.how == "foreign-node"
 
@@ -112,13 +113,13 @@ def test_foreign_node_span_edge_cases():
 
 
 def test_profile_suffixed_layers_resolve_like_profile_0(trt10):
-    r = LayerResolver(trt10, NODE_ORDER)
+    r = InspectorLayerMap(trt10, NODE_ORDER)
     assert r(f"{STEM} [profile 1]") == r(STEM)
     assert r(f"{HEAD} [profile 3]") == r(HEAD)             # not in the graph JSON: the name decides
 
 
 def test_reformat_layers_map_to_no_node(trt10):
-    r = LayerResolver(trt10, NODE_ORDER)
+    r = InspectorLayerMap(trt10, NODE_ORDER)
     reformat = trt10.profile_layers(0)[0].name
     assert r(reformat) == ((), False)
     bare = InspectorLayer(name="Reformatting CopyNode for Output Tensor 0 to x", layer_type="Reformat")
@@ -152,7 +153,7 @@ def test_layer_times_per_iteration_with_warmup_and_loops(trt10):
         times.report(STEM, 1.0 + it)
         times.report(SE, 0.5)
         times.report(SE, 0.25)                # reported twice in one iteration: summed
-    trace = times.trace(LayerResolver(trt10, NODE_ORDER), skip=1)
+    trace = times.trace(InspectorLayerMap(trt10, NODE_ORDER), skip=1)
     assert trace.iterations == 3 and trace.profiler == "tensorrt.IProfiler"
     stem, se = trace.events
     assert stem.times_ms == (2.0, 3.0, 4.0)
@@ -182,7 +183,7 @@ def test_trtexec_profile_fixture_becomes_a_trace(trt10):
     count, records = parse_profile(text)
     assert count == 20 and len(records) == 7
     assert abs(sum(r.percentage for r in records) - 100.0) < 1e-3
-    trace = profile_trace(text, LayerResolver(trt10, NODE_ORDER))
+    trace = profile_trace(text, InspectorLayerMap(trt10, NODE_ORDER))
     assert trace.iterations == 20 and trace.profiler == "trtexec"
     by_name = {e.name: e for e in trace.events}
     assert by_name[STEM].times_ms == (records[1].median_ms,) * 20
@@ -205,16 +206,18 @@ def test_profile_json_errors():
         parse_profile(json.dumps([{"count": 1}, {"name": "a"}]))
 
 
-def test_profile_mapping_resolver_for_tensorrt(tmp_path):
-    """scaleprof.profile.mapping picks the TensorRT rules once the backend module is imported."""
-    pytest.importorskip("scaleprof.profile.mapping")
-    import scaleprof.engines.tensorrt  # noqa: F401  (registers the resolver)
-    from scaleprof.engines.base import LayerEvent
-    from scaleprof.profile.mapping import OnnxGraph, make_resolver
+def test_tensorrt_engine_hands_the_profile_stage_its_resolver(tmp_path):
+    """A TensorRT engine gives the profile stage TensorRT's naming rules (no import side effects)."""
+    from scaleprof.engines.base import EngineManifest, LayerEvent, ShapePoint
+    from scaleprof.engines.layer_map import OnnxGraph
+    from scaleprof.engines.tensorrt.engine import TensorRTEngine
     from tensorrt_fixtures import toy_onnx
 
     graph = OnnxGraph(str(toy_onnx(tmp_path / "toy.onnx")))
-    resolver = make_resolver("tensorrt", graph)
+    manifest = EngineManifest(backend="tensorrt", backend_version="10.8.0", device="cuda", device_name="GPU",
+                              precision="fp32", threads=None, key="k", onnx_sha256="", onnx_path="toy.onnx",
+                              artifact="engine.plan", shapes=(ShapePoint(1, 224),))
+    resolver = TensorRTEngine(tmp_path, manifest).layer_resolver(graph)
     assert resolver.name == "tensorrt"
     ev = lambda name, nodes=(): LayerEvent(name, "", (1.0,), nodes)          # noqa: E731
     assert resolver.resolve(ev(HEAD)).anchors == ["/Flatten", "/classifier/Gemm"]

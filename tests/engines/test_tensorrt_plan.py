@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from scaleprof.engines.base import BuildSpec, ShapePoint as P, ShapeRange as R
-from scaleprof.engines.tensorrt_plan import (key_parts, onnx_float_precision, plan_profiles,
-                                             precision_mode, profile_dims, select_profile,
-                                             sidecar_paths, symbolic_shape, timing_cache_path,
-                                             torch_dtype_name, trt_options)
+from scaleprof.engines.tensorrt.options import (key_parts, onnx_float_precision, precision_mode, sidecar_paths,
+                                                timing_cache_path, trt_options)
+from scaleprof.engines.tensorrt.profiles import plan_profiles, profile_dims, select_profile, symbolic_shape
+from scaleprof.engines.tensorrt.runner import torch_dtype_name
 from scaleprof.errors import BadInput, EnvironmentProblem
 
 SHAPES = (P(1, 224), P(8, 224), P(32, 224), P(1, 256), P(8, 256))

@@ -67,6 +67,7 @@ def run(args) -> int:
     from scaleprof.engines.registry import ALIASES
     from scaleprof.engines.shapes import describe, shape_set
     from scaleprof.errors import BadInput
+    from scaleprof.export.rebuild import rebuild_model
 
     onnx_path = Path(args.onnx)
     if not onnx_path.is_file():
@@ -87,7 +88,7 @@ def run(args) -> int:
                                           + ([("trtexec", args.trtexec)] if args.trtexec else []))))
     cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir(args.out)
     progress = None if args.json else (lambda msg: print(msg, file=sys.stderr))
-    result = build_engine(onnx_path, spec, cache_dir, force=args.force, progress=progress)
+    result = build_engine(onnx_path, spec, cache_dir, force=args.force, progress=progress, model_source=rebuild_model)
     m = result.engine.manifest
     if args.json:
         print(json.dumps({

@@ -44,8 +44,8 @@ def _load(path: Path):
 
 def ingest(files, *, onnx: str | None = None, batch: int = 1, latency: str = "compute") -> dict:
     """The summary of a set of trtexec exports as a JSON-able dict."""
-    from scaleprof.engines import tensorrt_inspect as ti
-    from scaleprof.engines import tensorrt_trtexec as tx
+    from scaleprof.engines.tensorrt import inspector, layer_map, layer_times
+    from scaleprof.engines.tensorrt import trtexec as tx
     from scaleprof.errors import BadInput
 
     if batch <= 0:
@@ -62,9 +62,9 @@ def ingest(files, *, onnx: str | None = None, batch: int = 1, latency: str = "co
             raise BadInput(f"two {kind} files given ({found[kind][0]} and {path}); ingest one run at a time")
         found[kind] = (path, data)
 
-    node_order = ti.onnx_node_order(onnx) if onnx else ()
-    graph = ti.parse_inspector(found["layer-info"][1]) if "layer-info" in found else None
-    resolver = ti.LayerResolver(graph, node_order)
+    node_order = layer_map.onnx_node_order(onnx) if onnx else ()
+    graph = inspector.parse_inspector(found["layer-info"][1]) if "layer-info" in found else None
+    resolver = layer_map.InspectorLayerMap(graph, node_order)
     result: dict = {"files": {k: str(p) for k, (p, _) in found.items()}, "batch": batch}
 
     end_to_end = None
@@ -81,7 +81,7 @@ def ingest(files, *, onnx: str | None = None, batch: int = 1, latency: str = "co
         end_to_end = stats.median
 
     if "profile" in found:
-        trace = ti.profile_trace(found["profile"][1], resolver)
+        trace = layer_times.profile_trace(found["profile"][1], resolver)
         rows = []
         total = 0.0
         for e in trace.events:
@@ -102,7 +102,7 @@ def ingest(files, *, onnx: str | None = None, batch: int = 1, latency: str = "co
             "rows": rows,
         }
     if graph is not None:
-        result["graph"] = ti.summarize_graph(graph, node_order)
+        result["graph"] = layer_map.summarize_graph(graph, node_order)
     return result
 
 

@@ -41,10 +41,11 @@ def _open(args):
     """(engine, shape) from an engine directory or an ONNX file."""
     from scaleprof.engines.base import BuildSpec, ShapePoint
     from scaleprof.engines.cache import build_engine, default_cache_dir, open_engine
+    from scaleprof.export.rebuild import rebuild_model
 
     target = Path(args.target)
     if target.is_dir():
-        engine = open_engine(target)
+        engine = open_engine(target, model_source=rebuild_model)
         resolution = args.resolution or _only_resolution(engine)
         return engine, ShapePoint(args.batch, resolution)
     if not target.is_file():
@@ -56,7 +57,7 @@ def _open(args):
     shape = ShapePoint(args.batch, args.resolution or default_resolution(target))
     spec = BuildSpec(backend=args.backend, device=args.device, threads=args.threads, shapes=(shape,))
     cache = Path(args.cache_dir) if args.cache_dir else default_cache_dir(args.out)
-    return build_engine(target, spec, cache).engine, shape
+    return build_engine(target, spec, cache, model_source=rebuild_model).engine, shape
 
 
 def _only_resolution(engine) -> int:
