@@ -39,6 +39,7 @@ def main(argv=None) -> int:
 
     from scaleprof.engines import BuildSpec, ShapePoint, build_engine
     from scaleprof.export.onnx_export import export_onnx
+    from scaleprof.export.rebuild import rebuild_model
     from scaleprof.models import base_spec
     from scaleprof.profile.stats import summarise
 
@@ -63,10 +64,10 @@ def main(argv=None) -> int:
         engines, builds = {}, {}
         for label, (backend, options) in variants.items():
             bspec = BuildSpec(backend=backend, device=args.device, threads=threads, shapes=(shape,), options=options)
-            fresh = build_engine(onnx_path, bspec, cache)
+            fresh = build_engine(onnx_path, bspec, cache, model_source=rebuild_model)
             hits = []
             for _ in range(args.hits):
-                hit = build_engine(onnx_path, bspec, cache)
+                hit = build_engine(onnx_path, bspec, cache, model_source=rebuild_model)
                 assert hit.cached
                 hits.append(hit.seconds)
             builds[label] = (fresh.seconds, statistics.median(hits), min(hits), max(hits))

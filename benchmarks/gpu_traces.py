@@ -24,6 +24,7 @@ def main(out: Path) -> int:
     from scaleprof.engines import BuildSpec, ShapePoint, build_engine, get_backend
     from scaleprof.errors import EnvironmentProblem
     from scaleprof.export import export_onnx
+    from scaleprof.export.rebuild import rebuild_model
     from scaleprof.models import base_spec
     from scaleprof.profile import environment_for
 
@@ -43,7 +44,7 @@ def main(out: Path) -> int:
             continue
         spec = BuildSpec(backend=backend, device="cuda", shapes=(shape,))
         try:
-            engine = build_engine(onnx_path, spec, work / "engines").engine
+            engine = build_engine(onnx_path, spec, work / "engines", model_source=rebuild_model).engine
         except Exception as err:   # record what did not run, keep the rest
             print(f"gpu_traces: {backend} on cuda failed: {err}")
             continue

@@ -66,3 +66,13 @@ def vector_onnx(tmp_path_factory):
 @pytest.fixture
 def cache_dir(tmp_path):
     return tmp_path / "engines"
+
+
+@pytest.fixture
+def trt10():
+    """The toy engine's inspector JSON as TensorRT 10 writes it (tests/fixtures/tensorrt/README.md)."""
+    from tensorrt_fixtures import FIXTURES
+
+    from scaleprof.engines.tensorrt.inspector import read_inspector
+
+    return read_inspector(FIXTURES / "efficientnet_toy.trt10.graph.json")

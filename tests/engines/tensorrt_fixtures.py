@@ -15,6 +15,13 @@ NODE_ORDER = (
 )
 SE_NODES = NODE_ORDER[6:13]
 
+# Layer names in the toy engine's fixtures: a fused conv with its SiLU, the same with no Metadata,
+# and two Myelin regions (the SE block, the head)
+STEM = "/conv_stem/Conv + PWN(/act1/Sigmoid, /act1/Mul)"
+DW = "/blocks/0/conv_dw/Conv + PWN(/blocks/0/act/Sigmoid, /blocks/0/act/Mul)"
+SE = "{ForeignNode[/blocks/0/se/GlobalAveragePool.../blocks/0/se/Mul]}"
+HEAD = "{ForeignNode[/Flatten.../classifier/Gemm]}"
+
 
 def toy_onnx(path: Path) -> Path:
     """A structurally valid ONNX file whose node names are NODE_ORDER (for --onnx mapping tests;

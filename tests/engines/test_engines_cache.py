@@ -8,6 +8,7 @@ from scaleprof.engines import BuildSpec, ShapePoint, build_engine, open_engine
 from scaleprof.engines.cache import MANIFEST, lookup, onnx_sha256
 from scaleprof.engines.ort import OrtBackend
 from scaleprof.errors import BadInput, EnvironmentProblem
+from scaleprof.export.rebuild import rebuild_model
 
 RES = 64                         # the tiny_onnx fixture's resolution (conftest.py)
 
@@ -79,7 +80,8 @@ def test_damaged_entry_is_rebuilt_never_used(tiny_onnx, cache_dir, damage):
 
 
 def test_corrupt_side_file_is_detected(tiny_onnx, cache_dir):
-    built = build_engine(tiny_onnx, BuildSpec(backend="torch", shapes=(ShapePoint(1, RES),)), cache_dir)
+    built = build_engine(tiny_onnx, BuildSpec(backend="torch", shapes=(ShapePoint(1, RES),)), cache_dir,
+                         model_source=rebuild_model)
     (built.directory / "onnx_nodes.json").write_text("{}")
     with pytest.raises(BadInput, match="onnx_nodes.json does not match"):
         open_engine(built.directory)

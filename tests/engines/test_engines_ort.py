@@ -18,14 +18,15 @@ def engine(tiny_onnx, tmp_path_factory):
 def test_engine_runs_the_exported_model(engine, tiny_onnx):
     import torch
 
-    from scaleprof.engines.torch_backend import exported_model, model_recipe
-    from scaleprof.export import read_metadata
+    from scaleprof.core.onnx_file import load_model
+    from scaleprof.engines.torch_backend import model_recipe
+    from scaleprof.export.rebuild import rebuild_model
 
     assert engine.input_shapes() == {"input": ("batch", 3, "height", "width")}
     x = engine.make_inputs(ShapePoint(2, RES))["input"]
     out = engine.run({"input": x})["logits"]
     with torch.no_grad():
-        ref = exported_model(model_recipe(read_metadata(tiny_onnx)))(torch.from_numpy(x)).numpy()
+        ref = rebuild_model(model_recipe(load_model(tiny_onnx)))(torch.from_numpy(x)).numpy()
     assert out.shape == (2, 1000)
     assert np.abs(out - ref).max() <= 1e-4 * max(1.0, np.abs(ref).max())
 

@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 
 from scaleprof.engines import BuildSpec, ShapePoint, build_engine
-from scaleprof.engines.torch_backend import ROOT, module_of_node
+from scaleprof.engines.torch_layers import ROOT, module_of_node
 from scaleprof.errors import BadInput
+from scaleprof.export.rebuild import rebuild_model
 
 RES = 64
 
@@ -21,7 +22,8 @@ gpu = pytest.mark.skipif(not _cuda(), reason="needs an NVIDIA GPU visible to PyT
 def engines(tiny_onnx, tmp_path_factory):
     cache = tmp_path_factory.mktemp("engines")
     shapes = (ShapePoint(1, RES), ShapePoint(2, RES))
-    torch_engine = build_engine(tiny_onnx, BuildSpec(backend="torch", shapes=shapes, threads=1), cache).engine
+    torch_engine = build_engine(tiny_onnx, BuildSpec(backend="torch", shapes=shapes, threads=1), cache,
+                                model_source=rebuild_model).engine
     ort_engine = build_engine(tiny_onnx, BuildSpec(backend="ort", shapes=shapes, threads=1), cache).engine
     with torch_engine, ort_engine:
         yield torch_engine, ort_engine
@@ -78,7 +80,18 @@ def test_module_of_node_reads_both_exporters():
 
 def test_foreign_onnx_has_no_model_to_rebuild(foreign_onnx, cache_dir):
     with pytest.raises(BadInput, match="no scaleprof model spec"):
-        build_engine(foreign_onnx, BuildSpec(backend="torch", shapes=(ShapePoint(1, 32),)), cache_dir)
+        build_engine(foreign_onnx, BuildSpec(backend="torch", shapes=(ShapePoint(1, 32),)), cache_dir,
+                     model_source=rebuild_model)
+
+
+def test_torch_engine_without_a_model_source_is_one_line(tiny_onnx, cache_dir, engines):
+    """Engines cannot rebuild a network themselves: the caller hands them a model source."""
+    spec = BuildSpec(backend="torch", shapes=(ShapePoint(1, RES), ShapePoint(2, RES)), threads=1)
+    for attempt in ("build", "load"):               # a fresh cache, then the cached entry of the fixture
+        cache = cache_dir if attempt == "build" else engines[0].directory.parent
+        with pytest.raises(BadInput, match="needs a model source") as err:
+            build_engine(tiny_onnx, spec, cache)
+        assert "\n" not in str(err.value) and "rebuild_model" in str(err.value)
 
 
 @pytest.mark.parametrize("spec_kwargs, words", [
@@ -90,13 +103,14 @@ def test_foreign_onnx_has_no_model_to_rebuild(foreign_onnx, cache_dir):
 ])
 def test_bad_torch_options(tiny_onnx, cache_dir, spec_kwargs, words):
     with pytest.raises(BadInput, match=words):
-        build_engine(tiny_onnx, BuildSpec(backend="torch", shapes=(ShapePoint(1, RES),), **spec_kwargs), cache_dir)
+        build_engine(tiny_onnx, BuildSpec(backend="torch", shapes=(ShapePoint(1, RES),), **spec_kwargs), cache_dir,
+                     model_source=rebuild_model)
 
 
 def test_channels_last_gives_the_same_answer(engines, tiny_onnx, cache_dir):
     spec = BuildSpec(backend="torch", shapes=(ShapePoint(1, RES),), options=(("channels_last", True),))
     x = engines[1].make_inputs(ShapePoint(1, RES))
-    with build_engine(tiny_onnx, spec, cache_dir).engine as engine:
+    with build_engine(tiny_onnx, spec, cache_dir, model_source=rebuild_model).engine as engine:
         out = engine.run(x)["logits"]
         assert engine.runner(ShapePoint(1, RES))() > 0
     assert np.abs(out - engines[1].run(x)["logits"]).max() < 1e-3
@@ -108,7 +122,7 @@ def test_channels_last_gives_the_same_answer(engines, tiny_onnx, cache_dir):
 def test_cuda_runner(tiny_onnx, cache_dir, precision, graph):
     spec = BuildSpec(backend="torch", device="cuda", precision=precision, shapes=(ShapePoint(2, RES),),
                      options=(("cuda_graph", graph),))
-    with build_engine(tiny_onnx, spec, cache_dir).engine as engine:
+    with build_engine(tiny_onnx, spec, cache_dir, model_source=rebuild_model).engine as engine:
         runner = engine.runner(ShapePoint(2, RES))
         assert runner.timing_method == ("cuda-graph+cuda-events" if graph else "cuda-events")
         times = [runner() for _ in range(20)]
@@ -123,7 +137,7 @@ def test_cuda_runner(tiny_onnx, cache_dir, precision, graph):
 @pytest.mark.slow
 def test_torch_compile(tiny_onnx, cache_dir):
     spec = BuildSpec(backend="torch", shapes=(ShapePoint(1, RES),), options=(("compile", True),))
-    with build_engine(tiny_onnx, spec, cache_dir).engine as engine:
+    with build_engine(tiny_onnx, spec, cache_dir, model_source=rebuild_model).engine as engine:
         runner = engine.runner(ShapePoint(1, RES))
         runner()                                       # compiles
         assert runner() > 0

@@ -13,8 +13,8 @@ import pytest
 from tensorrt_fixtures import FIXTURES, NODE_ORDER, SE_NODES, toy_onnx
 
 from scaleprof.engines.base import ShapePoint as P, ShapeRange as R
-from scaleprof.engines.tensorrt_plan import precision_mode
-from scaleprof.engines.tensorrt_trtexec import (TimingRun, build_command, find_trtexec, last_error,
+from scaleprof.engines.tensorrt.options import precision_mode
+from scaleprof.engines.tensorrt.trtexec import (TimingRun, build_command, find_trtexec, last_error,
                                                 parse_banner_version, parse_times, profile_command,
                                                 run, shape_spec, sniff)
 from scaleprof.errors import BadInput, EnvironmentProblem

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from scaleprof.engines.base import LayerEvent, LayerTrace, ShapePoint
-from scaleprof.engines.torch_backend import ROOT, merge_folded_norms
+from scaleprof.engines.torch_layers import ROOT, merge_folded_norms
 
 H100 = Path(__file__).resolve().parents[1] / "fixtures" / "gpu" / "h100"
 EXPORT_RES = 64            # node names do not depend on the resolution
@@ -50,7 +50,7 @@ def b0_onnx(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def b0_graph(b0_onnx):
-    from scaleprof.profile.mapping import OnnxGraph
+    from scaleprof.engines.layer_map import OnnxGraph
 
     return OnnxGraph(b0_onnx)
 
@@ -65,7 +65,7 @@ def b0_counts(b0_onnx):
 
 # -- ONNX Runtime's CUDA trace ----------------------------------------------------------------------
 def test_parse_profile_reproduces_the_recorded_ort_cuda_layers():
-    from scaleprof.engines.ort import parse_profile
+    from scaleprof.engines.ort_layers import parse_profile
 
     raw = json.loads(gzip.decompress((H100 / "ort_cuda_trace.json.gz").read_bytes()))
     recorded = json.loads((H100 / "ort_cuda_layers.json").read_text())
@@ -83,7 +83,7 @@ def test_parse_profile_reproduces_the_recorded_ort_cuda_layers():
 def test_torch_cuda_modules_and_nodes_are_those_of_our_model_and_export(b0_onnx, b0_graph):
     import onnx
 
-    from scaleprof.engines.torch_backend import onnx_node_map
+    from scaleprof.engines.torch_layers import onnx_node_map
     from scaleprof.models import base_spec, build_model
 
     trace = _trace("torch_cuda_layers.json")
@@ -101,11 +101,11 @@ def test_torch_cuda_modules_and_nodes_are_those_of_our_model_and_export(b0_onnx,
 
 
 def test_ort_cuda_node_names_resolve_to_our_export(b0_graph, b0_counts):
+    from scaleprof.engines.ort_layers import OrtResolver
     from scaleprof.profile.layers import build_report
-    from scaleprof.profile.mapping import make_resolver
 
     trace = _trace("ort_cuda_layers.json")
-    resolver = make_resolver("ort", b0_graph)
+    resolver = OrtResolver(b0_graph)          # the recorded run kept no optimised model
     assert all(resolver.resolve(e).anchors for e in trace.events)   # Conv, QuickGelu fusions, SE ops, Gemm
     report = build_report(trace, b0_graph, resolver, b0_counts, ShapePoint(1, 224))
     owned = [n for r in report.layers if r.status == "measured" for n in r.onnx_nodes]
@@ -148,11 +148,11 @@ def test_folded_norms_merge_into_their_convs_on_the_h100_trace(b0_graph):
 
 
 def test_torch_resolver_covers_the_h100_trace_after_the_merge(b0_graph, b0_counts):
+    from scaleprof.engines.layer_map import LayerResolver
     from scaleprof.profile.layers import build_report
-    from scaleprof.profile.mapping import make_resolver
 
     trace = _trace("torch_cuda_layers.json")
-    resolver = make_resolver("torch", b0_graph)
+    resolver = LayerResolver(b0_graph)        # what a torch engine's layer_resolver gives
     before = build_report(trace, b0_graph, resolver, b0_counts, ShapePoint(1, 224))
     merged = LayerTrace(merge_folded_norms(trace.events), trace.iterations, trace.profiler)
     after = build_report(merged, b0_graph, resolver, b0_counts, ShapePoint(1, 224))

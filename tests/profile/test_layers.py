@@ -2,7 +2,6 @@
 mapped to the exported ONNX nodes and their counts."""
 
 from collections import Counter
-from dataclasses import replace
 
 import pytest
 
@@ -10,7 +9,7 @@ from scaleprof.complexity import count_onnx
 from scaleprof.engines.base import LayerEvent, LayerTrace, ShapePoint
 from scaleprof.errors import BadInput, EnvironmentProblem
 from scaleprof.profile.layers import NOT_EXECUTED, build_report, profile_layers
-from scaleprof.profile.mapping import OnnxGraph, Resolver, make_resolver
+from scaleprof.engines.layer_map import LayerResolver, OnnxGraph
 from scaleprof.profile.roofline import DevicePeaks
 
 
@@ -83,7 +82,7 @@ def test_unoptimised_engine_maps_one_to_one(tiny_onnx, tmp_path):
 def test_constant_nodes_are_reported_not_executed(tiny_engine):
     graph = OnnxGraph(tiny_engine.manifest.onnx_path)
     trace = LayerTrace((), 1, "test")
-    rep = build_report(trace, graph, Resolver(graph), {n: (1, 1, 1) for n in graph.order}, ShapePoint(1, 32))
+    rep = build_report(trace, graph, LayerResolver(graph), {n: (1, 1, 1) for n in graph.order}, ShapePoint(1, 32))
     row, = rep.layers
     assert row.name == NOT_EXECUTED and row.status == "not-executed" and len(row.onnx_nodes) == len(graph.order)
     assert rep.coverage == 0.0
@@ -94,7 +93,7 @@ def test_generic_resolver_splits_fused_names(tiny_engine):
     graph = OnnxGraph(tiny_engine.manifest.onnx_path)
     convs = [n for n in graph.order if graph.nodes[n].op_type == "Conv"]
     relu = next(n for n in graph.order if graph.nodes[n].op_type == "Relu")
-    resolver = make_resolver("tensorrt", graph)
+    resolver = LayerResolver(graph)
     assert resolver.resolve(LayerEvent(f"{convs[0]} + {relu}", "CaskConvolution", (1.0,))).anchors == [convs[0], relu]
     assert resolver.resolve(LayerEvent("{ForeignNode[" + convs[1] + "]}", "Myelin", (1.0,))).anchors == [convs[1]]
     meta = LayerEvent("opaque", "Myelin", (1.0,), onnx_nodes=(convs[2], convs[3]), opaque=True)

@@ -10,7 +10,7 @@ import math
 import pytest
 
 from scaleprof.engines.base import ShapePoint
-from scaleprof.engines.torch_backend import merge_folded_norms
+from scaleprof.engines.torch_layers import merge_folded_norms
 
 RES = 64
 SHAPE = ShapePoint(1, RES)
@@ -20,13 +20,15 @@ SHAPE = ShapePoint(1, RES)
 def b0(tmp_path_factory):
     from scaleprof.engines import BuildSpec, build_engine
     from scaleprof.export import ExportOptions, export_onnx
+    from scaleprof.export.rebuild import rebuild_model
     from scaleprof.models import base_spec
 
     work = tmp_path_factory.mktemp("b0")
     spec = dataclasses.replace(base_spec("efficientnet_b0"), resolution=RES)
     path = work / "efficientnet_b0.onnx"
     export_onnx(spec, path, ExportOptions(check_parity=False))
-    engine = build_engine(path, BuildSpec(backend="torch", shapes=(SHAPE,), threads=1), work / "engines").engine
+    engine = build_engine(path, BuildSpec(backend="torch", shapes=(SHAPE,), threads=1), work / "engines",
+                          model_source=rebuild_model).engine
     with engine:
         yield path, engine
 
@@ -68,7 +70,7 @@ def test_cpu_profile_merges_each_folded_norm_into_its_conv(b0):
 def test_torch_layer_profile_covers_efficientnet_b0_on_cpu(b0):
     from scaleprof.complexity import count_onnx
     from scaleprof.profile.layers import profile_layers
-    from scaleprof.profile.mapping import OnnxGraph
+    from scaleprof.engines.layer_map import OnnxGraph
 
     path, engine = b0
     report = profile_layers(engine, SHAPE, count_onnx(path, 1, RES), iterations=3)

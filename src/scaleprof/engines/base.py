@@ -9,15 +9,23 @@
 
 Backends: "ort" (ONNX Runtime, the embedded default), "torch" (PyTorch, the baseline),
 "tensorrt". Engines are cached by content (scaleprof.engines.cache).
+
+An engine also tells the profile stage how its layers are named: ``engine.layer_resolver(graph)``
+(scaleprof.engines.layer_map). The torch backend runs the network the ONNX file was exported from,
+which it cannot make itself (engines read files only): the caller hands it a ``ModelSource``
+(``get_backend(name, model_source=...)``, likewise build_engine and open_engine).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol
+
+from scaleprof.engines.layer_map import LayerResolver, OnnxGraph
 
 
 @dataclass(frozen=True, order=True)
@@ -159,6 +167,11 @@ class Engine(ABC):
     def profile_layers(self, shape: ShapePoint, iterations: int) -> LayerTrace:
         """Run the backend's layer profiler (separately from end-to-end timing)."""
 
+    def layer_resolver(self, graph: OnnxGraph) -> LayerResolver:
+        """How this engine's profiled layers map onto ``graph``, the ONNX file it was built from.
+        The generic rules suit engines whose events already name their ONNX nodes."""
+        return LayerResolver(graph)
+
     def accepts(self, shape: ShapePoint) -> bool:
         if any(r.contains(shape) for r in self.manifest.ranges):
             return True
@@ -172,11 +185,25 @@ class Engine(ABC):
         self.release()
 
 
+ModelSource = Callable[[dict], Any]
+"""recipe -> torch.nn.Module: the network an ONNX file was exported from, rebuilt from the recipe the
+torch backend reads out of the file's metadata (scaleprof.export.rebuild.rebuild_model)."""
+
+
 class Backend(ABC):
     """A runtime that turns an ONNX file into an Engine. Import the runtime lazily, in methods."""
 
     name: str = ""
     install_hint: str = ""          # what to install, when it says more than its line in registry.BACKENDS
+    model_source: ModelSource | None = None     # where the network comes from, for backends that run it
+
+    def with_model_source(self, model_source: ModelSource | None) -> "Backend":
+        """This backend, handed ``model_source`` (a copy: the shared instance stays as it is)."""
+        if model_source is None or model_source is self.model_source:
+            return self
+        configured = copy.copy(self)
+        configured.model_source = model_source
+        return configured
 
     @abstractmethod
     def available(self) -> bool:

@@ -29,8 +29,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from scaleprof.engines.base import Backend, BuildSpec, Engine, EngineManifest, ProgressCallback
-from scaleprof.engines.registry import backend_for, check_device, get_backend
+from scaleprof.core.onnx_file import PRECISIONS, image_input, load_model
+from scaleprof.engines.base import Backend, BuildSpec, Engine, EngineManifest, ModelSource, ProgressCallback
+from scaleprof.engines.devices import check_device
+from scaleprof.engines.registry import backend_for, get_backend
 from scaleprof.engines.shapes import describe, fits_model_input
 from scaleprof.errors import BadInput, EnvironmentProblem
 
@@ -69,6 +71,8 @@ def _external_locations(path: Path, digest: str) -> tuple[str, ...]:
         import onnx
         from onnx.external_data_helper import uses_external_data
 
+        # Not core.onnx_file.load_model: its checker looks for the external files relative to the
+        # working directory, so it rejects the very models this reads. Only the protobuf is parsed.
         try:
             model = onnx.load(str(path), load_external_data=False)
         except Exception:                            # unreadable: the ONNX check reports it when it matters
@@ -163,12 +167,13 @@ def corruption(directory: Path, manifest: EngineManifest) -> str | None:
     return None
 
 
-def open_engine(directory: str | Path) -> Engine:
+def open_engine(directory: str | Path, *, model_source: ModelSource | None = None) -> Engine:
     """An engine directory made by build_engine, verified against this host: same backend version,
-    same device, files intact. Anything else is one line that says how to rebuild. Not loaded."""
+    same device, files intact. Anything else is one line that says how to rebuild. Not loaded.
+    ``model_source``: what rebuilds the network, for a backend that runs it (torch)."""
     directory = Path(directory)
     m = read_manifest(directory)
-    backend = get_backend(m.backend)
+    backend = get_backend(m.backend, model_source=model_source)
     check_device(m.device)
     try:
         backend.check_device(m.device)
@@ -230,19 +235,25 @@ def lookup(cache_dir: Path, key: str, backend_name: str) -> tuple[Path, EngineMa
     return entry, (None if problem else m), problem
 
 
-def build_engine(onnx_path: str | Path, spec: BuildSpec, cache_dir: str | Path, *,
-                 force: bool = False, progress: ProgressCallback | None = None) -> BuildResult:
-    """The engine for (onnx, spec): from the cache when an intact entry exists, else built."""
+def check_request(spec: BuildSpec) -> None:
+    """BadInput for a BuildSpec no backend can build: no shapes, an unknown precision, bad threads."""
+    if not spec.shapes and not spec.ranges:
+        raise BadInput("empty shape set: give at least one shape")
+    if spec.precision not in PRECISIONS:
+        raise BadInput(f"unknown precision {spec.precision!r}: use {' or '.join(PRECISIONS)}")
+    if spec.threads is not None and spec.threads <= 0:
+        raise BadInput(f"threads must be a positive integer, got {spec.threads}")
+
+
+def build_engine(onnx_path: str | Path, spec: BuildSpec, cache_dir: str | Path, *, force: bool = False,
+                 progress: ProgressCallback | None = None, model_source: ModelSource | None = None) -> BuildResult:
+    """The engine for (onnx, spec): from the cache when an intact entry exists, else built.
+    ``model_source``: what rebuilds the network, for a backend that runs it (torch)."""
     start = time.perf_counter()
     say = progress or (lambda _msg: None)
     onnx_path, cache_dir = Path(onnx_path), Path(cache_dir)
-    backend = backend_for(spec.backend, spec.device)
-    if not spec.shapes and not spec.ranges:
-        raise BadInput("empty shape set: give at least one shape")
-    if spec.precision not in ("fp32", "fp16"):
-        raise BadInput(f"unknown precision {spec.precision!r}: use fp32 or fp16")
-    if spec.threads is not None and spec.threads <= 0:
-        raise BadInput(f"threads must be a positive integer, got {spec.threads}")
+    backend = backend_for(spec.backend, spec.device, model_source=model_source)
+    check_request(spec)
     digest = onnx_sha256(onnx_path)
     key = cache_key(digest, backend, spec)
     entry, manifest, problem = lookup(cache_dir, key, backend.name)
@@ -252,15 +263,22 @@ def build_engine(onnx_path: str | Path, spec: BuildSpec, cache_dir: str | Path, 
         return BuildResult(backend.load(entry, manifest), True, key, entry, time.perf_counter() - start)
     if problem:
         say(f"cached engine {entry} is unusable ({problem}); rebuilding")
-
-    from scaleprof.core.onnx_file import image_input, load_model
-
     name, dims = image_input(load_model(onnx_path, load_weights=False), onnx_path)
     fits_model_input(dims, spec.shapes, spec.ranges, name)
     _writable_dir(cache_dir)
+    say(f"building {backend.name} engine for {onnx_path.name} ({describe(spec.shapes, spec.ranges)})")
+    manifest, theirs = _build_entry(backend, onnx_path, spec, cache_dir, entry, key, digest)
+    if theirs:      # another process finished the same build first: its intact entry is used
+        return BuildResult(backend.load(entry, manifest), True, key, entry, time.perf_counter() - start, problem)
+    return BuildResult(backend.load(entry, manifest), False, key, entry, time.perf_counter() - start, problem)
+
+
+def _build_entry(backend: Backend, onnx_path: Path, spec: BuildSpec, cache_dir: Path, entry: Path, key: str,
+                 digest: str) -> tuple[EngineManifest, bool]:
+    """Build in a temporary directory beside ``entry`` and rename it into place. Returns the entry's
+    manifest and whether it is another process's (which renamed the same build into place first)."""
     tmp = Path(tempfile.mkdtemp(prefix=f".build-{entry.name}-", dir=cache_dir))
     try:
-        say(f"building {backend.name} engine for {onnx_path.name} ({describe(spec.shapes, spec.ranges)})")
         built_start = time.perf_counter()
         draft = backend.build(onnx_path, spec, tmp).manifest
         files = {p.relative_to(tmp).as_posix(): file_sha256(p) for p in sorted(tmp.rglob("*"))
@@ -277,13 +295,12 @@ def build_engine(onnx_path: str | Path, spec: BuildSpec, cache_dir: str | Path, 
         try:
             os.rename(tmp, entry)
         except OSError:
-            # another process finished the same build first: use its entry if it is intact
             _, theirs, _ = lookup(cache_dir, key, backend.name)
             if theirs is None:
                 raise
             shutil.rmtree(tmp, ignore_errors=True)
-            return BuildResult(backend.load(entry, theirs), True, key, entry, time.perf_counter() - start, problem)
+            return theirs, True
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return BuildResult(backend.load(entry, manifest), False, key, entry, time.perf_counter() - start, problem)
+    return manifest, False

@@ -4,7 +4,8 @@ Engine = the optimised, serialised model ONNX Runtime writes at session creation
 (``SessionOptions.optimized_model_filepath`` at the chosen graph optimisation level) plus the
 manifest. Loading it disables further optimisation, so the node names in the profiler's trace are
 exactly the node names of the saved optimised model (``manifest.extras["optimized_model"]``):
-the profile stage maps them back to the exported nodes through that file.
+``OrtEngine.layer_resolver`` maps them back to the exported nodes through that file
+(scaleprof.engines.ort_layers, which also parses the profiler's trace).
 
 Execution providers: CPU here; on ``--device cuda`` (needs onnxruntime-gpu and a GPU) the CUDA EP,
 or with option ``ep=tensorrt`` the TensorRT EP (which compiles its own engines at load time, cached
@@ -28,7 +29,6 @@ each kernel's launch, not GPU execution time (ORT reports device times only in C
 
 from __future__ import annotations
 
-import bisect
 import json
 import shutil
 import tempfile
@@ -38,9 +38,11 @@ from typing import Any
 
 import numpy as np
 
-from scaleprof.engines.base import (Backend, BuildSpec, Engine, EngineManifest, LayerEvent, LayerTrace,
+from scaleprof.engines.base import (Backend, BuildSpec, Engine, EngineManifest, LayerTrace,
                                     ShapePoint)
-from scaleprof.engines.registry import cuda_present, device_index, name_of_device
+from scaleprof.engines.devices import cuda_present, device_index, name_of_device
+from scaleprof.engines.layer_map import OnnxGraph
+from scaleprof.engines.ort_layers import OrtResolver, parse_profile
 from scaleprof.engines.shapes import check_accepts, covering_range
 from scaleprof.core.text import first_line
 from scaleprof.errors import BadInput, EnvironmentProblem
@@ -222,6 +224,11 @@ class OrtEngine(Engine):
     def release(self) -> None:
         self.session = None
 
+    def layer_resolver(self, graph: OnnxGraph) -> OrtResolver:
+        """ONNX Runtime's rules, with the optimised model this engine runs where it was saved."""
+        optimised = self.optimized_model_path
+        return OrtResolver(graph, OnnxGraph(optimised) if optimised.is_file() else None)
+
     def input_shapes(self) -> dict[str, tuple]:
         self.load()
         return {i.name: tuple(i.shape) for i in self.session.get_inputs()}
@@ -294,27 +301,3 @@ class OrtRunner:
         if self.on_cuda:
             self.binding.synchronize_outputs()
         return (time.perf_counter() - start) * 1e3
-
-
-def parse_profile(events: list[dict], iterations: int) -> tuple[LayerEvent, ...]:
-    """ORT's Chrome-trace events -> one LayerEvent per node, one time per ``model_run`` (the last
-    ``iterations`` runs; earlier ones were warm-up). A node absent from a run counts 0 there."""
-    runs = sorted((e for e in events if e.get("cat") == "Session" and e.get("name") == "model_run"),
-                  key=lambda e: e["ts"])[-iterations:]
-    if not runs:
-        return ()
-    starts = [r["ts"] for r in runs]
-    times: dict[str, list[float]] = {}
-    op_types: dict[str, str] = {}
-    for e in sorted((e for e in events if e.get("cat") == "Node"), key=lambda e: e["ts"]):
-        name = e.get("name", "")
-        if not name.endswith("_kernel_time"):
-            continue
-        i = bisect.bisect_right(starts, e["ts"]) - 1
-        if i < 0 or e["ts"] > runs[i]["ts"] + runs[i]["dur"]:
-            continue                           # a warm-up run's node
-        node = name[: -len("_kernel_time")]
-        slot = times.setdefault(node, [0.0] * len(runs))
-        slot[i] += e.get("dur", 0) / 1e3
-        op_types.setdefault(node, (e.get("args") or {}).get("op_name", ""))
-    return tuple(LayerEvent(name=n, op_type=op_types[n], times_ms=tuple(t)) for n, t in times.items())

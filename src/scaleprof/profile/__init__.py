@@ -5,11 +5,19 @@ and the device roofline (device_peaks).
     stats = time_engine(engine, ShapePoint(1, 224), TimingSettings(target_ci=0.01))
     report = profile_layers(engine, ShapePoint(1, 224), count_onnx(onnx_path), stats.median,
                             iterations=20, peaks=device_peaks("cpu", cache_dir=out / "cache"))
+
+Modules: timing (the timed loop) and stats (median, its confidence interval, the stopping rule);
+environment (backend, device, versions, clocks; device names from scaleprof.engines.devices);
+layers (profile_layers / build_report: one row per engine layer), mapping (every exported node to
+one layer, from the anchors the engine's own ``layer_resolver`` gives), categories (conv, SE,
+activation, ...) and roofline (device peaks); types holds the results. The engine says how its
+layers are named; nothing here knows a backend by name.
 """
 
 from scaleprof.profile.environment import capture_environment, environment_for
+from scaleprof.profile.categories import CATEGORIES, categorise
 from scaleprof.profile.layers import build_report, node_counts, profile_layers
-from scaleprof.profile.mapping import OnnxGraph, OrtResolver, Resolver, make_resolver, register_resolver
+from scaleprof.profile.mapping import assign
 from scaleprof.profile.roofline import DevicePeaks, device_peaks
 from scaleprof.profile.stats import StoppingRule, median_ci, median_ci_ranks, summarise
 from scaleprof.profile.timing import time_engine, time_runner, validate_settings
@@ -17,7 +25,7 @@ from scaleprof.profile.types import (Environment, LatencyStats, LayerReport, Lay
                                      TimingSettings)
 
 __all__ = ["capture_environment", "environment_for", "build_report", "node_counts", "profile_layers",
-           "OnnxGraph", "OrtResolver", "Resolver", "make_resolver", "register_resolver", "DevicePeaks",
+           "CATEGORIES", "categorise", "assign", "DevicePeaks",
            "device_peaks", "StoppingRule", "median_ci", "median_ci_ranks", "summarise", "time_engine",
            "time_runner", "validate_settings", "Environment", "LatencyStats", "LayerReport", "LayerRow",
            "Measurement", "TimingSettings"]

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from importlib import metadata
 
-from scaleprof.engines.registry import device_index, name_of_device
+from scaleprof.engines.devices import device_index, name_of_device
 from scaleprof.profile.types import Environment
 
 PACKAGES = ("torch", "onnx", "onnxruntime", "onnxruntime-gpu", "timm", "numpy", "tensorrt")

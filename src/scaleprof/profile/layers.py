@@ -10,9 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
+from scaleprof.engines.layer_map import OnnxGraph
+from scaleprof.engines.shapes import check_accepts
 from scaleprof.errors import BadInput, EnvironmentProblem
-from scaleprof.profile.mapping import (CATEGORIES, COUNTED_OPS, OnnxGraph, assign, categorise,
-                                       make_resolver)
+from scaleprof.profile.categories import CATEGORIES, COUNTED_OPS, categorise, se_nodes
+from scaleprof.profile.mapping import assign
 from scaleprof.profile.types import LayerReport, LayerRow
 
 NOT_EXECUTED = "(not executed: constant-folded or eliminated)"
@@ -87,13 +89,6 @@ def exported_model_path(engine) -> Path:
     return path
 
 
-def optimised_model_path(engine) -> Path | None:
-    path = getattr(engine, "optimized_model_path", None)
-    if path is not None and Path(path).is_file():
-        return Path(path)
-    return None
-
-
 def profile_layers(engine, shape, onnx_counts=None, end_to_end_ms: float | None = None,
                    iterations: int = 20, peaks=None) -> LayerReport:
     """Run the engine's layer profiler at ``shape`` and map every layer to ONNX nodes and counts.
@@ -103,8 +98,6 @@ def profile_layers(engine, shape, onnx_counts=None, end_to_end_ms: float | None 
     roofline columns (None: left empty)."""
     if not isinstance(iterations, int) or iterations <= 0:
         raise BadInput(f"layer-profiling iterations must be positive, got {iterations!r}")
-    from scaleprof.engines.shapes import check_accepts
-
     check_accepts(engine, shape)
     engine.load()
     trace = engine.profile_layers(shape, iterations)
@@ -112,76 +105,87 @@ def profile_layers(engine, shape, onnx_counts=None, end_to_end_ms: float | None 
         raise EnvironmentProblem(f"the {trace.profiler} profiler produced no layer events for engine "
                                  f"{engine.directory} at {shape}")
     graph = OnnxGraph(exported_model_path(engine))
-    optimised = optimised_model_path(engine)
-    resolver = make_resolver(engine.manifest.backend, graph, optimised)
+    resolver = engine.layer_resolver(graph)
     return build_report(trace, graph, resolver, node_counts(onnx_counts), shape, end_to_end_ms, peaks)
+
+
+class CountTable:
+    """Per-node counts per image -> a layer's counts per batch, and whether a layer's are known."""
+
+    def __init__(self, graph: OnnxGraph, counts: dict, batch: int):
+        self.graph, self.counts, self.batch = graph, counts, batch
+
+    def summed(self, nodes) -> tuple[int, int, int]:
+        """(flops, params, acts) of ``nodes`` for one batch (params once: weights are shared)."""
+        f = p = q = 0
+        for n in nodes:
+            c = self.counts.get(n)
+            if c:
+                f += c[0] * self.batch
+                p += c[1]
+                q += c[2] * self.batch
+        return f, p, q
+
+    def known(self, nodes) -> bool:
+        """Attributed to nodes with counts: every countable member has an entry in the table."""
+        return bool(nodes) and bool(self.counts) and all(
+            n in self.counts or self.graph.nodes[n].op_type not in COUNTED_OPS for n in nodes)
 
 
 def build_report(trace, graph: OnnxGraph, resolver, counts: dict, shape, end_to_end_ms=None,
                  peaks=None) -> LayerReport:
     """The pure part of profile_layers: trace + graphs + counts -> rows (tested on real traces)."""
-    events = trace.events
-    a = assign(events, graph, resolver)
+    a = assign(trace.events, graph, resolver)
     members: dict[int, list[str]] = defaultdict(list)
     for node in graph.order:
         if node in a.owner:
             members[a.owner[node]].append(node)
-    se = graph.se_nodes()
+    se = se_nodes(graph)
     sizes = tensor_bytes(graph, shape.dims()) if peaks is not None else {}
-    batch = shape.batch
-
-    def summed(nodes):
-        f = p = q = 0
-        for n in nodes:
-            c = counts.get(n)
-            if c:
-                f += c[0] * batch
-                p += c[1]
-                q += c[2] * batch
-        return f, p, q
-
-    def known(nodes) -> bool:
-        """Attributed to nodes with counts: every countable member has an entry in the table."""
-        return bool(nodes) and bool(counts) and all(n in counts or graph.nodes[n].op_type not in COUNTED_OPS
-                                                    for n in nodes)
-
+    table = CountTable(graph, counts, shape.batch)
     rows = []
     covered = 0.0
-    for i, event in enumerate(events):
-        times = np.asarray(event.times_ms, dtype=float)
-        median = float(np.median(times)) if times.size else 0.0
-        mean = float(times.mean()) if times.size else 0.0
-        if i in a.helpers:
-            served = members.get(a.helpers[i], [])
-            nodes, status = served, "helper"
-            flops = params = acts = 0
-            category = categorise(graph, [], se, event.op_type)
-            nbytes = None
-        else:
-            nodes, status = members.get(i, []), "measured"
-            flops, params, acts = summed(nodes)
-            category = categorise(graph, nodes, se, event.op_type)
-            nbytes = layer_bytes(graph, set(nodes), sizes)          # None without peaks: sizes is {}
-        if known(nodes):
-            covered += median
-        row = LayerRow(name=event.name, onnx_nodes=tuple(nodes), op_type=event.op_type, category=category,
-                       time_ms=median, mean_ms=mean, flops=flops, params=params, acts=acts,
-                       opaque=bool(getattr(event, "opaque", False)), status=status, bytes=nbytes)
-        rows.append(row)
+    for i, event in enumerate(trace.events):
+        helper = i in a.helpers
+        nodes = members.get(a.helpers[i] if helper else i, [])
+        rows.append(_layer_row(event, nodes, helper, graph, se, sizes, table))
+        if table.known(nodes):
+            covered += rows[-1].time_ms
     peaks = raise_peaks(peaks, rows)
     rows = [_roofline(r, peaks) for r in rows]
     if a.not_executed:
-        flops, params, acts = summed(a.not_executed)
+        flops, params, acts = table.summed(a.not_executed)
         rows.append(LayerRow(name=NOT_EXECUTED, onnx_nodes=tuple(a.not_executed), op_type="-", category="not executed",
                              time_ms=0.0, mean_ms=0.0, flops=flops, params=params, acts=acts,
                              status="not-executed"))
     layer_sum = sum(r.time_ms for r in rows)
-    totals = dict(zip(("flops", "params", "acts"), summed(graph.order)))
+    totals = dict(zip(("flops", "params", "acts"), table.summed(graph.order)))
     return LayerReport(layers=tuple(rows), layer_sum_ms=layer_sum, end_to_end_ms=end_to_end_ms,
                        coverage=covered / layer_sum if layer_sum > 0 else 0.0, profiler=trace.profiler,
                        iterations=trace.iterations, totals=totals, by_category=by_category(rows, layer_sum),
                        device_peaks=peaks.to_dict() if peaks is not None else None,
                        layer_sum_mean_ms=sum(r.mean_ms for r in rows), iteration_ms=iteration_median(trace))
+
+
+def _layer_row(event, nodes: list[str], helper: bool, graph: OnnxGraph, se: set[str], sizes: dict,
+               table: CountTable) -> LayerRow:
+    """One row: a measured layer with the counts of the nodes it executes, or a helper, timed and
+    attributed to the nodes of the layer it serves, with no counts of its own."""
+    times = np.asarray(event.times_ms, dtype=float)
+    median = float(np.median(times)) if times.size else 0.0
+    mean = float(times.mean()) if times.size else 0.0
+    if helper:
+        flops = params = acts = 0
+        category = categorise(graph, [], se, event.op_type)
+        nbytes = None
+    else:
+        flops, params, acts = table.summed(nodes)
+        category = categorise(graph, nodes, se, event.op_type)
+        nbytes = layer_bytes(graph, set(nodes), sizes)          # None without peaks: sizes is {}
+    return LayerRow(name=event.name, onnx_nodes=tuple(nodes), op_type=event.op_type, category=category,
+                    time_ms=median, mean_ms=mean, flops=flops, params=params, acts=acts,
+                    opaque=bool(getattr(event, "opaque", False)), status="helper" if helper else "measured",
+                    bytes=nbytes)
 
 
 def iteration_median(trace) -> float | None:

@@ -9,7 +9,6 @@ attainment is that bound over the measured time (1.0 = at the physical limit).
 from __future__ import annotations
 
 import json
-import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -54,7 +53,7 @@ def device_peaks(device: str = "cpu", device_name: str | None = None, precision:
                  threads: int | None = None, cache_dir: str | Path | None = None,
                  recalibrate: bool = False) -> DevicePeaks:
     """Cached peaks for this device (measured on first use, a few seconds)."""
-    from scaleprof.engines.registry import name_of_device
+    from scaleprof.engines.devices import name_of_device
 
     if device_name is None:
         device_name = name_of_device(device)

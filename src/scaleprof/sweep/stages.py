@@ -218,11 +218,12 @@ class UpstreamStages(Stages):
     def build(self, onnx_path: Path, spec, target: Target, precision: str, shapes, cache_dir: Path):
         from scaleprof.engines.base import BuildSpec, ShapePoint
         from scaleprof.engines.cache import build_engine
+        from scaleprof.export.rebuild import rebuild_model
 
         build = BuildSpec(backend=target.backend, device=target.device, precision=precision,
                           threads=target.threads, shapes=tuple(sorted(ShapePoint(b, r) for b, r in shapes)),
                           options=target.options)
-        result = build_engine(onnx_path, build, cache_dir)
+        result = build_engine(onnx_path, build, cache_dir, model_source=rebuild_model)
         return result.engine, result.key, result.cached
 
     def time(self, engine, batch: int, resolution: int, timing) -> dict:

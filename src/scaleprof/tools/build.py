@@ -48,6 +48,7 @@ def parse_option(text: str):
 
 def run(args) -> int:
     from scaleprof.engines.cache import build_engine, default_cache_dir
+    from scaleprof.export.rebuild import rebuild_model
     from scaleprof.engines.shapes import shape_set
     from scaleprof.errors import BadInput
 
@@ -64,7 +65,8 @@ def run(args) -> int:
     options = [parse_option(o) for o in args.option] + ([("trtexec", args.trtexec)] if args.trtexec else [])
     spec = build_spec(args, points, ranges, options)
     cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir(args.out)
-    result = build_engine(onnx_path, spec, cache_dir, force=args.force, progress=say(args))
+    result = build_engine(onnx_path, spec, cache_dir, force=args.force, progress=say(args),
+                          model_source=rebuild_model)
     _print(result, args.json)
     return 0
 

@@ -53,29 +53,34 @@ def _load(path: Path):
 
 def ingest(files, *, onnx: str | None = None, batch: int = 1, latency: str = "compute") -> dict:
     """The summary of a set of trtexec exports as a JSON-able dict."""
+<<<<<<< HEAD
     from scaleprof.core.limits import check_batch
     from scaleprof.engines import tensorrt_inspect as ti
+=======
+    from scaleprof.engines.tensorrt import inspector, layer_map, layer_times
+    from scaleprof.errors import BadInput
+>>>>>>> main
 
     check_batch(batch, "--batch")
     found = _by_kind(files)
-    node_order = ti.onnx_node_order(onnx) if onnx else ()
-    graph = ti.parse_inspector(found["layer-info"][1]) if "layer-info" in found else None
+    node_order = layer_map.onnx_node_order(onnx) if onnx else ()
+    graph = inspector.parse_inspector(found["layer-info"][1]) if "layer-info" in found else None
     result: dict = {"files": {k: str(p) for k, (p, _) in found.items()}, "batch": batch}
     end_to_end = None
     if "times" in found:
         result.update(_latency(found["times"][1], batch, latency))
         end_to_end = result["latency"]["median"]
     if "profile" in found:
-        trace = ti.profile_trace(found["profile"][1], ti.LayerResolver(graph, node_order))
+        trace = layer_times.profile_trace(found["profile"][1], layer_map.InspectorLayerMap(graph, node_order))
         result["layers"] = _layer_table(trace, end_to_end)
     if graph is not None:
-        result["graph"] = ti.summarize_graph(graph, node_order)
+        result["graph"] = layer_map.summarize_graph(graph, node_order)
     return result
 
 
 def _by_kind(files) -> dict[str, tuple[Path, object]]:
     """Each file's kind (recognised from its content) -> (path, parsed JSON); one file per kind."""
-    from scaleprof.engines import tensorrt_trtexec as tx
+    from scaleprof.engines.tensorrt import trtexec as tx
     from scaleprof.errors import BadInput
 
     found: dict[str, tuple[Path, object]] = {}
@@ -94,7 +99,7 @@ def _by_kind(files) -> dict[str, tuple[Path, object]]:
 
 def _latency(times, batch: int, latency: str) -> dict:
     """Latency statistics of an --exportTimes file, as scaleprof's profile stage reports them."""
-    from scaleprof.engines import tensorrt_trtexec as tx
+    from scaleprof.engines.tensorrt import trtexec as tx
     from scaleprof.profile.stats import summarise
 
     trace = tx.parse_times(times)

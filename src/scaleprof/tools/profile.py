@@ -35,6 +35,7 @@ def _open(args):
     """(engine, shape) from an engine directory, or from an ONNX file built with the engine options."""
     from scaleprof.engines.base import ShapePoint
     from scaleprof.engines.cache import build_engine, default_cache_dir, open_engine
+    from scaleprof.export.rebuild import rebuild_model
 
     target = Path(args.target)
     if target.is_dir():
@@ -42,7 +43,7 @@ def _open(args):
         if given:
             raise BadInput(f"{', '.join(given)}: how to build an ONNX file; {target} is an engine directory, "
                            "built already (`scaleprof inspect` shows how)")
-        engine = open_engine(target)
+        engine = open_engine(target, model_source=rebuild_model)
         resolution = args.resolution or _only_resolution(engine)
         return engine, ShapePoint(args.batch, resolution)
     if not target.is_file():
@@ -51,7 +52,7 @@ def _open(args):
         raise BadInput(f"{target} is neither an engine directory nor an .onnx file")
     shape = ShapePoint(args.batch, args.resolution or default_resolution(target))
     cache = Path(args.cache_dir) if args.cache_dir else default_cache_dir(args.out)
-    return build_engine(target, build_spec(args, (shape,)), cache).engine, shape
+    return build_engine(target, build_spec(args, (shape,)), cache, model_source=rebuild_model).engine, shape
 
 
 def _only_resolution(engine) -> int:

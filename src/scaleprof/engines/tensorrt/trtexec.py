@@ -1,5 +1,6 @@
-"""trtexec interop: command lines built purely (and tested), the version banner, and its
-``--exportTimes`` JSON. Running it is one subprocess call; nothing here imports TensorRT.
+"""Building (and timing) through trtexec: command lines built purely (and tested), the version
+banner, the build step, and its ``--exportTimes`` JSON. Running it is one subprocess call; nothing
+here imports TensorRT.
 
 Flags used (trtexec --help, TensorRT 10.x; TensorRT 11 removed --fp16 and makes --stronglyTyped
 the default): --onnx, --saveEngine, --minShapes/--optShapes/--maxShapes (repeated after
@@ -24,8 +25,9 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from scaleprof.engines.base import ShapePoint, ShapeRange
-from scaleprof.engines.tensorrt_inspect import as_number, decode_json
-from scaleprof.engines.tensorrt_plan import PrecisionMode, profile_dims
+from scaleprof.engines.tensorrt.inspector import as_number, decode_json
+from scaleprof.engines.tensorrt.options import PrecisionMode
+from scaleprof.engines.tensorrt.profiles import is_dynamic, profile_dims
 from scaleprof.errors import BadInput, EnvironmentProblem
 
 _BANNER = re.compile(r"TensorRT\s+v(\d+)")
@@ -58,7 +60,7 @@ def build_command(trtexec: str, onnx: str | Path, plan: str | Path, *,
     """
     cmd = [str(trtexec), f"--onnx={onnx}", f"--saveEngine={plan}", "--skipInference",
            "--profilingVerbosity=detailed", f"--builderOptimizationLevel={int(opt_level)}"]
-    dynamic = {n: d for n, d in inputs.items() if any(not (isinstance(x, int) and x >= 0) for x in d)}
+    dynamic = {n: d for n, d in inputs.items() if is_dynamic(d)}
     if dynamic:
         for index, rng in enumerate(profiles):
             if len(profiles) > 1:
@@ -125,6 +127,34 @@ def find_trtexec(path: str | None) -> str:
         raise EnvironmentProblem(f"trtexec at {path} is not executable")
     raise EnvironmentProblem(f"trtexec not found ({candidate}): give its path with --trtexec, "
                              f"e.g. /usr/src/tensorrt/bin/trtexec in NVIDIA's TensorRT image")
+
+
+_VERSIONS: dict[str, str] = {}
+
+
+def trtexec_version(trtexec: str) -> str:
+    """The TensorRT version of the trtexec at ``trtexec`` (its --help banner, read once per process)."""
+    if trtexec not in _VERSIONS:
+        try:
+            proc = subprocess.run([trtexec, "--help"], capture_output=True, text=True, timeout=120)
+        except (OSError, subprocess.TimeoutExpired) as err:
+            raise EnvironmentProblem(f"could not run {trtexec}: {err}") from None
+        _VERSIONS[trtexec] = parse_banner_version(proc.stdout + proc.stderr)
+    return _VERSIONS[trtexec]
+
+
+def build_with_trtexec(trtexec: str, onnx_path: Path, plan_path: Path, *, inputs: Mapping[str, Sequence],
+                       profiles: Sequence[ShapeRange], mode: PrecisionMode, trt_major: int, opt_level: int,
+                       workspace_mib: int | None, timing_cache: Path | None, layer_info: Path) -> None:
+    """Build ``plan_path`` (and the layer JSON ``layer_info``) with trtexec; its log goes beside the plan."""
+    if timing_cache is not None:
+        timing_cache.parent.mkdir(parents=True, exist_ok=True)
+    cmd = build_command(trtexec, onnx_path, plan_path, inputs=inputs, profiles=profiles, mode=mode,
+                        trt_major=trt_major, opt_level=opt_level, workspace_mib=workspace_mib,
+                        timing_cache=timing_cache, layer_info=layer_info)
+    run(cmd, log=plan_path.parent / "trtexec-build.log")
+    if not plan_path.is_file():
+        raise EnvironmentProblem(f"trtexec reported success but wrote no plan ({plan_path})")
 
 
 def run(cmd: Sequence[str], log: Path | None = None, timeout_s: float | None = None) -> str:
