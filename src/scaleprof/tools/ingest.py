@@ -53,13 +53,8 @@ def _load(path: Path):
 
 def ingest(files, *, onnx: str | None = None, batch: int = 1, latency: str = "compute") -> dict:
     """The summary of a set of trtexec exports as a JSON-able dict."""
-<<<<<<< HEAD
     from scaleprof.core.limits import check_batch
-    from scaleprof.engines import tensorrt_inspect as ti
-=======
     from scaleprof.engines.tensorrt import inspector, layer_map, layer_times
-    from scaleprof.errors import BadInput
->>>>>>> main
 
     check_batch(batch, "--batch")
     found = _by_kind(files)
