@@ -30,6 +30,10 @@ SWEEP = "models: [efficientnet_b0]\nstrategies: [d]\nscales: [1]\ntargets: [cpu-
 BOMB = ('a: &a ["x","x","x","x","x","x","x","x","x"]\n'
         + "".join(f'{c}: &{c} [{", ".join(["*" + p] * 9)}]\n' for p, c in zip("abcdefgh", "bcdefghi")))
 
+MANIFEST = {"backend": "ort", "backend_version": "1", "device": "cpu", "device_name": "cpu", "precision": "fp32",
+            "threads": None, "key": "k", "onnx_sha256": "", "onnx_path": "m.onnx", "artifact": "model.onnx",
+            "shapes": [{"batch": 1, "resolution": 32}]}
+
 # file name -> content, written into the case folder before the table runs
 FILES = {
     "bomb.yaml": BOMB + SWEEP.replace("targets: [cpu-ort]", "targets: [{name: t, backend: ort, options: {o: *i}}]"),
@@ -55,9 +59,14 @@ FILES = {
     "memory.yaml": SWEEP + "batch_sizes: [4096]\nresolutions: [4096]\n",
     "redefined.yaml": SWEEP.replace("[cpu-ort]", "[{name: cpu-ort, backend: ort, options: {opt_level: disable}}]"),
     "deep.json": "[" * 100_000 + "]" * 100_000,
-    "times-nan.json": '[{"startComputeMs": 0, "endComputeMs": NaN, "computeMs": NaN, "latencyMs": NaN}]',
+    "times-nan.json": '[{"startComputeMs": 0, "endComputeMs": 1, "computeMs": NaN, "latencyMs": 1}]',
+    "times-inf.json": '[{"startComputeMs": 0, "endComputeMs": 1, "computeMs": Infinity, "latencyMs": 1}]',
+    "times-negative.json": '[{"startComputeMs": 0, "endComputeMs": 1, "computeMs": -3, "latencyMs": 1}]',
+    "profile-nan.json": '[{"count": 10}, {"name": "conv", "timeMs": NaN, "averageMs": 1, "percentage": 100}]',
+    "engine-escape/manifest.json": json.dumps({"backend": "ort", "artifact": "../../../etc/passwd", "shapes": []}),
+    "engine-bad-shape/manifest.json": json.dumps({"backend": "ort", "shapes": [{"batch": -1, "resolution": "x"}]}),
     "engine-wrong-types/manifest.json": '{"backend": 7, "shapes": "all", "precision": ["fp32"]}',
-    "engine-wrong-backend/manifest.json": '{"backend": "nonsense", "backend_version": "1", "device": "cpu"}',
+    "engine-wrong-backend/manifest.json": json.dumps(dict(MANIFEST, backend="nonsense")),
     "engine-not-json/manifest.json": "{not json",
 }
 
@@ -112,6 +121,10 @@ CASES = [
     ("manifest-wrong-types", ["inspect", "{dir}/engine-wrong-types"], 2, "manifest"),
     ("manifest-not-json", ["inspect", "{dir}/engine-not-json"], 2, "manifest"),
     ("profile-manifest-wrong-types", ["profile", "{dir}/engine-wrong-types"], 2, "manifest"),
+    ("profile-manifest-not-json", ["profile", "{dir}/engine-not-json"], 2, "is corrupt"),
+    ("profile-manifest-wrong-backend", ["profile", "{dir}/engine-wrong-backend"], 2, "nonsense"),
+    ("manifest-artifact-escape", ["inspect", "{dir}/engine-escape"], 2, "not a file inside the engine"),
+    ("manifest-bad-shape", ["inspect", "{dir}/engine-bad-shape"], 2, "not a positive batch"),
     ("target-newline", ["sweep", "{dir}/target-newline.yaml", "-o", "{dir}/out"], 2, "no control characters"),
     ("store-malformed-row", ["report", "{damaged}", "--no-plots"], 0, "point row 2 (efficientnet_b0|d|"),
     # 6 nonsense is refused
@@ -130,6 +143,18 @@ CASES = [
     ("inspect-engine-resolution", ["inspect", "{dir}/engine-wrong-types", "--resolution", "64"], 2,
      "is an engine directory"),
     ("ingest-batch-huge", ["ingest", "{dir}/deep.json", "--batch", "100000"], 2, "largest batch"),
+    ("ingest-times-nan", ["ingest", "{dir}/times-nan.json"], 2, "not a finite number"),
+    ("ingest-times-inf", ["ingest", "{dir}/times-inf.json"], 2, "not a finite number"),
+    ("ingest-times-negative", ["ingest", "{dir}/times-negative.json"], 2, "below 0"),
+    ("ingest-profile-nan", ["ingest", "{dir}/profile-nan.json"], 2, "not a finite number"),
+    ("build-shapes-unknown-input", ["build", "{onnx}", "--shapes", "images:1x3x32x32", "-o", "{dir}/out"], 2,
+     "names input 'images'"),
+    ("build-batch-huge", ["build", "{onnx}", "--batch", "100000", "-o", "{dir}/out"], 2, "largest batch"),
+    ("build-resolution-huge", ["build", "{onnx}", "--resolution", "100000", "-o", "{dir}/out"], 2, "above 4096"),
+    ("build-shapes-huge", ["build", "{onnx}", "--shapes", "input:100000x3x32x32", "-o", "{dir}/out"], 2,
+     "largest batch"),
+    ("profile-memory", ["profile", "{onnx}", "--batch", "4096", "--resolution", "4096", "-o", "{dir}/out"], 2,
+     "this machine allows"),
     ("csv-formulas", ["report", "{formulas}", "--no-plots"], 0, ""),
     # 1 identity: a redefined target against a store that measured the preset
     ("redefined-target-dry-run", ["sweep", "{dir}/redefined.yaml", "-o", "{store}", "--dry-run"], 2,

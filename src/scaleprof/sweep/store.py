@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from scaleprof.core.files import check_replaceable
 from scaleprof.errors import BadInput, EnvironmentProblem
 from scaleprof.sweep.grid import definition, describe_definition
 from scaleprof.sweep.rows import BAD, RowDecoder
@@ -146,6 +147,7 @@ class Store:
         if not self.path.exists() and not create:
             raise EnvironmentProblem(f"{self.directory}: no results store here ({STORE_NAME}); "
                                      "run `scaleprof sweep CONFIG -o DIR` first")
+        check_replaceable(self.path)        # a directory, device or FIFO there is not a store
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as err:

@@ -36,6 +36,7 @@ def _open(args):
     from scaleprof.engines.base import ShapePoint
     from scaleprof.engines.cache import build_engine, default_cache_dir, open_engine
     from scaleprof.export.rebuild import rebuild_model
+    from scaleprof.profile.timing import check_memory
 
     target = Path(args.target)
     if target.is_dir():
@@ -44,15 +45,19 @@ def _open(args):
             raise BadInput(f"{', '.join(given)}: how to build an ONNX file; {target} is an engine directory, "
                            "built already (`scaleprof inspect` shows how)")
         engine = open_engine(target, model_source=rebuild_model)
-        resolution = args.resolution or _only_resolution(engine)
-        return engine, ShapePoint(args.batch, resolution)
+        shape = ShapePoint(args.batch, args.resolution or _only_resolution(engine))
+        if Path(engine.manifest.onnx_path).is_file():
+            check_memory(engine.manifest.onnx_path, shape, engine.manifest.precision)
+        return engine, shape
     if not target.is_file():
         raise BadInput(f"{target}: no such engine directory or ONNX file")
     if target.suffix.lower() != ".onnx":
         raise BadInput(f"{target} is neither an engine directory nor an .onnx file")
     shape = ShapePoint(args.batch, args.resolution or default_resolution(target))
+    spec = build_spec(args, (shape,))
+    check_memory(target, shape, spec.precision)
     cache = Path(args.cache_dir) if args.cache_dir else default_cache_dir(args.out)
-    return build_engine(target, build_spec(args, (shape,)), cache, model_source=rebuild_model).engine, shape
+    return build_engine(target, spec, cache, model_source=rebuild_model).engine, shape
 
 
 def _only_resolution(engine) -> int:
