@@ -136,6 +136,9 @@ CASES = [
     ("report-budget-inf", ["report", "{store}", "--budget-ms", "1e309"], 2, "positive, finite"),
     ("report-budget-negative", ["report", "{store}", "--budget-ms", "-5"], 2, "positive, finite"),
     ("sweep-budget-nan", ["sweep", "{dir}/budget-nan.yaml", "-o", "{dir}/out"], 2, "budgets must be positive"),
+    ("dry-run-force", ["sweep", "{dir}/dup.yaml", "--dry-run", "--force"], 2, "--dry-run runs nothing"),
+    ("export-tolerance-no-parity", ["export", "efficientnet_b0", "--no-parity", "--tolerance", "1e-3",
+                                    "-o", "{dir}/out/m.onnx"], 2, "with --no-parity there is none"),
     ("export-batch-dynamic", ["export", "efficientnet_b0", "--batch", "4", "-o", "{dir}/out/m.onnx"], 2,
      "applies only to a --static export"),
     ("profile-engine-backend", ["profile", "{dir}/engine-wrong-types", "--backend", "torch"], 2,
@@ -362,3 +365,33 @@ def test_unexpected_errors_are_one_line_with_a_debug_hint(monkeypatch, capsys):
         cli.main(["models", "--debug"])
     with pytest.raises(RuntimeError):
         cli.main(["--debug", "models"])
+
+
+def test_a_killed_builds_folder_goes_and_new_folders_follow_the_umask(tmp_path):
+    from scaleprof.core.files import make_temp_dir, owner_tag, remove_stale
+
+    host = owner_tag().rsplit("-", 1)[0]
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f".build-{host}-{dead.stdout.strip()}.x1"
+    trash = tmp_path / f".trash-ort-0123456789abcdef-{host}-{dead.stdout.strip()}.5"
+    other_host = tmp_path / f".build-00000000-{dead.stdout.strip()}.x2"
+    for folder in (stale, trash, other_host):
+        (folder / "part").mkdir(parents=True)
+    previous = os.umask(0o022)
+    try:
+        fresh = make_temp_dir(tmp_path, ".build-")
+    finally:
+        os.umask(previous)
+    remove_stale(tmp_path, ".trash-", "")
+    assert not stale.exists() and not trash.exists() and other_host.exists()
+    assert fresh.stat().st_mode & 0o777 == 0o755 and owner_tag() in fresh.name
+
+
+def test_sqlite_overflow_is_one_line(tmp_path):
+    from scaleprof.errors import BadInput
+    from scaleprof.sweep.store import PointRecord, Store
+
+    with Store(tmp_path) as store:
+        with pytest.raises(BadInput, match="too large to store"):
+            store.put_point(PointRecord("k", "t", "e", "ok", "m", "d", None, 2.0, 224, 10**30, "fp32", "ort", "cpu"))
+        assert store.points(None) == []

@@ -15,7 +15,7 @@ import os
 import sys
 
 from scaleprof import __version__
-from scaleprof.core.text import first_line
+from scaleprof.core.text import first_line, single_line
 from scaleprof.errors import ScaleprofError
 
 DESCRIPTION = ("How a scaled CNN really runs on each deployment target: scale a model, count it, "
@@ -32,7 +32,7 @@ DEBUG_HELP = "show the traceback of an unexpected error instead of one line"
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # argparse's usage errors: one line, exit 2
-        print(f"scaleprof: error: {message}", file=sys.stderr)
+        print(f"scaleprof: error: {single_line(message)}", file=sys.stderr)
         raise SystemExit(2)
 
 
@@ -128,7 +128,7 @@ def _silence_stdout() -> None:
 
 
 def _error(args, message: str) -> None:
-    print(f"scaleprof {args.command}: error: {message}", file=sys.stderr)
+    print(f"scaleprof {args.command}: error: {single_line(message)}", file=sys.stderr)
 
 
 def _os_error(err: OSError) -> str:

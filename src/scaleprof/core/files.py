@@ -45,7 +45,7 @@ def atomic_target(path):
     path = check_replaceable(path)
     prefix = f".{path.name}."
     remove_stale(path.parent, prefix, ".tmp")
-    fd, tmp = tempfile.mkstemp(prefix=f"{prefix}{_owner()}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f"{prefix}{owner_tag()}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
     try:
@@ -74,21 +74,21 @@ def make_temp_dir(parent, prefix: str) -> Path:
     folders; the stale ones of killed runs under the same prefix are removed first."""
     parent = Path(parent)
     remove_stale(parent, prefix, "")
-    folder = Path(tempfile.mkdtemp(prefix=f"{prefix}{_owner()}.", dir=parent))
+    folder = Path(tempfile.mkdtemp(prefix=f"{prefix}{owner_tag()}.", dir=parent))
     os.chmod(folder, 0o777 & ~_umask())
     return folder
 
 
 def remove_stale(parent, prefix: str, suffix: str) -> None:
-    """Remove ``parent``'s temporary files or folders named ``PREFIX<owner>.*SUFFIX`` whose owner is a
-    process of this host that no longer runs (best effort: a failure leaves them)."""
+    """Remove ``parent``'s temporary files or folders named ``PREFIX[anything-]<owner>.*SUFFIX`` whose
+    owner is a process of this host that no longer runs (best effort: a failure leaves them)."""
     try:
         names = [n for n in os.listdir(parent) if n.startswith(prefix) and n.endswith(suffix)]
     except OSError:
         return
     for name in names:
-        host, _, pid = name[len(prefix):].partition(".")[0].partition("-")
-        if host != _host_tag() or not pid.isdigit() or _alive(int(pid)):
+        parts = name[len(prefix):].partition(".")[0].rsplit("-", 2)
+        if len(parts) < 2 or parts[-2] != _host_tag() or not parts[-1].isdigit() or _alive(int(parts[-1])):
             continue
         path = Path(parent) / name
         try:
@@ -104,7 +104,8 @@ def _host_tag() -> str:
     return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
 
 
-def _owner() -> str:
+def owner_tag() -> str:
+    """This process on this host, as temporary names carry it ("<host hash>-<pid>")."""
     return f"{_host_tag()}-{os.getpid()}"
 
 

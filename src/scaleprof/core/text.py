@@ -35,3 +35,9 @@ def parse_json(text: str | bytes, where: str):
         raise BadInput(f"{where}: JSON nested too deeply") from None
     except (ValueError, TypeError) as err:          # e.g. bytes that are not UTF-8
         raise BadInput(f"{where}: not valid JSON ({first_line(err)})") from None
+
+
+def single_line(text: str) -> str:
+    """``text`` with line breaks and other control characters escaped (a newline as ``\\n``): a
+    message that quotes a user's path or name stays one line."""
+    return "".join(c if c.isprintable() or c == " " else ascii(c)[1:-1] for c in str(text))

@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from scaleprof.core.files import make_temp_dir
+from scaleprof.core.files import make_temp_dir, owner_tag, remove_stale
 from scaleprof.core.limits import check_threads
 from scaleprof.core.onnx_file import PRECISIONS, image_input, load_model
 from scaleprof.core.text import first_line
@@ -218,7 +218,7 @@ def _writable_dir(path: Path) -> None:
 
 def _discard(path: Path) -> None:
     """Move an entry out of the way first (atomic), then delete it."""
-    trash = path.with_name(f".trash-{path.name}-{os.getpid()}-{time.monotonic_ns()}")
+    trash = path.with_name(f".trash-{path.name}-{owner_tag()}.{time.monotonic_ns()}")
     try:
         os.rename(path, trash)
     except FileNotFoundError:
@@ -282,7 +282,8 @@ def _build_entry(backend: Backend, onnx_path: Path, spec: BuildSpec, cache_dir: 
                  digest: str) -> tuple[EngineManifest, bool]:
     """Build in a temporary directory beside ``entry`` and rename it into place. Returns the entry's
     manifest and whether it is another process's (which renamed the same build into place first)."""
-    tmp = make_temp_dir(cache_dir, f".build-{entry.name}-")      # a killed build's folder goes next time
+    remove_stale(cache_dir, ".trash-", "")          # what killed builds and discards left behind
+    tmp = make_temp_dir(cache_dir, ".build-")
     try:
         built_start = time.perf_counter()
         draft = backend.build(onnx_path, spec, tmp).manifest

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from scaleprof.core.files import atomic_target
-from scaleprof.errors import ScaleprofError
+from scaleprof.errors import BadInput, ScaleprofError
 from scaleprof.export.onnx_io import META_EXPORT, check_writable_target, set_metadata
 from scaleprof.export.options import DEFAULT_OPSET, ExportOptions, export_resolution, validate_options
 from scaleprof.export.parity import ParityCheck, check_parity, parity_shapes, raise_on_failure
@@ -120,14 +120,18 @@ def export_onnx(spec: ModelSpec, path, options: ExportOptions | None = None, mod
 def _check_memory(spec: ModelSpec, options: ExportOptions, resolution: int) -> None:
     """Refuse, before building anything, an export whose tensors this machine cannot hold: the weights
     three times (the PyTorch network, the file being written, ONNX Runtime's session for parity) and
-    the activations of the largest input traced or checked, estimated from the spec's counts."""
+    the activations of the largest input traced or checked, estimated from the spec's counts (a
+    network given under a name scaleprof does not scale is not estimated)."""
     from scaleprof.core.limits import check_fits, inference_bytes
     from scaleprof.models.scaling import quick_counts
 
     shapes = parity_shapes(options, resolution, 32) if options.check_parity else []
     batch, largest = max(shapes + [(options.static_batch if not options.dynamic else 1, resolution)],
                          key=lambda shape: shape[0] * shape[1] ** 2)
-    _, params, acts = quick_counts(spec, largest)
+    try:
+        _, params, acts = quick_counts(spec, largest)
+    except BadInput:
+        return
     check_fits(inference_bytes(3 * params, acts, batch, largest),
                f"exporting {spec.label} at {batch}x3x{largest}x{largest}")
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from scaleprof.core.files import check_replaceable
+from scaleprof.core.text import first_line
 from scaleprof.errors import BadInput, EnvironmentProblem
 from scaleprof.sweep.grid import definition, describe_definition
 from scaleprof.sweep.rows import BAD, RowDecoder
@@ -338,6 +339,8 @@ class Store:
                 yield conn
         except sqlite3.Error as err:
             raise _disk_problem(self.path, err) from None
+        except OverflowError as err:        # SQLite holds integers up to 2**63 - 1
+            raise BadInput(f"{self.path}: a value too large to store ({first_line(err)})") from None
 
     def points(self, status: str | None = "ok", with_layers: bool = False) -> list[dict]:
         """Stored points as flat dicts (latency/spec/etc. decoded), oldest first. A row whose JSON or

@@ -266,8 +266,10 @@ def sweep_and_report(config, out: Path, args, report: bool = True) -> int:
 def print_report_paths(paths) -> None:
     """The report's verdicts and where its files are (a ReportPaths); on stderr, the store rows it
     left out."""
+    from scaleprof.core.text import single_line
+
     for problem in paths.problems:
-        print(f"note: {problem}", file=sys.stderr)
+        print(f"note: {single_line(problem)}", file=sys.stderr)
     for verdict in paths.verdicts:
         print(verdict)
     print(f"report: {paths.html}")

@@ -54,6 +54,8 @@ def run(args) -> int:
 
     check_replaceable(args.output)      # a device or directory there: refused before any work
     rtol, atol = parse_tolerance(args.tolerance)
+    if args.tolerance is not None and args.no_parity:
+        raise BadInput("--tolerance is the parity check's; with --no-parity there is none")
     check_shape_arguments(args, args.model)
     if args.batch is not None and not args.static:
         raise BadInput("--batch applies only to a --static export (a dynamic export takes any batch)")
