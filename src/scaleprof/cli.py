@@ -22,6 +22,7 @@ SUBTOOLS = (
     "export", "build", "inspect",
     "profile", "ingest",
     "sweep", "report", "demo",
+    "calibrate", "predict", "recommend",
 )
 
 
