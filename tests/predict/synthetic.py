@@ -49,9 +49,15 @@ STRATEGIES = {"d": (1, 0, 0), "w": (0, 0.5, 0), "r": (0, 0, 0.5), "dw": (0.5, 0.
               "wr": (0, 0.25, 0.25), "dwr": (1 / 3, 1 / 6, 1 / 6)}
 
 
-def configurations(strategies=("d", "w", "r", "dw", "dr", "wr", "dwr"), scales=(1, 2, 4)):
+def exponents(strategy: str, alpha: float | None = None) -> tuple:
+    if strategy == "dWr":
+        return (1 - alpha) / 2, alpha / 2, (1 - alpha) / 4
+    return STRATEGIES[strategy]
+
+
+def configurations(strategies=("d", "w", "r", "dw", "dr", "wr", "dwr"), scales=(1, 2, 4), alpha=None):
     for strategy in strategies:
-        ed, ew, er = STRATEGIES[strategy]
+        ed, ew, er = exponents(strategy, alpha)
         for s in scales:
             yield strategy, float(s), network(s ** ed, s ** ew, s ** er)
 
@@ -68,27 +74,32 @@ def samples(strategies=("d", "w", "r", "dw", "dr", "wr", "dwr"), scales=(1, 2, 4
     return out
 
 
-def spec_dict(strategy: str, s: float, f: NetworkFeatures) -> dict:
+def spec_dict(strategy: str, s: float, f: NetworkFeatures, alpha: float | None = None) -> dict:
     """A ModelSpec's dict (the arch only names the synthetic network: it is never built)."""
     from scaleprof.models import ModelSpec
 
+    name = "base" if s == 1 else [strategy, alpha, s]
     return ModelSpec(model="efficientnet_b0", family="efficientnet", strategy=None if s == 1 else strategy,
-                     scale=s, resolution=f.resolution, arch={"synthetic": "base" if s == 1 else [strategy, s]}).to_dict()
+                     alpha=None if s == 1 else alpha, scale=s, resolution=f.resolution,
+                     arch={"synthetic": name}).to_dict()
 
 
-def seed_caches(strategies=("d", "w", "r", "dw", "dr", "wr", "dwr"), scales=(1, 2, 4, 8, 16)) -> None:
-    """Put the specs and features of the synthetic configurations in the (per-test) user cache, where
-    spec_for/features_for look first: nothing is counted. Call with SCALEPROF_CACHE_DIR set."""
-    for strategy, s, f in configurations(strategies, scales):
-        spec = spec_dict(strategy, s, f)
-        ident = ["efficientnet_b0", None, None, 1.0] if s == 1 else ["efficientnet_b0", strategy, None, s]
-        cached_json("specs", ident, lambda spec=spec: spec)
-        cached_json(f"features-v{FEATURES_VERSION}", [spec, f.resolution], lambda f=f: f.to_dict())
+def seed_caches(strategies=("d", "w", "r", "dw", "dr", "wr", "dwr"), scales=(1, 2, 4, 8, 16), alphas=()) -> None:
+    """Put the specs and features of the synthetic configurations (and of dWr at ``alphas``) in the
+    (per-test) user cache, where spec_for/features_for look first: nothing is counted. Call with
+    SCALEPROF_CACHE_DIR set."""
+    lines = [(st, None) for st in strategies] + [("dWr", a) for a in alphas]
+    for strategy, alpha in lines:
+        for _, s, f in configurations((strategy,), scales, alpha):
+            spec = spec_dict(strategy, s, f, alpha)
+            ident = ["efficientnet_b0", None, None, 1.0] if s == 1 else ["efficientnet_b0", strategy, alpha, s]
+            cached_json("specs", ident, lambda spec=spec: spec)
+            cached_json(f"features-v{FEATURES_VERSION}", [spec, f.resolution], lambda f=f: f.to_dict())
 
 
 def fill_store(directory, strategies=("d", "w", "r", "dw", "dr", "wr", "dwr"), scales=(1, 2, 4),
-               target="cpu-ort", env_key="env0", backend="ort", device="cpu") -> None:
-    """A results store of the synthetic configurations (true latencies, no per-layer rows)."""
+               target="cpu-ort", env_key="env0", backend="ort", device="cpu", slower=1.0) -> None:
+    """A results store of the synthetic configurations (true latencies x ``slower``, no per-layer rows)."""
     with Store(directory) as store:
         sweep = store.begin_sweep("synthetic-predict", {"name": "synthetic-predict"})
         store.put_environment(env_key, {"name": target, "backend": backend, "device": device, "threads": None,
@@ -96,7 +107,7 @@ def fill_store(directory, strategies=("d", "w", "r", "dw", "dr", "wr", "dwr"), s
                               {"backend": backend, "backend_version": "0", "device": device,
                                "device_name": "Synthetic", "threads": None, "host": "test", "versions": {}})
         for strategy, s, f in configurations(strategies, scales):
-            lat = true_latency(f)
+            lat = true_latency(f) * slower
             store.put_point(PointRecord(
                 point_key=f"{strategy}|{s:g}", target=target, env_key=env_key, status="ok", model="efficientnet_b0",
                 strategy=strategy, alpha=None, scale=s, resolution=f.resolution, batch=1, precision="fp32",
