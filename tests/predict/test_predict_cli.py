@@ -67,6 +67,16 @@ def test_predict_answers_with_an_interval_and_flags_extrapolation(calibrated):
     assert "EXTRAPOLATION: flops" in far.stdout and "largest calibrated" in far.stdout
 
 
+def test_a_sweep_directory_can_stand_for_the_calibration(calibrated):
+    store, cache, _ = calibrated
+    done = scaleprof("predict", "efficientnet_b0", "--strategy", "dw", "--scale", "2", "--target", "cpu-ort",
+                     "--calibration", store, "--any-environment", "--json", cache=cache)
+    stored = scaleprof("predict", "efficientnet_b0", "--strategy", "dw", "--scale", "2", "--target", "cpu-ort",
+                       "--any-environment", "--json", cache=cache)
+    assert done.returncode == 0 and stored.returncode == 0, done.stderr + stored.stderr
+    assert json.loads(done.stdout)["latency_ms"] == pytest.approx(json.loads(stored.stdout)["latency_ms"])
+
+
 def test_recommend_lists_the_most_flops_within_the_budget(calibrated):
     _store, cache, _ = calibrated
     done = scaleprof("recommend", "efficientnet_b0", "--target", "cpu-ort", "--budget-ms", "40",

@@ -63,7 +63,7 @@ def run(args) -> int:
         print(f"{cal.target} (environment {cal.env_key}: {cal.device_name}, {env.get('backend', '?')} "
               f"{env.get('backend_version', '')}) from {cal.source}")
         for key, fitted in cal.fits.items():
-            print(f"  fit {key}: {fitted.networks} networks, {fitted.model.method}, "
+            print(f"  fit {key}: {fitted.networks} distinct measured networks x batches, {fitted.model.method}, "
                   f"interval +-{100 * fitted.band:.1f}%")
         for evaluation in cal.evaluation:
             print("\n".join(evaluation_lines(evaluation)))
