@@ -2,7 +2,7 @@
 predict a configuration against the time to export and measure it, and `recommend --verify` on this CPU.
 Prints figures; asserts nothing.
 
-    python benchmarks/bench_predict.py [--sweep DIR] [--budget-ms MS] [--verify N]
+    python benchmarks/bench_predict.py [--sweep DIR] [--target T] [--budget-ms MS] [--verify N]
 
 Without --sweep it runs the shipped `demo` sweep into a temporary directory first (a few minutes). For
 the issue's evaluation, pass a sweep of `paper_efficientnet_b0` with scales [1, 2, 4, 8] and layers on.
@@ -72,6 +72,9 @@ def _time_probes(cal, model: str, work: str) -> None:
     from scaleprof.predict.search import Candidate
     from scaleprof.tools.recommend import measure
 
+    start = time.perf_counter()
+    predict_query(cal, Query(model, None, 1.0))                 # imports torch and timm once
+    print(f"  (first use in a process: {time.perf_counter() - start:.1f} s to import torch and timm, not counted below)")
     for strategy, scale, alpha in PROBES:
         query = Query(model, strategy, scale, alpha, 1)
         start = time.perf_counter()
@@ -117,6 +120,7 @@ def main(argv=None) -> int:
     parser.add_argument("--sweep", help="a CPU sweep directory (default: run the shipped demo sweep first)")
     parser.add_argument("--budget-ms", type=float, help="recommend's budget (default: the sweep's median latency)")
     parser.add_argument("--verify", type=int, default=1, help="recommended configurations to measure (default 1)")
+    parser.add_argument("--target", help="the CPU target to time and verify (default: the sweep's first CPU target)")
     args = parser.parse_args(argv)
     made = None
     if args.sweep is None:
@@ -129,7 +133,8 @@ def main(argv=None) -> int:
     sweep = Path(args.sweep) if args.sweep else made
     try:
         evaluation(H100, "committed H100 results")
-        cals = [c for c in evaluation(sweep, "this CPU") if c.target_config.get("device", "cpu") == "cpu"]
+        cals = [c for c in evaluation(sweep, "this CPU") if c.target_config.get("device", "cpu") == "cpu"
+                and args.target in (None, c.target)]
         noise(sweep)
         if cals:
             cal = cals[0]

@@ -4,7 +4,8 @@ target runs within a latency budget, found with the predictor alone.
 Flops stand for capacity, as in the scaling papers (Tan and Le 2019; Dollar et al. 2021): at equal
 flops the strategies reach similar accuracy, so the largest network that fits the budget is the one
 to train. Along each strategy (and each alpha of dWr) latency grows with s, so the largest s that fits
-is found by a coarse doubling grid and a few bisection steps on log s.
+is found by a coarse doubling grid and a few bisection steps on log s. A configuration fits when the
+upper end of its interval is within the budget (``surely=False``: when its predicted latency is).
 """
 
 from __future__ import annotations
@@ -66,14 +67,18 @@ def _candidate(cal, query: Query, budget: float) -> Candidate:
                      query.resolution or spec.resolution, prediction, budget)
 
 
-def largest_fitting(cal, query: Query, budget: float, max_scale: float = 16.0) -> Candidate | None:
-    """The largest s along one strategy line whose predicted latency is within ``budget``."""
+def _fits(cand: Candidate, budget: float, surely: bool) -> bool:
+    return (cand.prediction.high_ms if surely else cand.prediction.latency_ms) <= budget
+
+
+def largest_fitting(cal, query: Query, budget: float, max_scale: float = 16.0, surely: bool = True) -> Candidate | None:
+    """The largest s along one strategy line that fits ``budget``."""
     from dataclasses import replace
 
     best, failing = None, None
     for s in [s for s in COARSE_SCALES if s <= max_scale] + ([max_scale] if max_scale not in COARSE_SCALES else []):
         cand = _candidate(cal, replace(query, scale=s), budget)
-        if cand.prediction.latency_ms <= budget:
+        if _fits(cand, budget, surely):
             best = cand
         else:
             failing = s
@@ -86,7 +91,7 @@ def largest_fitting(cal, query: Query, budget: float, max_scale: float = 16.0) -
         if not low < mid < high:
             break
         cand = _candidate(cal, replace(query, scale=mid), budget)
-        if cand.prediction.latency_ms <= budget:
+        if _fits(cand, budget, surely):
             best, low = cand, mid
         else:
             high = mid
@@ -94,9 +99,10 @@ def largest_fitting(cal, query: Query, budget: float, max_scale: float = 16.0) -
 
 
 def recommend(cal, model: str, budget_ms: float, batch: int = 1, strategies=None, alphas=DEFAULT_ALPHAS,
-              precision: str = "fp32", max_scale: float = 16.0, resolution: int | None = None) -> list[Candidate]:
-    """Per strategy line the largest fitting configuration, most flops first. BadInput when the budget
-    is below the base model's predicted latency (nothing fits)."""
+              precision: str = "fp32", max_scale: float = 16.0, resolution: int | None = None,
+              surely: bool = True) -> list[Candidate]:
+    """Per strategy line the largest fitting configuration, most flops first. BadInput when not even
+    the base model fits (the budget is out of reach)."""
     from scaleprof.models import STRATEGIES
 
     if not budget_ms > 0:
@@ -105,23 +111,24 @@ def recommend(cal, model: str, budget_ms: float, batch: int = 1, strategies=None
     found = []
     for strategy, alpha in lines(strategies, alphas):
         query = Query(model, strategy, 1.0, alpha, batch, resolution, precision)
-        cand = largest_fitting(cal, query, budget_ms, max_scale)
+        cand = largest_fitting(cal, query, budget_ms, max_scale, surely)
         if cand is not None:
             found.append(cand)
     if not found:
         base = _candidate(cal, Query(model, None, 1.0, None, batch, resolution, precision), budget_ms)
+        p = base.prediction
         raise BadInput(f"budget {budget_ms:g} ms is out of reach on {cal.target!r}: the smallest configuration "
-                       f"searched ({model} at s = 1, batch {batch}) is predicted at "
-                       f"{base.prediction.latency_ms:.3g} ms")
+                       f"searched ({model} at s = 1, batch {batch}) is predicted at {p.latency_ms:.3g} ms "
+                       f"(interval {p.low_ms:.3g} - {p.high_ms:.3g} ms)")
     return sorted(found, key=lambda c: (-c.flops, c.prediction.latency_ms))
 
 
 def best_alpha(cal, model: str, budget_ms: float, batch: int = 1, alphas=DEFAULT_ALPHAS,
-               precision: str = "fp32") -> tuple[Candidate | None, Candidate | None]:
+               precision: str = "fp32", surely: bool = True) -> tuple[Candidate | None, Candidate | None]:
     """(the dWr alpha with the most flops within budget, dWr at the paper's alpha = 0.8)."""
     best, paper = None, None
     for a in sorted(set(alphas) | {PAPER_ALPHA}):
-        cand = largest_fitting(cal, Query(model, "dWr", 1.0, a, batch, None, precision), budget_ms)
+        cand = largest_fitting(cal, Query(model, "dWr", 1.0, a, batch, None, precision), budget_ms, surely=surely)
         if cand is None:
             continue
         if a == PAPER_ALPHA:

@@ -127,9 +127,9 @@ def _alphas(samples, groups: dict, budgets: list[float]) -> Section | None:
     sec = Section("Best dWr alpha per latency budget (predicted)", anchor="alpha")
     sec.blocks.append(
         f"For each budget, the dWr scaling (alpha in {', '.join(f'{a:g}' for a in REPORT_ALPHAS)}, s up to 16) with "
-        f"the most flops that the calibrated model puts within the budget, next to the paper's alpha = "
+        f"the most flops whose predicted interval lies within the budget, next to the paper's alpha = "
         f"{PAPER_ALPHA:g}. Flops stand for capacity, as in the scaling papers. Predictions past the calibrated "
-        "range are marked.")
+        "range are marked (their intervals are wider).")
     table = Table(["target", "batch", "budget (ms)", "best alpha", "its s", "its GMACs", "predicted (ms)",
                    f"alpha {PAPER_ALPHA:g}: s", "GMACs", "predicted (ms)"], [])
     for (target, env, precision, batch), members in groups.items():

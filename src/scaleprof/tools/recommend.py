@@ -19,6 +19,9 @@ def add_arguments(parser) -> None:
                         help="dWr alphas to search (default 0.1, 0.2, ..., 1.0)")
     parser.add_argument("--max-scale", type=float, default=16.0, help="largest flops factor s searched (default 16)")
     parser.add_argument("--top", type=int, default=10, help="configurations listed (default 10)")
+    parser.add_argument("--optimistic", action="store_true",
+                        help="a configuration fits when its predicted latency is within the budget "
+                             "(default: when the upper end of its interval is)")
     parser.add_argument("--verify", nargs="?", type=int, const=3, default=0, metavar="N",
                         help="export, build and time the top N (default 3) here and print predicted against measured")
     parser.add_argument("--calibration", metavar="PATH",
@@ -85,9 +88,10 @@ def _label(c) -> str:
 
 
 def _print(cal, candidates, args, verified) -> None:
+    within = "predicted" if args.optimistic else "whose whole interval is"
     print(f"{args.model} on {cal.target} ({cal.device_name}), batch {args.batch}, budget {args.budget_ms:g} ms: "
-          "configurations with the most flops predicted within it (flops as the capacity proxy of the scaling "
-          "papers: at equal flops the strategies reach similar accuracy)")
+          f"per strategy, the configuration with the most flops {within} within it (flops as the capacity proxy "
+          "of the scaling papers: at equal flops the strategies reach similar accuracy)")
     print(f"  {'configuration':<24} {'GMACs':>7} {'M params':>8} {'M acts':>7} {'predicted ms':>12}  interval")
     for c in candidates[:args.top]:
         p = c.prediction
@@ -115,7 +119,8 @@ def run(args) -> int:
     if not args.any_environment:
         check_environment(cal)
     candidates = recommend(cal, args.model, args.budget_ms, args.batch, args.strategies,
-                           tuple(args.alphas) if args.alphas else DEFAULT_ALPHAS, args.precision, args.max_scale)
+                           tuple(args.alphas) if args.alphas else DEFAULT_ALPHAS, args.precision, args.max_scale,
+                           surely=not args.optimistic)
     verified = _verify(cal, candidates, args.verify, args.budget_ms) if args.verify else []
     if args.json:
         print(json.dumps({"target": cal.target, "budget_ms": args.budget_ms, "batch": args.batch,
