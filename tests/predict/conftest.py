@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))      # synthetic
+sys.path.insert(0, str(Path(__file__).parent))      # predict_synthetic
 
 
 @pytest.fixture
