@@ -24,6 +24,7 @@ SUBTOOLS = (
     "export", "build", "inspect",
     "profile", "ingest",
     "sweep", "report", "demo",
+    "calibrate", "predict", "recommend",
 )
 
 

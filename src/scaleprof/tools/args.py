@@ -118,6 +118,17 @@ def add_precision_argument(parser, help: str) -> None:
                         help=f"{help} (default {PRECISIONS[0]})")
 
 
+def add_calibration_arguments(parser) -> None:
+    """The calibrated target a prediction is for (predict, recommend), its batch and precision."""
+    group = parser.add_argument_group("calibration")
+    group.add_argument("--target", required=True, help="a calibrated target (see `scaleprof calibrate`)")
+    group.add_argument("--calibration", metavar="PATH",
+                       help="a calibration file or a sweep directory (default: the per-user calibration store)")
+    group.add_argument("--any-environment", action="store_true",
+                       help="accept a calibration measured in another environment than this machine's")
+    add_precision_argument(group, "precision of the predicted engine")
+
+
 def default_device(backend: str) -> str:
     """The device an engine is built for when --device is not given: TensorRT runs on CUDA only."""
     from scaleprof.engines.registry import ALIASES
