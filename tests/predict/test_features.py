@@ -1,6 +1,6 @@
 """Network features from per-layer counts: groups, layers, flops and bytes moved."""
 
-from scaleprof.complexity.types import Counts, LayerCount
+from scaleprof.core.counts import Counts, LayerCount
 from scaleprof.predict.features import NetworkFeatures, network_features
 
 

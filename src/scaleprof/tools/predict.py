@@ -8,12 +8,14 @@ HELP = "predict a configuration's latency on a calibrated target from its counts
 
 
 def add_arguments(parser) -> None:
-    from scaleprof.tools.args import add_calibration_arguments, add_model_arguments, add_shape_arguments
+    from scaleprof.tools.args import (add_calibration_arguments, add_model_arguments, add_output_arguments,
+                                      add_shape_arguments)
 
     add_model_arguments(parser)
     add_calibration_arguments(parser)
     add_shape_arguments(parser, batch="batch size (default 1)",
                         resolution="input size (default: what the strategy chose)")
+    add_output_arguments(parser)
 
 
 def query_from(args):
