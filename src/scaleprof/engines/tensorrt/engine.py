@@ -1,6 +1,7 @@
 """A built TensorRT engine: the plan deserialized on its GPU, run, timed and profiled layer by layer.
 
-Loading checks the plan against its manifest (checksum, library version) before deserializing it.
+Loading checks the plan against its manifest (checksum, library version) and that a GPU is here
+before deserializing it.
 Each runner has its own execution context with the optimisation profile chosen per shape
 (scaleprof.engines.tensorrt.runner); per-layer times come from an IProfiler on a separate
 context (the profiler synchronises after each layer, so it never shares one with timing) and are
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from scaleprof.engines.base import Engine, EngineManifest, LayerTrace, ShapePoint
+from scaleprof.engines.devices import torch_sees_a_gpu
 from scaleprof.engines.layer_map import OnnxGraph
 from scaleprof.engines.tensorrt.inspector import read_inspector
 from scaleprof.engines.tensorrt.layer_map import InspectorLayerMap, TensorRTLayerResolver
@@ -66,9 +68,13 @@ class TensorRTEngine(Engine):
         if self._engine is not None:
             return
         trt = self._import()
+        data = self._read_plan(trt.__version__)
+        if not torch_sees_a_gpu():
+            built = " (its plan was built ahead of time and runs on one)" if self.library.builds_without_gpu else ""
+            raise EnvironmentProblem(f"running a {self.library.title} engine needs {self.library.runs_on}, "
+                                     f"and this host has none{built}: {self.directory}")
         import torch
 
-        data = self._read_plan(trt.__version__)
         device = torch.device(self.manifest.device if self.manifest.device.startswith("cuda") else "cuda")
         torch.cuda.set_device(device)
         engine = trt.Runtime(logger_for(trt)).deserialize_cuda_engine(data)
