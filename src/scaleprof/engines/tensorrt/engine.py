@@ -77,6 +77,7 @@ class TensorRTEngine(Engine):
 
         device = torch.device(self.manifest.device if self.manifest.device.startswith("cuda") else "cuda")
         torch.cuda.set_device(device)
+        logger_for(trt).book.reset()                  # report this load's errors, not an earlier build's
         engine = trt.Runtime(logger_for(trt)).deserialize_cuda_engine(data)
         if engine is None:
             raise EnvironmentProblem(f"{self.library.title} could not load {self.artifact_path.name} (built for "
@@ -116,9 +117,11 @@ class TensorRTEngine(Engine):
         """Select the profile for ``shape``, set input shapes, bind torch CUDA buffers (random
         inputs unless ``inputs`` are given). Returns (context, {name: tensor})."""
         trt, engine = self._require()
+        logger_for(trt).book.reset()                  # the messages of this shape's setup and runs
         context = context or engine.create_execution_context()
         if context is None:
-            raise EnvironmentProblem(f"TensorRT could not create an execution context: {logger_for(trt).last_error()}")
+            raise EnvironmentProblem(f"{self.library.title} could not create an execution context: "
+                                     f"{logger_for(trt).last_error()}")
         index = self._profile_index(shape)
         if engine.num_optimization_profiles > 1 or index:
             if not context.set_optimization_profile_async(index, self._stream.cuda_stream):
@@ -135,7 +138,7 @@ class TensorRTEngine(Engine):
             self._run_context = engine.create_execution_context()
         context, tensors = self._prepare(ShapePoint(int(dims[0]), int(dims[2])), self._run_context, inputs)
         if not context.execute_async_v3(self._stream.cuda_stream):
-            raise EnvironmentProblem(f"TensorRT could not run the engine: {logger_for(trt).last_error()}")
+            raise EnvironmentProblem(f"{self.library.title} could not run the engine: {logger_for(trt).last_error()}")
         self._stream.synchronize()
         outputs = {}
         for t in io_tensors(trt, engine):
@@ -176,7 +179,8 @@ class TensorRTEngine(Engine):
         for _ in range(warmup + max(1, int(iterations))):
             times.next_iteration()
             if not context.execute_async_v3(handle):
-                raise EnvironmentProblem(f"TensorRT could not run the engine at {shape}: {logger_for(trt).last_error()}")
+                raise EnvironmentProblem(f"{self.library.title} could not run the engine at {shape}: "
+                                         f"{logger_for(trt).last_error()}")
             self._stream.synchronize()
         trace = times.trace(self.layer_map(), skip=warmup)
         side = sidecar_paths(self.artifact_path)
