@@ -11,8 +11,9 @@ semantics, no timing cache, no trtexec) and here:
 - option ``compute_capabilities``: ``default`` (the library's own set), ``current`` (the GPU
   here) or a list such as ``8.6,8.9,12.0``; the cache key names the library, its version and
   these targets, not the host's GPU;
-- without a GPU the plan is not loaded after the build, so the activation memory per profile is
-  the one the builder logged (scaleprof.engines.tensorrt.build_log).
+- the plan is not loaded after the build (it may target other GPUs than the one here, if any), so
+  the activation memory per profile is the one the builder logged (tensorrt.build_log) and there
+  is no inspector JSON: the layer file holds the layers.
 
 Polygraphy's loaders (POLYGRAPHY_USE_TENSORRT_RTX=1) build the same plans, but choose the module
 once per process from that variable, ignore add_optimization_profile's -1, raise "Could not parse
@@ -93,4 +94,6 @@ class TensorRTRTXBackend(TensorRTBackend):
         return {**parts, "library": self.library.module, "compute_capabilities": list(self.target_names(spec))}
 
     def can_load_plans(self) -> bool:
-        return torch_sees_a_gpu()
+        """Never at build time: the plan targets compute capabilities, not necessarily the GPU
+        here (an H100's 9.0 is none of the default ones), and without a GPU it cannot be loaded."""
+        return False
