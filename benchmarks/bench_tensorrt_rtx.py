@@ -57,8 +57,8 @@ def main() -> None:
 
     backend = get_backend("tensorrt-rtx")
     path = export_b0(out)
-    print(f"== efficientnet_b0, TensorRT-RTX {backend.version()} ahead-of-time build "
-          f"({backend.device_name('cuda')}), one static profile per resolution from {RESOLUTION} px, step {STEP}")
+    print(f"== efficientnet_b0, TensorRT-RTX {backend.version()} ahead-of-time build, GPU: "
+          f"{backend.device_name('cuda')}; one static profile per resolution from {RESOLUTION} px, step {STEP}")
     print(f"{'profiles':>8} {'build s':>8} {'builder s':>9} {'plan MB':>8} {'same bytes':>10}")
     memory = {}
     for count in [int(c) for c in args.profiles.split(",")]:
