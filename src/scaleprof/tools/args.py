@@ -107,8 +107,9 @@ def default_resolution(onnx_path) -> int:
 
 def add_engine_arguments(parser, description: str | None = None) -> None:
     group = parser.add_argument_group("engine", description)
-    group.add_argument("--backend", default="ort", help="ort (ONNX Runtime, default), torch (PyTorch) or tensorrt")
-    group.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda for tensorrt, else cpu)")
+    group.add_argument("--backend", default="ort",
+                       help="ort (ONNX Runtime, default), torch (PyTorch), tensorrt or tensorrt-rtx")
+    group.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda for tensorrt and tensorrt-rtx, else cpu)")
     group.add_argument("--threads", type=int, help="intra-op threads on the CPU (default: the runtime's)")
     add_precision_argument(group, "the engine's precision")
 
@@ -130,10 +131,10 @@ def add_calibration_arguments(parser) -> None:
 
 
 def default_device(backend: str) -> str:
-    """The device an engine is built for when --device is not given: TensorRT runs on CUDA only."""
-    from scaleprof.engines.registry import ALIASES
+    """The device an engine is built for when --device is not given: TensorRT engines run on CUDA only."""
+    from scaleprof.engines.registry import ALIASES, GPU_ONLY
 
-    return "cuda" if ALIASES.get(backend, backend) == "tensorrt" else "cpu"
+    return "cuda" if ALIASES.get(backend, backend) in GPU_ONLY else "cpu"
 
 
 def build_spec(args, shapes, ranges=(), options=()):
