@@ -7,6 +7,7 @@ OUT    ?= scaleprof-out
 .PHONY: setup demo test browser bench clean
 
 # torch and torchvision are pinned to the builds this machine serves from its disk (Python 3.11).
+# '.[dev]' brings pytest and tensorrt-rtx (~95 MB): the tests build real TensorRT-RTX plans, no GPU needed.
 $(BIN)/scaleprof: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip

@@ -26,6 +26,7 @@ SUBTOOLS = (
     "export", "build", "inspect",
     "profile", "ingest",
     "sweep", "report", "demo",
+    "calibrate", "predict", "recommend",
 )
 DEBUG_HELP = "show the traceback of an unexpected error instead of one line"
 

@@ -55,10 +55,29 @@ def test_backend_tensorrt_fails_cleanly_from_the_command_line(tmp_path):
     assert "tensorrt" in lines[0] and "pip install 'scaleprof[tensorrt]'" in lines[0]
 
 
-def test_registry_names_the_tensorrt_backend():
-    from scaleprof.engines.registry import BACKENDS
+def test_registry_names_the_tensorrt_backends():
+    from scaleprof.engines.registry import BACKENDS, GPU_ONLY
 
     assert BACKENDS["tensorrt"][:2] == ("scaleprof.engines.tensorrt.backend", "TensorRTBackend")
+    assert BACKENDS["tensorrt-rtx"][:2] == ("scaleprof.engines.tensorrt.rtx", "TensorRTRTXBackend")
+    assert set(GPU_ONLY) == {"tensorrt", "tensorrt-rtx"}
+
+
+def test_tensorrt_installed_without_a_gpu_says_there_is_no_gpu(monkeypatch):
+    """Not 'install TensorRT' when TensorRT imports and the GPU is what is missing."""
+    import types
+
+    from scaleprof.engines import registry
+    from scaleprof.engines.tensorrt import backend
+
+    monkeypatch.setitem(sys.modules, "tensorrt", types.SimpleNamespace(Builder=object, __version__="10.8.0"))
+    monkeypatch.setattr(backend, "gpu_present", lambda: False)
+    monkeypatch.setattr(registry, "_instances", {})
+    with pytest.raises(EnvironmentProblem) as info:
+        registry.get_backend("tensorrt")
+    message = str(info.value)
+    assert "no NVIDIA GPU here: TensorRT is installed" in message and "pip install" not in message
+    assert "\n" not in message
 
 
 def test_check_device_refuses_cpu():

@@ -20,10 +20,15 @@ BACKENDS: dict[str, tuple[str, str, str]] = {
     "torch": ("scaleprof.engines.torch_backend", "TorchBackend", "pip install torch"),
     "tensorrt": ("scaleprof.engines.tensorrt.backend", "TensorRTBackend",
                  "pip install 'scaleprof[tensorrt]' on a host with an NVIDIA GPU"),
+    "tensorrt-rtx": ("scaleprof.engines.tensorrt.rtx", "TensorRTRTXBackend",
+                     "pip install 'scaleprof[tensorrt-rtx]' (builds without a GPU; runs on RTX-class GPUs)"),
 }
 
 # Spellings users type for a backend -> its name
-ALIASES = {"onnxruntime": "ort", "pytorch": "torch", "trt": "tensorrt"}
+ALIASES = {"onnxruntime": "ort", "pytorch": "torch", "trt": "tensorrt", "trt-rtx": "tensorrt-rtx"}
+
+# Backends whose engines run on GPUs only: their default device is cuda
+GPU_ONLY = ("tensorrt", "tensorrt-rtx")
 
 _instances: dict[str, Backend] = {}
 
@@ -55,7 +60,8 @@ def _create(name: str) -> Backend:
         raise EnvironmentProblem(f"backend {name!r} needs the {err.name!r} package: {hint}") from None
     backend = getattr(module, class_name)()
     if not backend.available():
-        raise EnvironmentProblem(f"backend {name!r} cannot run here: {backend.install_hint or hint}")
+        why = getattr(backend, "unavailable_reason", lambda: "")() or backend.install_hint or hint
+        raise EnvironmentProblem(f"backend {name!r} cannot run here: {why}")
     return backend
 
 

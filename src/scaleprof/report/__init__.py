@@ -36,7 +36,7 @@ class ReportPaths:
 def write_report(directory, budgets: list[float] | None = None, plots: bool = True) -> ReportPaths:
     """Read DIR/results.sqlite and write the report files beside it (each written atomically). Rows
     of the store that cannot be read are left out and named in ``ReportPaths.problems``."""
-    from scaleprof.report import analysis, document, html, markdown, tables
+    from scaleprof.report import analysis, document, html, markdown, prediction, tables
     from scaleprof.sweep.store import Store
 
     bad = [b for b in budgets or () if not (isinstance(b, (int, float)) and 0 < b < math.inf)]
@@ -54,6 +54,7 @@ def write_report(directory, budgets: list[float] | None = None, plots: bool = Tr
         budgets = configured or None
     result = analysis.analyze(points, budgets)
     doc = document.build(result, failures, environments, sweeps, with_plots=plots)
+    doc.sections[-1:-1] = prediction.sections(result, environments)      # before Environment
     _unique_image_names(doc)
 
     files = directory / "report_files"

@@ -127,8 +127,9 @@ def add_engine_arguments(parser, description: str | None = None) -> None:
     """--backend --device --threads --precision; their defaults are filled in by build_spec, so
     that engine_arguments_given can tell which were given."""
     group = parser.add_argument_group("engine", description)
-    group.add_argument("--backend", help=f"{DEFAULT_BACKEND} (ONNX Runtime, default), torch (PyTorch) or tensorrt")
-    group.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda for tensorrt, else cpu)")
+    group.add_argument("--backend",
+                       help=f"{DEFAULT_BACKEND} (ONNX Runtime, default), torch (PyTorch), tensorrt or tensorrt-rtx")
+    group.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda for tensorrt and tensorrt-rtx, else cpu)")
     group.add_argument("--threads", type=int, help="intra-op threads on the CPU (default: the runtime's)")
     add_precision_argument(group, "the engine's precision", default=None)
 
@@ -143,11 +144,22 @@ def add_precision_argument(parser, help: str, default: str | None = PRECISIONS[0
                         help=f"{help} (default {PRECISIONS[0]})")
 
 
-def default_device(backend: str) -> str:
-    """The device an engine is built for when --device is not given: TensorRT runs on CUDA only."""
-    from scaleprof.engines.registry import ALIASES
+def add_calibration_arguments(parser) -> None:
+    """The calibrated target a prediction is for (predict, recommend), its batch and precision."""
+    group = parser.add_argument_group("calibration")
+    group.add_argument("--target", required=True, help="a calibrated target (see `scaleprof calibrate`)")
+    group.add_argument("--calibration", metavar="PATH",
+                       help="a calibration file or a sweep directory (default: the per-user calibration store)")
+    group.add_argument("--any-environment", action="store_true",
+                       help="accept a calibration measured in another environment than this machine's")
+    add_precision_argument(group, "precision of the predicted engine")
 
-    return "cuda" if ALIASES.get(backend, backend) == "tensorrt" else "cpu"
+
+def default_device(backend: str) -> str:
+    """The device an engine is built for when --device is not given: TensorRT engines run on CUDA only."""
+    from scaleprof.engines.registry import ALIASES, GPU_ONLY
+
+    return "cuda" if ALIASES.get(backend, backend) in GPU_ONLY else "cpu"
 
 
 def build_spec(args, shapes, ranges=(), options=()):

@@ -71,6 +71,10 @@ def describe_engine(directory: Path) -> dict:
             info["onnx"] = describe_onnx(onnx_path)
         except BadInput as err:
             info["onnx"] = {"unavailable": str(err)}
+    if manifest.extras.get("layers_json"):          # TensorRT-family: layers before fusion, builder memory
+        from scaleprof.engines.tensorrt.network_layers import describe_engine_layers
+
+        info["network_layers"] = describe_engine_layers(directory, manifest)
     return info
 
 
@@ -107,6 +111,8 @@ def _text(info: dict) -> str:
                   f"artifact   {m['artifact']} ({'present' if info['artifact_present'] else 'MISSING'}), "
                   f"built in {m['build_seconds']:.2f} s, key {m['key']}",
                   f"from       {m['onnx_path']}"]
+        if "network_layers" in info:
+            lines += _layer_lines(info["network_layers"])
         if "onnx" in info and "kind" in info["onnx"]:
             lines += ["", _text(info["onnx"])]
         return "\n".join(lines)
@@ -145,3 +151,23 @@ def _text(info: dict) -> str:
     else:
         lines.append(f"graph      counts unavailable: {oc['unavailable']}")
     return "\n".join(lines)
+
+
+def _layer_lines(net: dict, top: int = 10) -> list[str]:
+    """A TensorRT-family engine's layers (the most activations first) and memory per profile."""
+    s = net["summary"]
+    kinds = ", ".join(f"{n} {t}" for t, n in list(s["by_type"].items())[:4])
+    lines = [f"layers     {s['layers']} network layers before fusion ({kinds}, ...), {s['onnx_nodes']} ONNX nodes, "
+             f"precision {', '.join(s['precisions'])}"]
+    if net["counts_resolution"]:
+        lines.append(f"           most activations, predicted per image at {net['counts_resolution']}:")
+        for layer in sorted(net["layers"], key=lambda row: -row["acts"])[:top]:
+            lines.append(f"           {layer['name'][:48]:48} {layer['type'][:13]:13} "
+                         f"{layer['flops'] / 1e6:9.1f} MMACs {layer['acts'] / 1e3:9.1f} K acts")
+    for row in net["memory"]:
+        got = f"{row['activation_bytes'] / 2**20:.1f} MiB" if row["activation_bytes"] else "not reported"
+        want = f"{row['predicted_bytes'] / 2**20:.1f} MiB" if row["predicted_bytes"] else "unknown"
+        ratio = f", ratio {row['ratio']:.2f}" if row["ratio"] else ""
+        lines.append(f"memory     profile {row['profile']} ({row['batch']}x3x{row['resolution']}x{row['resolution']}): "
+                     f"activations {got} ({net['memory_source'] or '?'}), predicted acts x batch x element {want}{ratio}")
+    return lines

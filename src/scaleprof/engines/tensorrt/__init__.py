@@ -1,14 +1,18 @@
-"""The TensorRT backend (TensorRT 10 and 11), one step per module, written against TensorRT's
-Python API. Nothing in this package imports ``tensorrt`` at module level.
+"""The TensorRT backends (TensorRT 10 and 11; TensorRT-RTX), one step per module, written against
+TensorRT's Python API. Nothing in this package imports ``tensorrt`` at module level.
 
-    library      which Python module provides TensorRT's API (a TensorRTLibrary), importing it
-                 (the only import, one line on how to install it when missing), its logger and
-                 IProfiler adapter
+    library      which Python module provides TensorRT's API (a TensorRTLibrary: TENSORRT,
+                 TENSORRT_RTX), importing it (the only import, one line on how to install it when
+                 missing), its logger and IProfiler adapter
+    build_log    what the builder logs during one build: its first telling error, and the
+                 activation memory per optimisation profile
     options      build options, precision mode (builder flag or strongly typed network), cache-key
                  parts, timing-cache and side-file paths
     profiles     optimisation profiles: planning, per-input dims, choosing one for a shape
     build_api    the build through the Python API, a step per function (parse, inputs, config,
-                 profiles, timing cache, build_serialized_network, inspector JSON)
+                 profiles, timing cache, build_serialized_network, layer file, inspector JSON)
+    network_layers  the network's layers before fusion (the layer file) against predicted counts,
+                 and the builder's activation memory against acts x batch x element size
     trtexec      the same build through trtexec, its timing command lines and --exportTimes JSON
     runner       device buffers (torch CUDA tensors) and the CUDA-graph / CUDA-event timed runner
     engine       TensorRTEngine: load, run, runner, IProfiler layer profile, layer_resolver
@@ -17,11 +21,14 @@ Python API. Nothing in this package imports ``tensorrt`` at module level.
                  engine's events and the profile stage's TensorRTLayerResolver
     layer_times  IProfiler times per iteration, trtexec's --exportProfile JSON
     backend      TensorRTBackend: host checks, cache-key parts, build orchestration, manifest
+    rtx          TensorRTRTXBackend (``tensorrt-rtx``): ahead-of-time builds without a GPU,
+                 compute-capability targets in the key
 
-The pure modules (options, profiles, inspector, layer_map, layer_times, trtexec's command lines)
-are tested without a GPU; the build's control flow against a recording stand-in for the module.
-The library is a parameter of the backend, its engines and the API build: a backend for another
-library with the same API (TensorRT-RTX, ``tensorrt_rtx``) is a TensorRTLibrary constant, a
-TensorRTBackend subclass naming it, and a line in scaleprof.engines.registry.BACKENDS.
+The pure modules (options, profiles, inspector, layer_map, layer_times, build_log, trtexec's
+command lines) are tested without a GPU; the API build runs for real with TensorRT-RTX (no GPU
+needed), and what only TensorRT 10/11 do against a recording stand-in for the module. The library
+is a parameter of the backend, its engines and the API build: the backend for another library with
+the same API is a TensorRTLibrary constant, a TensorRTBackend subclass naming it (rtx), and a line
+in scaleprof.engines.registry.BACKENDS.
 NVIDIA's engine explorer opens an engine's ``engine.plan.graph.json`` with its ``.profile.json``.
 """

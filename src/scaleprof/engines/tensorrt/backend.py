@@ -6,8 +6,9 @@ scaleprof.engines.tensorrt.trtexec). Both write the same engine directory:
     engine.plan.graph.json      IEngineInspector JSON (LayerInformationFormat.JSON)
     engine.plan.profile.json    per-layer times, trtexec --exportProfile format (after profiling)
     engine.plan.timing.json     end-to-end times, trtexec --exportTimes format (trtexec runs)
+    engine.plan.layers.json     the network's layers before fusion (Python-API builds)
     onnx_nodes.json             the ONNX graph's node order (maps Myelin regions to nodes)
-    manifest.json
+    manifest.json               with the activation memory per optimisation profile
 
 ``TensorRTBackend`` is parameterised by the library that provides TensorRT's API
 (``library``, scaleprof.engines.tensorrt.library): a backend for another such library is a
@@ -91,6 +92,13 @@ class TensorRTBackend(Backend):
         """A GPU, and the library's Python runtime or a trtexec on PATH."""
         return gpu_present() and (library_importable(self.library) or self.trtexec_on_path() is not None)
 
+    def unavailable_reason(self) -> str:
+        """Why available() is False, in one line: the library missing, or no GPU for it."""
+        if library_importable(self.library) or self.trtexec_on_path():
+            return (f"no NVIDIA GPU here: {self.library.title} is installed, but builds and runs its engines "
+                    f"on a GPU (--backend tensorrt-rtx builds without one)")
+        return self.install_hint
+
     def check_device(self, device: str) -> None:
         self.cuda_index(device)
 
@@ -135,15 +143,18 @@ class TensorRTBackend(Backend):
         plan = self.plan_build(Path(onnx_path), spec, Path(directory))
         plan.directory.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
+        memory: dict = {}
         if plan.opts.trtexec:
             inputs, profiles = self.build_through_trtexec(plan)
         else:
-            inputs, profiles = build_with_api(import_library(self.library), plan.onnx_path, plan.plan_path,
-                                              plan.side_files["graph"], spec, plan.mode,
-                                              timing_cache=plan.timing_cache, node_order=plan.facts.node_order)
+            built, memory = build_with_api(
+                import_library(self.library), plan.onnx_path, plan.side_files, plan.plan_path, spec, plan.mode,
+                timing_cache=plan.timing_cache, node_order=plan.facts.node_order, targets=self.targets(spec),
+                load_plan=self.can_load_plans())
+            inputs, profiles = built.inputs, built.profiles
         build_seconds = time.perf_counter() - started
         (plan.directory / NODES_NAME).write_text(json.dumps(list(plan.facts.node_order)), encoding="utf-8")
-        return TensorRTEngine(plan.directory, self.draft(plan, inputs, profiles, build_seconds), self.library)
+        return self.load(plan.directory, self.draft(plan, inputs, profiles, build_seconds, memory))
 
     def plan_build(self, onnx_path: Path, spec: BuildSpec, directory: Path) -> BuildPlan:
         opts = trt_options(spec)
@@ -151,7 +162,8 @@ class TensorRTBackend(Backend):
         version = self.build_version(opts)
         facts = read_onnx_facts(onnx_path)
         generation = self.library.api_generation(version)
-        mode = precision_mode(generation, spec.precision, facts.precision)
+        mode = precision_mode(generation, spec.precision, facts.precision,
+                              self.library.title if self.library.api_major else "")
         cache = timing_cache_path(gpu, version, opts.timing_cache) if self.library.timing_cache else None
         return BuildPlan(onnx_path, directory, spec, opts, version, generation, mode, facts, cache)
 
@@ -167,10 +179,11 @@ class TensorRTBackend(Backend):
             layer_info=plan.side_files["graph"])
         return inputs, profiles
 
-    def draft(self, plan: BuildPlan, inputs: dict, profiles: tuple[ShapeRange, ...],
-              build_seconds: float) -> EngineManifest:
+    def draft(self, plan: BuildPlan, inputs: dict, profiles: tuple[ShapeRange, ...], build_seconds: float,
+              memory: dict) -> EngineManifest:
         """The manifest draft. The cache fills in key, hashes and timings, and sets manifest.ranges to
-        the requested ranges: the engine's own profiles (their order is the profile index) live in extras."""
+        the requested ranges: the engine's own profiles (their order is the profile index) live in extras.
+        ``memory``: activation bytes per profile and where they came from (build_api)."""
         from scaleprof.engines.cache import draft_manifest
 
         opts, side = plan.opts, plan.side_files
@@ -193,10 +206,25 @@ class TensorRTBackend(Backend):
             compute_capability=compute_capability(self.cuda_index(plan.spec.device)),
             inputs={n: [d if isinstance(d, int) else -1 for d in dims] for n, dims in inputs.items()},
             graph_json=graph.name if graph else None,
+            layers_json=side["layers"].name if side["layers"].is_file() else None,
+            library=self.library.module,
             profile_json=side["profile"].name,
             onnx_nodes=NODES_NAME,
             engine_layers=len(read_inspector(graph).profile_layers(0)) if graph else None,
-            build_seconds_tensorrt=round(build_seconds, 3))
+            build_seconds_tensorrt=round(build_seconds, 3),
+            **self.target_extras(plan.spec), **memory)
+
+    # what another library changes (scaleprof.engines.tensorrt.rtx) ----------------------------
+    def targets(self, spec: BuildSpec) -> tuple[str, ...]:
+        """ComputeCapability members the builder targets; () for TensorRT: the GPU it builds on."""
+        return ()
+
+    def target_extras(self, spec: BuildSpec) -> dict:
+        return {}
+
+    def can_load_plans(self) -> bool:
+        """Whether a new plan can be deserialized here (TensorRT: it was just built on the GPU)."""
+        return True
 
     def load(self, directory: Path, manifest: EngineManifest) -> TensorRTEngine:
         return TensorRTEngine(Path(directory), manifest, self.library)

@@ -1,6 +1,7 @@
 """A built TensorRT engine: the plan deserialized on its GPU, run, timed and profiled layer by layer.
 
-Loading checks the plan against its manifest (checksum, library version) before deserializing it.
+Loading checks the plan against its manifest (checksum, library version) and that a GPU is here
+before deserializing it.
 Each runner has its own execution context with the optimisation profile chosen per shape
 (scaleprof.engines.tensorrt.runner); per-layer times come from an IProfiler on a separate
 context (the profiler synchronises after each layer, so it never shares one with timing) and are
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from scaleprof.engines.base import Engine, EngineManifest, LayerTrace, ShapePoint
+from scaleprof.engines.devices import torch_sees_a_gpu
 from scaleprof.engines.layer_map import OnnxGraph
 from scaleprof.engines.tensorrt.inspector import read_inspector
 from scaleprof.engines.tensorrt.layer_map import InspectorLayerMap, TensorRTLayerResolver
@@ -66,11 +68,16 @@ class TensorRTEngine(Engine):
         if self._engine is not None:
             return
         trt = self._import()
+        data = self._read_plan(trt.__version__)
+        if not torch_sees_a_gpu():
+            built = " (its plan was built ahead of time and runs on one)" if self.library.builds_without_gpu else ""
+            raise EnvironmentProblem(f"running a {self.library.title} engine needs {self.library.runs_on}, "
+                                     f"and this host has none{built}: {self.directory}")
         import torch
 
-        data = self._read_plan(trt.__version__)
         device = torch.device(self.manifest.device if self.manifest.device.startswith("cuda") else "cuda")
         torch.cuda.set_device(device)
+        logger_for(trt).book.reset()                  # report this load's errors, not an earlier build's
         engine = trt.Runtime(logger_for(trt)).deserialize_cuda_engine(data)
         if engine is None:
             raise EnvironmentProblem(f"{self.library.title} could not load {self.artifact_path.name} (built for "
@@ -110,9 +117,11 @@ class TensorRTEngine(Engine):
         """Select the profile for ``shape``, set input shapes, bind torch CUDA buffers (random
         inputs unless ``inputs`` are given). Returns (context, {name: tensor})."""
         trt, engine = self._require()
+        logger_for(trt).book.reset()                  # the messages of this shape's setup and runs
         context = context or engine.create_execution_context()
         if context is None:
-            raise EnvironmentProblem(f"TensorRT could not create an execution context: {logger_for(trt).last_error()}")
+            raise EnvironmentProblem(f"{self.library.title} could not create an execution context: "
+                                     f"{logger_for(trt).last_error()}")
         index = self._profile_index(shape)
         if engine.num_optimization_profiles > 1 or index:
             if not context.set_optimization_profile_async(index, self._stream.cuda_stream):
@@ -129,7 +138,7 @@ class TensorRTEngine(Engine):
             self._run_context = engine.create_execution_context()
         context, tensors = self._prepare(ShapePoint(int(dims[0]), int(dims[2])), self._run_context, inputs)
         if not context.execute_async_v3(self._stream.cuda_stream):
-            raise EnvironmentProblem(f"TensorRT could not run the engine: {logger_for(trt).last_error()}")
+            raise EnvironmentProblem(f"{self.library.title} could not run the engine: {logger_for(trt).last_error()}")
         self._stream.synchronize()
         outputs = {}
         for t in io_tensors(trt, engine):
@@ -170,7 +179,8 @@ class TensorRTEngine(Engine):
         for _ in range(warmup + max(1, int(iterations))):
             times.next_iteration()
             if not context.execute_async_v3(handle):
-                raise EnvironmentProblem(f"TensorRT could not run the engine at {shape}: {logger_for(trt).last_error()}")
+                raise EnvironmentProblem(f"{self.library.title} could not run the engine at {shape}: "
+                                         f"{logger_for(trt).last_error()}")
             self._stream.synchronize()
         trace = times.trace(self.layer_map(), skip=warmup)
         side = sidecar_paths(self.artifact_path)

@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass
 
 from scaleprof.core.text import first_line
+from scaleprof.engines.tensorrt.build_log import BuildLog
 from scaleprof.errors import EnvironmentProblem
 
 INSTALL_HINT = ("pip install 'scaleprof[tensorrt]' on a host with an NVIDIA GPU, "
@@ -42,6 +43,8 @@ class TensorRTLibrary:
     timing_cache: bool = True         # builds read and write a persistent timing cache
     trtexec: bool = True              # trtexec builds and times its engines
     api_major: int | None = None      # the TensorRT API generation it follows, when its version does not say
+    builds_without_gpu: bool = False  # an ahead-of-time builder: plans are built on any host
+    runs_on: str = "an NVIDIA GPU"    # what running its plans needs, for the one-line refusal
 
     def api_generation(self, version: str) -> int:
         """The TensorRT major version whose semantics apply (precision flags, strong typing)."""
@@ -49,6 +52,15 @@ class TensorRTLibrary:
 
 
 TENSORRT = TensorRTLibrary(module="tensorrt", title="TensorRT", install_hint=INSTALL_HINT)
+
+# TensorRT-RTX: networks strongly typed with no precision flags (TensorRT 11's semantics); its
+# timing cache is deprecated and does nothing, and reading one makes the build look for a GPU; it
+# ships no trtexec; its builder needs no GPU and targets compute capabilities instead.
+TENSORRT_RTX = TensorRTLibrary(
+    module="tensorrt_rtx", title="TensorRT-RTX",
+    install_hint="pip install 'scaleprof[tensorrt-rtx]' (x86-64 Linux or Windows; building needs no GPU)",
+    timing_cache=False, trtexec=False, api_major=11, builds_without_gpu=True,
+    runs_on="an RTX-class NVIDIA GPU (Ampere or later)")
 
 
 def import_library(library: TensorRTLibrary = TENSORRT):
@@ -76,22 +88,20 @@ _LOGGERS: dict[int, object] = {}
 
 
 def logger_for(trt):
-    """One ILogger per library module and process (TensorRT keeps the first logger it is given); it
-    keeps warnings and errors so a failure can be reported in one line (``last_error()``)."""
+    """One ILogger per library module and process (TensorRT keeps the first logger it is given).
+    Its ``book`` (a BuildLog) holds the current build's errors and memory lines: builds clear it
+    first, so ``last_error()`` is the first telling error since then."""
     if id(trt) not in _LOGGERS:
         class _Logger(trt.ILogger):
             def __init__(self):
                 trt.ILogger.__init__(self)
-                self.messages: list[tuple[int, str]] = []
+                self.book = BuildLog()
 
             def log(self, severity, msg):
-                level = int(severity)
-                if level <= 2:          # INTERNAL_ERROR 0, ERROR 1, WARNING 2
-                    self.messages = self.messages[-99:] + [(level, str(msg))]
+                self.book.record(int(severity), str(msg))
 
             def last_error(self) -> str:
-                errors = [m for lvl, m in self.messages if lvl <= 1]
-                return errors[-1] if errors else "no error message from TensorRT"
+                return self.book.cause()
 
         _LOGGERS[id(trt)] = _Logger()
     return _LOGGERS[id(trt)]

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from scaleprof.engines.tensorrt.profiles import PROFILE_MODES, plan_profiles
 from scaleprof.errors import BadInput, EnvironmentProblem
 
 DEFAULT_OPT_LEVEL = 3                       # TensorRT's own default builder optimisation level
-OPTION_NAMES = ("profiles", "opt_level", "workspace_mib", "timing_cache", "trtexec")
+OPTION_NAMES = ("profiles", "opt_level", "workspace_mib", "timing_cache", "trtexec", "compute_capabilities")
 PLAN_NAME = "engine.plan"
 NODES_NAME = "onnx_nodes.json"
 
@@ -38,6 +39,7 @@ class TrtOptions:
     workspace_mib: int | None = None     # MemoryPoolType.WORKSPACE limit; None: TensorRT's default
     timing_cache: str | None = None      # timing cache file; None: the per-device default path
     trtexec: str | None = None           # build and profile through this trtexec instead of the API
+    compute_capabilities: tuple[str, ...] = ()   # TensorRT-RTX's targets ("8.6", ...) or ("current",); () default
 
 
 def trt_options(spec: BuildSpec) -> TrtOptions:
@@ -65,7 +67,22 @@ def trt_options(spec: BuildSpec) -> TrtOptions:
     cache = opts.get("timing_cache")
     trtexec = opts.get("trtexec")
     return TrtOptions(profiles, level, workspace, str(cache) if cache else None,
-                      str(trtexec) if trtexec else None)
+                      str(trtexec) if trtexec else None, compute_capabilities(opts.get("compute_capabilities")))
+
+
+def compute_capabilities(value) -> tuple[str, ...]:
+    """'8.6,8.9' (or '8.6+8.9') -> ('8.6', '8.9') sorted; 'current' -> ('current',); None or 'default' -> ()."""
+    text = "" if value is None else str(value).strip().lower()
+    if text in ("", "default"):
+        return ()
+    if text == "current":
+        return ("current",)
+    items = {v.strip() for v in text.replace("+", ",").split(",") if v.strip()}
+    for item in items:
+        if not re.fullmatch(r"\d{1,2}\.\d", item):
+            raise BadInput(f"compute capability {item!r}: give MAJOR.MINOR values such as 8.6,8.9,12.0, "
+                           f"or 'current', or 'default'")
+    return tuple(sorted(items, key=lambda v: tuple(int(p) for p in v.split("."))))
 
 
 # --- precision -----------------------------------------------------------------------------
@@ -80,15 +97,17 @@ class PrecisionMode:
     note: str
 
 
-def precision_mode(trt_major: int, precision: str, onnx_precision: str) -> PrecisionMode:
+def precision_mode(trt_major: int, precision: str, onnx_precision: str, library: str = "") -> PrecisionMode:
     """Decide how to build ``precision`` ("fp32"/"fp16") from an ONNX model whose float weights
     are ``onnx_precision`` ("fp32", "fp16" or "mixed").
 
     TensorRT 10: fp16 from an fp32 export uses the FP16 builder flag (weak typing: TensorRT may
     pick fp16 kernels per layer); from an fp16 export, a strongly typed network keeps the export's
     types. TensorRT 11 removed the precision flags: every network is strongly typed, so fp16 needs
-    an fp16 export (``scaleprof export --precision fp16``).
+    an fp16 export (``scaleprof export --precision fp16``). ``library`` names, in the messages, a
+    library that follows TensorRT 11 whatever its own version (TensorRT-RTX).
     """
+    generation = library or f"TensorRT {trt_major}"
     if precision not in PRECISIONS:
         raise BadInput(f"TensorRT backend precision {precision!r}: choose {' or '.join(PRECISIONS)}")
     if trt_major < 10:
@@ -99,13 +118,13 @@ def precision_mode(trt_major: int, precision: str, onnx_precision: str) -> Preci
             raise BadInput(f"the ONNX model holds {onnx_precision} weights but fp32 was asked for: "
                            f"export with --precision fp32, or build with --precision fp16")
         if trt_major >= 11:
-            return PrecisionMode("fp32", True, False, "TensorRT 11: strongly typed network from an fp32 export")
+            return PrecisionMode("fp32", True, False, f"{generation}: strongly typed network from an fp32 export")
         return PrecisionMode("fp32", False, False, "TensorRT 10: fp32 network (TF32 allowed, TensorRT's default)")
     if low:
         return PrecisionMode("strongly-typed", True, False,
                              f"strongly typed network: fp16 comes from the {onnx_precision} ONNX export")
     if trt_major >= 11:
-        raise BadInput("TensorRT 11 builds strongly typed networks only (the FP16 builder flag was removed): "
+        raise BadInput(f"{generation} builds strongly typed networks only (it has no FP16 builder flag): "
                        "export the model with --precision fp16 and build that file")
     return PrecisionMode("builder-flag-fp16", False, True,
                          "TensorRT 10: BuilderFlag.FP16 on an fp32 export (TensorRT picks fp16 kernels per layer)")
@@ -169,6 +188,7 @@ def timing_cache_path(gpu_name: str, trt_version: str, override: str | None = No
 
 def sidecar_paths(plan: Path) -> dict[str, Path]:
     """NVIDIA's engine explorer reads ``<engine>.graph.json`` and ``<engine>.profile.json`` beside
-    the plan; ``<engine>.timing.json`` holds end-to-end times in trtexec's --exportTimes format."""
+    the plan; ``<engine>.timing.json`` holds end-to-end times in trtexec's --exportTimes format;
+    ``<engine>.layers.json`` the network's layers before fusion (network_layers)."""
     plan = Path(plan)
-    return {kind: plan.with_name(f"{plan.name}.{kind}.json") for kind in ("graph", "profile", "timing")}
+    return {kind: plan.with_name(f"{plan.name}.{kind}.json") for kind in ("graph", "profile", "timing", "layers")}

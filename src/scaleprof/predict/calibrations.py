@@ -1,0 +1,118 @@
+"""Calibration files: versioned JSON, one per target and environment, in a per-user calibration store
+($SCALEPROF_CACHE_DIR/calibrations, else ~/.cache/scaleprof/calibrations) or anywhere a path names.
+
+    path = save(calibration)                   # into the store, replacing that target+environment's file
+    calibration = find("cpu-ort")              # from the store (or find("cpu-ort", "some/path"))
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from scaleprof.errors import BadInput, EnvironmentProblem
+from scaleprof.predict.calibration import BatchFit, Calibration
+from scaleprof.predict.samples import cache_root
+
+FORMAT = "scaleprof-calibration"
+FORMAT_VERSION = 1
+
+
+def calibrations_dir() -> Path:
+    return cache_root() / "calibrations"
+
+
+def file_name(target: str, env_key: str) -> str:
+    from scaleprof.core.text import slug
+
+    return f"{slug(target, 'target')}-{re.sub(r'[^0-9a-zA-Z]', '', env_key) or 'env'}.json"
+
+
+def to_json(cal: Calibration) -> str:
+    data = {"format": FORMAT, "version": FORMAT_VERSION, "target": cal.target, "env_key": cal.env_key,
+            "environment": cal.environment, "target_config": cal.target_config, "families": list(cal.families),
+            "models": list(cal.models), "source": cal.source, "created": cal.created,
+            "fits": {k: v.to_dict() for k, v in cal.fits.items()}, "points": list(cal.points),
+            "evaluation": list(cal.evaluation)}
+    return json.dumps(data, indent=1, sort_keys=True, default=str) + "\n"
+
+
+def from_json(text: str, where: str = "calibration") -> Calibration:
+    try:
+        data = json.loads(text)
+    except ValueError as err:
+        raise BadInput(f"{where}: not a scaleprof calibration ({err})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise BadInput(f"{where}: not a scaleprof calibration file")
+    if data.get("version") != FORMAT_VERSION:
+        raise BadInput(f"{where}: calibration format version {data.get('version')} is not the version this "
+                       f"scaleprof reads ({FORMAT_VERSION}); run `scaleprof calibrate` again")
+    try:
+        return Calibration(target=data["target"], env_key=data["env_key"],
+                           fits={k: BatchFit.from_dict(v) for k, v in data["fits"].items()},
+                           environment=data.get("environment") or {}, target_config=data.get("target_config") or {},
+                           families=tuple(data["families"]), models=tuple(data["models"]),
+                           points=tuple(data.get("points") or ()), evaluation=tuple(data.get("evaluation") or ()),
+                           source=str(data.get("source", "")), created=float(data.get("created") or 0.0))
+    except (KeyError, TypeError, ValueError, IndexError) as err:
+        raise BadInput(f"{where}: a damaged calibration file ({type(err).__name__}: {err})") from None
+
+
+def save(cal: Calibration, directory: Path | None = None) -> Path:
+    """Write the calibration into ``directory`` (default: the calibration store); returns its path."""
+    from scaleprof.core.files import write_atomic
+
+    directory = Path(directory) if directory is not None else calibrations_dir()
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / file_name(cal.target, cal.env_key)
+        write_atomic(path, to_json(cal))
+    except OSError as err:
+        raise EnvironmentProblem(f"{directory}: cannot write the calibration ({err.strerror or err})") from None
+    return path
+
+
+def load(path) -> Calibration:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise BadInput(f"{path}: cannot read the calibration ({err.strerror or err})") from None
+    return from_json(text, str(path))
+
+
+def stored(directory: Path | None = None) -> list[Calibration]:
+    directory = Path(directory) if directory is not None else calibrations_dir()
+    found = []
+    for path in sorted(directory.glob("*.json")) if directory.is_dir() else ():
+        try:
+            found.append(load(path))
+        except BadInput:
+            continue                       # another version or a stray file: not ours to read
+    return found
+
+
+def find(target: str, path=None, env_key: str | None = None) -> Calibration:
+    """The calibration of ``target``: from ``path`` (a calibration file, a directory of them, or a sweep
+    directory, calibrated on the fly) or the calibration store; the newest when several environments
+    qualify, unless ``env_key`` picks one."""
+    if path is not None and Path(path).is_file():
+        cal = load(path)
+        if cal.target != target:
+            raise BadInput(f"{path}: a calibration of {cal.target!r}, not of {target!r}")
+        return cal
+    if path is not None and (Path(path) / "results.sqlite").is_file():
+        from scaleprof.predict.calibrate import calibrate_source
+
+        return calibrate_source(path, target, env_key=env_key, with_evaluation=False)[0]
+    if path is not None and not Path(path).is_dir():
+        raise BadInput(f"{path}: no such calibration file or directory")
+    candidates = [c for c in stored(path) if c.target == target and (env_key is None or c.env_key == env_key)]
+    if not candidates:
+        where = path or calibrations_dir()
+        have = sorted({c.target for c in stored(path)})
+        raise BadInput(f"no calibration of target {target!r} in {where}"
+                       + (f" (calibrated: {', '.join(have)})" if have else "")
+                       + "; run `scaleprof calibrate DIR --target " + target + "` first")
+    return max(candidates, key=lambda c: c.created)
