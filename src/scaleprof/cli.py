@@ -55,8 +55,13 @@ def make_parser() -> argparse.ArgumentParser:
 class _ClosedStream:
     """Standing in for a standard stream that was closed before scaleprof started (``>&-``)."""
 
+    encoding = "utf-8"
+
     def __init__(self, name: str):
         self.name = name
+
+    def isatty(self) -> bool:
+        return False
 
     def write(self, text: str) -> int:
         raise OSError(9, "cannot write: standard output is closed", self.name)
