@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from dataclasses import replace
@@ -22,9 +23,9 @@ def validate_settings(settings: TimingSettings) -> None:
         ("maximum time", settings.max_time_s, 1e-9), ("layer-profiling iterations", settings.layer_iters, 1),
     )
     for what, value, least in checks:
-        if value is None or value < least or value != value:
+        if value is None or not math.isfinite(value) or value < least:
             need = "positive" if least > 0 else "zero or more"
-            raise BadInput(f"{what} must be {need}, got {value!r}")
+            raise BadInput(f"{what} must be {need} and finite, got {value!r}")
     if settings.target_ci is not None and not (0 <= settings.target_ci < 1):
         raise BadInput(f"target CI must be a fraction in [0, 1) (e.g. 0.01 for 1%), got {settings.target_ci!r}")
     if settings.min_time_s > settings.max_time_s:

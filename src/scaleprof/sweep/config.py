@@ -27,7 +27,6 @@ by name (``demo``).
 from __future__ import annotations
 
 import math
-import re
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -260,6 +259,7 @@ def _resolutions(value, fail) -> list[int | None]:
 
 
 def _targets(value, fail) -> tuple[Target, ...]:
+    from scaleprof.engines.devices import DEVICE_PATTERN
     from scaleprof.engines.registry import BACKENDS
 
     targets = []
@@ -285,7 +285,7 @@ def _targets(value, fail) -> tuple[Target, ...]:
             fail(f"targets.{name}: unknown backend {_show(backend)}{nearest(backend, BACKENDS)}; "
                  f"valid: {', '.join(BACKENDS)}")
         device = item.get("device", preset.device if preset else "cpu")
-        if not isinstance(device, str) or not re.match(r"^(cpu|cuda(:\d+)?)$", device):
+        if not isinstance(device, str) or not DEVICE_PATTERN.fullmatch(device):
             fail(f"targets.{name}: device must be 'cpu', 'cuda' or 'cuda:N', got {_show(device)}")
         threads = _limit(check_threads, item.get("threads"), f"targets.{name}.threads", fail)
         options = item.get("options") or {}
