@@ -48,7 +48,7 @@ def test_readable_output_from_engine_dir(run_cli, tiny_engine, tmp_path):
     (("--max-time", -2), "maximum time must be positive"),
     (("--min-iters", 0), "minimum iterations must be positive"),
     (("--iterations", 0), "layer-profiling iterations must be positive"),
-    (("--batch", 0), "batch must be positive"),
+    (("--batch", 0), "batch must be a positive integer"),
     (("--target-ci", 2), "target CI"),
 ])
 def test_bad_inputs_one_line(run_cli, tiny_engine, args, words):

@@ -107,3 +107,36 @@ def test_real_sweep_report_and_rerun(tmp_path):
                                 "FROM points WHERE status='ok'").fetchall()
     assert n == 2 and layers == 2
     assert con.execute("SELECT count(*) FROM layers").fetchone()[0] > 50
+
+
+@pytest.mark.slow
+def test_a_redefined_target_is_refused_not_taken_as_measured(tmp_path):
+    """Issue 14: the same target name under other options is not "already measured". A real sweep
+    (ORT on the CPU, one point), then the same name redefined: one line, the store unchanged; under
+    a name of its own the new definition is measured beside the first."""
+    base = ("models: [regnetx_002]\nstrategies: [d]\nscales: [1]\nresolutions: [32]\n"
+            "timing: {min_iters: 3, min_time_s: 0.01, max_time_s: 0.2, warmup_iters: 1, warmup_s: 0, layers: false}\n")
+    first, second, renamed = tmp_path / "first.yaml", tmp_path / "second.yaml", tmp_path / "renamed.yaml"
+    first.write_text(base + "targets: [cpu-ort]\n")
+    second.write_text(base + "targets: [{name: cpu-ort, backend: ort, options: {opt_level: disable}}]\n")
+    renamed.write_text(base + "targets: [{name: cpu-ort-noopt, backend: ort, options: {opt_level: disable}}]\n")
+    out = tmp_path / "out"
+    proc = scaleprof("sweep", first, "-o", out, "--no-progress", "--no-report")
+    assert proc.returncode == 0 and "1 measured" in proc.stdout, proc.stderr[-3000:]
+
+    def dump():
+        con = sqlite3.connect(out / "results.sqlite")
+        try:
+            return list(con.iterdump())
+        finally:
+            con.close()
+    before = dump()
+    line = one_line_error(scaleprof("sweep", second, "-o", out, "--no-progress"), "target 'cpu-ort'",
+                    "another definition", "opt_level=disable", "own name")
+    assert "options none" in line and dump() == before
+    proc = scaleprof("sweep", renamed, "-o", out, "--no-progress", "--no-report")
+    assert proc.returncode == 0 and "1 measured" in proc.stdout, proc.stderr[-3000:]
+    con = sqlite3.connect(out / "results.sqlite")
+    targets = dict(con.execute("SELECT target, json_extract(target_json, '$.options') FROM environments"))
+    assert targets == {"cpu-ort": "{}", "cpu-ort-noopt": '{"opt_level":"disable"}'}
+    assert con.execute("SELECT count(*) FROM points WHERE status='ok'").fetchone()[0] == 2

@@ -7,11 +7,10 @@ Importing this module does not import torch; counting does.
 from __future__ import annotations
 
 from scaleprof.core.counts import Counts
+from scaleprof.core.limits import check_batch, check_resolution
 from scaleprof.core.text import first_line
 from scaleprof.errors import BadInput
-from scaleprof.models import MIN_RESOLUTION, base_spec, build_model
-
-MAX_RESOLUTION = 4096
+from scaleprof.models import base_spec, build_model
 
 
 def count_spec(spec, resolution: int | None = None, batch: int = 1) -> Counts:
@@ -23,18 +22,10 @@ def count_spec(spec, resolution: int | None = None, batch: int = 1) -> Counts:
         spec = base_spec(spec)
     resolution = spec.resolution if resolution is None else resolution
     check_resolution(resolution, spec.model)
-    if not isinstance(batch, int) or batch < 1:
-        raise BadInput(f"batch must be a positive integer, got {batch}")
+    check_batch(batch)
     model = build_model(spec, device="meta")
     try:
         return count_model(model, resolution, batch=batch)
     except (RuntimeError, ValueError) as err:  # shape errors: the network cannot take this input
         raise BadInput(f"{spec.model} cannot take resolution {resolution}: {first_line(err)}") from None
 
-
-def check_resolution(resolution, model: str = "the model") -> None:
-    """BadInput unless ``resolution`` is an integer the networks can take (32..4096)."""
-    if isinstance(resolution, bool) or not isinstance(resolution, int) or \
-            not MIN_RESOLUTION <= resolution <= MAX_RESOLUTION:
-        raise BadInput(f"resolution {resolution!r} is not one {model} can take: give an integer from "
-                       f"{MIN_RESOLUTION} (the network's total stride) to {MAX_RESOLUTION}")

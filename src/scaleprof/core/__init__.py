@@ -1,7 +1,11 @@
 """The layer below every stage: helpers that several stages need and that know no stage.
 
-    text       first_line (an exception as one line), slug (a name safe in file names)
-    files      atomic_target, write_atomic (write beside, rename over a regular file only)
+    text       first_line (an exception as one line), slug (a name safe in file names),
+               single_line (control characters escaped), parse_json (bounded, one-line errors)
+    files      atomic_target, write_atomic (write beside, rename over a regular file only),
+               make_temp_dir and remove_stale (temporary names carry their owner: a killed
+               run's leftovers go on the next run)
+    limits     what a run may ask of the machine: batch, resolution, threads, memory
     onnx_file  reading ONNX files defensively, scaleprof's metadata keys, PRECISIONS
     counts     the count records: CONVENTION, LayerCount, Counts (no torch)
     costs      what a torch layer costs (per_position_cost, direct_params, call_cost) and

@@ -1,8 +1,16 @@
-"""Writing files so that a reader never sees half of one, and nothing but our own files is replaced."""
+"""Writing files so that a reader never sees half of one, and nothing but our own files is replaced.
+
+Temporary files and folders carry their owner (a tag of the host and the process id) in their name:
+the next writer of the same name removes those whose process on this host is gone (a killed run),
+and leaves those of a live writer, or of another host, alone.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
+import socket
 import stat
 import tempfile
 from contextlib import contextmanager
@@ -35,13 +43,16 @@ def atomic_target(path):
     (with the permissions the user's umask gives new files), else removed. Two writers never share
     a temporary name, and a reader never sees a half-written file where a good one was expected."""
     path = check_replaceable(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    prefix = f".{path.name}."
+    remove_stale(path.parent, prefix, ".tmp")
+    fd, tmp = tempfile.mkstemp(prefix=f"{prefix}{owner_tag()}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
     try:
         yield tmp
         if tmp.exists():
             os.chmod(tmp, 0o666 & ~_umask())
+        check_replaceable(path)         # what appeared there meanwhile is not ours to replace either
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -56,6 +67,56 @@ def write_atomic(path, data: str | bytes) -> None:
             tmp.write_bytes(data)
         else:
             tmp.write_text(data, encoding="utf-8")
+
+
+def make_temp_dir(parent, prefix: str) -> Path:
+    """A new folder ``parent/PREFIX<owner>.<random>`` with the permissions the user's umask gives new
+    folders; the stale ones of killed runs under the same prefix are removed first."""
+    parent = Path(parent)
+    remove_stale(parent, prefix, "")
+    folder = Path(tempfile.mkdtemp(prefix=f"{prefix}{owner_tag()}.", dir=parent))
+    os.chmod(folder, 0o777 & ~_umask())
+    return folder
+
+
+def remove_stale(parent, prefix: str, suffix: str) -> None:
+    """Remove ``parent``'s temporary files or folders named ``PREFIX[anything-]<owner>.*SUFFIX`` whose
+    owner is a process of this host that no longer runs (best effort: a failure leaves them)."""
+    try:
+        names = [n for n in os.listdir(parent) if n.startswith(prefix) and n.endswith(suffix)]
+    except OSError:
+        return
+    for name in names:
+        parts = name[len(prefix):].partition(".")[0].rsplit("-", 2)
+        if len(parts) < 2 or parts[-2] != _host_tag() or not parts[-1].isdigit() or _alive(int(parts[-1])):
+            continue
+        path = Path(parent) / name
+        try:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        except OSError:
+            pass
+
+
+def _host_tag() -> str:
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def owner_tag() -> str:
+    """This process on this host, as temporary names carry it ("<host hash>-<pid>")."""
+    return f"{_host_tag()}-{os.getpid()}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:                     # another user's process: alive
+        return True
+    return True
 
 
 def _umask() -> int:

@@ -18,3 +18,26 @@ def slug(text: str, default: str = "x") -> str:
     or an HTML anchor on every platform."""
     out = re.sub(r"[^a-z0-9_]+", "-", str(text).lower()).strip("-")
     return out[:80] or default
+
+
+def parse_json(text: str | bytes, where: str):
+    """``text`` decoded as JSON; malformed or absurdly nested JSON is a BadInput naming ``where``
+    (the JSON parser raises RecursionError past a depth of about a thousand)."""
+    import json
+
+    from scaleprof.errors import BadInput
+
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise BadInput(f"{where}: not valid JSON ({err.msg} at line {err.lineno})") from None
+    except RecursionError:
+        raise BadInput(f"{where}: JSON nested too deeply") from None
+    except (ValueError, TypeError) as err:          # e.g. bytes that are not UTF-8
+        raise BadInput(f"{where}: not valid JSON ({first_line(err)})") from None
+
+
+def single_line(text: str) -> str:
+    """``text`` with line breaks and other control characters escaped (a newline as ``\\n``): a
+    message that quotes a user's path or name stays one line."""
+    return "".join(c if c.isprintable() or c == " " else ascii(c)[1:-1] for c in str(text))

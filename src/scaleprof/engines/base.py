@@ -96,11 +96,34 @@ class EngineManifest:
 
     @classmethod
     def from_json(cls, text: str) -> "EngineManifest":
+        """The manifest ``text`` holds; ValueError naming the first field of the wrong type (a
+        hand-edited or foreign manifest.json), never a manifest that fails later."""
         data = json.loads(text)
-        data["shapes"] = tuple(ShapePoint(**p) for p in data["shapes"])
-        data["ranges"] = tuple(ShapeRange(*(ShapePoint(**r[k]) for k in ("min", "opt", "max")))
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        for name, kinds in _MANIFEST_TYPES.items():
+            if name in data and (isinstance(data[name], bool) or not isinstance(data[name], kinds)):
+                raise ValueError(f"{name} is {type(data[name]).__name__}, not {kinds[0].__name__}")
+        artifact = Path(data.get("artifact", ""))
+        if artifact.is_absolute() or ".." in artifact.parts:
+            raise ValueError(f"artifact {str(artifact)!r} is not a file inside the engine directory")
+        data["shapes"] = tuple(_point(p) for p in data.get("shapes", ()))
+        data["ranges"] = tuple(ShapeRange(*(_point(r[k]) for k in ("min", "opt", "max")))
                                for r in data.get("ranges", ()))
         return cls(**data)
+
+
+_TEXT = ("backend", "backend_version", "device", "device_name", "precision", "key", "onnx_sha256", "onnx_path",
+         "artifact", "artifact_sha256")
+_MANIFEST_TYPES = {**{name: (str,) for name in _TEXT}, "threads": (int, type(None)), "shapes": (list,),
+                   "ranges": (list,), "options": (dict,), "build_seconds": (float, int), "extras": (dict,)}
+
+
+def _point(data) -> ShapePoint:
+    if not isinstance(data, dict) or set(data) != {"batch", "resolution"} or \
+            not all(type(v) is int and v > 0 for v in data.values()):
+        raise ValueError(f"shape {str(data)[:60]} is not a positive batch and resolution")
+    return ShapePoint(data["batch"], data["resolution"])
 
 
 class Runner(Protocol):

@@ -29,7 +29,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from scaleprof.core.files import make_temp_dir, owner_tag, remove_stale
+from scaleprof.core.limits import check_threads
 from scaleprof.core.onnx_file import PRECISIONS, image_input, load_model
+from scaleprof.core.text import first_line
 from scaleprof.engines.base import Backend, BuildSpec, Engine, EngineManifest, ModelSource, ProgressCallback
 from scaleprof.engines.devices import check_device
 from scaleprof.engines.registry import backend_for, get_backend
@@ -148,9 +151,12 @@ def read_manifest(directory: Path) -> EngineManifest:
     if not path.is_file():
         raise BadInput(f"{directory} is not an engine directory (no {MANIFEST})")
     try:
-        return EngineManifest.from_json(path.read_text())
-    except (ValueError, TypeError, KeyError) as err:
-        raise BadInput(f"{path} is corrupt ({type(err).__name__}); delete the directory and rebuild") from None
+        return EngineManifest.from_json(path.read_text(errors="replace"))
+    except (ValueError, TypeError, KeyError, RecursionError) as err:
+        raise BadInput(f"{path} is corrupt ({type(err).__name__}: {first_line(err, 120)}); "
+                       "delete the directory and rebuild") from None
+    except OSError as err:
+        raise BadInput(f"{path}: cannot read the engine manifest ({err.strerror or err})") from None
 
 
 def corruption(directory: Path, manifest: EngineManifest) -> str | None:
@@ -212,7 +218,7 @@ def _writable_dir(path: Path) -> None:
 
 def _discard(path: Path) -> None:
     """Move an entry out of the way first (atomic), then delete it."""
-    trash = path.with_name(f".trash-{path.name}-{os.getpid()}-{time.monotonic_ns()}")
+    trash = path.with_name(f".trash-{path.name}-{owner_tag()}.{time.monotonic_ns()}")
     try:
         os.rename(path, trash)
     except FileNotFoundError:
@@ -241,8 +247,7 @@ def check_request(spec: BuildSpec) -> None:
         raise BadInput("empty shape set: give at least one shape")
     if spec.precision not in PRECISIONS:
         raise BadInput(f"unknown precision {spec.precision!r}: use {' or '.join(PRECISIONS)}")
-    if spec.threads is not None and spec.threads <= 0:
-        raise BadInput(f"threads must be a positive integer, got {spec.threads}")
+    check_threads(spec.threads)
 
 
 def build_engine(onnx_path: str | Path, spec: BuildSpec, cache_dir: str | Path, *, force: bool = False,
@@ -277,7 +282,8 @@ def _build_entry(backend: Backend, onnx_path: Path, spec: BuildSpec, cache_dir: 
                  digest: str) -> tuple[EngineManifest, bool]:
     """Build in a temporary directory beside ``entry`` and rename it into place. Returns the entry's
     manifest and whether it is another process's (which renamed the same build into place first)."""
-    tmp = Path(tempfile.mkdtemp(prefix=f".build-{entry.name}-", dir=cache_dir))
+    remove_stale(cache_dir, ".trash-", "")          # what killed builds and discards left behind
+    tmp = make_temp_dir(cache_dir, ".build-")
     try:
         built_start = time.perf_counter()
         draft = backend.build(onnx_path, spec, tmp).manifest

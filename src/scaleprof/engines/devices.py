@@ -22,7 +22,7 @@ DEVICE_PATTERN = re.compile(r"^(cpu|cuda(:\d+)?)$")
 
 def check_device(device: str) -> str:
     """'cpu', 'cuda' or 'cuda:N'; anything else is BadInput."""
-    if not isinstance(device, str) or not DEVICE_PATTERN.match(device):
+    if not isinstance(device, str) or not DEVICE_PATTERN.fullmatch(device):      # "$" would let "cpu\n" in
         raise BadInput(f"unknown device {device!r}: use cpu, cuda or cuda:N{nearest(device, ('cpu', 'cuda'))}")
     return device
 

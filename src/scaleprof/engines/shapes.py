@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from typing import Iterable, Sequence
 
+from scaleprof.core.limits import MAX_RESOLUTION, check_batch
 from scaleprof.engines.base import ShapePoint, ShapeRange
 from scaleprof.errors import BadInput
 
@@ -56,7 +57,15 @@ def parse_point(text: str, input_name: str | None = None) -> tuple[str | None, S
         raise BadInput(f"shape {raw!r} is not square ({height}x{width}); scaleprof's shape sets are square")
     if name is not None and input_name is not None and name != input_name:
         raise BadInput(f"shape {raw!r} names input {name!r}, but the model's input is {input_name!r}")
-    return name, ShapePoint(batch, height)
+    return name, check_point(ShapePoint(batch, height), f"shape {raw!r}")
+
+
+def check_point(point: ShapePoint, what: str) -> ShapePoint:
+    """``point`` unless its batch or resolution is beyond what scaleprof runs (scaleprof.core.limits)."""
+    check_batch(point.batch, f"{what}: batch")
+    if point.resolution > MAX_RESOLUTION:
+        raise BadInput(f"{what}: resolution {point.resolution} is above {MAX_RESOLUTION}, the largest scaleprof runs")
+    return point
 
 
 def parse_points(text: str, input_name: str | None = None) -> tuple[ShapePoint, ...]:
@@ -98,7 +107,7 @@ def grid(batches: str | Sequence[int], resolutions: str | Sequence[int]) -> tupl
     """--batch 1,8,32 --resolution 224,256 -> every (batch, resolution) pair, sorted."""
     bs = parse_int_list(batches, "batch sizes")
     rs = parse_int_list(resolutions, "resolutions")
-    return tuple(sorted(ShapePoint(b, r) for b in bs for r in rs))
+    return tuple(sorted(check_point(ShapePoint(b, r), "--batch/--resolution") for b in bs for r in rs))
 
 
 def shape_set(*, shapes: str | None = None, batch: str | None = None, resolution: str | None = None,

@@ -14,6 +14,7 @@ own) into that conv's event, ``blocks.0.0.conv_dw + blocks.0.0.bn1``.
 from __future__ import annotations
 
 import ast
+import os
 
 from scaleprof.engines.base import LayerEvent, LayerTrace
 
@@ -63,6 +64,9 @@ def profile_modules(model, x, iterations: int, warmup: int, on_cuda: bool, sync,
     import torch
     from torch.profiler import ProfilerActivity, profile, record_function
 
+    # Kineto (the profiler's C++ side) writes its start/stop markers and, without a GPU, an "ERROR"
+    # from its GPU probe straight to stderr on success; failures still reach us as exceptions.
+    os.environ.setdefault("KINETO_LOG_LEVEL", "6")
     names = {id(m): name for name, m in model.named_modules()}
     stack: list = []
 

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from scaleprof.core.files import atomic_target
-from scaleprof.errors import ScaleprofError
+from scaleprof.errors import BadInput, ScaleprofError
 from scaleprof.export.onnx_io import META_EXPORT, check_writable_target, set_metadata
 from scaleprof.export.options import DEFAULT_OPSET, ExportOptions, export_resolution, validate_options
 from scaleprof.export.parity import ParityCheck, check_parity, parity_shapes, raise_on_failure
@@ -46,6 +46,7 @@ class ExportResult:
     nodes: int
     seconds: dict = field(default_factory=dict)   # export, fold, check, parity, total
     size_bytes: int = 0
+    opset: int | None = None                # the opset the file declares (dynamo may write a newer one)
 
     @property
     def max_abs(self) -> float:
@@ -83,6 +84,7 @@ def export_onnx(spec: ModelSpec, path, options: ExportOptions | None = None, mod
     say = progress or (lambda msg: None)
     path = check_writable_target(path)
     resolution = export_resolution(spec, options)
+    _check_memory(spec, options, resolution)
     timings = {}
     t_all = time.perf_counter()
     prepared = _prepare(spec, model, options, resolution)
@@ -112,7 +114,26 @@ def export_onnx(spec: ModelSpec, path, options: ExportOptions | None = None, mod
     timings["total"] = time.perf_counter() - t_all
     return ExportResult(path=path, spec=spec, options=options, input_shape=in_shape, output_shape=out_shape,
                         parity=tuple(parity), spatial_multiple=prepared.multiple, folded_nodes=folded,
-                        nodes=len(onnx_model.graph.node), seconds=timings, size_bytes=size)
+                        nodes=len(onnx_model.graph.node), seconds=timings, size_bytes=size, opset=record["opset"])
+
+
+def _check_memory(spec: ModelSpec, options: ExportOptions, resolution: int) -> None:
+    """Refuse, before building anything, an export whose tensors this machine cannot hold: the weights
+    three times (the PyTorch network, the file being written, ONNX Runtime's session for parity) and
+    the activations of the largest input traced or checked, estimated from the spec's counts (a
+    network given under a name scaleprof does not scale is not estimated)."""
+    from scaleprof.core.limits import check_fits, inference_bytes
+    from scaleprof.models.scaling import quick_counts
+
+    shapes = parity_shapes(options, resolution, 32) if options.check_parity else []
+    batch, largest = max(shapes + [(options.static_batch if not options.dynamic else 1, resolution)],
+                         key=lambda shape: shape[0] * shape[1] ** 2)
+    try:
+        _, params, acts = quick_counts(spec, largest)
+    except BadInput:
+        return
+    check_fits(inference_bytes(3 * params, acts, batch, largest),
+               f"exporting {spec.label} at {batch}x3x{largest}x{largest}")
 
 
 @contextlib.contextmanager

@@ -12,6 +12,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from scaleprof.core.files import check_replaceable
 from scaleprof.core.onnx_file import (META_COUNTS, META_EXPORT, META_SPEC, META_VERSION,  # noqa: F401 (re-exported)
                                       dims_of, graph_inputs, image_input, load_model, metadata_props)
 from scaleprof.errors import BadInput, EnvironmentProblem
@@ -58,6 +59,7 @@ def check_writable_target(path) -> Path:
     path = Path(path)
     if path.exists() and path.is_dir():
         raise BadInput(f"{path}: is a directory; give the ONNX file name (e.g. {path / 'model.onnx'})")
+    check_replaceable(path)             # a device, pipe or socket there is not ours to replace
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=path.parent)

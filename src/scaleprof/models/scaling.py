@@ -23,11 +23,12 @@ from __future__ import annotations
 import functools
 import math
 
+from scaleprof.core.limits import MAX_RESOLUTION
 from scaleprof.errors import BadInput
 from scaleprof.models.families import MIN_RESOLUTION, Family, round8
 from scaleprof.models.registry import base_spec, get_family
 from scaleprof.models.spec import ModelSpec
-from scaleprof.models.strategies import Strategy, parse_strategy
+from scaleprof.models.strategies import Strategy, check_scale, parse_strategy
 
 TOLERANCE = 0.05        # the promise: achieved flops within 5% of s x base flops
 GOOD_ENOUGH = 0.008     # stop searching once within 0.8%
@@ -137,7 +138,7 @@ class _Search:
     def config_at(self, t: float) -> dict:
         m = self.strategy.multipliers(t, self.grouped)
         depths = [max(1, int(round(d0 * m["d"]))) for d0 in self.base_depths]
-        r = max(MIN_RESOLUTION, round8(self.ev.base_resolution * m["r"]))
+        r = min(MAX_RESOLUTION, max(MIN_RESOLUTION, round8(self.ev.base_resolution * m["r"])))
         return {"depths": depths, "w": m["w"], "g": m["g"], "r": r, "t": t}
 
     def error(self, cfg) -> float:
@@ -214,7 +215,7 @@ class _Search:
                             moves.append(dict(cfg, depths=depths))
             if "r" in axes:
                 for delta in (-8, 8):
-                    if cfg["r"] + delta >= MIN_RESOLUTION:
+                    if MIN_RESOLUTION <= cfg["r"] + delta <= MAX_RESOLUTION:
                         moves.append(dict(cfg, r=cfg["r"] + delta))
             before = self.best
             for move in moves:
@@ -228,14 +229,6 @@ def _geomean(values) -> float:
     return math.exp(sum(math.log(v) for v in values) / len(values)) if values else 1.0
 
 
-def _check_scale(scale) -> float:
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale):
-        raise BadInput(f"scale must be a positive number, got {scale!r}")
-    if scale <= 0:
-        raise BadInput(f"scale must be > 0 (a flops factor; 1 is the base model), got {scale:g}")
-    return float(scale)
-
-
 def scale_spec(model: str | ModelSpec, strategy: str | Strategy | None, scale: float,
                alpha: float | None = None) -> ModelSpec:
     """The network ``model`` scaled by ``strategy`` to ``scale`` x its flops, as a ModelSpec.
@@ -244,7 +237,7 @@ def scale_spec(model: str | ModelSpec, strategy: str | Strategy | None, scale: f
     flops over the base flops (each at its own resolution); it lies within 5% of ``scale``.
     """
     base = base_spec(model if isinstance(model, str) else model.model)
-    s = _check_scale(scale)
+    s = check_scale(scale)
     strat = strategy if isinstance(strategy, Strategy) else parse_strategy(strategy, alpha)
     family = get_family(base.family)
     ev = evaluator_for(base.model)
@@ -267,6 +260,11 @@ def scale_spec(model: str | ModelSpec, strategy: str | Strategy | None, scale: f
     cfg = search.best[2]
     arch = ev.arch(cfg["depths"], cfg["w"], cfg["g"])
     flops = ev.value(cfg["depths"], cfg["w"], cfg["g"], cfg["r"])[0]
+    if search.best_error > TOLERANCE:
+        raise BadInput(f"{base.model} scaled by {strat.name} cannot reach x{s:g} its flops within "
+                       f"{TOLERANCE:.0%}: the nearest network the rounding allows (at least one block per stage "
+                       f"and 8 channels, resolution {MIN_RESOLUTION}..{MAX_RESOLUTION}) has x{flops / base_flops:.3g}; "
+                       "choose a scale it can reach")
     groups0, groups = family.group_widths(base.arch), family.group_widths(arch)
     return ModelSpec(
         model=base.model, family=base.family, strategy=strat.name, alpha=strat.alpha, scale=s,

@@ -28,6 +28,9 @@ from scaleprof.errors import BadInput, nearest
 
 NAMED = ("d", "w", "r", "dw", "dr", "wr", "dwr", "dWr", "en")
 DEFAULT_ALPHA = 0.8
+# The largest flops factor: 2^8, past the largest members of every family here (EfficientNet-B7 is about
+# 100x B0's flops); counting a network of s x 256 along depth alone already takes a minute.
+MAX_SCALE = 256.0
 _WEIGHTED = re.compile(r"^[dwgr](\d+(\.\d*)?|\.\d+)(_[dwgr](\d+(\.\d*)?|\.\d+))*$")
 
 
@@ -60,6 +63,28 @@ class Strategy:
         return {"flops": self.e_d + 2 * self.e_w + 2 * self.e_r,
                 "params": self.e_d + 2 * self.e_w,
                 "acts": self.e_d + self.e_w + 2 * self.e_r}
+
+
+def check_scale(scale, what: str = "scale") -> float:
+    """``scale`` as a float flops factor in (0, MAX_SCALE]; BadInput naming ``what`` otherwise."""
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale):
+        raise BadInput(f"{what} must be a positive number, got {scale!r}")
+    if scale <= 0:
+        raise BadInput(f"{what} must be > 0 (a flops factor; 1 is the base model), got {scale:g}")
+    if scale > MAX_SCALE:
+        raise BadInput(f"{what} {scale:g} is above {MAX_SCALE:g}, the largest flops factor scaleprof scales to "
+                       "(past the largest networks of every family here; counting such a network takes minutes)")
+    return float(scale)
+
+
+def scale_of_phi(phi) -> float:
+    """EfficientNet's compound coefficient phi as the flops factor s = 2^phi (checked as a scale)."""
+    if isinstance(phi, bool) or not isinstance(phi, (int, float)) or not math.isfinite(phi):
+        raise BadInput(f"phi must be a finite number, got {phi!r}")
+    if phi > math.log2(MAX_SCALE):
+        raise BadInput(f"phi {phi:g} is above {math.log2(MAX_SCALE):g}: s = 2^phi would pass {MAX_SCALE:g}, the "
+                       "largest flops factor scaleprof scales to")
+    return check_scale(2.0 ** phi, f"s = 2^phi (phi {phi:g})")
 
 
 def _letters(name: str) -> Strategy:

@@ -105,8 +105,8 @@ def recommend(cal, model: str, budget_ms: float, batch: int = 1, strategies=None
     the base model fits (the budget is out of reach)."""
     from scaleprof.models import STRATEGIES
 
-    if not budget_ms > 0:
-        raise BadInput("--budget-ms must be a positive number of milliseconds")
+    if not 0 < budget_ms < math.inf:
+        raise BadInput("--budget-ms must be a positive, finite number of milliseconds")
     strategies = list(strategies or [s for s in STRATEGIES if s != "en"])
     found = []
     for strategy, alpha in lines(strategies, alphas):

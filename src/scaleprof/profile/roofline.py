@@ -13,6 +13,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from scaleprof.core.files import write_atomic
 from scaleprof.core.text import slug
 
 CALIBRATION_VERSION = 1
@@ -63,15 +64,13 @@ def device_peaks(device: str = "cpu", device_name: str | None = None, precision:
             data = json.loads(path.read_text())
             if data.get("version") == CALIBRATION_VERSION:
                 return DevicePeaks(**data)
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, AttributeError, RecursionError):
             pass                                  # unreadable cache: measure again
     measure = _measure_cuda if device.startswith("cuda") else _measure_cpu
     macs, bw, method = measure(device, precision, threads)
     peaks = DevicePeaks(device_name, device, precision, threads, macs, bw, method, time.time())
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(peaks.to_dict(), indent=2))
-    tmp.replace(path)
+    write_atomic(path, json.dumps(peaks.to_dict(), indent=2))
     return peaks
 
 

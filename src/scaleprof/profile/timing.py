@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 
 from scaleprof.errors import BadInput
 from scaleprof.profile.stats import StoppingRule, summarise
@@ -21,9 +23,9 @@ def validate_settings(settings: TimingSettings) -> None:
         ("maximum time", settings.max_time_s, 1e-9), ("layer-profiling iterations", settings.layer_iters, 1),
     )
     for what, value, least in checks:
-        if value is None or value < least or value != value:
+        if value is None or not math.isfinite(value) or value < least:
             need = "positive" if least > 0 else "zero or more"
-            raise BadInput(f"{what} must be {need}, got {value!r}")
+            raise BadInput(f"{what} must be {need} and finite, got {value!r}")
     if settings.target_ci is not None and not (0 <= settings.target_ci < 1):
         raise BadInput(f"target CI must be a fraction in [0, 1) (e.g. 0.01 for 1%), got {settings.target_ci!r}")
     if settings.min_time_s > settings.max_time_s:
@@ -61,6 +63,21 @@ def time_runner(runner, settings: TimingSettings, batch: int, progress: bool | N
     stats = summarise(samples, batch=batch, total_s=elapsed, stop_reason=reason,
                       timing_method=getattr(runner, "timing_method", "perf_counter"))
     return replace(stats, warmup_iters=warm)
+
+
+def check_memory(onnx_path, shape, precision: str = "fp32") -> None:
+    """BadInput, before an engine is built or run, when one inference of the ONNX model at ``shape``
+    needs more memory than this machine allows (weights, input and activations, from the graph's
+    counts, which need no tensors). A graph that cannot be counted is left to the engine."""
+    from scaleprof.complexity import count_onnx
+    from scaleprof.core.limits import check_fits, inference_bytes
+
+    try:
+        counts = count_onnx(onnx_path, batch=1, resolution=shape.resolution)
+    except BadInput:
+        return
+    check_fits(inference_bytes(counts.params, counts.acts, shape.batch, shape.resolution, precision),
+               f"running {Path(onnx_path).name} at {shape}")
 
 
 def time_engine(engine, shape, settings: TimingSettings = TimingSettings(), progress: bool | None = None) -> LatencyStats:

@@ -13,10 +13,12 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from scaleprof.core.files import write_atomic
+from scaleprof.errors import BadInput
 
 
 @dataclass(frozen=True)
@@ -28,19 +30,25 @@ class ReportPaths:
     points: int
     failures: int
     verdicts: tuple[str, ...]
+    problems: tuple[str, ...] = ()      # store rows left out (malformed), one line each
 
 
 def write_report(directory, budgets: list[float] | None = None, plots: bool = True) -> ReportPaths:
-    """Read DIR/results.sqlite and write the report files beside it (each written atomically)."""
+    """Read DIR/results.sqlite and write the report files beside it (each written atomically). Rows
+    of the store that cannot be read are left out and named in ``ReportPaths.problems``."""
     from scaleprof.report import analysis, document, html, markdown, prediction, tables
     from scaleprof.sweep.store import Store
 
+    bad = [b for b in budgets or () if not (isinstance(b, (int, float)) and 0 < b < math.inf)]
+    if bad:
+        raise BadInput(f"latency budgets must be positive, finite milliseconds, got {bad[0]!r}")
     directory = Path(directory)
     with Store(directory, create=False) as store:
         points = store.points("ok", with_layers=True)
         failures = store.points("failed")
         environments = store.environments()
         sweeps = store.sweeps()
+        problems = tuple(store.rows.problems)
     if not budgets:
         configured = sorted({b for s in sweeps for b in (s["config"].get("budget_ms") or [])})
         budgets = configured or None
@@ -58,7 +66,7 @@ def write_report(directory, budgets: list[float] | None = None, plots: bool = Tr
     rows = [tables.result_row(p) for p in points]
     paths = ReportPaths(directory / "report.html", directory / "report.md", directory / "results.csv",
                        directory / "results.json", len(points), len(failures),
-                       tuple(result.verdicts().values()))
+                       tuple(result.verdicts().values()), problems)
     write_atomic(paths.csv, tables.to_csv(rows))
     write_atomic(paths.json, tables.to_json(rows, environments, failures, document.convention(sweeps)))
     write_atomic(paths.markdown, markdown.render(doc, files.name))

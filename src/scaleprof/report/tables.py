@@ -73,8 +73,21 @@ def to_csv(rows: list[dict]) -> str:
     writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in COLUMNS})
+        writer.writerow({k: _cell(row.get(k)) for k in COLUMNS})
     return buf.getvalue()
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value):
+    """A CSV cell: text a spreadsheet would run as a formula (a name starting with '=', '+', '-', '@')
+    is quoted with a leading apostrophe; numbers, and all other text, are written as they are."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def to_json(rows: list[dict], environments: list[dict], failures: list[dict], convention: str) -> str:

@@ -3,11 +3,14 @@ earlier stages, every measurement kept in one SQLite store per output directory.
 
     grid.py      what a sweep measures: Target (and presets), Point, SweepConfig
     config.py    reading a sweep YAML (or a shipped config by name) into a SweepConfig
+    bounded_yaml YAML loading that a config cannot make expand (size, depth, aliases, duplicate keys)
     stages.py    the pipeline as the runner sees it: Stages; UpstreamStages calls scaleprof's stages
     runner.py    run_sweep (resumable; groups share an export and an engine; each stage timed under
                  its own name) and dry_run
     progress.py  what a running sweep shows on stderr
-    store.py     the results store: WAL, one transaction per point, versioned schema
+    store.py     the results store: WAL, one transaction per point, versioned schema; a target name
+                 stands for one definition in a store
+    rows.py      reading stored rows defensively (a malformed row is left out, by name)
 
     from scaleprof.sweep.config import resolve_config
     from scaleprof.sweep.runner import run_sweep

@@ -27,14 +27,15 @@ by name (``demo``).
 from __future__ import annotations
 
 import math
-import re
 import sys
 from dataclasses import replace
 from pathlib import Path
 
+from scaleprof.core.limits import MAX_RESOLUTION, MIN_RESOLUTION, check_batch, check_threads
 from scaleprof.core.onnx_file import PRECISIONS
 from scaleprof.errors import BadInput, nearest
 from scaleprof.profile.types import TimingSettings
+from scaleprof.sweep.bounded_yaml import MAX_CONFIG_BYTES, load_yaml
 from scaleprof.sweep.grid import (DEFAULT_ALPHA, PRESET_PRECISION, PRESETS, TIMING_KEYS, Point, SweepConfig,
                                   Target, unique)
 
@@ -48,6 +49,7 @@ TARGET_KEYS = ("name", "backend", "device", "threads", "options")
 TIMING_SECTION_KEYS = TIMING_KEYS + ("layers",)
 OLD_TIMING_KEY = "profile"          # what ``timing:`` was called before
 POSITIVE_TIMING = ("min_iters", "min_time_s", "max_time_s", "layer_iters", "target_ci")   # the rest may be 0
+MAX_NAME = 100                      # characters of a sweep or target name
 
 
 # ----------------------------------------------------------------------------------- loading
@@ -56,7 +58,9 @@ def load_config(path: str | Path) -> SweepConfig:
     """Read and validate a sweep YAML file; any problem is one BadInput line naming the file."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as f:
+            data = f.read(MAX_CONFIG_BYTES + 1)
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise BadInput(f"{path}: no such config file") from None
     except (OSError, UnicodeDecodeError) as err:
@@ -89,15 +93,7 @@ def _shipped_folder():
 
 
 def parse_config(text: str, default_name: str = "sweep", where: str = "config") -> SweepConfig:
-    import yaml
-
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise BadInput(f"{where}: malformed YAML{at}: {problem}") from None
+    data = load_yaml(text, where)
     if not isinstance(data, dict):
         raise BadInput(f"{where}: expected a mapping of keys ({', '.join(REQUIRED)}, ...), "
                        f"got {type(data).__name__ if data is not None else 'an empty file'}")
@@ -115,9 +111,7 @@ def from_dict(data: dict, default_name: str = "sweep", where: str = "config",
     if missing:
         fail(f"missing required key{'s' if len(missing) > 1 else ''}: {', '.join(missing)}")
 
-    name = data.get("name", default_name)
-    if not isinstance(name, str) or not name.strip():
-        fail("name: expected a non-empty string")
+    name = _check_name(data.get("name", default_name), fail)
 
     axes = _grid_axes(data, fail)
     targets = _targets(data["targets"], fail)
@@ -126,7 +120,7 @@ def from_dict(data: dict, default_name: str = "sweep", where: str = "config",
     if any(not 0 < b < math.inf for b in budget):
         fail("budget_ms: budgets must be positive, finite milliseconds")
 
-    config = SweepConfig(name=name.strip(), targets=targets, timing=timing, layers=layers, budget_ms=budget,
+    config = SweepConfig(name=name, targets=targets, timing=timing, layers=layers, budget_ms=budget,
                          source=source, **{axis: tuple(unique(values)) for axis, values in axes.items()})
     if not config.points():
         fail("the grid is empty: no target takes any of the precisions "
@@ -135,6 +129,31 @@ def from_dict(data: dict, default_name: str = "sweep", where: str = "config",
         print(f"{where}: note: '{OLD_TIMING_KEY}:' is now called 'timing:'; read as 'timing:' (rename it)",
               file=sys.stderr)
     return config
+
+
+def _check_name(name, fail) -> str:
+    """The sweep's name, which also names its output folder (DEFAULT_OUT/NAME): a plain file name."""
+    if not isinstance(name, str) or not name.strip():
+        fail("name: expected a non-empty string")
+    name = name.strip()
+    if name in (".", "..") or any(c in name for c in "/\\") or not _is_label(name):
+        fail(f"name: {_show(name)} is not a plain name of at most {MAX_NAME} characters (no '/', '\\', "
+             "control characters, '.' or '..'): it names the output folder")
+    return name
+
+
+def _is_label(text: str) -> bool:
+    """Short enough for a table and free of control characters (a newline would split an error line)."""
+    return len(text) <= MAX_NAME and not any(ord(c) < 32 or ord(c) == 127 for c in text)
+
+
+def _show(value, limit: int = 60) -> str:
+    """``repr(value)``, cut to ``limit`` characters (a hostile value may be huge)."""
+    try:
+        text = repr(value)
+    except ValueError:                  # an int too long for Python to print
+        text = f"an integer of more than {sys.get_int_max_str_digits()} digits"
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _grid_axes(data: dict, fail) -> dict[str, list]:
@@ -148,20 +167,28 @@ def _grid_axes(data: dict, fail) -> dict[str, list]:
         if not 0 < a <= 1:
             fail(f"alpha: {a:g} is outside (0, 1]")
     scales = _num_list(data["scales"], "scales", fail, float)
+    from scaleprof.models.strategies import check_scale
+
     for s in scales:
-        if not s > 0 or not math.isfinite(s):
-            fail(f"scales: {s:g} is not a positive flops factor")
+        _limit(check_scale, s, "scales", fail)
     batch_sizes = _num_list(data.get("batch_sizes", 1), "batch_sizes", fail, int)
     for b in batch_sizes:
-        if b < 1:
-            fail(f"batch_sizes: {b} is not a positive batch size")
+        _limit(check_batch, b, "batch_sizes", fail)
     resolutions = _resolutions(data.get("resolutions", "auto"), fail)
     precisions = _str_list(data.get("precisions", "fp32"), "precisions", fail)
     for p in precisions:
         if p not in PRECISIONS:
-            fail(f"precisions: unknown precision {p!r}{nearest(p, PRECISIONS)}; valid: {', '.join(PRECISIONS)}")
+            fail(f"precisions: unknown precision {_show(p)}{nearest(p, PRECISIONS)}; valid: {', '.join(PRECISIONS)}")
     return {"models": models, "strategies": strategies, "alpha": alpha,
             "scales": scales, "batch_sizes": batch_sizes, "resolutions": resolutions, "precisions": precisions}
+
+
+def _limit(check, value, key: str, fail):
+    """``check(value, key)`` (a scaleprof.core.limits check), its BadInput said as this config's."""
+    try:
+        return check(value, key)
+    except BadInput as err:
+        fail(str(err))
 
 
 def _check_strategy(name: str, fail) -> None:
@@ -179,7 +206,7 @@ def _check_strategy(name: str, fail) -> None:
 def _check_keys(data: dict, valid, prefix: str, fail) -> None:
     for key in data:
         if key not in valid:
-            fail(f"unknown key {prefix + str(key)!r}{nearest(key, valid)}; valid keys: {', '.join(valid)}")
+            fail(f"unknown key {_show(prefix + str(key))}{nearest(key, valid)}; valid keys: {', '.join(valid)}")
 
 
 def _as_list(value, key: str, fail) -> list:
@@ -193,22 +220,27 @@ def _str_list(value, key: str, fail) -> list[str]:
     items = _as_list(value, key, fail)
     for item in items:
         if not isinstance(item, str) or not item.strip():
-            fail(f"{key}: expected names (strings), got {item!r}")
+            fail(f"{key}: expected names (strings), got {_show(item)}")
     return [i.strip() for i in items]
 
 
 def _is_number(item, kind) -> bool:
-    """A YAML number (not a bool) that ``kind`` (int or float) holds exactly: 2.0 is an int, .inf is not."""
+    """A YAML number (not a bool) that ``kind`` (int or float) holds exactly: 2.0 is an int, .inf is not;
+    an integer beyond what a float holds (10**400) is none."""
     if isinstance(item, bool) or not isinstance(item, (int, float)):
         return False
-    return kind is float or float(item).is_integer()
+    try:
+        value = float(item)
+    except OverflowError:
+        return False
+    return kind is float or value.is_integer()
 
 
 def _num_list(value, key: str, fail, kind) -> list:
     out = []
     for item in _as_list(value, key, fail):
         if not _is_number(item, kind):
-            fail(f"{key}: expected {'integers' if kind is int else 'numbers'}, got {item!r}")
+            fail(f"{key}: expected {'integers' if kind is int else 'numbers'}, got {_show(item)}")
         out.append(kind(item))
     return out
 
@@ -218,52 +250,53 @@ def _resolutions(value, fail) -> list[int | None]:
     for item in _as_list(value, "resolutions", fail):
         if item == "auto":
             out.append(None)
-        elif isinstance(item, int) and not isinstance(item, bool) and item >= 32:
+        elif isinstance(item, int) and not isinstance(item, bool) and MIN_RESOLUTION <= item <= MAX_RESOLUTION:
             out.append(item)
         else:
-            fail(f"resolutions: expected 'auto' or a pixel size >= 32, got {item!r}")
+            fail(f"resolutions: expected 'auto' or a pixel size from {MIN_RESOLUTION} to {MAX_RESOLUTION}, "
+                 f"got {_show(item)}")
     return out
 
 
 def _targets(value, fail) -> tuple[Target, ...]:
+    from scaleprof.engines.devices import DEVICE_PATTERN
     from scaleprof.engines.registry import BACKENDS
 
     targets = []
     for item in _as_list(value, "targets", fail):
         if isinstance(item, str):
             if item not in PRESETS:
-                fail(f"targets: unknown preset {item!r}{nearest(item, PRESETS)}; presets: "
+                fail(f"targets: unknown preset {_show(item)}{nearest(item, PRESETS)}; presets: "
                      f"{', '.join(PRESETS)} (or a mapping with {', '.join(TARGET_KEYS)})")
             targets.append(PRESETS[item])
             continue
         if not isinstance(item, dict):
-            fail(f"targets: expected a preset name or a mapping, got {item!r}")
+            fail(f"targets: expected a preset name or a mapping, got {_show(item)}")
         _check_keys(item, TARGET_KEYS, "targets.", fail)
         name = item.get("name")
-        if not isinstance(name, str) or not name.strip():
-            fail(f"targets: every target needs a name, got {item!r}")
+        if not isinstance(name, str) or not name.strip() or not _is_label(name.strip()):
+            fail(f"targets: every target needs a name of at most {MAX_NAME} characters (no control "
+                 f"characters), got {_show(item)}")
         preset = PRESETS.get(name)
         backend = item.get("backend", preset.backend if preset else None)
         if backend is None:
             fail(f"targets.{name}: missing key 'backend' ({', '.join(BACKENDS)})")
         if backend not in BACKENDS:
-            fail(f"targets.{name}: unknown backend {backend!r}{nearest(backend, BACKENDS)}; "
+            fail(f"targets.{name}: unknown backend {_show(backend)}{nearest(backend, BACKENDS)}; "
                  f"valid: {', '.join(BACKENDS)}")
         device = item.get("device", preset.device if preset else "cpu")
-        if not isinstance(device, str) or not re.match(r"^(cpu|cuda(:\d+)?)$", device):
-            fail(f"targets.{name}: device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}")
-        threads = item.get("threads")
-        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-            fail(f"targets.{name}: threads must be a positive integer, got {threads!r}")
+        if not isinstance(device, str) or not DEVICE_PATTERN.fullmatch(device):
+            fail(f"targets.{name}: device must be 'cpu', 'cuda' or 'cuda:N', got {_show(device)}")
+        threads = _limit(check_threads, item.get("threads"), f"targets.{name}.threads", fail)
         options = item.get("options") or {}
         if not isinstance(options, dict):
-            fail(f"targets.{name}: options must be a mapping, got {options!r}")
+            fail(f"targets.{name}: options must be a mapping, got {_show(options)}")
         targets.append(Target(name.strip(), backend, device, threads,
                               tuple(sorted((str(k), _freeze(v)) for k, v in options.items()))))
     names = [t.name for t in targets]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        fail(f"targets: duplicate target name {dupes[0]!r}; each target needs its own name")
+        fail(f"targets: duplicate target name {_show(dupes[0])}; each target needs its own name")
     return tuple(targets)
 
 
@@ -288,11 +321,11 @@ def _timing_key(data: dict, fail) -> str:
 def _timing(value, key: str, fail) -> tuple[TimingSettings, bool]:
     """TimingSettings and whether to profile layers, from the mapping under ``key`` (errors name it)."""
     if not isinstance(value, dict):
-        fail(f"{key}: expected a mapping of timing settings, got {value!r}")
+        fail(f"{key}: expected a mapping of timing settings, got {_show(value)}")
     _check_keys(value, TIMING_SECTION_KEYS, f"{key}.", fail)
     layers = value.get("layers", True)
     if not isinstance(layers, bool):
-        fail(f"{key}.layers: expected true or false, got {layers!r}")
+        fail(f"{key}.layers: expected true or false, got {_show(layers)}")
     settings = {}
     defaults = TimingSettings()
     for name in TIMING_KEYS:
@@ -301,9 +334,9 @@ def _timing(value, key: str, fail) -> tuple[TimingSettings, bool]:
         item = value[name]
         kind = type(getattr(defaults, name))
         if not _is_number(item, kind):
-            fail(f"{key}.{name}: expected {'an integer' if kind is int else 'a number'}, got {item!r}")
+            fail(f"{key}.{name}: expected {'an integer' if kind is int else 'a number'}, got {_show(item)}")
         if not math.isfinite(item) or item < 0 or (name in POSITIVE_TIMING and item <= 0):
-            fail(f"{key}.{name}: {item!r} must be {'positive' if name in POSITIVE_TIMING else 'zero or more'} "
+            fail(f"{key}.{name}: {_show(item)} must be {'positive' if name in POSITIVE_TIMING else 'zero or more'} "
                  "and finite")
         settings[name] = kind(item)
     timing = replace(defaults, **settings)

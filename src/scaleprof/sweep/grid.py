@@ -4,6 +4,7 @@ SweepConfig they expand from. Reading and checking a config file is scaleprof.sw
 from __future__ import annotations
 
 import itertools
+import json
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -26,6 +27,25 @@ class Target:
     def to_dict(self) -> dict:
         return {"name": self.name, "backend": self.backend, "device": self.device,
                 "threads": self.threads, "options": dict(self.options)}
+
+
+def definition(target) -> dict:
+    """What a target (a Target.to_dict(), as stored) says beside its name; missing keys read as their
+    defaults, and anything but a mapping as malformed (it then equals no real definition)."""
+    if not isinstance(target, dict):
+        return {"malformed": True}
+    what = {"backend": target.get("backend"), "device": target.get("device", "cpu"),
+            "threads": target.get("threads"), "options": target.get("options") or {}}
+    return json.loads(json.dumps(what, sort_keys=True, default=str))     # tuples and lists alike
+
+
+def describe_definition(target) -> str:
+    d = definition(target)
+    if "malformed" in d:
+        return "a malformed definition"
+    options = ", ".join(f"{k}={v}" for k, v in sorted(d["options"].items())) if isinstance(d["options"], dict) \
+        else str(d["options"])
+    return f"backend {d['backend']}, device {d['device']}, threads {d['threads'] or 'default'}, options {options or 'none'}"
 
 
 # Presets a config may name instead of spelling a target out.

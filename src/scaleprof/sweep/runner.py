@@ -97,10 +97,11 @@ def run_sweep(config: SweepConfig, out_dir: str | Path, *, stages: Stages | None
     points = config.points()
 
     # Every model must be known and every target's backend here before anything runs: one line.
+    stages.open(out_dir)                # first: validating scales and counts, cached there
     stages.validate(config)
-    stages.open(out_dir)
     envs = {t.name: stages.environment(t) for t in config.targets}
     with Store(out_dir) as store:
+        store.check_targets([t.to_dict() for t in config.targets])     # before anything is written
         sweep_id = store.begin_sweep(config.name, {**config.to_dict(), "convention": stages.convention})
         todo = _unmeasured(store, config, envs, points, force)
         result = SweepResult(total=len(points), skipped=len(points) - len(todo), measured=0, failed=0, reused=0,
@@ -312,9 +313,9 @@ def dry_run(config: SweepConfig, out_dir: str | Path | None = None, stages: Stag
     """The grid with predicted counts, nothing exported, built or timed. Each row says whether the
     point is already in the store of ``out_dir`` (for its target's current environment)."""
     stages = stages or UpstreamStages()
-    stages.validate(config)
     if out_dir is not None and Path(out_dir).is_dir():
         stages.open(Path(out_dir))
+    stages.validate(config)
     measured = _measured_per_target(config, out_dir, stages)
     rows = []
     specs: dict[tuple, Any] = {}
@@ -351,6 +352,7 @@ def _measured_per_target(config: SweepConfig, out_dir, stages: Stages) -> dict[s
             print(f"note: {err}", file=sys.stderr)
     if out_dir is not None and (Path(out_dir) / STORE_NAME).exists():
         with Store(out_dir, create=False) as store:
+            store.check_targets([t.to_dict() for t in config.targets])
             for name, key in env_keys.items():
                 measured[name] = store.measured_keys(name, key)
     return measured

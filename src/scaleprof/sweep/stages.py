@@ -89,6 +89,7 @@ class UpstreamStages(Stages):
         self._envs: dict[str, tuple[str, dict]] = {}
         self._onnx_counts: dict[tuple, Any] = {}
         self._peaks: dict[tuple, Any] = {}
+        self._memo: dict[str, dict] = {}        # what _cached found in this run
         self.roofline = roofline
         self.cache_dir: Path | None = None
 
@@ -97,9 +98,7 @@ class UpstreamStages(Stages):
 
     def _cached(self, kind: str, ident: list, compute: Callable[[], dict]) -> dict:
         """A JSON-able result of the scaling search or of counting, cached in the output directory
-        (keyed by what determines it, including the scaleprof, timm and torch versions)."""
-        if self.cache_dir is None:
-            return compute()
+        (keyed by what determines it, including the scaleprof, timm and torch versions) and in memory."""
         import hashlib
         import json
         from importlib import metadata
@@ -108,19 +107,30 @@ class UpstreamStages(Stages):
 
         versions = [__version__] + [_dist_version(metadata, d) for d in ("timm", "torch")]
         key = hashlib.sha256(json.dumps([kind, ident, versions], sort_keys=True).encode()).hexdigest()[:24]
-        path = self.cache_dir / kind / f"{key}.json"
+        if key not in self._memo:
+            self._memo[key] = self._read_or_compute(self.cache_dir / kind / f"{key}.json" if self.cache_dir else None,
+                                                    compute)
+        return self._memo[key]
+
+    @staticmethod
+    def _read_or_compute(path: Path | None, compute: Callable[[], dict]) -> dict:
+        import json
+
+        from scaleprof.core.files import atomic_target
+
         try:
-            return json.loads(path.read_text())
-        except (OSError, ValueError):
-            pass
+            data = json.loads(path.read_text()) if path else None
+            if isinstance(data, dict):
+                return data
+        except (OSError, ValueError, RecursionError):
+            pass                        # missing or damaged: computed again
         data = compute()
         try:
-            from scaleprof.core.files import atomic_target
-
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_target(path) as tmp:
-                tmp.write_text(json.dumps(data, sort_keys=True))
-        except OSError:
+            if path:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with atomic_target(path) as tmp:
+                    tmp.write_text(json.dumps(data, sort_keys=True))
+        except (OSError, ScaleprofError):
             pass                        # a cache that cannot be written is only slower
         return data
 
@@ -135,6 +145,23 @@ class UpstreamStages(Stages):
 
         for model in config.models:
             family_of(model)            # BadInput naming the nearest known model
+        self._check_memory(config)
+
+    def _check_memory(self, config: SweepConfig) -> None:
+        """Refuse, before anything runs, a point whose tensors this machine cannot hold (estimated from
+        its counts; the specs and counts found are the ones the run uses). A point that cannot be
+        scaled or counted is left to fail on its own when it runs."""
+        from scaleprof.core.limits import check_fits, inference_bytes
+
+        for point in config.points():
+            try:
+                spec = self.spec(point)
+                resolution = point.resolution or spec.resolution
+                counts = self.count(spec, resolution)
+            except ScaleprofError:
+                continue
+            check_fits(inference_bytes(counts.params, counts.acts, point.batch, resolution, point.precision),
+                       f"point {point.label}")
 
     def environment(self, target: Target) -> tuple[str, dict]:
         if target.name not in self._envs:

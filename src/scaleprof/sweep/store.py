@@ -20,7 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from scaleprof.errors import EnvironmentProblem
+from scaleprof.core.files import check_replaceable
+from scaleprof.core.text import first_line
+from scaleprof.errors import BadInput, EnvironmentProblem
+from scaleprof.sweep.grid import definition, describe_definition
+from scaleprof.sweep.rows import BAD, RowDecoder
 
 SCHEMA_VERSION = 1
 STORE_NAME = "results.sqlite"
@@ -140,9 +144,11 @@ class Store:
     def __init__(self, directory: str | Path, create: bool = True):
         self.directory = Path(directory)
         self.path = self.directory / STORE_NAME
+        self.rows = RowDecoder(self.path)  # .problems: the rows left out while reading, one line each
         if not self.path.exists() and not create:
             raise EnvironmentProblem(f"{self.directory}: no results store here ({STORE_NAME}); "
                                      "run `scaleprof sweep CONFIG -o DIR` first")
+        check_replaceable(self.path)        # a directory, device or FIFO there is not a store
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as err:
@@ -234,7 +240,25 @@ class Store:
         with self._writing() as conn:
             conn.execute("UPDATE sweeps SET finished=? WHERE id=?", (time.time(), sweep_id))
 
+    def check_targets(self, targets: list[dict]) -> None:
+        """A target name stands for one definition in a store: BadInput when points were stored for a
+        target of one of these names defined otherwise (its backend, device, threads or options), so
+        that no result is attributed to settings it was not measured with."""
+        for target in targets:
+            rows = self.conn.execute(
+                "SELECT DISTINCT e.target_json FROM environments e WHERE e.target=? AND EXISTS "
+                "(SELECT 1 FROM points p WHERE p.target=e.target AND p.env_key=e.env_key)",
+                (target["name"],)).fetchall()
+            for (stored,) in rows:
+                stored = self.rows.json(stored, dict, "")
+                if definition(stored) != definition(target):
+                    raise BadInput(
+                        f"target {target['name']!r}: {self.path} holds points measured with another definition "
+                        f"of it ({describe_definition(stored)}; now {describe_definition(target)}): give the "
+                        "new definition its own name, or use another output directory")
+
     def put_environment(self, env_key: str, target: dict, environment: dict) -> None:
+        self.check_targets([target])
         with self._writing() as conn:
             conn.execute("INSERT OR REPLACE INTO environments(env_key, target, target_json, env_json) "
                          "VALUES (?, ?, ?, ?)",
@@ -243,13 +267,23 @@ class Store:
 
     def environments(self) -> list[dict]:
         rows = self.conn.execute("SELECT * FROM environments ORDER BY target, env_key").fetchall()
-        return [{"env_key": r["env_key"], "target": json.loads(r["target_json"]),
-                 "environment": json.loads(r["env_json"])} for r in rows]
+        out = []
+        for r in rows:
+            where = f"environment {r['env_key']!r} of target {r['target']!r}"
+            target, env = self.rows.json(r["target_json"], dict, where), self.rows.json(r["env_json"], dict, where)
+            if target is not BAD and env is not BAD:
+                out.append({"env_key": r["env_key"], "target": target, "environment": env})
+        return out
 
     def sweeps(self) -> list[dict]:
         rows = self.conn.execute("SELECT * FROM sweeps ORDER BY id").fetchall()
-        return [{"id": r["id"], "name": r["name"], "config": json.loads(r["config_json"]),
-                 "started": r["started"], "finished": r["finished"]} for r in rows]
+        out = []
+        for r in rows:
+            config = self.rows.json(r["config_json"], dict, f"sweep row {r['id']}")
+            if config is not BAD:
+                out.append({"id": r["id"], "name": r["name"], "config": config,
+                            "started": r["started"], "finished": r["finished"]})
+        return out
 
     # ------------------------------------------------------------------ points
     def measured_keys(self, target: str, env_key: str) -> set[str]:
@@ -305,30 +339,43 @@ class Store:
                 yield conn
         except sqlite3.Error as err:
             raise _disk_problem(self.path, err) from None
+        except OverflowError as err:        # SQLite holds integers up to 2**63 - 1
+            raise BadInput(f"{self.path}: a value too large to store ({first_line(err)})") from None
 
     def points(self, status: str | None = "ok", with_layers: bool = False) -> list[dict]:
-        """Stored points as flat dicts (latency/spec/etc. decoded), oldest first."""
+        """Stored points as flat dicts (latency/spec/etc. decoded), oldest first. A row whose JSON or
+        numbers are malformed is left out, with a line in ``problems`` naming it."""
         query = "SELECT * FROM points" + (" WHERE status=?" if status else "") + " ORDER BY id"
         rows = self.conn.execute(query, (status,) if status else ()).fetchall()
         out = []
         for r in rows:
             d = dict(r)
+            where = f"point row {d['id']} ({d['point_key']} [{d['target']}])"
             for col in ("spec_json", "latency_json", "layer_summary_json", "stage_seconds_json"):
-                d[col[:-5]] = json.loads(d.pop(col)) if d.get(col) else None
+                text = d.pop(col)
+                d[col[:-5]] = self.rows.json(text, dict, f"{where} {col}") if text else None
+            if any(v is BAD for v in d.values()) or not self.rows.numbers_ok(d, where):
+                continue
             if with_layers:
-                d["layers"] = self.layers(d["id"])
+                d["layers"] = self.layers(d["id"], where)
+                if d["layers"] is BAD:
+                    continue
             out.append(d)
         return out
 
-    def layers(self, point_id: int) -> list[dict]:
+    def layers(self, point_id: int, where: str = ""):
+        """The point's layer rows; BAD (and a line in ``problems``) when one is malformed."""
         rows = self.conn.execute("SELECT * FROM layers WHERE point_id=? ORDER BY idx", (point_id,)).fetchall()
         out = []
         for r in rows:
             d = {k: r[k] for k in _LAYER_COLUMNS if k != "onnx_nodes"}
-            d["onnx_nodes"] = json.loads(r["onnx_nodes_json"])
+            d["onnx_nodes"] = self.rows.json(r["onnx_nodes_json"], list, f"{where or point_id} layer {r['idx']}")
+            extras = self.rows.json(r["extras_json"], dict, f"{where or point_id} layer {r['idx']}") \
+                if r["extras_json"] else {}
+            if d["onnx_nodes"] is BAD or extras is BAD:
+                return BAD
             d["opaque"] = bool(r["opaque"])
-            if r["extras_json"]:
-                d.update(json.loads(r["extras_json"]))
+            d.update(extras)
             out.append(d)
         return out
 

@@ -18,7 +18,6 @@ read (the timing defaults too, see TimingOption).
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
@@ -40,27 +39,30 @@ def add_model_arguments(parser, scale_required: bool = False) -> None:
 
 
 def selected_spec(args):
-    """(spec, base_spec) from MODEL/--strategy/--alpha/--scale/--phi; BadInput for inconsistent flags."""
+    """(spec, base_spec) from MODEL/--strategy/--alpha/--scale/--phi; BadInput for inconsistent flags,
+    all of them found before the model is built or searched."""
     from scaleprof.errors import BadInput
-    from scaleprof.models import base_spec, parse_strategy, scale_spec
+    from scaleprof.models import base_spec, family_of, parse_strategy, scale_spec
+    from scaleprof.models.strategies import check_scale, scale_of_phi
 
-    base = base_spec(args.model)
+    family_of(args.model)                       # an unknown model first
     scale = args.scale
     if args.phi is not None:
         if args.strategy != "en":
             raise BadInput("--phi applies only to --strategy en (use --scale for other strategies)")
         if scale is not None:
             raise BadInput("give either --scale or --phi, not both")
-        if not math.isfinite(args.phi):
-            raise BadInput(f"phi must be a finite number, got {args.phi}")
-        scale = 2.0 ** args.phi
+        scale = scale_of_phi(args.phi)
     if args.strategy is None:
         if scale is not None or args.alpha is not None:
             raise BadInput("--scale/--alpha need a --strategy (e.g. --strategy dWr --scale 4)")
+        base = base_spec(args.model)
         return base, base
     parse_strategy(args.strategy, args.alpha)  # unknown strategy / bad alpha first
     if scale is None:
         raise BadInput(f"--strategy {args.strategy} needs --scale F (a flops factor > 0)")
+    check_scale(scale)
+    base = base_spec(args.model)
     return scale_spec(base.model, args.strategy, scale, args.alpha), base
 
 
@@ -81,14 +83,26 @@ def fmt_int(n: int) -> str:
 
 # ------------------------------------------------------------------------------ one input shape
 
-def add_shape_arguments(parser, batch: str | None = None, resolution: str | None = None) -> None:
-    """--batch B (default 1) and --resolution R (default: the model's or engine's own), each with
-    the help text given (left out when None)."""
+def add_shape_arguments(parser, batch: str | None = None, resolution: str | None = None,
+                        batch_default: int | None = 1) -> None:
+    """--batch B (default ``batch_default``; None tells whether it was given) and --resolution R
+    (default: the model's or engine's own), each with the help text given (left out when None)."""
     group = parser.add_argument_group("input shape")
     if batch is not None:
-        group.add_argument("--batch", type=int, default=1, metavar="B", help=batch)
+        group.add_argument("--batch", type=int, default=batch_default, metavar="B", help=batch)
     if resolution is not None:
         group.add_argument("--resolution", type=int, metavar="R", help=resolution)
+
+
+def check_shape_arguments(args, model: str = "the model") -> None:
+    """BadInput for a --batch or --resolution of the shape group that no network here takes
+    (scaleprof.core.limits: batch 1..4096, resolution 32..4096)."""
+    from scaleprof.core.limits import check_batch, check_resolution
+
+    if getattr(args, "batch", None) is not None:
+        check_batch(args.batch)
+    if getattr(args, "resolution", None) is not None:
+        check_resolution(args.resolution, model)
 
 
 def default_resolution(onnx_path) -> int:
@@ -105,17 +119,28 @@ def default_resolution(onnx_path) -> int:
 
 # ------------------------------------------------------------------------------ engine
 
+ENGINE_OPTIONS = ("backend", "device", "threads", "precision")
+DEFAULT_BACKEND = "ort"
+
+
 def add_engine_arguments(parser, description: str | None = None) -> None:
+    """--backend --device --threads --precision; their defaults are filled in by build_spec, so
+    that engine_arguments_given can tell which were given."""
     group = parser.add_argument_group("engine", description)
-    group.add_argument("--backend", default="ort",
-                       help="ort (ONNX Runtime, default), torch (PyTorch), tensorrt or tensorrt-rtx")
+    group.add_argument("--backend",
+                       help=f"{DEFAULT_BACKEND} (ONNX Runtime, default), torch (PyTorch), tensorrt or tensorrt-rtx")
     group.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda for tensorrt and tensorrt-rtx, else cpu)")
     group.add_argument("--threads", type=int, help="intra-op threads on the CPU (default: the runtime's)")
-    add_precision_argument(group, "the engine's precision")
+    add_precision_argument(group, "the engine's precision", default=None)
 
 
-def add_precision_argument(parser, help: str) -> None:
-    parser.add_argument("--precision", default=PRECISIONS[0], choices=PRECISIONS,
+def engine_arguments_given(args) -> list[str]:
+    """The engine group's options given on the command line, spelled as options."""
+    return [f"--{name}" for name in ENGINE_OPTIONS if getattr(args, name, None) is not None]
+
+
+def add_precision_argument(parser, help: str, default: str | None = PRECISIONS[0]) -> None:
+    parser.add_argument("--precision", default=default, choices=PRECISIONS,
                         help=f"{help} (default {PRECISIONS[0]})")
 
 
@@ -139,14 +164,13 @@ def default_device(backend: str) -> str:
 
 def build_spec(args, shapes, ranges=(), options=()):
     """The BuildSpec the engine group's values ask for, for ``shapes`` (and TensorRT ``ranges``)."""
+    from scaleprof.core.limits import check_threads
     from scaleprof.engines.base import BuildSpec
-    from scaleprof.errors import BadInput
 
-    if args.threads is not None and args.threads <= 0:
-        raise BadInput(f"--threads must be a positive integer, got {args.threads}")
-    return BuildSpec(backend=args.backend, device=args.device or default_device(args.backend),
-                     precision=args.precision, threads=args.threads, shapes=tuple(shapes), ranges=tuple(ranges),
-                     options=tuple(sorted(options)))
+    backend = args.backend or DEFAULT_BACKEND
+    return BuildSpec(backend=backend, device=args.device or default_device(backend),
+                     precision=args.precision or PRECISIONS[0], threads=check_threads(args.threads, "--threads"),
+                     shapes=tuple(shapes), ranges=tuple(ranges), options=tuple(sorted(options)))
 
 
 # ------------------------------------------------------------------------------ timing
@@ -252,7 +276,12 @@ def sweep_and_report(config, out: Path, args, report: bool = True) -> int:
 
 
 def print_report_paths(paths) -> None:
-    """The report's verdicts and where its files are (a ReportPaths)."""
+    """The report's verdicts and where its files are (a ReportPaths); on stderr, the store rows it
+    left out."""
+    from scaleprof.core.text import single_line
+
+    for problem in paths.problems:
+        print(f"note: {single_line(problem)}", file=sys.stderr)
     for verdict in paths.verdicts:
         print(verdict)
     print(f"report: {paths.html}")

@@ -47,6 +47,7 @@ def parse_option(text: str):
 
 
 def run(args) -> int:
+    from scaleprof.core.onnx_file import image_input, load_model
     from scaleprof.engines.cache import build_engine, default_cache_dir
     from scaleprof.export.rebuild import rebuild_model
     from scaleprof.engines.shapes import shape_set
@@ -58,9 +59,10 @@ def run(args) -> int:
     if args.trtexec and args.backend != "tensorrt":
         raise BadInput("--trtexec builds TensorRT engines: use it with --backend tensorrt")
     needs_default = not (args.resolution or args.shapes or args.min_shapes or args.max_shapes)
+    input_name, _ = image_input(load_model(onnx_path, load_weights=False), onnx_path)
     points, ranges = shape_set(
         shapes=args.shapes, batch=args.batch, resolution=args.resolution, min_shapes=args.min_shapes,
-        opt_shapes=args.opt_shapes, max_shapes=args.max_shapes,
+        opt_shapes=args.opt_shapes, max_shapes=args.max_shapes, input_name=input_name,
         default_resolution=default_resolution(onnx_path) if needs_default else 224)
     options = [parse_option(o) for o in args.option] + ([("trtexec", args.trtexec)] if args.trtexec else [])
     spec = build_spec(args, points, ranges, options)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-from scaleprof.tools.args import (add_model_arguments, add_output_arguments, add_shape_arguments, fmt_int,
-                                  selected_spec, spec_fields)
+from scaleprof.tools.args import (add_model_arguments, add_output_arguments, add_shape_arguments,
+                                  check_shape_arguments, fmt_int, selected_spec, spec_fields)
 
 NAME = "count"
 HELP = "count flops (multiply-adds), params and activations of a base or scaled model, per layer or in total"
@@ -38,13 +38,9 @@ def run(args) -> int:
     from scaleprof.models import family_of
 
     family_of(args.model)               # an unknown name fails before torch is imported (~3 s)
-    from scaleprof.complexity import check_resolution, count_spec
-    from scaleprof.errors import BadInput
+    check_shape_arguments(args, args.model)
+    from scaleprof.complexity import count_spec
 
-    if args.batch is None or args.batch < 1:
-        raise BadInput(f"batch must be a positive integer, got {args.batch}")
-    if args.resolution is not None:
-        check_resolution(args.resolution, args.model)
     spec, base = selected_spec(args)
     counts = count_spec(spec, args.resolution, batch=args.batch)
     base_counts = count_spec(base)

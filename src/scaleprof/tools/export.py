@@ -9,7 +9,7 @@ import dataclasses
 import json
 
 from scaleprof.tools.args import (add_model_arguments, add_output_arguments, add_precision_argument,
-                                  add_shape_arguments, say, selected_spec)
+                                  add_shape_arguments, check_shape_arguments, say, selected_spec)
 
 NAME = "export"
 HELP = "export a (scaled) model to a checked ONNX file (parity vs PyTorch in ONNX Runtime)"
@@ -18,7 +18,7 @@ HELP = "export a (scaled) model to a checked ONNX file (parity vs PyTorch in ONN
 def add_arguments(parser) -> None:
     add_model_arguments(parser)
     add_shape_arguments(parser, batch="the batch of a --static export (default 1)",
-                        resolution="export resolution (default: the model's own)")
+                        resolution="export resolution (default: the model's own)", batch_default=None)
     parser.add_argument("-o", "--output", required=True, metavar="FILE.onnx", help="where to write the ONNX file")
     parser.add_argument("--static", action="store_true", help="static input shape (batch x 3 x R x R) instead of "
                         "dynamic batch and spatial axes")
@@ -49,11 +49,16 @@ def parse_tolerance(text: str | None) -> tuple[float | None, float | None]:
 
 
 def run(args) -> int:
-    rtol, atol = parse_tolerance(args.tolerance)
-    if args.resolution is not None:
-        from scaleprof.complexity import check_resolution
+    from scaleprof.core.files import check_replaceable
+    from scaleprof.errors import BadInput
 
-        check_resolution(args.resolution, args.model)
+    check_replaceable(args.output)      # a device or directory there: refused before any work
+    rtol, atol = parse_tolerance(args.tolerance)
+    if args.tolerance is not None and args.no_parity:
+        raise BadInput("--tolerance is the parity check's; with --no-parity there is none")
+    check_shape_arguments(args, args.model)
+    if args.batch is not None and not args.static:
+        raise BadInput("--batch applies only to a --static export (a dynamic export takes any batch)")
     spec, _ = selected_spec(args)                       # bad names and flags first, before torch exports
     if args.resolution is not None:
         spec = dataclasses.replace(spec, resolution=args.resolution)
@@ -62,14 +67,14 @@ def run(args) -> int:
     from scaleprof.export.onnx_export import DEFAULT_OPSET
 
     options = ExportOptions(opset=DEFAULT_OPSET if args.opset is None else args.opset, precision=args.precision, dynamic=not args.static,
-                            static_batch=args.batch, rtol=rtol, atol=atol, check_parity=not args.no_parity,
+                            static_batch=args.batch or 1, rtol=rtol, atol=atol, check_parity=not args.no_parity,
                             exporter=args.exporter)
     result = export_onnx(spec, args.output, options, progress=say(args))
     if args.json:
         print(json.dumps(result.to_dict(), indent=2, default=str))
         return 0
     shape = "x".join(str(d) for d in result.input_shape)
-    print(f"wrote {result.path} ({result.size_bytes / 1e6:.1f} MB, {result.nodes} nodes, opset {options.opset}, "
+    print(f"wrote {result.path} ({result.size_bytes / 1e6:.1f} MB, {result.nodes} nodes, opset {result.opset}, "
           f"{options.precision}, input {shape}) in {result.seconds['total']:.1f} s")
     for p in result.parity:
         print(f"  parity {p.batch}x3x{p.resolution}x{p.resolution}: max abs {p.max_abs:.3g}, "

@@ -33,24 +33,30 @@ def add_arguments(parser) -> None:
     add_output_arguments(parser)
 
 
+MAX_FILE_BYTES = 1 << 30       # a trtexec export of a long profiling run is tens of MB
+
+
 def _load(path: Path):
     from scaleprof.errors import BadInput
 
     if not path.is_file():
         raise BadInput(f"{path}: no such file")
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise BadInput(f"{path}: larger than {MAX_FILE_BYTES >> 20} MB, not a trtexec export")
     try:
         return json.loads(path.read_text(encoding="utf-8", errors="replace"), strict=False)
     except json.JSONDecodeError as err:
         raise BadInput(f"{path}: not JSON ({err.msg} at line {err.lineno})") from None
+    except RecursionError:
+        raise BadInput(f"{path}: JSON nested too deeply, not a trtexec export") from None
 
 
 def ingest(files, *, onnx: str | None = None, batch: int = 1, latency: str = "compute") -> dict:
     """The summary of a set of trtexec exports as a JSON-able dict."""
+    from scaleprof.core.limits import check_batch
     from scaleprof.engines.tensorrt import inspector, layer_map, layer_times
-    from scaleprof.errors import BadInput
 
-    if batch <= 0:
-        raise BadInput(f"--batch must be a positive integer, got {batch}")
+    check_batch(batch, "--batch")
     found = _by_kind(files)
     node_order = layer_map.onnx_node_order(onnx) if onnx else ()
     graph = inspector.parse_inspector(found["layer-info"][1]) if "layer-info" in found else None

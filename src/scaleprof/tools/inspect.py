@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from scaleprof.tools.args import add_output_arguments, add_shape_arguments
+from scaleprof.tools.args import add_output_arguments, add_shape_arguments, check_shape_arguments
 
 NAME = "inspect"
 HELP = "show the spec, counts, inputs, shape set, backend and versions of an ONNX file or engine directory"
@@ -83,8 +83,12 @@ def run(args) -> int:
 
     target = Path(args.target)
     if target.is_dir():
+        if args.resolution is not None:
+            raise BadInput(f"--resolution counts an ONNX file's graph; {target} is an engine directory "
+                           "(give its ONNX file to count that at another resolution)")
         info = describe_engine(target)
     elif target.exists():
+        check_shape_arguments(args)
         info = describe_onnx(target, args.resolution)
     else:
         raise BadInput(f"{target}: no such ONNX file or engine directory")

@@ -24,25 +24,27 @@ def query_from(args):
 
     from scaleprof.errors import BadInput
     from scaleprof.models import family_of, parse_strategy
+    from scaleprof.models.strategies import check_scale, scale_of_phi
     from scaleprof.predict import Query
+    from scaleprof.tools.args import check_shape_arguments
 
     family_of(args.model)                                    # unknown model: one line
+    check_shape_arguments(args, args.model)
     scale = args.scale
     if args.phi is not None:
         if args.strategy != "en" or scale is not None or not math.isfinite(args.phi):
             raise BadInput("--phi applies only to --strategy en, instead of --scale, as a finite number")
-        scale = 2.0 ** args.phi
+        scale = scale_of_phi(args.phi)
     if args.strategy is None and (scale is not None or args.alpha is not None):
         raise BadInput("--scale/--alpha need a --strategy (e.g. --strategy dWr --scale 4)")
     if args.strategy is not None:
         strategy = parse_strategy(args.strategy, args.alpha)
-        if scale is None or not scale > 0:
+        if scale is None:
             raise BadInput(f"--strategy {args.strategy} needs --scale F (a flops factor > 0)")
+        check_scale(scale)
         alpha = strategy.alpha if strategy.name == "dWr" else None
     else:
         strategy, scale, alpha = None, 1.0, None
-    if args.batch < 1:
-        raise BadInput(f"--batch must be a positive integer, got {args.batch}")
     return Query(args.model, strategy.name if strategy else None, float(scale),
                  alpha, args.batch, args.resolution, args.precision)
 
@@ -53,10 +55,10 @@ def run(args) -> int:
 
     from scaleprof.predict import check_environment, describe, find, predict_query
 
+    query = query_from(args)                                 # the flags' own errors first
     cal = find(args.target, args.calibration)
     if not args.any_environment:
         check_environment(cal)
-    query = query_from(args)
     start = time.perf_counter()
     spec, features, prediction = predict_query(cal, query)
     seconds = time.perf_counter() - start

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from scaleprof.errors import BadInput
 from scaleprof.tools.args import (add_engine_arguments, add_output_arguments, add_shape_arguments,
-                                  add_timing_arguments, build_spec, default_resolution, timing_settings)
+                                  add_timing_arguments, build_spec, check_shape_arguments, default_resolution,
+                                  engine_arguments_given, timing_settings)
 
 NAME = "profile"
 HELP = "time an engine end to end (median, CI) and, with --per-layer, layer by layer against predicted counts"
@@ -35,19 +36,28 @@ def _open(args):
     from scaleprof.engines.base import ShapePoint
     from scaleprof.engines.cache import build_engine, default_cache_dir, open_engine
     from scaleprof.export.rebuild import rebuild_model
+    from scaleprof.profile.timing import check_memory
 
     target = Path(args.target)
     if target.is_dir():
+        given = engine_arguments_given(args)
+        if given:
+            raise BadInput(f"{', '.join(given)}: how to build an ONNX file; {target} is an engine directory, "
+                           "built already (`scaleprof inspect` shows how)")
         engine = open_engine(target, model_source=rebuild_model)
-        resolution = args.resolution or _only_resolution(engine)
-        return engine, ShapePoint(args.batch, resolution)
+        shape = ShapePoint(args.batch, args.resolution or _only_resolution(engine))
+        if Path(engine.manifest.onnx_path).is_file():
+            check_memory(engine.manifest.onnx_path, shape, engine.manifest.precision)
+        return engine, shape
     if not target.is_file():
         raise BadInput(f"{target}: no such engine directory or ONNX file")
     if target.suffix.lower() != ".onnx":
         raise BadInput(f"{target} is neither an engine directory nor an .onnx file")
     shape = ShapePoint(args.batch, args.resolution or default_resolution(target))
+    spec = build_spec(args, (shape,))
+    check_memory(target, shape, spec.precision)
     cache = Path(args.cache_dir) if args.cache_dir else default_cache_dir(args.out)
-    return build_engine(target, build_spec(args, (shape,)), cache, model_source=rebuild_model).engine, shape
+    return build_engine(target, spec, cache, model_source=rebuild_model).engine, shape
 
 
 def _only_resolution(engine) -> int:
@@ -62,10 +72,7 @@ def run(args) -> int:
     from scaleprof.profile.timing import time_engine
     from scaleprof.profile.types import Measurement
 
-    if args.batch <= 0:
-        raise BadInput(f"batch must be positive, got {args.batch}")
-    if args.resolution is not None and args.resolution <= 0:
-        raise BadInput(f"resolution must be positive, got {args.resolution}")
+    check_shape_arguments(args)
     if args.top <= 0:
         raise BadInput(f"--top must be positive, got {args.top}")
     settings = timing_settings(args)

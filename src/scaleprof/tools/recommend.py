@@ -108,10 +108,14 @@ def run(args) -> int:
     import json
 
     from scaleprof.errors import BadInput
+    from scaleprof.models.strategies import check_scale
     from scaleprof.predict import DEFAULT_ALPHAS, check_environment, find, recommend
+    from scaleprof.tools.args import check_shape_arguments
 
     if args.batch < 1 or args.top < 1 or args.verify < 0 or not args.max_scale >= 1:
         raise BadInput("--batch, --top and --max-scale must be at least 1 (--verify N at least 0)")
+    check_scale(args.max_scale, "--max-scale")
+    check_shape_arguments(args, args.model)
     cal = find(args.target, args.calibration)
     if not args.any_environment:
         check_environment(cal)

@@ -23,6 +23,13 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from scaleprof.sweep.config import resolve_config
 
+    from scaleprof.errors import BadInput
+
+    if args.dry_run:
+        ignored = [flag for flag, given in (("--force", args.force), ("--no-report", args.no_report),
+                                            ("--no-progress", args.no_progress)) if given]
+        if ignored:
+            raise BadInput(f"{', '.join(ignored)}: for a run; --dry-run runs nothing")
     config = resolve_config(args.config)
     out = Path(args.out) if args.out else Path(DEFAULT_OUT) / config.name
     if args.dry_run:

@@ -22,6 +22,7 @@ scaleprof.engines.tensorrt.layer_times.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,14 +44,22 @@ def decode_json(data, what: str):
         return json.loads(data, strict=False)
     except json.JSONDecodeError as err:
         raise BadInput(f"{what} is not JSON: {err}") from None
+    except RecursionError:
+        raise BadInput(f"{what}: JSON nested too deeply") from None
 
 
-def as_number(value, what: str, kind=float):
-    """``kind(value)``; a value that is no number is a BadInput naming ``what``."""
+def as_number(value, what: str, kind=float, minimum: float | None = None):
+    """``kind(value)``; a value that is no finite number (NaN and infinity included), or is below
+    ``minimum``, is a BadInput naming ``what``."""
     try:
-        return kind(value)
-    except (TypeError, ValueError):
+        number = kind(value)
+    except (TypeError, ValueError, OverflowError):
         raise BadInput(f"{what} is not a number: {value!r:.60}") from None
+    if not math.isfinite(number):
+        raise BadInput(f"{what} is not a finite number: {value!r:.60}")
+    if minimum is not None and number < minimum:
+        raise BadInput(f"{what} is {number:g}, below {minimum:g}: not a time a profiler measures")
+    return number
 
 
 @dataclass(frozen=True)

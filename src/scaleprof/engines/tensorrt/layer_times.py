@@ -105,14 +105,14 @@ def parse_profile(data) -> tuple[int, list[ProfileRecord]]:
         if not isinstance(item, Mapping):
             raise BadInput("TensorRT profile JSON holds a non-object entry")
         if "count" in item and "name" not in item:
-            count = as_number(item["count"], "TensorRT profile count", int)
+            count = as_number(item["count"], "TensorRT profile count", int, minimum=0)
             continue
         if "name" not in item or "timeMs" not in item:
             raise BadInput(f"TensorRT profile entry without name/timeMs: {dict(item)!r:.120}")
         name = str(item["name"])
 
         def field(key, default=None):
-            return as_number(item.get(key, default), f"TensorRT profile entry {name!r:.60} {key}")
+            return as_number(item.get(key, default), f"TensorRT profile entry {name!r:.60} {key}", minimum=0)
 
         records.append(ProfileRecord(
             name=name, total_ms=field("timeMs"), average_ms=field("averageMs", 0.0),

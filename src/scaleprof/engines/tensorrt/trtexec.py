@@ -196,6 +196,9 @@ class TimesTrace:
         return len(self.compute_ms)
 
 
+DURATIONS = ("computeMs", "latencyMs", "h2dMs", "d2hMs")      # the rest of a record's *Ms are timestamps
+
+
 def parse_times(data) -> TimesTrace:
     """trtexec --exportTimes JSON (str/bytes or decoded list) -> TimesTrace."""
     data = decode_json(data, "trtexec times file")
@@ -205,7 +208,8 @@ def parse_times(data) -> TimesTrace:
     for rec in data:
         if not isinstance(rec, Mapping) or "computeMs" not in rec:
             raise BadInput("trtexec times record without computeMs (is it --exportTimes output?)")
-        ms = {k: as_number(v, f"trtexec times field {k}") for k, v in rec.items() if str(k).endswith("Ms")}
+        ms = {k: as_number(v, f"trtexec times field {k}", minimum=0 if k in DURATIONS else None)
+              for k, v in rec.items() if str(k).endswith("Ms")}
         compute.append(ms["computeMs"])
         latency.append(ms.get("latencyMs", ms["computeMs"]))
         if "startEnqMs" in ms and "endEnqMs" in ms:

@@ -16,12 +16,11 @@ import json
 import re
 from typing import TYPE_CHECKING
 
+from scaleprof.core.limits import MIN_RESOLUTION     # noqa: F401 - every family here downsamples by 32
 from scaleprof.models.meta import SkipInitOnMeta
 
 if TYPE_CHECKING:       # importing a family does not import torch
     import torch
-
-MIN_RESOLUTION = 32     # every family here downsamples by 32: the smallest input a network takes
 
 
 def round8(value: float, minimum: int = 8) -> int:
