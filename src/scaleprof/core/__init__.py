@@ -4,6 +4,7 @@
     files      atomic_target, write_atomic (write beside, rename over a regular file only)
     onnx_file  reading ONNX files defensively, scaleprof's metadata keys, PRECISIONS
     counts     the count records: CONVENTION, LayerCount, Counts (no torch)
+    kernels    the layer count's classifier: which operations execute a layer, of which kind
     costs      what a torch layer costs (per_position_cost, direct_params, call_cost) and
                count_model, the meta-device walk that applies those rules to a whole network:
                the flops search (scaleprof.models.scaling) and the complexity stage both count

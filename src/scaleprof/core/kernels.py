@@ -67,7 +67,3 @@ def tally(ops) -> dict[str, int]:
             out[kind] += 1
     return out
 
-
-def onnx_ops(model) -> list[str]:
-    """Op types of the nodes of an ONNX ModelProto's main graph, in order."""
-    return [node.op_type for node in model.graph.node]
