@@ -52,10 +52,11 @@ def _stop(procs) -> None:
         p.wait()
 
 
-def _timed_under_watch():
-    with ContentionWatch(device="cpu") as watch:
-        time_runner(_spin_ms, SETTINGS, batch=1, progress=False)
-    return watch.result
+def _timed_under_watch() -> Contention:
+    """Time the spinning runner; what the timing recorded about other processes."""
+    stats = time_runner(_spin_ms, SETTINGS, batch=1, progress=False)
+    assert stats.contended == stats.contention["flagged"]
+    return Contention.from_dict(stats.contention)
 
 
 # ------------------------------------------------------------------------------------ real processes
@@ -69,7 +70,7 @@ def test_a_cpu_hog_during_timing_is_flagged_and_its_time_counted_as_other():
         hog_s = sum(_cpu_s(p.pid) for p in hogs) - before
     finally:
         _stop(hogs)
-    assert result is not None and result.flagged
+    assert result.flagged
     assert "contention" in result.warning() and "\n" not in result.warning()
     # the hogs' time is other processes' time (tick rounding aside), and not this process's
     assert result.other_cpu_s >= hog_s - 0.05 * result.cores * result.wall_s - 0.05
@@ -200,3 +201,22 @@ def test_no_driver_means_no_gpu_record(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setitem(sys.modules, "pynvml", None)
     assert gpu_state(0) == {}
+
+
+def test_waiting_for_a_quiet_machine_is_recorded_and_bounded(monkeypatch):
+    from scaleprof.profile import timing
+
+    monkeypatch.setattr(timing, "wait_until_quiet", lambda max_wait_s: (False, max_wait_s, None))
+    stats = time_runner(_spin_ms, TimingSettings(warmup_iters=1, warmup_s=0.0, min_iters=3, min_time_s=0.0,
+                                                 target_ci=None, max_time_s=0.2, wait_quiet_s=1.5),
+                        batch=1, progress=False)
+    if stats.contention is not None:                  # Linux
+        assert stats.contention["waited_s"] == 1.5 and stats.contention["quiet_before"] is False
+
+
+def test_a_negative_wait_is_bad_input():
+    from scaleprof.errors import BadInput
+    from scaleprof.profile.timing import validate_settings
+
+    with pytest.raises(BadInput, match="wait for a quiet machine"):
+        validate_settings(TimingSettings(wait_quiet_s=-1.0))

@@ -17,6 +17,7 @@ class TimingSettings:
     target_ci: float = 0.01          # stop once the 95% CI of the median is within this fraction
     max_time_s: float = 10.0         # cap on timed iterations
     layer_iters: int = 20            # iterations of the separate layer-profiling run
+    wait_quiet_s: float = 0.0        # before timing, wait up to this long for other processes to go quiet
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,12 @@ class LatencyStats:
     timing_method: str               # "perf_counter", "cuda-events", ...
     stop_reason: str = ""            # "ci target reached", "minimums reached", "time cap"
     warmup_iters: int = 0            # untimed iterations run first
+    contention: dict | None = None   # what other processes took meanwhile (profile.contention.Contention)
+
+    @property
+    def contended(self) -> bool:
+        """Measured while other processes took a share of the machine (or the GPU)."""
+        return bool(self.contention and self.contention.get("flagged"))
 
     @property
     def throughput(self) -> float:
@@ -161,6 +168,7 @@ class Measurement:
             "total_s": lat.total_s,
             "timing_method": lat.timing_method,
             "stop_reason": lat.stop_reason,
+            "contention": lat.contention,
             "environment": self.environment.to_dict(),
         }
         if self.layers is not None:

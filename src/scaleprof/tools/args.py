@@ -176,6 +176,8 @@ TIMING_OPTIONS = (   # option, TimingSettings field (the option's dest), type, m
     ("--target-ci", "target_ci", float, "F",
      "stop once the 95%% CI of the median is within this fraction of it (default {target_ci:g}; 0: off)"),
     ("--iterations", "layer_iters", int, "N", "iterations of the layer-profiling run (default {layer_iters})"),
+    ("--wait-quiet", "wait_quiet_s", float, "S",
+     "before timing, wait up to S seconds for other processes to leave the machine quiet (default {wait_quiet_s:g})"),
 )
 
 
