@@ -20,6 +20,8 @@ import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 
+from scaleprof.engines.devices import device_index
+
 BUSY_SHARE = 0.10       # flag when other processes took more than this share of the machine's CPU time
 GPU_QUERY_S = 10        # cap on one nvidia-smi call
 _BUSY_FIELDS = (0, 1, 2, 5, 6, 7)   # user nice system irq softirq steal (guest time is inside user)
@@ -171,8 +173,10 @@ def read_cpu(pid: int | None = None) -> CpuSample | None:
 def between(start: CpuSample, end: CpuSample, threshold: float = BUSY_SHARE, gpu: dict | None = None) -> Contention:
     """What other processes took from ``start`` to ``end``."""
     own = max(0.0, end.own_s - start.own_s)
-    other = max(0.0, end.busy_s - start.busy_s - own)
-    return Contention(wall_s=max(0.0, end.at - start.at), cores=end.cores, other_cpu_s=other, own_cpu_s=own,
+    wall = max(0.0, end.at - start.at)
+    # clock-tick rounding can make the difference a little negative or above what the cores hold
+    other = min(max(0.0, end.busy_s - start.busy_s - own), wall * end.cores)
+    return Contention(wall_s=wall, cores=end.cores, other_cpu_s=other, own_cpu_s=own,
                       steal_s=max(0.0, end.steal_s - start.steal_s), load_start=start.load1,
                       load_end=end.load1, threshold=threshold, gpu=gpu or {})
 
@@ -260,12 +264,6 @@ def _smi_state(index: int) -> dict | None:
     return state
 
 
-def _gpu_index(device: str) -> int | None:
-    if not device.startswith("cuda"):
-        return None
-    return int(device.split(":", 1)[1]) if ":" in device else 0
-
-
 # ------------------------------------------------------------------------------------ watching and waiting
 
 class ContentionWatch:
@@ -274,7 +272,7 @@ class ContentionWatch:
     processes are those listed before or after it."""
 
     def __init__(self, device: str = "cpu", threshold: float = BUSY_SHARE):
-        self.gpu_index = _gpu_index(device)
+        self.gpu_index = device_index(device) if device.startswith("cuda") else None
         self.threshold = threshold
         self.result: Contention | None = None
         self._start: CpuSample | None = None
