@@ -131,5 +131,26 @@ def test_the_report_of_a_version_1_store(tmp_path):
     _as_version_1(tmp_path)
     paths = write_report(tmp_path, plots=False)
     assert paths.points == 4 and _version(tmp_path) == "1"
+    predictors = paths.markdown.read_text().split("## Which metric predicts latency")[1].split("\n## ")[0]
+    assert "| acts |" in predictors and "| layers |" not in predictors      # not recorded: no row
+    assert all("layers" not in v for v in paths.verdicts)
+
+
+def test_the_report_flags_points_measured_under_contention(tmp_path):
+    import csv
+
+    from scaleprof.report import write_report
+
+    _run(tmp_path, NeighbourStages(busy=("w",)))
+    paths = write_report(tmp_path, plots=False)
     text = paths.markdown.read_text()
-    assert "layers" not in text.split("## Which metric predicts latency")[1].split("##")[0].split("| n |")[1]
+    assert "Contention: 1 of 4 point(s) were timed while other processes took" in text
+    section = text.split("## Measured under contention")[1].split("\n## ")[0]
+    assert "efficientnet\\_b0 w x2" in section and "1.20 of 2" in section and "efficientnet\\_b0 d x2" not in section
+    with open(paths.csv) as f:
+        rows = {(r["strategy"], r["scale"]): r for r in csv.DictReader(f)}
+    assert rows[("w", "2.0")]["contended"] == "True" and rows[("d", "2.0")]["contended"] == "False"
+    assert rows[("d", "2.0")]["layer_count"] == "378" and rows[("w", "2.0")]["other_cores"] == "1.2"
+    quiet = tmp_path / "quiet"
+    _run(quiet, NeighbourStages())
+    assert "## Measured under contention" not in write_report(quiet, plots=False).markdown.read_text()
