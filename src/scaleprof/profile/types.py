@@ -131,9 +131,15 @@ class LayerReport:
         profiled = self.iteration_ms or self.layer_sum_ms
         return profiled / self.end_to_end_ms if self.end_to_end_ms else None
 
+    @property
+    def executed_layers(self) -> int:
+        """Layers the engine ran (its own, after fusion; helpers included, folded-away nodes not)."""
+        return sum(1 for row in self.layers if row.status != "not-executed")
+
     def to_dict(self) -> dict:
         return {
             "layers": [row.to_dict() for row in self.layers],
+            "executed_layers": self.executed_layers,
             "layer_sum_ms": self.layer_sum_ms,
             "layer_sum_mean_ms": self.layer_sum_mean_ms,
             "iteration_ms": self.iteration_ms,
