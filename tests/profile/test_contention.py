@@ -32,6 +32,12 @@ def _spin_ms() -> float:
     return (time.perf_counter() - start) * 1000.0
 
 
+def _spin_s(seconds: float) -> None:
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        sum(range(200))
+
+
 def _cpu_s(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
@@ -65,16 +71,17 @@ def _timed_under_watch() -> Contention:
 def test_a_cpu_hog_during_timing_is_flagged_and_its_time_counted_as_other():
     hogs = _hogs(min(os.cpu_count() or 1, 4))
     try:
-        before = sum(_cpu_s(p.pid) for p in hogs)
         result = _timed_under_watch()
-        hog_s = sum(_cpu_s(p.pid) for p in hogs) - before
+        with ContentionWatch() as watch:          # the hogs' own accounting, read inside the watched window
+            before = sum(_cpu_s(p.pid) for p in hogs)
+            _spin_s(1.0)
+            hog_s = sum(_cpu_s(p.pid) for p in hogs) - before
     finally:
         _stop(hogs)
-    assert result.flagged
+    assert result.flagged and result.other_share > BUSY_SHARE
     assert "contention" in result.warning() and "\n" not in result.warning()
-    # the hogs' time is other processes' time (tick rounding aside), and not this process's
-    assert result.other_cpu_s >= hog_s - 0.05 * result.cores * result.wall_s - 0.05
-    assert result.other_share > BUSY_SHARE
+    # whatever else runs, the hogs' time is other processes' time (clock-tick rounding aside), not ours
+    assert watch.result.other_cpu_s >= 0.95 * hog_s - 0.05 and watch.result.flagged
 
 
 @linux_only
@@ -212,6 +219,7 @@ def test_waiting_for_a_quiet_machine_is_recorded_and_bounded(monkeypatch):
                         batch=1, progress=False)
     if stats.contention is not None:                  # Linux
         assert stats.contention["waited_s"] == 1.5 and stats.contention["quiet_before"] is False
+        assert "stayed busy through 1.5 s of waiting" in Contention.from_dict(stats.contention).summary()
 
 
 def test_a_negative_wait_is_bad_input():

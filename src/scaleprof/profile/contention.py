@@ -53,6 +53,8 @@ class Contention:
     load_end: float | None
     threshold: float = BUSY_SHARE
     gpu: dict = field(default_factory=dict)   # clocks and other processes on the GPU, where the driver tells
+    waited_s: float | None = None             # seconds spent waiting for a quiet machine first (None: no wait)
+    quiet_before: bool | None = None          # whether that wait ended with a quiet machine
 
     @property
     def other_cores(self) -> float:
@@ -78,6 +80,9 @@ class Contention:
                 f"({self.other_share:.0%}) over {self.wall_s:.2f} s{load}")
         if self.gpu_neighbours:
             text += f"; {self.gpu_neighbours} other process(es) on the GPU"
+        if self.waited_s is not None:
+            text += (f"; after waiting {self.waited_s:.1f} s for a quiet machine" if self.quiet_before else
+                     f"; the machine stayed busy through {self.waited_s:.1f} s of waiting")
         return text
 
     def warning(self) -> str:

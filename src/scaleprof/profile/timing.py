@@ -58,10 +58,10 @@ def time_runner(runner, settings: TimingSettings, batch: int, progress: bool | N
             bar.close()
     stats = summarise(samples, batch=batch, total_s=elapsed, stop_reason=reason,
                       timing_method=getattr(runner, "timing_method", "perf_counter"))
-    contention = watch.result.to_dict() if watch.result is not None else None
+    contention = watch.result
     if contention is not None and waited is not None:
-        contention.update(waited_s=round(waited[1], 3), quiet_before=waited[0])
-    return replace(stats, warmup_iters=warm, contention=contention)
+        contention = replace(contention, waited_s=round(waited[1], 3), quiet_before=waited[0])
+    return replace(stats, warmup_iters=warm, contention=contention.to_dict() if contention is not None else None)
 
 
 def _warm_up(runner, settings: TimingSettings) -> int:
