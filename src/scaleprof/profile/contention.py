@@ -6,10 +6,17 @@ The CI-based stopping rule cannot see a neighbour: a busy machine gives a stable
 the machine tells: on a quiet machine other processes take a few percent of its CPU time while a
 point is timed; next to a CPU hog they take a third or more.
 
-    with ContentionWatch(device="cpu") as watch:
-        stats = time_runner(runner, settings, batch)
-    if watch.result.flagged:
-        print(watch.result.warning())
+time_runner watches its timed iterations itself (LatencyStats.contention, a Contention as a dict):
+
+    stats = time_engine(engine, shape, settings)
+    if stats.contended:
+        print(Contention.from_dict(stats.contention).warning())
+
+and anything else can be watched the same way:
+
+    with ContentionWatch(device="cuda:0") as watch:
+        ...
+    watch.result        # a Contention, or None where /proc cannot be read
 """
 
 from __future__ import annotations
