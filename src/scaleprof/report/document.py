@@ -105,9 +105,10 @@ def _summary(analysis: Analysis, groups: dict, failures: list[dict], sweeps: lis
     recorded = [r for r in rows if r.get("contention")]
     if recorded:
         flagged = sum(1 for r in recorded if r["contention"].get("flagged"))
+        threshold = max(float(r["contention"].get("threshold") or 0.0) for r in recorded)
         summary.blocks.append(
             f"Contention: {flagged} of {len(recorded)} point(s) were timed while other processes took more than "
-            "their threshold of the machine (or shared its GPU)"
+            f"{threshold:.0%} of the machine's CPU time (or ran on its GPU)"
             + (" (listed under 'Measured under contention'; re-time them on a quiet machine with "
                "`scaleprof sweep CONFIG --remeasure-noisy`)." if flagged else "."))
     cvs = sorted(float((r.get("latency") or {}).get("cv") or 0.0) for r in rows)
