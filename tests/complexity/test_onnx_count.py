@@ -97,6 +97,8 @@ def test_foreign_onnx_by_hand(tmp_path):
     assert (rows["head"].flops, rows["head"].params, rows["head"].acts) == (10 * 5 + 5, 55, 5)
     assert set(rows) == {"conv", "bn", "pool", "fc", "fc_bias", "head"}     # relu, shape, flatten add nothing
     assert counts.acts == 512 + 128 + 10 + 5 and counts.batch == 2
+    # layers executed: BN folds into the conv, Shape and Flatten run nothing
+    assert counts.layer_kinds == {"conv": 1, "linear": 2, "elementwise": 2, "other": 1} and counts.layer_count == 6
     assert count_onnx(path).totals() == counts.totals()           # static spatial dims: no resolution needed
 
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, "H", "W"])

@@ -43,6 +43,7 @@ def test_count_json_per_layer(capsys):
     assert sum(layer["flops"] for layer in data["layers"]) == data["flops"]
     assert set(data["layers"][0]) == {"name", "type", "output_shape", "flops", "params", "acts"}
     assert data["layers"][0]["output_shape"][0] == 2
+    assert data["layer_count"] == 189 and data["layer_kinds"]["conv"] == 81     # layers executed per inference
 
 
 def test_count_scaled_with_resolution_override(capsys):
@@ -51,6 +52,7 @@ def test_count_scaled_with_resolution_override(capsys):
     assert code == 0 and data["resolution"] == 160 and data["width_multiplier"] > 1.3
     code, out, _ = run(capsys, "count", "resnet50", "--per-layer")
     assert code == 0 and "layer1.0.conv1" in out and "per batch" in out
+    assert "layers         121 executed per inference (conv 53, linear 1, elementwise 65, other 2)" in out
 
 
 @pytest.mark.parametrize("argv,needle", [

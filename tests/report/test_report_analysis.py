@@ -16,13 +16,14 @@ from scaleprof.report.analysis import (
 def test_latency_linear_in_acts_ranks_acts_first_with_r_1():
     rows = synthetic_rows(strategies=("d", "w", "r", "dwr", "dWr"), a_ms_per_mact=1.5, b_ms=2.0)
     a = analyze(rows)
-    ranked = a.ranking["cpu-ort"]
+    ranked = a.ranking[("cpu-ort", 1)]
     assert [m.metric for m in ranked][0] == "acts"
     acts = ranked[0]
     assert acts.r == pytest.approx(1.0, abs=1e-9) and acts.linear.mape == pytest.approx(0.0, abs=1e-9)
     assert acts.linear.slope * 1e6 == pytest.approx(1.5) and acts.linear.intercept == pytest.approx(2.0)
-    assert all(m.r < 0.99 for m in ranked[1:])
-    assert "acts predicts latency best: Pearson r=1.000" in a.verdicts()["cpu-ort"]
+    assert all(m.r < 0.99 for m in ranked[1:] if m.r is not None)
+    assert ranked[-1].metric == "layers" and ranked[-1].r is None           # not counted in these rows
+    assert "On cpu-ort at batch 1, acts predicts latency best: Pearson r=1.000" in a.verdicts()[("cpu-ort", 1)]
 
 
 def test_latency_linear_in_flops_ranks_flops_first():
@@ -30,20 +31,25 @@ def test_latency_linear_in_flops_ranks_flops_first():
     for r in rows:
         r["latency_ms_median"] = 4e-9 * r["flops"] + 1.0
     a = analyze(rows)
-    assert a.ranking["cpu-ort"][0].metric == "flops" and a.ranking["cpu-ort"][0].r == pytest.approx(1.0)
+    assert a.ranking[("cpu-ort", 1)][0].metric == "flops" and a.ranking[("cpu-ort", 1)][0].r == pytest.approx(1.0)
 
 
 def test_batch_work_is_compared_per_batch():
     rows = synthetic_rows(strategies=("d", "w", "r"), batches=(1, 4, 16))
-    best = analyze(rows).ranking["cpu-ort"][0]
+    a = analyze(rows)
+    best = a.ranking[("cpu-ort", "pooled")][0]          # pooled, the batch's work (acts x batch) still fits
     assert best.metric == "acts" and best.r == pytest.approx(1.0)
+    for batch in (1, 4, 16):
+        best = a.ranking[("cpu-ort", batch)][0]
+        assert best.metric == "acts" and best.r == pytest.approx(1.0) and best.linear.n == 9
+    assert set(a.verdicts()) == {("cpu-ort", 1), ("cpu-ort", 4), ("cpu-ort", 16)}    # pooled: no verdict
 
 
 def test_groups_are_targets():
     rows = synthetic_rows(target="cpu-ort") + synthetic_rows(target="cpu-torch", a_ms_per_mact=3.0)
     a = analyze(rows)
-    assert set(a.ranking) == {"cpu-ort", "cpu-torch"}
-    assert a.fits["cpu-torch"]["acts"].linear.slope * 1e6 == pytest.approx(3.0)
+    assert set(a.ranking) == {("cpu-ort", 1), ("cpu-torch", 1)}
+    assert a.fits[("cpu-torch", 1)]["acts"].linear.slope * 1e6 == pytest.approx(3.0)
 
 
 def test_power_law_fit_and_pearson_edge_cases():
@@ -103,3 +109,32 @@ def test_default_budget_is_the_median_latency():
     assert BASE["acts"] * 1.5 / 1e6 < a.budget_values[0] < 100
     median = statistics.median(r["latency_ms_median"] for r in synthetic_rows())
     assert a.budget_values[0] == pytest.approx(median, rel=0.05)      # rounded to two significant digits
+
+
+def test_layer_count_is_a_metric_and_verdicts_are_per_batch():
+    # launch-bound at batch 1 (latency = 0.02 ms per layer), work-bound at batch 64 (acts)
+    rows = synthetic_rows(strategies=("d", "w", "r", "dwr"), batches=(1, 64))
+    for r in rows:
+        r["layer_count"] = int(189 * (r["scale"] if r["strategy"] == "d" else r["scale"] ** (1 / 3)
+                                      if r["strategy"] == "dwr" else 1))
+        if r["batch"] == 1:
+            r["latency_ms_median"] = 0.02 * r["layer_count"] + 0.5
+    a = analyze(rows)
+    assert a.best_metric(("cpu-ort", 1)).metric == "layers" and a.best_metric(("cpu-ort", 1)).r == pytest.approx(1.0)
+    assert a.best_metric(("cpu-ort", 64)).metric == "acts"
+    verdicts = a.verdicts()
+    assert list(verdicts) == [("cpu-ort", 1), ("cpu-ort", 64)]
+    assert verdicts[("cpu-ort", 1)].startswith("On cpu-ort at batch 1, layers predicts latency best: Pearson r=1.000")
+    layers = a.fits[("cpu-ort", 1)]["layers"].linear
+    assert layers.slope == pytest.approx(0.02) and layers.intercept == pytest.approx(0.5)
+    # the layers a batch runs do not grow with it; the exponent against s is measured
+    assert a.fits[("cpu-ort", 64)]["layers"].linear.n == 12
+    d = next(e for e in growth_exponents(rows) if e.strategy == "d" and e.batch == 1)
+    assert d.measured["layers"] == pytest.approx(1.0, abs=0.01) and "layers" not in d.expected
+
+
+def test_rows_without_a_layer_count_fit_the_other_metrics():
+    rows = synthetic_rows(strategies=("d", "w", "r"))
+    rows[0]["layer_count"] = 189                           # one point counted, the others not: no layers fit
+    a = analyze(rows)
+    assert a.fits[("cpu-ort", 1)]["layers"].linear is None and a.best_metric(("cpu-ort", 1)).metric == "acts"

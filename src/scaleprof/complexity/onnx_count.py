@@ -14,6 +14,7 @@ its shapes alone:
   (BatchNormalization scale and bias = 2*C, as in PyTorch), PRelu slopes. ONNX has no notion of
   "learnable", so every constant weight of a counted node is a param (see ``compare_counts``).
 - Everything else adds 0. Per image: batch-dependent totals are divided by the batch.
+- The layer count (``Counts.layer_kinds``): every node by kind, as scaleprof.core.kernels sorts them.
 
 For scaleprof's own exports (TorchScript exporter) node names carry the module scope
 (``/blocks/blocks.0/blocks.0.0/conv_dw/Conv`` -> ``blocks.0.0.conv_dw``), and ``compare_counts``
@@ -26,6 +27,7 @@ import math
 from dataclasses import asdict, dataclass
 
 from scaleprof.core.counts import CONVENTION, Counts, LayerCount
+from scaleprof.core.kernels import tally
 from scaleprof.errors import BadInput
 
 ONNX_CONVENTION = CONVENTION + " (from the ONNX graph: every constant weight of a counted node is a param)"
@@ -71,7 +73,8 @@ def count_onnx(model, batch: int = 1, resolution: int | tuple[int, int] | None =
         out = shapes.get(node.output[0], ())
         layers.append(LayerCount(name=node.name or node.output[0], type=node.op_type, output_shape=tuple(out),
                                  flops=int(flops), params=int(params), acts=int(acts)))
-    return Counts.from_layers(layers, h, w, batch, convention=ONNX_CONVENTION)
+    return Counts.from_layers(layers, h, w, batch, convention=ONNX_CONVENTION,
+                              layer_kinds=tally(node.op_type for node in model.graph.node))
 
 
 def _infer_shapes(model, input_name: str, dims: tuple) -> tuple[dict, dict]:

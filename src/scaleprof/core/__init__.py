@@ -8,6 +8,7 @@
     limits     what a run may ask of the machine: batch, resolution, threads, memory
     onnx_file  reading ONNX files defensively, scaleprof's metadata keys, PRECISIONS
     counts     the count records: CONVENTION, LayerCount, Counts (no torch)
+    kernels    the layer count's classifier: which operations execute a layer, of which kind
     costs      what a torch layer costs (per_position_cost, direct_params, call_cost) and
                count_model, the meta-device walk that applies those rules to a whole network:
                the flops search (scaleprof.models.scaling) and the complexity stage both count

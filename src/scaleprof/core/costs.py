@@ -31,6 +31,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from scaleprof.core.counts import Counts, LayerCount
+from scaleprof.core.kernels import tally
 
 MAX_POOLS = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d,
              nn.AdaptiveMaxPool3d)
@@ -87,7 +88,12 @@ def call_cost(module: nn.Module, out_shape: tuple[int, ...], batch: int) -> tupl
 class _ShapeOnly(TorchFunctionMode):
     """On meta tensors, shape-preserving elementwise ops (normalisation, activations, dropout) are
     answered with their input: they add nothing to the counts, and torch's meta implementations
-    of them (reference decompositions) cost most of a shape-propagation pass."""
+    of them (reference decompositions) cost most of a shape-propagation pass. The names of all the
+    functions called (a module's own calls included) are kept in ``ops``, for the layer count."""
+
+    def __init__(self):
+        super().__init__()
+        self.ops: list[str] = []
 
     _SAME_SHAPE = {"batch_norm", "relu", "relu_", "silu", "silu_", "hardswish", "hardsigmoid", "gelu",
                    "leaky_relu", "leaky_relu_", "relu6", "hardtanh", "hardtanh_", "dropout", "sigmoid",
@@ -95,6 +101,7 @@ class _ShapeOnly(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
+        self.ops.append(getattr(func, "__name__", ""))
         if getattr(func, "__name__", "") in self._SAME_SHAPE:
             first = args[0] if args else kwargs.get("input")
             if isinstance(first, torch.Tensor) and first.is_meta:
@@ -124,7 +131,7 @@ def count_model(model: nn.Module, resolution: int | tuple[int, int] = 224, batch
     if batch < 1:
         raise ValueError(f"batch must be at least 1, got {batch}")
     meta_model = _as_meta(model)
-    calls = _record_calls(meta_model, torch.empty(batch, in_chans, h, w, device="meta"), batch)
+    calls, ops = _record_calls(meta_model, torch.empty(batch, in_chans, h, w, device="meta"), batch)
     modules = dict(meta_model.named_modules())
     position = {name: i for i, name in enumerate(modules)}
     layers = []
@@ -134,7 +141,7 @@ def count_model(model: nn.Module, resolution: int | tuple[int, int] = 224, batch
     for name, module in modules.items():  # parameters of modules the forward never called
         if name not in calls and direct_params(module):
             layers.append(_row(name, module, (), 0, 0))
-    return Counts.from_layers(layers, h, w, batch)
+    return Counts.from_layers(layers, h, w, batch, layer_kinds=tally(ops))
 
 
 def _row(name: str, module: nn.Module, shape: tuple, flops: int, acts: int) -> LayerCount:
@@ -142,9 +149,9 @@ def _row(name: str, module: nn.Module, shape: tuple, flops: int, acts: int) -> L
                       params=direct_params(module), acts=int(acts))
 
 
-def _record_calls(meta_model: nn.Module, example: torch.Tensor, batch: int) -> dict[str, list]:
-    """{module name: [output shape, flops, acts]} of one forward pass, in call order; a module
-    called more than once adds each call."""
+def _record_calls(meta_model: nn.Module, example: torch.Tensor, batch: int) -> tuple[dict[str, list], list[str]]:
+    """{module name: [output shape, flops, acts]} of one forward pass, in call order (a module
+    called more than once adds each call), and the names of the torch functions it called."""
     names = {id(m): n for n, m in meta_model.named_modules()}
     calls: dict[str, list] = {}
 
@@ -164,13 +171,14 @@ def _record_calls(meta_model: nn.Module, example: torch.Tensor, batch: int) -> d
         is_leaf = next(iter(module.children()), None) is None
         if (is_leaf and not isinstance(module, NO_ROW)) or direct_params(module):
             handles.append(module.register_forward_hook(hook))
+    walk = _ShapeOnly()
     try:
-        with torch.no_grad(), _ShapeOnly():
+        with torch.no_grad(), walk:
             meta_model(example)
     finally:
         for handle in handles:
             handle.remove()
-    return calls
+    return calls, walk.ops
 
 
 def _as_meta(model: nn.Module) -> nn.Module:

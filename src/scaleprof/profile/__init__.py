@@ -7,6 +7,8 @@ and the device roofline (device_peaks).
                             iterations=20, peaks=device_peaks("cpu", cache_dir=out / "cache"))
 
 Modules: timing (the timed loop) and stats (median, its confidence interval, the stopping rule);
+contention (what other processes took on the machine and its GPU while a point was timed, from the
+kernel's accounting; waiting for a quiet machine);
 environment (backend, device, versions, clocks; device names from scaleprof.engines.devices);
 layers (profile_layers / build_report: one row per engine layer), mapping (every exported node to
 one layer, from the anchors the engine's own ``layer_resolver`` gives), categories (conv, SE,
@@ -16,6 +18,7 @@ layers are named; nothing here knows a backend by name.
 
 from scaleprof.profile.environment import capture_environment, environment_for
 from scaleprof.profile.categories import CATEGORIES, categorise
+from scaleprof.profile.contention import Contention, ContentionWatch, wait_until_quiet
 from scaleprof.profile.layers import build_report, node_counts, profile_layers
 from scaleprof.profile.mapping import assign
 from scaleprof.profile.roofline import DevicePeaks, device_peaks
@@ -25,7 +28,7 @@ from scaleprof.profile.types import (Environment, LatencyStats, LayerReport, Lay
                                      TimingSettings)
 
 __all__ = ["capture_environment", "environment_for", "build_report", "node_counts", "profile_layers",
-           "CATEGORIES", "categorise", "assign", "DevicePeaks",
+           "CATEGORIES", "categorise", "Contention", "ContentionWatch", "wait_until_quiet", "assign", "DevicePeaks",
            "device_peaks", "StoppingRule", "median_ci", "median_ci_ranks", "summarise", "time_engine",
            "time_runner", "validate_settings", "Environment", "LatencyStats", "LayerReport", "LayerRow",
            "Measurement", "TimingSettings"]

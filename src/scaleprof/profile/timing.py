@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from scaleprof.errors import BadInput
+from scaleprof.profile.contention import ContentionWatch, wait_until_quiet
 from scaleprof.profile.stats import StoppingRule, summarise
 from scaleprof.profile.types import LatencyStats, TimingSettings
 
@@ -21,6 +22,7 @@ def validate_settings(settings: TimingSettings) -> None:
         ("warm-up iterations", settings.warmup_iters, 0), ("warm-up time", settings.warmup_s, 0),
         ("minimum iterations", settings.min_iters, 1), ("minimum time", settings.min_time_s, 0),
         ("maximum time", settings.max_time_s, 1e-9), ("layer-profiling iterations", settings.layer_iters, 1),
+        ("wait for a quiet machine", settings.wait_quiet_s, 0),
     )
     for what, value, least in checks:
         if value is None or not math.isfinite(value) or value < least:
@@ -33,11 +35,40 @@ def validate_settings(settings: TimingSettings) -> None:
 
 
 def time_runner(runner, settings: TimingSettings, batch: int, progress: bool | None = None,
-                label: str = "timing") -> LatencyStats:
-    """Warm up, then call ``runner()`` (one inference, returns ms) until the stopping rule says stop."""
+                label: str = "timing", device: str = "cpu") -> LatencyStats:
+    """Warm up, then call ``runner()`` (one inference, returns ms) until the stopping rule says stop.
+    What other processes took on the machine (and on a CUDA ``device``'s GPU) while the timed
+    iterations ran is recorded in ``contention``; with ``settings.wait_quiet_s``, timing first waits
+    up to that long for the machine to be quiet."""
     validate_settings(settings)
-    # Warm-up: both the count and the time, but never more than a fifth of the cap (a slow model
-    # would otherwise spend minutes warming up).
+    waited = wait_until_quiet(settings.wait_quiet_s) if settings.wait_quiet_s > 0 else None
+    warm = _warm_up(runner, settings)
+    rule = StoppingRule(settings.min_iters, settings.min_time_s, settings.target_ci, settings.max_time_s)
+    samples: list[float] = []
+    bar = _Bar(settings, label, progress)
+    with ContentionWatch(device) as watch:
+        start = time.perf_counter()
+        try:
+            while True:
+                samples.append(float(runner()))
+                elapsed = time.perf_counter() - start
+                reason = rule.done(samples, elapsed)
+                bar.update(elapsed, len(samples))
+                if reason:
+                    break
+        finally:
+            bar.close()
+    stats = summarise(samples, batch=batch, total_s=elapsed, stop_reason=reason,
+                      timing_method=getattr(runner, "timing_method", "perf_counter"))
+    contention = watch.result
+    if contention is not None and waited is not None:
+        contention = replace(contention, waited_s=round(waited[1], 3), quiet_before=waited[0])
+    return replace(stats, warmup_iters=warm, contention=contention.to_dict() if contention is not None else None)
+
+
+def _warm_up(runner, settings: TimingSettings) -> int:
+    """Untimed iterations: both the count and the time, but never more than a fifth of the cap (a
+    slow model would otherwise spend minutes warming up). Returns how many ran."""
     warm_cap = max(settings.warmup_s, 0.2 * settings.max_time_s)
     start = time.perf_counter()
     warm = 0
@@ -46,23 +77,7 @@ def time_runner(runner, settings: TimingSettings, batch: int, progress: bool | N
         warm += 1
         if time.perf_counter() - start >= warm_cap:
             break
-    rule = StoppingRule(settings.min_iters, settings.min_time_s, settings.target_ci, settings.max_time_s)
-    samples: list[float] = []
-    bar = _Bar(settings, label, progress)
-    start = time.perf_counter()
-    try:
-        while True:
-            samples.append(float(runner()))
-            elapsed = time.perf_counter() - start
-            reason = rule.done(samples, elapsed)
-            bar.update(elapsed, len(samples))
-            if reason:
-                break
-    finally:
-        bar.close()
-    stats = summarise(samples, batch=batch, total_s=elapsed, stop_reason=reason,
-                      timing_method=getattr(runner, "timing_method", "perf_counter"))
-    return replace(stats, warmup_iters=warm)
+    return warm
 
 
 def check_memory(onnx_path, shape, precision: str = "fp32") -> None:
@@ -89,7 +104,8 @@ def time_engine(engine, shape, settings: TimingSettings = TimingSettings(), prog
     check_accepts(engine, shape)
     engine.load()
     runner = engine.runner(shape)
-    return time_runner(runner, settings, shape.batch, progress, label=f"timing {shape}")
+    return time_runner(runner, settings, shape.batch, progress, label=f"timing {shape}",
+                       device=engine.manifest.device)
 
 
 class _Bar:

@@ -17,6 +17,7 @@ class TimingSettings:
     target_ci: float = 0.01          # stop once the 95% CI of the median is within this fraction
     max_time_s: float = 10.0         # cap on timed iterations
     layer_iters: int = 20            # iterations of the separate layer-profiling run
+    wait_quiet_s: float = 0.0        # before timing, wait up to this long for other processes to go quiet
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,12 @@ class LatencyStats:
     timing_method: str               # "perf_counter", "cuda-events", ...
     stop_reason: str = ""            # "ci target reached", "minimums reached", "time cap"
     warmup_iters: int = 0            # untimed iterations run first
+    contention: dict | None = None   # what other processes took meanwhile (profile.contention.Contention)
+
+    @property
+    def contended(self) -> bool:
+        """Measured while other processes took a share of the machine (or the GPU)."""
+        return bool(self.contention and self.contention.get("flagged"))
 
     @property
     def throughput(self) -> float:
@@ -124,9 +131,15 @@ class LayerReport:
         profiled = self.iteration_ms or self.layer_sum_ms
         return profiled / self.end_to_end_ms if self.end_to_end_ms else None
 
+    @property
+    def executed_layers(self) -> int:
+        """Layers the engine ran (its own, after fusion; helpers included, folded-away nodes not)."""
+        return sum(1 for row in self.layers if row.status != "not-executed")
+
     def to_dict(self) -> dict:
         return {
             "layers": [row.to_dict() for row in self.layers],
+            "executed_layers": self.executed_layers,
             "layer_sum_ms": self.layer_sum_ms,
             "layer_sum_mean_ms": self.layer_sum_mean_ms,
             "iteration_ms": self.iteration_ms,
@@ -161,6 +174,7 @@ class Measurement:
             "total_s": lat.total_s,
             "timing_method": lat.timing_method,
             "stop_reason": lat.stop_reason,
+            "contention": lat.contention,
             "environment": self.environment.to_dict(),
         }
         if self.layers is not None:

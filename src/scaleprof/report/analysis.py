@@ -2,15 +2,20 @@
 
 Works on plain rows (dicts, one per measured point, as the results store returns them):
 ``model, strategy, alpha, scale, resolution, batch, precision, target, flops, params, acts,
-latency_ms_median, throughput`` (flops/params/acts per image, pycls conventions).
+layer_count, latency_ms_median, throughput`` (flops/params/acts per image, pycls conventions;
+layer_count: layers executed per inference, None in stores from before it was counted).
 
 Latency is per batch, so it is compared with the batch's work: flops x batch and acts x batch
-(params do not grow with the batch). Groups are targets (target/precision when a target was
-swept at several precisions).
+(params and the layers launched do not grow with the batch). Groups are targets (target/precision
+when a target was swept at several precisions).
 
 Dollar et al. 2021 show runtime on GPUs follows activations more closely than flops; this module
-measures the same question on each target: Pearson r of latency against each metric, linear and
-log-log, with the fit's error, and ranks the metrics by r.
+measures the same question on each target and batch size: Pearson r of latency against each metric,
+linear and log-log, with the fit's error, and ranks the metrics by r. Verdicts are per batch size:
+pooled over batch sizes, the batch size alone explains most of the variance and inflates every r, so
+the pooled figures are kept (key batch "pooled") but never given as a verdict. At batch 1 on a GPU
+latency follows how many layers run (kernel launches) more than their work: the layer count is a
+metric of its own.
 """
 
 from __future__ import annotations
@@ -21,7 +26,11 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-METRICS = ("flops", "params", "acts")
+METRICS = ("flops", "params", "acts", "layers")
+COUNTED = ("flops", "params", "acts")       # the metrics whose growth with s SCALING.md §1 predicts
+PER_BATCH = ("flops", "acts")               # work that grows with the batch
+COLUMNS = {"layers": "layer_count"}         # a metric's key in the rows, where it differs
+POOLED = "pooled"                           # the batch of a slice that pools every batch size
 
 
 # ------------------------------------------------------------------------------------ fits
@@ -94,10 +103,13 @@ def group_of(row: dict, multi_precision: set[str] = frozenset()) -> str:
     return f"{target}/{row['precision']}" if target in multi_precision else target
 
 
-def metric_value(row: dict, metric: str) -> float:
-    """The work a batch does: flops and acts per image x batch; params once."""
-    value = float(row[metric])
-    return value if metric == "params" else value * int(row.get("batch") or 1)
+def metric_value(row: dict, metric: str) -> float | None:
+    """The work a batch does: flops and acts per image x batch; params and layers once. None where
+    the row lacks the metric (the layer count of a point stored before it was counted)."""
+    value = row.get(COLUMNS.get(metric, metric))
+    if value is None:
+        return None
+    return float(value) * int(row.get("batch") or 1) if metric in PER_BATCH else float(value)
 
 
 def strategy_label(row: dict) -> str:
@@ -118,11 +130,29 @@ def grouped(rows: list[dict]) -> dict[str, list[dict]]:
     return dict(sorted(groups.items()))
 
 
+def sliced(rows: list[dict]) -> dict[tuple[str, int | str], list[dict]]:
+    """(group, batch size) -> its rows; with several batch sizes in a group, also (group, POOLED)
+    -> all of them (after the batch sizes)."""
+    out: dict[tuple[str, int | str], list[dict]] = {}
+    for group, members in grouped(rows).items():
+        batches = sorted({int(r["batch"]) for r in members})
+        for batch in batches:
+            out[(group, batch)] = [r for r in members if int(r["batch"]) == batch]
+        if len(batches) > 1:
+            out[(group, POOLED)] = members
+    return out
+
+
+def slice_label(key: tuple[str, int | str]) -> str:
+    group, batch = key
+    return f"{group}, every batch size pooled" if batch == POOLED else f"{group}, batch {batch}"
+
+
 # ------------------------------------------------------------------------------------ analyses
 
 @dataclass
 class MetricFits:
-    group: str
+    group: str                # the slice's label (slice_label)
     metric: str
     linear: Fit | None
     loglog: Fit | None
@@ -136,18 +166,22 @@ class MetricFits:
         return self.loglog.r if self.loglog else None
 
 
-def metric_fits(rows: list[dict]) -> dict[str, dict[str, MetricFits]]:
+def metric_fits(rows: list[dict]) -> dict[tuple, dict[str, MetricFits]]:
+    """Per slice (sliced) and metric: the linear and log-log fits of latency (no fit for a metric some
+    of the slice's rows lack)."""
     out = {}
-    for group, members in grouped(rows).items():
+    for key, members in sliced(rows).items():
         y = [float(r["latency_ms_median"]) for r in members]
-        out[group] = {}
+        out[key] = {}
         for metric in METRICS:
             x = [metric_value(r, metric) for r in members]
-            out[group][metric] = MetricFits(group, metric, fit_linear(x, y), fit_loglog(x, y))
+            known = None not in x
+            out[key][metric] = MetricFits(slice_label(key), metric, fit_linear(x, y) if known else None,
+                                          fit_loglog(x, y) if known else None)
     return out
 
 
-def rank_metrics(fits: dict[str, dict[str, MetricFits]]) -> dict[str, list[MetricFits]]:
+def rank_metrics(fits: dict[tuple, dict[str, MetricFits]]) -> dict[tuple, list[MetricFits]]:
     """Per group, the metrics ordered from the best predictor of latency (highest Pearson r of the
     linear fit, then of the log-log fit) to the worst. Undefined r ranks last."""
     def key(m: MetricFits):
@@ -165,7 +199,7 @@ def expected_exponents(strategy: str, alpha: float | None = None) -> dict[str, f
         growth = parse_strategy(strategy, alpha if strategy == "dWr" else None).expected_growth
     except BadInput:
         return None
-    return {k: growth[k] for k in METRICS}
+    return {k: growth[k] for k in COUNTED}
 
 
 @dataclass
@@ -176,14 +210,15 @@ class Exponents:
     batch: int
     resolution: str           # "auto" or the fixed resolution
     scales: tuple[float, ...]
-    measured: dict[str, float | None]     # latency, flops, params, acts: log-log slope vs s
+    measured: dict[str, float | None]     # latency, flops, params, acts, layers: log-log slope vs s
     r: dict[str, float | None]
     expected: dict[str, float] | None
 
 
 def growth_exponents(rows: list[dict]) -> list[Exponents]:
     """Per group, model, strategy, batch and resolution setting: the log-log slope against s of
-    latency, flops, params and acts (the paper's table, measured on this target)."""
+    latency, flops, params, acts and layers (the paper's table, measured on this target; layers None
+    where not counted)."""
     out = []
     for group, members in grouped(rows).items():
         series = defaultdict(list)
@@ -199,7 +234,10 @@ def growth_exponents(rows: list[dict]) -> list[Exponents]:
             s = np.array([float(p["scale"]) for p in pts])
             measured, rs = {}, {}
             for what in ("latency", *METRICS):
-                col = "latency_ms_median" if what == "latency" else what
+                col = "latency_ms_median" if what == "latency" else COLUMNS.get(what, what)
+                if any(p.get(col) is None for p in pts):
+                    measured[what] = rs[what] = None
+                    continue
                 y = np.array([float(p[col]) for p in pts])
                 fit = fit_loglog(s, y)
                 measured[what] = fit.slope if fit else None
@@ -278,31 +316,36 @@ def layer_predictions(layers: list[dict]) -> dict[str, MetricFits]:
 @dataclass
 class Analysis:
     rows: list[dict]
-    fits: dict[str, dict[str, MetricFits]]
-    ranking: dict[str, list[MetricFits]]
+    fits: dict[tuple, dict[str, MetricFits]]       # per slice: (group, batch or POOLED)
+    ranking: dict[tuple, list[MetricFits]]
     exponents: list[Exponents]
     budgets: list[BudgetPick]
     budget_values: list[float] = field(default_factory=list)
 
-    def best_metric(self, group: str) -> MetricFits | None:
-        ranked = self.ranking.get(group) or []
+    def best_metric(self, key: tuple) -> MetricFits | None:
+        ranked = self.ranking.get(key) or []
         return ranked[0] if ranked and ranked[0].r is not None else None
 
-    def verdicts(self) -> dict[str, str]:
-        """One sentence per group: which metric predicts latency best, with the r values."""
+    def verdicts(self) -> dict[tuple, str]:
+        """One sentence per target and batch size (never for the pooled slices): which metric
+        predicts latency best, with the r values."""
         out = {}
-        groups = grouped(self.rows)
-        for group, ranked in self.ranking.items():
+        slices = sliced(self.rows)
+        for key, ranked in self.ranking.items():
+            group, batch = key
+            if batch == POOLED:
+                continue
             defined = [m for m in ranked if m.r is not None]
-            n = len(groups.get(group, []))
+            n = len(slices.get(key, []))
             if not defined:
-                out[group] = f"{group}: not enough distinct points ({n}) to correlate latency with a metric."
+                out[key] = (f"On {group} at batch {batch}: not enough distinct points ({n}) to correlate "
+                            "latency with a metric.")
                 continue
             best = defined[0]
             others = ", ".join(f"{m.metric} r={m.r:.3f}" for m in defined[1:])
             log = f" (log-log r={best.r_log:.3f})" if best.r_log is not None else ""
-            out[group] = (f"On {group}, {best.metric} predicts latency best: Pearson r={best.r:.3f}{log}"
-                          f"{'; ' + others if others else ''} (n={n} points).")
+            out[key] = (f"On {group} at batch {batch}, {best.metric} predicts latency best: Pearson "
+                        f"r={best.r:.3f}{log}{'; ' + others if others else ''} (n={n} points).")
         return out
 
 

@@ -14,7 +14,8 @@ from typing import Any, Union
 
 from scaleprof.core.text import slug
 from scaleprof.report import plots
-from scaleprof.report.analysis import Analysis, category_times, grouped, layer_predictions, strategy_label, top_layers
+from scaleprof.report.analysis import (POOLED, Analysis, category_times, grouped, layer_predictions, metric_value,
+                                       slice_label, sliced, strategy_label, top_layers)
 
 
 @dataclass
@@ -77,9 +78,12 @@ def build(analysis: Analysis, failures: list[dict], environments: list[dict], sw
           with_plots: bool = True) -> Document:
     groups = grouped(analysis.rows)
     names = sorted({s["name"] for s in sweeps}) or ["(no sweep)"]
-    sections = [_summary(analysis, groups, failures, sweeps), _predictors(analysis, groups, with_plots),
+    sections = [_summary(analysis, groups, failures, sweeps), _predictors(analysis, with_plots),
                 _exponents(analysis, groups, with_plots), _budget(analysis), _layers(groups, with_plots),
                 _batch_resolution(analysis.rows)]
+    contended = [r for r in analysis.rows if (r.get("contention") or {}).get("flagged")]
+    if contended:
+        sections.append(_contention(contended))
     if failures:
         sections.append(_failures(failures))
     sections.append(_environment(environments))
@@ -94,9 +98,19 @@ def _summary(analysis: Analysis, groups: dict, failures: list[dict], sweeps: lis
         f"{len(failures)} failed point(s). Latency is the median milliseconds per batch; "
         "throughput is images per second at that median.")
     summary.blocks.append(f"Counting convention: {convention(sweeps)}. Latency is compared with the work of a "
-                          "whole batch (flops and acts x batch; params once).")
+                          "whole batch (flops and acts x batch; params and layers, the layers executed per "
+                          "inference, once). Verdicts are per target and batch size.")
     for verdict in analysis.verdicts().values():
         summary.blocks.append(verdict)
+    recorded = [r for r in rows if r.get("contention")]
+    if recorded:
+        flagged = sum(1 for r in recorded if r["contention"].get("flagged"))
+        threshold = max(float(r["contention"].get("threshold") or 0.0) for r in recorded)
+        summary.blocks.append(
+            f"Contention: {flagged} of {len(recorded)} point(s) were timed while other processes took more than "
+            f"{threshold:.0%} of the machine's CPU time (or ran on its GPU)"
+            + (" (listed under 'Measured under contention'; re-time them on a quiet machine with "
+               "`scaleprof sweep CONFIG --remeasure-noisy`)." if flagged else "."))
     cvs = sorted(float((r.get("latency") or {}).get("cv") or 0.0) for r in rows)
     if cvs:
         median_cv = cvs[len(cvs) // 2]
@@ -108,37 +122,44 @@ def _summary(analysis: Analysis, groups: dict, failures: list[dict], sweeps: lis
     return summary
 
 
-def _predictors(analysis: Analysis, groups: dict, with_plots: bool) -> Section:
+def _predictors(analysis: Analysis, with_plots: bool) -> Section:
     pred = _section("Which metric predicts latency", "predictors",
-                    "Per target, latency fitted against each metric: linear (latency = a x metric + b) and "
-                    "log-log (latency = c x metric^k). r is Pearson's correlation (of the logs for log-log); "
-                    "fit error is the mean relative error of the fitted latency. Metrics are ranked by r.")
-    table = Table(["target", "rank", "metric", "r (linear)", "fit error (linear)", "ms per unit",
+                    "Per target and batch size, latency fitted against each metric: linear (latency = a x metric "
+                    "+ b) and log-log (latency = c x metric^k). r is Pearson's correlation (of the logs for "
+                    "log-log); fit error is the mean relative error of the fitted latency. Metrics are ranked by "
+                    "r; layers is the number of layers executed per inference (conv, linear, elementwise and "
+                    "other operations), what launch-bound runs (batch 1 on a GPU) follow. Rows with batch "
+                    "'pooled' put every batch size together: the batch size then explains most of the "
+                    "variance and raises every r, so they are no verdict.")
+    table = Table(["target", "batch", "rank", "metric", "r (linear)", "fit error (linear)", "ms per unit",
                    "r (log-log)", "exponent k", "fit error (log-log)", "n"], [])
-    for group, ranked in analysis.ranking.items():
-        for i, m in enumerate(ranked, 1):
+    slices = sliced(analysis.rows)
+    for (group, batch), ranked in analysis.ranking.items():
+        members = slices[(group, batch)]
+        known = [m for m in ranked if all(metric_value(r, m.metric) is not None for r in members)]
+        for i, m in enumerate(known, 1):      # a metric not recorded (layers, older stores): no row
             lin, log = m.linear, m.loglog
             unit, unit_label = plots.UNITS[m.metric]
-            table.rows.append([group, i, m.metric, _r(m.r), _pct(lin.mape if lin else None),
+            table.rows.append([group, batch, i, m.metric, _r(m.r), _pct(lin.mape if lin else None),
                                f"{fmt(lin.slope * unit if lin else None)} ms / {unit_label}",
                                _r(m.r_log), fmt(log.slope if log else None), _pct(log.mape if log else None),
-                               lin.n if lin else len(groups[group])])
+                               lin.n if lin else len(members)])
     pred.blocks.append(table)
     if with_plots:
-        pred.blocks += _plot_per_group(
-            groups, "fits", lambda members: len(members) >= 2,
-            lambda group, members: plots.metric_fits_plot(group, members, analysis.fits[group]),
-            "{group}: latency against flops, params and acts with linear fits")
+        pred.blocks += [Image(slug(f"fits-{slice_label(key)}"),
+                              plots.metric_fits_plot(slice_label(key), members, analysis.fits[key]),
+                              f"{slice_label(key)}: latency against each metric with linear fits")
+                        for key, members in slices.items() if key[1] != POOLED and len(members) >= 2]
     return pred
 
 
 def _exponents(analysis: Analysis, groups: dict, with_plots: bool) -> Section:
     exp = _section("Growth exponents against s (measured)", "exponents",
-                   "Log-log slope against the flops factor s of latency, flops, params and acts, per strategy "
-                   "(the table of Dollar et al. 2021, measured here; expected values, exact before rounding, "
-                   "in brackets).")
+                   "Log-log slope against the flops factor s of latency, flops, params, acts and layers "
+                   "(executed per inference), per strategy (the table of Dollar et al. 2021, measured here; "
+                   "expected values, exact before rounding, in brackets).")
     table = Table(["target", "model", "strategy", "batch", "resolution", "s", "latency", "flops", "params",
-                   "acts"], [])
+                   "acts", "layers"], [])
     for e in analysis.exponents:
         def cell(what):
             val = fmt(e.measured.get(what))
@@ -147,7 +168,7 @@ def _exponents(analysis: Analysis, groups: dict, with_plots: bool) -> Section:
             return val
         table.rows.append([e.group, e.model, e.strategy, e.batch, e.resolution,
                            ", ".join(f"{s:g}" for s in e.scales), fmt(e.measured.get("latency")),
-                           cell("flops"), cell("params"), cell("acts")])
+                           cell("flops"), cell("params"), cell("acts"), cell("layers")])
     if table.rows:
         exp.blocks.append(table)
     else:
@@ -258,18 +279,40 @@ def _batch_resolution(rows: list[dict]) -> Section:
                 t.rows.append([b] + [fmt(cell[(b, r)][col]) if (b, r) in cell else "-" for r in resolutions])
             grid.blocks.append(t)
     every = Table(["target", "precision", "model", "strategy", "s", "resolution", "batch", "GMACs", "M params",
-                   "M acts", "latency (ms)", "95% CI (ms)", "CV", "throughput (img/s)"], [],
+                   "M acts", "layers", "latency (ms)", "95% CI (ms)", "CV", "throughput (img/s)", "contended"], [],
                   caption="All measured points")
     for r in sorted(rows, key=lambda r: (r["target"], r["model"], strategy_label(r), r["scale"], r["batch"])):
         lat = r.get("latency") or {}
         ci = lat.get("ci95")
         every.rows.append([r["target"], r["precision"], r["model"], strategy_label(r), fmt(float(r["scale"])),
                            r["resolution"], r["batch"], fmt(r["flops"] / 1e9), fmt(r["params"] / 1e6),
-                           fmt(r["acts"] / 1e6), fmt(r["latency_ms_median"]),
+                           fmt(r["acts"] / 1e6), fmt(r.get("layer_count")), fmt(r["latency_ms_median"]),
                            f"{fmt(ci[0])} - {fmt(ci[1])}" if ci else "-", _pct(lat.get("cv")),
-                           fmt(r["throughput"])])
+                           fmt(r["throughput"]), _contended(r.get("contention"))])
     grid.blocks.append(every)
     return grid
+
+
+def _contended(contention: dict | None) -> str:
+    if not contention:
+        return "-"
+    return f"yes ({contention.get('other_share', 0):.0%} of the CPU)" if contention.get("flagged") else "no"
+
+
+def _contention(contended: list[dict]) -> Section:
+    """The points timed while other processes took a share of the machine or its GPU."""
+    table = Table(["target", "point", "other processes (cores)", "share of the CPU", "load", "GPU processes",
+                   "latency (ms)"], [])
+    for r in sorted(contended, key=lambda r: (r["target"], point_label(r))):
+        c = r["contention"]
+        table.rows.append([r["target"], point_label(r), f"{c.get('other_cores', 0):.2f} of {c.get('cores', '?')}",
+                           _pct(c.get("other_share")), fmt(c.get("load_end")),
+                           len((c.get("gpu") or {}).get("other_processes") or ()), fmt(r["latency_ms_median"])])
+    return _section("Measured under contention", "contention",
+                    "These points were timed while other processes took more than the threshold share of the "
+                    "machine's CPU time (the kernel's accounting, this process excluded) or ran on its GPU: their "
+                    "latency may be off. `scaleprof sweep CONFIG --remeasure-noisy` times them again; "
+                    "`--wait-quiet S` waits for a quiet machine before each point.", table)
 
 
 def _failures(failures: list[dict]) -> Section:

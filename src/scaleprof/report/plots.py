@@ -11,7 +11,8 @@ from scaleprof.report.analysis import (
     METRICS, MetricFits, category_times, layer_predictions, metric_value, strategy_label, top_layers,
 )
 
-UNITS = {"flops": (1e9, "GMACs per batch"), "params": (1e6, "M params"), "acts": (1e6, "M acts per batch")}
+UNITS = {"flops": (1e9, "GMACs per batch"), "params": (1e6, "M params"), "acts": (1e6, "M acts per batch"),
+         "layers": (1, "layer")}
 DPI = 90
 
 
@@ -66,12 +67,15 @@ def _category_colors(cats):
 
 
 def metric_fits_plot(group: str, rows: list[dict], fits: dict[str, MetricFits]) -> bytes:
-    """Latency against flops, params and acts, coloured by strategy, with the linear fit and r."""
+    """Latency against flops, params, acts and (where counted) layers, coloured by strategy, with the
+    linear fit and r."""
     plt = _plt()
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    metrics = [m for m in METRICS if all(metric_value(r, m) is not None for r in rows)]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.4 * len(metrics), 3.8), squeeze=False)
+    axes = axes[0]
     colors = _colors({strategy_label(r) for r in rows})
     y = np.array([float(r["latency_ms_median"]) for r in rows])
-    for ax, metric in zip(axes, METRICS):
+    for ax, metric in zip(axes, metrics):
         unit, label = UNITS[metric]
         x = np.array([metric_value(r, metric) for r in rows]) / unit
         for key, color in colors.items():

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from scaleprof.errors import ScaleprofError
+from scaleprof.report.analysis import POOLED
 from scaleprof.report.document import Section, Table, fmt, point_label
 
 MIN_NETWORKS = 6                     # distinct networks of one target and batch before anything is said
@@ -182,14 +183,14 @@ def _side_by_side(analysis) -> Section | None:
 
 
 def _metric_table(analysis, targets) -> Table:
-    table = Table(["target", "best metric", "r", "then", "r"], [], caption="Which metric predicts latency where "
-                                                                         "(Pearson r, linear, from the fits above)")
-    for group, ranked in sorted(analysis.ranking.items()):
-        if group.split("/")[0] not in targets or not ranked:
+    table = Table(["target", "batch", "best metric", "r", "then", "r"], [],
+                  caption="Which metric predicts latency where (Pearson r, linear, from the fits above)")
+    for (group, batch), ranked in analysis.ranking.items():      # per batch size; pooled is no verdict
+        if batch == POOLED or group.split("/")[0] not in targets or not ranked:
             continue
         top = [m for m in ranked if m.r is not None]
         cells = [[m.metric, f"{m.r:.3f}"] for m in top[:2]] + [["-", "-"]] * (2 - len(top[:2]))
-        table.rows.append([group] + cells[0] + cells[1])
+        table.rows.append([group, batch] + cells[0] + cells[1])
     return table
 
 

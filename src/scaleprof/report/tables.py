@@ -5,7 +5,11 @@ benchmark.py: ``infer_samples_per_sec``, ``infer_step_time`` (ms per batch step)
 ``infer_batch_size``, ``infer_img_size``, ``param_count`` (millions), ``infer_gmacs``
 (GMACs per image), ``infer_macts`` (activations per image, millions)), so a scaleprof CSV can
 be merged with timm's tables. scaleprof's own columns keep exact integers: ``flops`` (multiply-adds
-per image), ``params``, ``acts`` (per image), pycls conventions (SCALING.md §2).
+per image), ``params``, ``acts`` (per image), pycls conventions (SCALING.md §2), and ``layer_count``
+(layers executed per inference, from the counts) and, where the layers were profiled,
+``engine_layers`` (the layers the engine itself ran, after its fusions). ``contended`` says whether other processes took a share of the
+machine while the point was timed (``other_cores``: how many cores they kept busy); both are empty
+for points stored before scaleprof recorded them.
 """
 
 from __future__ import annotations
@@ -19,13 +23,13 @@ from pathlib import Path
 
 COLUMNS = (
     "model", "strategy", "alpha", "scale", "resolution", "batch", "precision", "target",
-    "backend", "device", "flops", "params", "acts",
+    "backend", "device", "flops", "params", "acts", "layer_count", "engine_layers",
     "latency_ms_median", "latency_ms_mean", "latency_ms_p90", "latency_ms_p99", "latency_cv",
     "latency_ci95_low", "latency_ci95_high", "iterations", "throughput",
     "infer_samples_per_sec", "infer_step_time", "infer_batch_size", "infer_img_size",
     "param_count", "infer_gmacs", "infer_macts",
     "depth_multiplier", "width_multiplier", "flops_ratio", "resolution_requested",
-    "layer_sum_ms", "layer_coverage", "engine_key", "env_key",
+    "layer_sum_ms", "layer_coverage", "engine_key", "env_key", "contended", "other_cores",
 )
 
 
@@ -35,6 +39,7 @@ def result_row(point: dict) -> dict:
     spec = point.get("spec") or {}
     summary = point.get("layer_summary") or {}
     ci = lat.get("ci95") or (None, None)
+    contention = point.get("contention") or {}
     median = point.get("latency_ms_median")
     throughput = point.get("throughput")
     return {
@@ -43,6 +48,7 @@ def result_row(point: dict) -> dict:
         "precision": point["precision"], "target": point["target"],
         "backend": point.get("backend"), "device": point.get("device"),
         "flops": point.get("flops"), "params": point.get("params"), "acts": point.get("acts"),
+        "layer_count": point.get("layer_count"), "engine_layers": summary.get("executed_layers"),
         "latency_ms_median": median, "latency_ms_mean": lat.get("mean"), "latency_ms_p90": lat.get("p90"),
         "latency_ms_p99": lat.get("p99"), "latency_cv": lat.get("cv"),
         "latency_ci95_low": ci[0], "latency_ci95_high": ci[1], "iterations": lat.get("iterations"),
@@ -59,6 +65,7 @@ def result_row(point: dict) -> dict:
         "resolution_requested": point.get("resolution_requested", "auto"),
         "layer_sum_ms": summary.get("layer_sum_ms"), "layer_coverage": summary.get("coverage"),
         "engine_key": point.get("engine_key"), "env_key": point.get("env_key"),
+        "contended": contention.get("flagged"), "other_cores": _round(contention.get("other_cores"), 3),
     }
 
 

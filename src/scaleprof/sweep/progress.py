@@ -38,6 +38,10 @@ class Progress:
         self.done += 1
         if latency:
             what = f"{latency['median']:.2f} ms ({latency.get('throughput', 0):.1f} img/s)"
+            contention = latency.get("contention") or {}
+            if contention.get("flagged"):
+                what += (f" [contended: other processes took {contention.get('other_cores', 0):.2f} of "
+                         f"{contention.get('cores', '?')} cores]")
         elif failed:
             what = f"FAILED {failed}"
         else:

@@ -32,7 +32,7 @@ class RowDecoder:
 
     def numbers_ok(self, point: dict, where: str) -> bool:
         """A point's counts and shape are numbers, and a measured one's latency a positive finite one."""
-        bad = [k for k in ("batch", "scale", "flops", "params", "acts", "resolution")
+        bad = [k for k in ("batch", "scale", "flops", "params", "acts", "layer_count", "resolution")
                if point.get(k) is not None and not _finite(point[k])]
         if point.get("status") == "ok" and not (_finite(point.get("latency_ms_median"))
                                                 and point["latency_ms_median"] > 0):

@@ -1,7 +1,8 @@
 """The sweep runner: every grid point through the stages (``STAGES``) into the results store.
 
 - ``run_sweep`` checks every model and target first, opens the store, leaves out the points already
-  measured for the same target and environment (unless ``force``) and groups the rest: points that
+  measured for the same target and environment (unless ``force``; with ``remeasure_noisy`` those
+  whose timing was flagged as contended are measured again) and groups the rest: points that
   share a model spec, precision and target share one export and one engine (its shape set holds
   every batch size and resolution of the group). The export and engine caches live in the output
   directory, so a re-run builds nothing.
@@ -80,6 +81,7 @@ class SweepRun:
     envs: dict[str, tuple[str, dict]]       # target name -> (environment key, environment)
     out_dir: Path
     force: bool
+    replace: set[tuple[str, str]]           # (target, point key) of stored points to measure again
     progress: Progress
     result: SweepResult
     # (spec key, batch, resolution, precision, target) -> measured earlier in this run
@@ -87,7 +89,8 @@ class SweepRun:
 
 
 def run_sweep(config: SweepConfig, out_dir: str | Path, *, stages: Stages | None = None, force: bool = False,
-              progress: bool | None = None, log: Callable[[str], None] | None = None) -> SweepResult:
+              progress: bool | None = None, log: Callable[[str], None] | None = None,
+              remeasure_noisy: bool = False) -> SweepResult:
     """Run (or resume) ``config`` into ``out_dir``'s store. Raises ScaleprofError for problems that
     stop the whole sweep (missing backend, store unusable or full)."""
     stages = stages or UpstreamStages()
@@ -102,14 +105,21 @@ def run_sweep(config: SweepConfig, out_dir: str | Path, *, stages: Stages | None
     envs = {t.name: stages.environment(t) for t in config.targets}
     with Store(out_dir) as store:
         store.check_targets([t.to_dict() for t in config.targets])     # before anything is written
+        if store.upgraded_from is not None:
+            say(f"{store.path}: results store schema {store.upgraded_from} upgraded to {store.version} "
+                "(columns added; the points stored before are unchanged)")
         sweep_id = store.begin_sweep(config.name, {**config.to_dict(), "convention": stages.convention})
-        todo = _unmeasured(store, config, envs, points, force)
+        noisy = _contended(store, config, envs) if remeasure_noisy and not force else set()
+        todo = _unmeasured(store, config, envs, points, force, noisy)
         result = SweepResult(total=len(points), skipped=len(points) - len(todo), measured=0, failed=0, reused=0,
                              seconds=0.0)
         if result.skipped:
             say(f"{result.skipped} of {len(points)} points already measured in {store.path}; "
                 f"{'re-measuring them (--force)' if force else 'skipping them'}")
-        run = SweepRun(config, stages, store, sweep_id, envs, out_dir, force, Progress(len(todo), progress), result)
+        if noisy:
+            say(f"re-measuring {len(noisy)} point(s) whose timing was flagged as contended (--remeasure-noisy)")
+        run = SweepRun(config, stages, store, sweep_id, envs, out_dir, force, noisy, Progress(len(todo), progress),
+                       result)
         try:
             for group in _groups(todo):
                 PointGroup(run, group).run()
@@ -120,13 +130,22 @@ def run_sweep(config: SweepConfig, out_dir: str | Path, *, stages: Stages | None
     return result
 
 
-def _unmeasured(store: Store, config: SweepConfig, envs: dict, points: list[Point], force: bool) -> list[Point]:
-    """Record each target's environment; the points to measure (all of them with ``force``)."""
+def _unmeasured(store: Store, config: SweepConfig, envs: dict, points: list[Point], force: bool,
+                noisy: set[tuple[str, str]]) -> list[Point]:
+    """Record each target's environment; the points to measure (all of them with ``force``; those in
+    ``noisy`` again)."""
     for target in config.targets:
         key, env = envs[target.name]
         store.put_environment(key, target.to_dict(), env)
     done = {t.name: (set() if force else store.measured_keys(t.name, envs[t.name][0])) for t in config.targets}
-    return [p for p in points if p.key not in done[p.target]]
+    return [p for p in points if p.key not in done[p.target] or (p.target, p.key) in noisy]
+
+
+def _contended(store: Store, config: SweepConfig, envs: dict) -> set[tuple[str, str]]:
+    """(target, point key) of the stored points of this grid whose timing was flagged as contended."""
+    wanted = {(p.target, p.key) for p in config.points()}
+    found = {(t.name, key) for t in config.targets for key in store.contended_keys(t.name, envs[t.name][0])}
+    return found & wanted
 
 
 def _groups(points: list[Point]) -> list[list[Point]]:
@@ -220,7 +239,7 @@ class PointGroup:
 
     def measure(self, point: Point) -> None:
         sweep = self.sweep
-        if not sweep.force and sweep.store.is_measured(point.key, point.target, self.env_key):
+        if not self.replacing(point) and sweep.store.is_measured(point.key, point.target, self.env_key):
             self.finished(point, None, stored=False)      # a concurrent sweep got there first
             return
         resolution = self.resolution(point)
@@ -247,9 +266,12 @@ class PointGroup:
     def store_ok(self, point: Point, measured: Measured, reused: bool = False) -> None:
         resolution = self.resolution(point)
         counts = self.counts[resolution]
+        latency = dict(measured.latency)
+        contention = latency.pop("contention", None)     # stored in a column of its own
         stored = self.record(point, "ok", resolution=resolution, spec=self.spec.to_dict(), flops=counts.flops,
-                             params=counts.params, acts=counts.acts, engine_key=measured.engine_key,
-                             latency=measured.latency, layer_summary=measured.layer_summary, layers=measured.layers)
+                             params=counts.params, acts=counts.acts, layer_count=getattr(counts, "layer_count", None),
+                             engine_key=measured.engine_key, latency=latency, layer_summary=measured.layer_summary,
+                             layers=measured.layers, contention=contention)
         self.finished(point, measured.latency, stored, reused)
 
     def record(self, point: Point, status: str, **fields) -> bool:
@@ -262,7 +284,7 @@ class PointGroup:
                               precision=point.precision, backend=self.target.backend, device=self.target.device,
                               resolution_requested="auto" if point.resolution is None else str(point.resolution),
                               stage_seconds=dict(self.seconds), **fields)
-            return sweep.store.put_point(rec, sweep.sweep_id, force=sweep.force)
+            return sweep.store.put_point(rec, sweep.sweep_id, force=self.replacing(point))
 
     def finished(self, point: Point, latency: dict | None, stored: bool, reused: bool = False) -> None:
         result = self.sweep.result
@@ -293,6 +315,10 @@ class PointGroup:
                 self.sweep.stages.release(self.engine)
             except Exception:  # noqa: BLE001 - releasing is best effort; the points are stored
                 pass
+
+    def replacing(self, point: Point) -> bool:
+        """Whether a stored measurement of ``point`` is to be replaced (--force, or a contended one)."""
+        return self.sweep.force or (point.target, point.key) in self.sweep.replace
 
     def resolution(self, point: Point) -> int:
         return point.resolution or self.spec.resolution

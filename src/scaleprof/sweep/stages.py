@@ -21,6 +21,7 @@ class CountTotals(NamedTuple):
     flops: int
     params: int
     acts: int
+    layer_count: int | None = None    # layers executed per inference
 
 
 class LayerInputs(NamedTuple):
@@ -51,7 +52,7 @@ class Stages(ABC):
 
     @abstractmethod
     def count(self, spec, resolution: int):
-        """Per-image totals at ``resolution``: .flops .params .acts"""
+        """Per-image totals at ``resolution``: .flops .params .acts (and .layer_count where counted)"""
 
     @abstractmethod
     def export(self, spec, precision: str, cache_dir: Path) -> Path:
@@ -195,9 +196,10 @@ class UpstreamStages(Stages):
         def count() -> dict:
             from scaleprof.complexity import count_spec
 
-            return count_spec(spec, resolution=resolution, batch=1).totals()
+            counts = count_spec(spec, resolution=resolution, batch=1)
+            return {**counts.totals(), "layer_count": counts.layer_count}
 
-        return CountTotals(**self._cached("counts", [spec.key, resolution], count))
+        return CountTotals(**self._cached("counts", [spec.key, resolution, "layer_count"], count))
 
     def export(self, spec, precision: str, cache_dir: Path) -> Path:
         """Exports are cached by spec and precision: export_onnx writes under a temporary name and

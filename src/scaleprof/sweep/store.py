@@ -6,8 +6,11 @@
   identity already has an ``ok`` row; a failed point is retried and its row replaced;
   ``--force`` replaces measured rows too. The UNIQUE constraint makes duplicates impossible,
   even when two sweeps write to one store at once.
-- The schema is versioned (``meta.schema_version``); a store from another version is refused
-  with one line, never migrated silently or overwritten.
+- The schema is versioned (``meta.schema_version``); a store from an unknown version is refused
+  with one line, never migrated silently or overwritten. A store of an older version this
+  scaleprof knows (``UPGRADES``) is read as it is; a sweep that writes into it first adds the
+  columns it lacks (additions only, in one transaction, ``upgraded_from`` says so), and its old
+  points read back with those columns empty (None).
 """
 
 from __future__ import annotations
@@ -26,8 +29,13 @@ from scaleprof.errors import BadInput, EnvironmentProblem
 from scaleprof.sweep.grid import definition, describe_definition
 from scaleprof.sweep.rows import BAD, RowDecoder
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 STORE_NAME = "results.sqlite"
+# version -> the statements that bring a store of that version to the next one (additions only)
+UPGRADES = {
+    1: ("ALTER TABLE points ADD COLUMN layer_count INTEGER",       # layers executed (Counts.layer_count)
+        "ALTER TABLE points ADD COLUMN contention_json TEXT"),    # what other processes took while timing
+}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -66,6 +74,7 @@ CREATE TABLE IF NOT EXISTS points (
     flops INTEGER,
     params INTEGER,
     acts INTEGER,
+    layer_count INTEGER,
     engine_key TEXT,
     latency_json TEXT,
     latency_ms_median REAL,
@@ -74,6 +83,7 @@ CREATE TABLE IF NOT EXISTS points (
     stage_seconds_json TEXT,
     error TEXT,
     created REAL NOT NULL,
+    contention_json TEXT,
     UNIQUE (point_key, target, env_key)
 );
 CREATE TABLE IF NOT EXISTS layers (
@@ -118,12 +128,14 @@ class PointRecord:
     flops: int | None = None          # per image
     params: int | None = None
     acts: int | None = None
+    layer_count: int | None = None    # layers executed per inference (conv, linear, elementwise, other)
     engine_key: str | None = None
     latency: dict | None = None       # LatencyStats.to_dict()
     layer_summary: dict | None = None  # layer_sum_ms, end_to_end_ms, coverage, profiler, iterations
     layers: list[dict] = field(default_factory=list)   # LayerRow-like dicts
     stage_seconds: dict = field(default_factory=dict)  # count/export/build/profile/store seconds
     error: str | None = None
+    contention: dict | None = None    # profile.contention.Contention.to_dict() of the timing
 
 
 class StoreError(EnvironmentProblem):
@@ -142,9 +154,13 @@ class Store:
     """Open (creating if needed) ``DIR/results.sqlite``. Use as a context manager or call close()."""
 
     def __init__(self, directory: str | Path, create: bool = True):
+        """``create`` False: only read an existing store (an older version is then left as it is)."""
         self.directory = Path(directory)
         self.path = self.directory / STORE_NAME
         self.rows = RowDecoder(self.path)  # .problems: the rows left out while reading, one line each
+        self.version = SCHEMA_VERSION
+        self.upgraded_from: int | None = None
+        self._writable = create
         if not self.path.exists() and not create:
             raise EnvironmentProblem(f"{self.directory}: no results store here ({STORE_NAME}); "
                                      "run `scaleprof sweep CONFIG -o DIR` first")
@@ -181,11 +197,14 @@ class Store:
             if has_meta:
                 row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
                 version = int(row[0]) if row else None
-                if version != SCHEMA_VERSION:
+                if version != SCHEMA_VERSION and version not in UPGRADES:
                     raise StoreError(
-                        f"{self.path}: results store schema version {version} is not the version "
-                        f"this scaleprof reads ({SCHEMA_VERSION}); use another output directory "
-                        "or the scaleprof version that wrote it")
+                        f"{self.path}: results store schema version {version} is not a version "
+                        f"this scaleprof reads ({', '.join(map(str, (*UPGRADES, SCHEMA_VERSION)))}); "
+                        "use another output directory or the scaleprof version that wrote it")
+                self.version = version
+                if version != SCHEMA_VERSION and self._writable:
+                    self._upgrade(conn, version)
                 return
             if tables:
                 raise StoreError(f"{self.path}: an SQLite file that is not a scaleprof results store; "
@@ -195,6 +214,18 @@ class Store:
                     conn.execute(statement)
             conn.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             conn.execute("INSERT INTO meta(key, value) VALUES ('created', ?)", (str(time.time()),))
+
+    def _upgrade(self, conn: sqlite3.Connection, version: int) -> None:
+        """Bring an older store to SCHEMA_VERSION by adding what it lacks (inside the open transaction)."""
+        self.upgraded_from = version
+        while version != SCHEMA_VERSION:
+            for statement in UPGRADES[version]:
+                conn.execute(statement)
+            version += 1
+        conn.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
+        conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                     (f"upgraded_from_{self.upgraded_from}", str(time.time())))
+        self.version = SCHEMA_VERSION
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -311,15 +342,15 @@ class Store:
             cur = conn.execute(
                 "INSERT INTO points(point_key, target, env_key, status, sweep_id, model, strategy, alpha,"
                 " scale, resolution, resolution_requested, batch, precision, backend, device, spec_json,"
-                " flops, params, acts, engine_key, latency_json, latency_ms_median, throughput,"
-                " layer_summary_json, stage_seconds_json, error, created)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " flops, params, acts, layer_count, engine_key, latency_json, latency_ms_median, throughput,"
+                " layer_summary_json, stage_seconds_json, error, created, contention_json)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (rec.point_key, rec.target, rec.env_key, rec.status, sweep_id, rec.model, rec.strategy,
                  rec.alpha, rec.scale, rec.resolution, rec.resolution_requested, rec.batch, rec.precision,
                  rec.backend, rec.device,
-                 _dumps(rec.spec), rec.flops, rec.params, rec.acts, rec.engine_key, _dumps(rec.latency),
-                 latency.get("median"), latency.get("throughput"), _dumps(rec.layer_summary),
-                 _dumps(rec.stage_seconds), rec.error, time.time()))
+                 _dumps(rec.spec), rec.flops, rec.params, rec.acts, rec.layer_count, rec.engine_key,
+                 _dumps(rec.latency), latency.get("median"), latency.get("throughput"), _dumps(rec.layer_summary),
+                 _dumps(rec.stage_seconds), rec.error, time.time(), _dumps(rec.contention)))
             point_id = cur.lastrowid
             conn.executemany(
                 "INSERT INTO layers(point_id, idx, name, onnx_nodes_json, op_type, category, time_ms,"
@@ -349,10 +380,10 @@ class Store:
         rows = self.conn.execute(query, (status,) if status else ()).fetchall()
         out = []
         for r in rows:
-            d = dict(r)
+            d = {"layer_count": None, **dict(r)}         # an older store's rows lack the newer columns
             where = f"point row {d['id']} ({d['point_key']} [{d['target']}])"
-            for col in ("spec_json", "latency_json", "layer_summary_json", "stage_seconds_json"):
-                text = d.pop(col)
+            for col in ("spec_json", "latency_json", "layer_summary_json", "stage_seconds_json", "contention_json"):
+                text = d.pop(col, None)
                 d[col[:-5]] = self.rows.json(text, dict, f"{where} {col}") if text else None
             if any(v is BAD for v in d.values()) or not self.rows.numbers_ok(d, where):
                 continue
@@ -378,6 +409,12 @@ class Store:
             d.update(extras)
             out.append(d)
         return out
+
+    def contended_keys(self, target: str, env_key: str) -> set[str]:
+        """Keys of the measured points of ``target`` whose timing was flagged as contended."""
+        rows = self.conn.execute("SELECT point_key, contention_json FROM points WHERE target=? AND env_key=?"
+                                 " AND status='ok' AND contention_json IS NOT NULL", (target, env_key)).fetchall()
+        return {r[0] for r in rows if json.loads(r[1]).get("flagged")}
 
     def counts(self) -> dict[str, int]:
         rows = self.conn.execute("SELECT status, count(*) FROM points GROUP BY status").fetchall()

@@ -9,7 +9,7 @@ is the only module of scaleprof.tools that the subcommand modules import.
     engine            --backend --device --threads --precision  build, profile (--precision also export)
     timing            --warmup --min-iters --min-time ...       profile (defaults: TimingSettings)
     output            -o/--out --cache-dir --json               most
-    sweep run         --force --no-progress                     sweep, demo
+    sweep run         --force --no-progress --wait-quiet --remeasure-noisy   sweep, demo
 
 Building the parser imports no stage: everything heavier than argparse is imported when a value is
 read (the timing defaults too, see TimingOption).
@@ -200,6 +200,8 @@ TIMING_OPTIONS = (   # option, TimingSettings field (the option's dest), type, m
     ("--target-ci", "target_ci", float, "F",
      "stop once the 95%% CI of the median is within this fraction of it (default {target_ci:g}; 0: off)"),
     ("--iterations", "layer_iters", int, "N", "iterations of the layer-profiling run (default {layer_iters})"),
+    ("--wait-quiet", "wait_quiet_s", float, "S",
+     "before timing, wait up to S seconds for other processes to leave the machine quiet (default {wait_quiet_s:g})"),
 )
 
 
@@ -252,6 +254,11 @@ def add_sweep_run_arguments(parser) -> None:
     group = parser.add_argument_group("sweep run")
     group.add_argument("--force", action="store_true", help="re-measure points already in the store")
     group.add_argument("--no-progress", action="store_true", help="one line per point instead of a progress bar")
+    group.add_argument("--wait-quiet", type=float, metavar="S",
+                       help="before timing each point, wait up to S seconds for other processes to leave the "
+                            "machine quiet (default: the config's timing.wait_quiet_s)")
+    group.add_argument("--remeasure-noisy", action="store_true",
+                       help="time again the stored points whose timing was flagged as contended")
 
 
 def sweep_and_report(config, out: Path, args, report: bool = True) -> int:
@@ -259,7 +266,9 @@ def sweep_and_report(config, out: Path, args, report: bool = True) -> int:
     write the report; exit code 1 when a point failed."""
     from scaleprof.sweep.runner import run_sweep
 
-    result = run_sweep(config, out, force=args.force, progress=False if args.no_progress else None)
+    config = with_wait_quiet(config, args.wait_quiet)
+    result = run_sweep(config, out, force=args.force, progress=False if args.no_progress else None,
+                       remeasure_noisy=args.remeasure_noisy)
     overhead = f", {100 * result.overhead_share:.0f}% of it outside measurement" if result.measured else ""
     print(f"sweep {config.name}: {result.measured} measured ({result.reused} shared with s=1 of another "
           f"strategy), {result.skipped} already in the store, {result.failed} failed, "
@@ -273,6 +282,19 @@ def sweep_and_report(config, out: Path, args, report: bool = True) -> int:
 
         print_report_paths(write_report(out))
     return 1 if result.failed else 0
+
+
+def with_wait_quiet(config, seconds: float | None):
+    """``config`` with its timing's wait_quiet_s set to ``seconds`` (unchanged for None)."""
+    if seconds is None:
+        return config
+    if not math.isfinite(seconds) or seconds < 0:
+        from scaleprof.errors import BadInput
+
+        raise BadInput(f"--wait-quiet must be zero or more seconds, got {seconds:g}")
+    from dataclasses import replace
+
+    return replace(config, timing=replace(config.timing, wait_quiet_s=float(seconds)))
 
 
 def print_report_paths(paths) -> None:

@@ -26,6 +26,7 @@ def result(spec, counts, base_counts, per_layer: bool) -> dict:
         "flops": counts.flops, "params": counts.params, "acts": counts.acts,
         "flops_ratio": counts.flops / base_counts.flops,
         "batch_flops": counts.batch_flops, "batch_acts": counts.batch_acts,
+        "layer_count": counts.layer_count, "layer_kinds": counts.layer_kinds,
         "per": "image", "convention": counts.convention, "label": spec.label, "spec": spec.to_dict(),
     }
     if per_layer:
@@ -60,5 +61,7 @@ def run(args) -> int:
           + (f"   x{info['flops_ratio']:.3f} of {base.model}" if spec.strategy or args.resolution else ""))
     print(f"  params  {fmt_int(counts.params):>10}")
     print(f"  acts    {fmt_int(counts.acts):>10} per image   {fmt_int(counts.batch_acts):>10} per batch")
+    kinds = ", ".join(f"{kind} {n}" for kind, n in counts.layer_kinds.items())
+    print(f"  layers  {counts.layer_count:>10} executed per inference ({kinds})")
     print(f"  convention: {counts.convention}")
     return 0

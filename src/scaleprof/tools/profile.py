@@ -81,11 +81,20 @@ def run(args) -> int:
         latency = time_engine(engine, shape, settings)
         layers = _layers(engine, shape, latency.median, settings, args) if args.per_layer else None
     measurement = Measurement(latency=latency, environment=environment_for(engine), layers=layers)
+    _warn_if_contended(latency)
     if args.json:
         print(json.dumps(measurement.to_dict(), indent=2))
     else:
         _print(engine, shape, measurement, args.top)
     return 0
+
+
+def _warn_if_contended(latency) -> None:
+    """One line on stderr when other processes took a share of the machine while timing."""
+    if latency.contended:
+        from scaleprof.profile.contention import Contention
+
+        print(Contention.from_dict(latency.contention).warning(), file=sys.stderr)
 
 
 def _layers(engine, shape, median, settings, args):
@@ -116,6 +125,10 @@ def _print(engine, shape, m, top: int) -> None:
                   f"std {lat.std:.3f}  cv {lat.cv:.1%}")
     console.print(f"throughput {lat.throughput:.1f} img/s  ({lat.iterations} iterations in {lat.total_s:.1f} s, "
                   f"{lat.timing_method}; stopped: {lat.stop_reason})")
+    if lat.contention is not None and not lat.contended:
+        from scaleprof.profile.contention import Contention
+
+        console.print(f"quiet    {Contention.from_dict(lat.contention).summary()}", markup=False, highlight=False)
     if lat.cv > 0.025:
         console.print(f"[yellow]note: cv {lat.cv:.1%} is above 2.5%: the machine is noisy; trust the median and its CI[/]")
     rep = m.layers
