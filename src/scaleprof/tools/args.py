@@ -18,6 +18,7 @@ read (the timing defaults too, see TimingOption).
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
