@@ -255,7 +255,7 @@ def one_line(code, stderr: str, expected_code: int, words: str, case: str = "") 
 @pytest.fixture(scope="module")
 def table_results(tmp_path_factory):
     root = tmp_path_factory.mktemp("hostile")
-    folder, store, work = root / "cases", root / "store", root / "work" / "a" / "b"
+    folder, work = root / "cases", root / "work" / "a" / "b"
     for name, content in FILES.items():
         path = folder / name
         path.parent.mkdir(parents=True, exist_ok=True)

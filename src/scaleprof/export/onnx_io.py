@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scaleprof.core.files import check_replaceable
-from scaleprof.core.onnx_file import (META_COUNTS, META_EXPORT, META_SPEC, META_VERSION,  # noqa: F401 (re-exported)
-                                      dims_of, graph_inputs, image_input, load_model, metadata_props)
+from scaleprof.core.onnx_file import (META_COUNTS, META_EXPORT, META_SPEC,  # noqa: F401 (re-exported)
+                                      image_input, load_model, metadata_props)
 from scaleprof.errors import BadInput, EnvironmentProblem
 from scaleprof.models.spec import ModelSpec
 

@@ -18,7 +18,6 @@ import csv
 import io
 import json
 import math
-from pathlib import Path
 
 
 COLUMNS = (
