@@ -1,0 +1,195 @@
+"""``--ray auto|ADDRESS``: each target's groups run on the Ray hosts that declare it; this process
+(the driver) is the only writer of the results store.
+
+1. Targets: a target whose resource no host offers is pending (one line; its points are neither run
+   nor recorded, so a later run measures them). Every other target's environment is probed on a
+   host that serves it: the store keys its points by it, so a re-run skips what is measured.
+2. Preparation: each network is scaled, counted and exported once, by a task on any node with a
+   free CPU; the ONNX file reaches the measuring hosts through the object store.
+3. Measurement: each bundle (the groups of one target that share a network) is a task pinned to its
+   target's resource: the engine is built and timed on the host that owns the device. CPU-target
+   bundles on a machine where preparation runs start only once every network is prepared.
+4. Recording: the driver stores each returned point in its own transaction as the task finishes.
+   A task lost with its worker or node is retried (``MAX_RETRIES``); a killed driver leaves every
+   recorded point whole, and its re-run measures only the rest; a target whose last host leaves
+   mid-sweep turns pending.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from typing import Callable
+
+from scaleprof.core.text import first_line
+from scaleprof.errors import EnvironmentProblem
+from scaleprof.sweep.executors.plan import Bundle, bundles, network_plans
+from scaleprof.sweep.executors.ray_cluster import RayCluster, resource_of, serve_command
+from scaleprof.sweep.executors.ray_tasks import BundleOutcome, CacheLocation, measure, prepare, probe
+from scaleprof.sweep.grid import Point, SweepConfig
+from scaleprof.sweep.runner import Executor, PointGroup, SweepRun
+from scaleprof.sweep.stages import Stages
+
+MAX_RETRIES = 3          # a task whose worker or node dies runs again, up to this many times
+POLL_S = 2.0             # how often the driver looks for targets whose hosts left
+
+
+class RayExecutor(Executor):
+    def __init__(self, address: str = "auto"):
+        self.address = address
+        self.cluster: RayCluster | None = None
+
+    # ------------------------------------------------------------------------ targets
+    def environments(self, config: SweepConfig, stages: Stages, say: Callable[[str], None]) -> dict:
+        self.cluster = RayCluster.connect(self.address, lambda: _measurable_here(config, stages))
+        offered = self.cluster.offered()
+        served = [t for t in config.targets if resource_of(t.name) in offered]
+        for target in config.targets:
+            if target not in served:
+                say(f"target {target.name!r}: pending, no host in the Ray cluster offers {resource_of(target.name)!r} "
+                    f"(on a host that can measure it: {serve_command(self.cluster.address, target.name)})")
+        ray = self.cluster.ray
+        task = ray.remote(num_cpus=0, max_retries=MAX_RETRIES)(probe)
+        refs = [task.options(resources=self.cluster.measurement_resources(t.name)).remote(stages, t) for t in served]
+        envs = {}
+        for target, answer in zip(served, ray.get(refs)):
+            if "error" in answer:
+                raise EnvironmentProblem(f"{answer['error']} (on Ray host {answer['host']})")
+            if answer["version"] != _version():
+                raise EnvironmentProblem(f"Ray host {answer['host']} runs scaleprof {answer['version']}, this driver "
+                                         f"{_version()}: install the same version on every host")
+            envs[target.name] = answer["env"]
+        return envs
+
+    # ------------------------------------------------------------------------ the run
+    def run(self, sweep: SweepRun, groups: list[list[Point]], say: Callable[[str], None]) -> None:
+        if not groups:
+            return
+        ray = self.cluster.ray
+        cache = CacheLocation(socket.gethostname(), str(sweep.out_dir.resolve()))
+        stages_ref, config_ref = ray.put(sweep.stages), ray.put(sweep.config)
+        prepared = {}
+        if self.cluster.offered().get("CPU", 0) > 0:
+            task = ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(prepare)
+            prepared = {plan.network: task.remote(stages_ref, plan, cache)
+                        for plan in network_plans(sweep.config, groups)}
+        else:
+            say("no node of the Ray cluster offers CPUs: each host prepares the networks it measures")
+        todo = bundles(groups)
+        later = [b for b in todo if prepared and self._waits_for_preparation(sweep.config, b)]
+        if later:
+            say("CPU targets share a machine with preparation: they are measured once every network is prepared")
+        task = ray.remote(num_cpus=0, max_retries=MAX_RETRIES)(measure)
+
+        def submit(bundle: Bundle):
+            args = [prepared[bundle.network]] if bundle.network in prepared else []
+            return task.options(resources=self.cluster.measurement_resources(bundle.target)).remote(
+                stages_ref, config_ref, bundle.groups, sweep.force, cache, *args)
+
+        in_flight = {submit(b): b for b in todo if b not in later}
+        while in_flight or later:
+            if later and _all_ready(ray, list(prepared.values())):
+                in_flight.update({submit(b): b for b in later})
+                later = []
+            if in_flight:
+                ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=POLL_S)
+            else:                                    # only bundles that wait for the preparation
+                ready = []
+                ray.wait(list(prepared.values()), num_returns=len(prepared), timeout=POLL_S)
+            for ref in ready:
+                if ref in in_flight:
+                    self._record(sweep, in_flight.pop(ref), ref)
+            if not ready:
+                later = self._drop_unserved(sweep, in_flight, later, say)
+
+    def _waits_for_preparation(self, config: SweepConfig, bundle: Bundle) -> bool:
+        target = config.target(bundle.target)
+        return target.device == "cpu" and self.cluster.shares_machine_with_preparation(target.name)
+
+    def _record(self, sweep: SweepRun, bundle: Bundle, ref) -> None:
+        """Store what the bundle's task measured, one transaction per point."""
+        try:
+            outcome: BundleOutcome = self.cluster.ray.get(ref)
+        except Exception as err:  # noqa: BLE001 - a task that failed past its retries
+            return _fail(sweep, bundle, f"the Ray task failed: {first_line(str(err))}")
+        if outcome.error:
+            return _fail(sweep, bundle, outcome.error)
+        target = sweep.config.target(bundle.target)
+        env_key, env = outcome.env
+        if env_key != sweep.envs[target.name][0]:          # another host of the target measured it
+            sweep.store.put_environment(env_key, target.to_dict(), env)
+        totals = sweep.result.stage_seconds
+        for stage, seconds in outcome.stage_seconds.items():
+            totals[stage] = totals.get(stage, 0.0) + seconds
+        points = {p.key: p for p in bundle.points}
+        for rec in outcome.records:
+            start = time.perf_counter()
+            stored = sweep.store.put_point(rec, sweep.sweep_id, force=sweep.force)
+            totals["store"] = totals.get("store", 0.0) + time.perf_counter() - start
+            _count(sweep, points[rec.point_key], rec, stored, rec.point_key in outcome.reused)
+
+    def _drop_unserved(self, sweep: SweepRun, in_flight: dict, later: list[Bundle], say) -> list[Bundle]:
+        """Bundles whose target no host offers any more are pending: cancelled, not recorded."""
+        offered = self.cluster.offered()
+        gone = {b.target for b in [*in_flight.values(), *later] if resource_of(b.target) not in offered}
+        for name in sorted(gone):
+            lost = [(ref, b) for ref, b in in_flight.items() if b.target == name] + \
+                   [(None, b) for b in later if b.target == name]
+            for ref, bundle in lost:
+                if ref is not None:
+                    self.cluster.ray.cancel(ref, force=True)
+                    del in_flight[ref]
+                sweep.result.pending += len(bundle.points)
+            say(f"target {name!r}: pending, its last host left the Ray cluster; "
+                f"{sum(len(b.points) for _, b in lost)} points not measured (a re-run measures them)")
+        return [b for b in later if b.target not in gone]
+
+    def close(self) -> None:
+        if self.cluster is not None:
+            self.cluster.close()
+
+
+def _count(sweep: SweepRun, point: Point, rec, stored: bool, reused: bool) -> None:
+    result = sweep.result
+    if rec.status != "ok":
+        result.failed += 1
+        result.failures.append((point.label, rec.error))
+        sweep.progress.advance(point, None, failed=rec.error)
+    elif stored:
+        result.measured += 1
+        result.reused += reused
+        sweep.progress.advance(point, rec.latency)
+    else:                       # a concurrent sweep stored it first: its measurement stands
+        result.skipped += 1
+        sweep.progress.advance(point, None)
+
+
+def _fail(sweep: SweepRun, bundle: Bundle, message: str) -> None:
+    for group in bundle.groups:
+        failing = PointGroup(sweep, group)
+        failing.current = "ray"
+        failing.fail_pending(EnvironmentProblem(message))
+
+
+def _all_ready(ray, refs: list) -> bool:
+    return not refs or len(ray.wait(refs, num_returns=len(refs), timeout=0)[0]) == len(refs)
+
+
+def _measurable_here(config: SweepConfig, stages: Stages) -> list[str]:
+    """The targets whose backend this machine has (for a cluster of this machine alone)."""
+    from scaleprof.errors import ScaleprofError
+
+    names = []
+    for target in config.targets:
+        try:
+            stages.environment(target)
+            names.append(target.name)
+        except ScaleprofError:
+            pass
+    return names
+
+
+def _version() -> str:
+    from scaleprof import __version__
+
+    return __version__
