@@ -242,3 +242,25 @@ def test_a_target_nobody_serves_is_pending_not_failed(cluster, tmp_path):
     with Store(tmp_path) as store:
         assert store.counts() == {"ok": 30}
         assert {p["target"] for p in store.points()} == {"cpu-a"}
+
+
+def test_ray_auto_without_a_cluster_runs_on_this_machine_and_writes_the_local_report(tmp_path, monkeypatch):
+    from scaleprof.report import write_report
+    from scaleprof.sweep.executors import ray_cluster
+
+    monkeypatch.setattr(ray_cluster, "_running_cluster", lambda: None)     # whatever else runs here
+    for name, value in RAY_ENV.items():
+        monkeypatch.setenv(name, value)
+    src = Path(sys.modules["scaleprof"].__file__).resolve().parents[1]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(src), str(HERE)]))    # the workers it starts
+    config = parse_config(GRID.replace("targets: [{name: cpu-a, backend: ort, device: cpu}, "
+                                       "{name: cpu-b, backend: ort, device: cpu}]", "targets: [cpu-ort]"))
+    run_sweep(config, tmp_path / "local", stages=FakeStages(), progress=False, log=lambda m: None)
+    result = run_sweep(config, tmp_path / "auto", stages=FakeStages(), progress=False, log=lambda m: None,
+                       executor=RayExecutor("auto"))
+    assert (result.measured, result.failed, result.pending) == (30, 0, 0)
+    assert stored(tmp_path / "auto") == stored(tmp_path / "local")
+    reports = [write_report(tmp_path / name) for name in ("local", "auto")]
+    for attribute in ("markdown", "csv", "json", "html"):
+        texts = [getattr(paths, attribute).read_text() for paths in reports]
+        assert texts[0] == texts[1], attribute

@@ -8,6 +8,7 @@ earlier stages, every measurement kept in one SQLite store per output directory.
                  its own name) and dry_run
     progress.py  what a running sweep shows on stderr
     store.py     the results store: WAL, one transaction per point, versioned schema
+    executors/   where the groups run: here (the default), --jobs N worker processes, --ray hosts
 
     from scaleprof.sweep.config import resolve_config
     from scaleprof.sweep.runner import run_sweep

@@ -9,10 +9,10 @@
 3. Measurement: each bundle (the groups of one target that share a network) is a task pinned to its
    target's resource: the engine is built and timed on the host that owns the device. CPU-target
    bundles on a machine where preparation runs start only once every network is prepared.
-4. Recording: the driver stores each returned point in its own transaction as the task finishes.
-   A task lost with its worker or node is retried (``MAX_RETRIES``); a killed driver leaves every
-   recorded point whole, and its re-run measures only the rest; a target whose last host leaves
-   mid-sweep turns pending.
+4. Recording: the driver stores each returned point in its own transaction, group by group in grid
+   order (``GridOrder``: the local executor's order, hence the same report). A task lost with its
+   worker or node is retried (``MAX_RETRIES``); a killed driver leaves every recorded point whole,
+   and its re-run measures only the rest; a target whose last host leaves mid-sweep turns pending.
 """
 
 from __future__ import annotations
@@ -66,6 +66,34 @@ class RayExecutor(Executor):
         if not groups:
             return
         ray = self.cluster.ray
+        todo = bundles(groups)
+        order = GridOrder(groups, todo)
+        prepared, submit = self._tasks(sweep, groups, say)
+        later = {i for i, b in enumerate(todo) if prepared and self._waits_for_preparation(sweep.config, b)}
+        if later:
+            say("CPU targets share a machine with preparation: they are measured once every network is prepared")
+        in_flight = {submit(b): i for i, b in enumerate(todo) if i not in later}
+        while in_flight or later:
+            if later and _all_ready(ray, list(prepared.values())):
+                in_flight.update({submit(todo[i]): i for i in sorted(later)})
+                later = set()
+            if in_flight:
+                ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=POLL_S)
+            else:                                    # only bundles that wait for the preparation
+                ready = []
+                ray.wait(list(prepared.values()), num_returns=len(prepared), timeout=POLL_S)
+            for ref in ready:
+                index = in_flight.pop(ref)
+                order.arrived(index, self._outcome(sweep, todo[index], ref))
+            if not ready:
+                later -= self._drop_unserved(todo, in_flight, later, order, say)
+            for group, outcome in order.next_groups():
+                _record(sweep, group, outcome)
+
+    def _tasks(self, sweep: SweepRun, groups: list[list[Point]], say):
+        """Submit every network's preparation; -> (network -> its ref, a function that submits a
+        bundle's measurement)."""
+        ray = self.cluster.ray
         cache = CacheLocation(socket.gethostname(), str(sweep.out_dir.resolve()))
         stages_ref, config_ref = ray.put(sweep.stages), ray.put(sweep.config)
         prepared = {}
@@ -75,10 +103,6 @@ class RayExecutor(Executor):
                         for plan in network_plans(sweep.config, groups)}
         else:
             say("no node of the Ray cluster offers CPUs: each host prepares the networks it measures")
-        todo = bundles(groups)
-        later = [b for b in todo if prepared and self._waits_for_preparation(sweep.config, b)]
-        if later:
-            say("CPU targets share a machine with preparation: they are measured once every network is prepared")
         task = ray.remote(num_cpus=0, max_retries=MAX_RETRIES)(measure)
 
         def submit(bundle: Bundle):
@@ -86,67 +110,92 @@ class RayExecutor(Executor):
             return task.options(resources=self.cluster.measurement_resources(bundle.target)).remote(
                 stages_ref, config_ref, bundle.groups, sweep.force, cache, *args)
 
-        in_flight = {submit(b): b for b in todo if b not in later}
-        while in_flight or later:
-            if later and _all_ready(ray, list(prepared.values())):
-                in_flight.update({submit(b): b for b in later})
-                later = []
-            if in_flight:
-                ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=POLL_S)
-            else:                                    # only bundles that wait for the preparation
-                ready = []
-                ray.wait(list(prepared.values()), num_returns=len(prepared), timeout=POLL_S)
-            for ref in ready:
-                if ref in in_flight:
-                    self._record(sweep, in_flight.pop(ref), ref)
-            if not ready:
-                later = self._drop_unserved(sweep, in_flight, later, say)
+        return prepared, submit
 
     def _waits_for_preparation(self, config: SweepConfig, bundle: Bundle) -> bool:
         target = config.target(bundle.target)
         return target.device == "cpu" and self.cluster.shares_machine_with_preparation(target.name)
 
-    def _record(self, sweep: SweepRun, bundle: Bundle, ref) -> None:
-        """Store what the bundle's task measured, one transaction per point."""
+    def _outcome(self, sweep: SweepRun, bundle: Bundle, ref) -> BundleOutcome:
+        """The task's outcome, its host's environment stored and its stage seconds counted."""
         try:
             outcome: BundleOutcome = self.cluster.ray.get(ref)
         except Exception as err:  # noqa: BLE001 - a task that failed past its retries
-            return _fail(sweep, bundle, f"the Ray task failed: {first_line(str(err))}")
-        if outcome.error:
-            return _fail(sweep, bundle, outcome.error)
-        target = sweep.config.target(bundle.target)
-        env_key, env = outcome.env
-        if env_key != sweep.envs[target.name][0]:          # another host of the target measured it
-            sweep.store.put_environment(env_key, target.to_dict(), env)
+            return BundleOutcome(None, error=f"the Ray task failed: {first_line(str(err))}")
+        if outcome.env is not None:
+            target = sweep.config.target(bundle.target)
+            env_key, env = outcome.env
+            if env_key != sweep.envs[target.name][0]:          # another host of the target measured it
+                sweep.store.put_environment(env_key, target.to_dict(), env)
         totals = sweep.result.stage_seconds
         for stage, seconds in outcome.stage_seconds.items():
             totals[stage] = totals.get(stage, 0.0) + seconds
-        points = {p.key: p for p in bundle.points}
-        for rec in outcome.records:
-            start = time.perf_counter()
-            stored = sweep.store.put_point(rec, sweep.sweep_id, force=sweep.force)
-            totals["store"] = totals.get("store", 0.0) + time.perf_counter() - start
-            _count(sweep, points[rec.point_key], rec, stored, rec.point_key in outcome.reused)
+        return outcome
 
-    def _drop_unserved(self, sweep: SweepRun, in_flight: dict, later: list[Bundle], say) -> list[Bundle]:
+    def _drop_unserved(self, todo: list[Bundle], in_flight: dict, later: set[int], order: "GridOrder",
+                       say) -> set[int]:
         """Bundles whose target no host offers any more are pending: cancelled, not recorded."""
         offered = self.cluster.offered()
-        gone = {b.target for b in [*in_flight.values(), *later] if resource_of(b.target) not in offered}
-        for name in sorted(gone):
-            lost = [(ref, b) for ref, b in in_flight.items() if b.target == name] + \
-                   [(None, b) for b in later if b.target == name]
-            for ref, bundle in lost:
-                if ref is not None:
-                    self.cluster.ray.cancel(ref, force=True)
-                    del in_flight[ref]
-                sweep.result.pending += len(bundle.points)
-            say(f"target {name!r}: pending, its last host left the Ray cluster; "
-                f"{sum(len(b.points) for _, b in lost)} points not measured (a re-run measures them)")
-        return [b for b in later if b.target not in gone]
+        waiting = {i: ref for ref, i in in_flight.items()} | {i: None for i in later}
+        lost = {i: ref for i, ref in waiting.items() if resource_of(todo[i].target) not in offered}
+        for index, ref in lost.items():
+            if ref is not None:
+                self.cluster.ray.cancel(ref, force=True)
+                del in_flight[ref]
+            order.arrived(index, PENDING)
+        for name in sorted({todo[i].target for i in lost}):
+            count = sum(len(todo[i].points) for i in lost if todo[i].target == name)
+            say(f"target {name!r}: pending, its last host left the Ray cluster; {count} points not measured "
+                "(a re-run measures them)")
+        return set(lost)
 
     def close(self) -> None:
         if self.cluster is not None:
             self.cluster.close()
+
+
+PENDING = BundleOutcome(None, error="pending")       # a bundle whose target lost its last host
+
+
+class GridOrder:
+    """Hands out the groups' outcomes in grid order: the order the runner's own executor stores
+    points in (so that both write the same report). A finished bundle's groups wait for the groups
+    before them; a driver killed meanwhile leaves them to the re-run."""
+
+    def __init__(self, groups: list[list[Point]], todo: list[Bundle]):
+        bundle_of = {id(group): index for index, bundle in enumerate(todo) for group in bundle.groups}
+        self.groups = [(group, bundle_of[id(group)]) for group in groups]
+        self.outcomes: dict[int, BundleOutcome] = {}
+        self.next = 0
+
+    def arrived(self, bundle_index: int, outcome: BundleOutcome) -> None:
+        self.outcomes[bundle_index] = outcome
+
+    def next_groups(self):
+        while self.next < len(self.groups) and self.groups[self.next][1] in self.outcomes:
+            group, index = self.groups[self.next]
+            self.next += 1
+            yield group, self.outcomes[index]
+
+
+def _record(sweep: SweepRun, group: list[Point], outcome: BundleOutcome) -> None:
+    """Store the group's points, one transaction each, and count them."""
+    if outcome is PENDING:
+        sweep.result.pending += len(group)
+        return
+    if outcome.error:
+        failing = PointGroup(sweep, group)
+        failing.current = "ray"
+        failing.fail_pending(EnvironmentProblem(outcome.error))
+        return
+    points = {p.key: p for p in group}
+    totals = sweep.result.stage_seconds
+    for rec in outcome.records:
+        if rec.point_key in points:
+            start = time.perf_counter()
+            stored = sweep.store.put_point(rec, sweep.sweep_id, force=sweep.force)
+            totals["store"] = totals.get("store", 0.0) + time.perf_counter() - start
+            _count(sweep, points[rec.point_key], rec, stored, rec.point_key in outcome.reused)
 
 
 def _count(sweep: SweepRun, point: Point, rec, stored: bool, reused: bool) -> None:
@@ -162,13 +211,6 @@ def _count(sweep: SweepRun, point: Point, rec, stored: bool, reused: bool) -> No
     else:                       # a concurrent sweep stored it first: its measurement stands
         result.skipped += 1
         sweep.progress.advance(point, None)
-
-
-def _fail(sweep: SweepRun, bundle: Bundle, message: str) -> None:
-    for group in bundle.groups:
-        failing = PointGroup(sweep, group)
-        failing.current = "ray"
-        failing.fail_pending(EnvironmentProblem(message))
 
 
 def _all_ready(ray, refs: list) -> bool:
