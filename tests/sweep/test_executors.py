@@ -121,3 +121,14 @@ def test_bad_executor_options_are_bad_input(jobs, ray, needle):
 
 def test_one_job_is_the_runners_own_executor():
     assert make_executor(1) is None
+
+
+def test_cli_bad_jobs_is_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "scaleprof.cli", "sweep", "demo", "-o", str(tmp_path / "out"),
+                           "--jobs", "0"], capture_output=True, text=True, timeout=300)
+    lines = [l for l in proc.stderr.splitlines() if l.strip()]
+    assert proc.returncode == 2 and len(lines) == 1 and "--jobs: expected a positive number" in lines[0], proc.stderr
+    assert not (tmp_path / "out").exists()

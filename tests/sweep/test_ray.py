@@ -102,7 +102,7 @@ class LocalCluster:
         return None
 
     def stop(self) -> None:
-        for sig, grace in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 10.0)):
+        for sig, grace in ((signal.SIGTERM, 2.0), (signal.SIGKILL, 10.0)):
             for pid in self.processes():
                 _signal(pid, sig)
             deadline = time.time() + grace
@@ -264,3 +264,12 @@ def test_ray_auto_without_a_cluster_runs_on_this_machine_and_writes_the_local_re
     for attribute in ("markdown", "csv", "json", "html"):
         texts = [getattr(paths, attribute).read_text() for paths in reports]
         assert texts[0] == texts[1], attribute
+
+
+def test_an_address_nobody_answers_at_is_one_line(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "scaleprof.cli", "sweep", "demo", "-o", str(tmp_path / "out"),
+                           "--ray", f"127.0.0.1:{free_port()}"], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **RAY_ENV})
+    lines = [l for l in proc.stderr.splitlines() if l.strip()]
+    assert proc.returncode == 1 and len(lines) == 1 and "no Ray cluster answers at 127.0.0.1:" in lines[0], proc.stderr
+    assert not (tmp_path / "out" / STORE_NAME).exists()

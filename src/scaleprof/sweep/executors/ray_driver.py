@@ -22,7 +22,7 @@ import time
 from typing import Callable
 
 from scaleprof.core.text import first_line
-from scaleprof.errors import EnvironmentProblem
+from scaleprof.errors import EnvironmentProblem, ScaleprofError
 from scaleprof.sweep.executors.plan import Bundle, bundles, network_plans
 from scaleprof.sweep.executors.ray_cluster import RayCluster, resource_of, serve_command
 from scaleprof.sweep.executors.ray_tasks import BundleOutcome, CacheLocation, measure, prepare, probe
@@ -51,8 +51,12 @@ class RayExecutor(Executor):
         ray = self.cluster.ray
         task = ray.remote(num_cpus=0, max_retries=MAX_RETRIES)(probe)
         refs = [task.options(resources=self.cluster.measurement_resources(t.name)).remote(stages, t) for t in served]
+        try:
+            answers = ray.get(refs)
+        except Exception as err:  # noqa: BLE001 - a host that cannot run scaleprof's tasks at all
+            raise EnvironmentProblem(f"a Ray host cannot run scaleprof: {first_line(str(err))}") from None
         envs = {}
-        for target, answer in zip(served, ray.get(refs)):
+        for target, answer in zip(served, answers):
             if "error" in answer:
                 raise EnvironmentProblem(f"{answer['error']} (on Ray host {answer['host']})")
             if answer["version"] != _version():
@@ -219,8 +223,6 @@ def _all_ready(ray, refs: list) -> bool:
 
 def _measurable_here(config: SweepConfig, stages: Stages) -> list[str]:
     """The targets whose backend this machine has (for a cluster of this machine alone)."""
-    from scaleprof.errors import ScaleprofError
-
     names = []
     for target in config.targets:
         try:
