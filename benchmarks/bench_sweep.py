@@ -19,6 +19,7 @@ latencies; "vs jobs 1" compares each point's median latency with the first cold 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import sys
@@ -47,9 +48,10 @@ def outside(wall: float, measure_s: float) -> float:
 
 def describe(name: str, wall: float, report_s: float, result, measure_s: float) -> None:
     stages = ", ".join(f"{k} {v:.1f}s" for k, v in sorted(result.stage_seconds.items(), key=lambda kv: -kv[1]))
+    load = f"; load average {os.getloadavg()[1]:.1f} (5 min)" if hasattr(os, "getloadavg") else ""
     print(f"{name:>10}: wall {wall:7.1f} s | measured {result.measured:3d} skipped {result.skipped:3d} | "
           f"measurement {measure_s:6.1f} s | outside measurement {100 * outside(wall, measure_s):5.1f}% "
-          f"(report {report_s:.1f} s; {stages or 'no stages'})")
+          f"(report {report_s:.1f} s; {stages or 'no stages'}{load})")
 
 
 def latencies(out: Path) -> dict[tuple, dict]:
