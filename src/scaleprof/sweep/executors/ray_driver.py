@@ -25,7 +25,8 @@ from scaleprof.core.text import first_line
 from scaleprof.errors import EnvironmentProblem, ScaleprofError
 from scaleprof.sweep.executors.plan import Bundle, bundles, network_plans
 from scaleprof.sweep.executors.ray_cluster import RayCluster, resource_of, serve_command
-from scaleprof.sweep.executors.ray_tasks import BundleOutcome, CacheLocation, measure, prepare, probe
+from scaleprof.sweep.executors.ray_tasks import (MEASURE_RUNTIME_ENV, BundleOutcome, CacheLocation, measure,
+                                                  prepare, probe)
 from scaleprof.sweep.grid import Point, SweepConfig
 from scaleprof.sweep.runner import Executor, PointGroup, SweepRun
 from scaleprof.sweep.stages import Stages
@@ -107,7 +108,7 @@ class RayExecutor(Executor):
                         for plan in network_plans(sweep.config, groups)}
         else:
             say("no node of the Ray cluster offers CPUs: each host prepares the networks it measures")
-        task = ray.remote(num_cpus=0, max_retries=MAX_RETRIES)(measure)
+        task = ray.remote(num_cpus=0, max_retries=MAX_RETRIES, runtime_env=MEASURE_RUNTIME_ENV)(measure)
 
         def submit(bundle: Bundle):
             args = [prepared[bundle.network]] if bundle.network in prepared else []

@@ -27,6 +27,9 @@ from scaleprof.sweep.stages import Stages
 from scaleprof.sweep.store import PointRecord
 
 CACHE_VARIABLE = "SCALEPROF_CACHE"          # a host's cache directory (default ~/.cache/scaleprof)
+# Measurements run in workers of their own (a runtime environment of their own), never in one that
+# prepared a network with Ray's one-thread setting (below).
+MEASURE_RUNTIME_ENV = {"env_vars": {"SCALEPROF_RAY_TASK": "measure"}}
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,7 @@ class _HostGroup(PointGroup):
 def measure(stages: Stages, config: SweepConfig, groups: list[list[Point]], force: bool, cache: CacheLocation,
             *shipped: ShippedNetwork | None) -> BundleOutcome:
     """Run ``groups`` (one bundle) here with the prepared networks; nothing is stored here."""
+    _threads_of_a_local_run()
     root = cache.root()
     staged = PreparedStages(stages, [s.unpack(root / ONNX_DIR) for s in shipped if s is not None])
     staged.open(root)
@@ -146,3 +150,22 @@ def measure(stages: Stages, config: SweepConfig, groups: list[list[Point]], forc
     for group in groups:
         _HostGroup(sweep, group).run()
     return BundleOutcome(env, collector.records, collector.reused, result.stage_seconds)
+
+
+def _threads_of_a_local_run() -> None:
+    """Ray sets OMP_NUM_THREADS, when the worker's environment has none, to the CPUs a task reserves:
+    1 for a measurement, which reserves none. torch would keep that one thread for the worker's life;
+    a measurement runs with the threads a local sweep has (the target's ``threads``, else the
+    runtime's default), so the variable goes unless the host's own environment set it."""
+    if "OMP_NUM_THREADS" in os.environ and "OMP_NUM_THREADS" not in _environment_at_start():
+        del os.environ["OMP_NUM_THREADS"]
+
+
+def _environment_at_start() -> set[str]:
+    """The names in this process's environment when it started (Linux); elsewhere, all of today's
+    but Ray's one-thread setting."""
+    try:
+        names = Path("/proc/self/environ").read_bytes().split(b"\0")
+    except OSError:
+        return {k for k, v in os.environ.items() if not (k == "OMP_NUM_THREADS" and v == "1")}
+    return {n.split(b"=", 1)[0].decode(errors="replace") for n in names if n}
