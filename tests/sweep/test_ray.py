@@ -187,7 +187,7 @@ def test_a_worker_killed_mid_task_is_retried_and_every_point_stored_once(cluster
 
     killer = threading.Thread(target=kill_a_measuring_worker, daemon=True)
     killer.start()
-    result = run_sweep(parse_config(GRID), out, stages=FakeStages(delay=0.1), progress=False, log=lambda m: None,
+    result = run_sweep(parse_config(GRID), out, stages=FakeStages(delay=0.2), progress=False, log=lambda m: None,
                        executor=RayExecutor(cluster.address))
     killer.join(timeout=5)
     assert killed, "no worker was running a measurement"

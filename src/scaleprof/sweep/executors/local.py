@@ -44,6 +44,8 @@ class PreparingExecutor(Executor):
         say(f"preparing {len(plans)} network{'s' if len(plans) != 1 else ''} in {self.jobs} worker processes "
             + ("while measuring (GPU targets only: see the report's noise figures)" if overlap else
                "before measuring (a CPU target: preparation never overlaps timing)"))
+        if not overlap:             # all of it before any timing: the biggest networks first, for an even finish
+            plans = sorted(plans, key=lambda plan: plan.point.scale, reverse=True)
         pool = _worker_pool(self.jobs)
         try:
             futures = {p.network: pool.submit(prepare_quietly, sweep.stages, p, sweep.out_dir, sweep.config.layers)
