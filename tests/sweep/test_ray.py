@@ -171,6 +171,17 @@ def test_ray_sweep_stores_what_the_local_executor_stores(cluster, tmp_path):
     assert (again.measured, again.skipped) == (0, POINTS)
 
 
+def test_a_failing_export_is_recorded_on_ray_as_by_the_local_executor(cluster, tmp_path):
+    config = parse_config(GRID)
+    run_sweep(config, tmp_path / "local", stages=FakeStages(fail_strategies=("w",)), progress=False,
+              log=lambda m: None)
+    result = run_sweep(config, tmp_path / "ray", stages=FakeStages(fail_strategies=("w",)), progress=False,
+                       log=lambda m: None, executor=RayExecutor(cluster.address))
+    assert (result.measured, result.failed) == (POINTS - 8, 8)      # w x2, w x4 at two batch sizes on two targets
+    assert all(e.startswith("export: RuntimeError: cannot export <w> & friends") for _, e in result.failures)
+    assert stored(tmp_path / "ray") == stored(tmp_path / "local")
+
+
 def test_a_worker_killed_mid_task_is_retried_and_every_point_stored_once(cluster, tmp_path):
     out = tmp_path / "out"
     killed = []
