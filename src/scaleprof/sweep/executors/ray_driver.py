@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import socket
 import time
+from collections import Counter
 from typing import Callable
 
 from scaleprof.core.text import first_line
@@ -78,6 +79,7 @@ class RayExecutor(Executor):
         if later:
             say("CPU targets share a machine with preparation: they are measured once every network is prepared")
         in_flight = {submit(b): i for i, b in enumerate(todo) if i not in later}
+        unmeasured = Counter(b.network for b in todo)          # a network's file is dropped after its last bundle
         while in_flight or later:
             if later and _all_ready(ray, list(prepared.values())):
                 in_flight.update({submit(todo[i]): i for i in sorted(later)})
@@ -90,6 +92,9 @@ class RayExecutor(Executor):
             for ref in ready:
                 index = in_flight.pop(ref)
                 order.arrived(index, self._outcome(sweep, todo[index], ref))
+                unmeasured[todo[index].network] -= 1
+                if not unmeasured[todo[index].network]:
+                    prepared.pop(todo[index].network, None)
             if not ready:
                 later -= self._drop_unserved(todo, in_flight, later, order, say)
             for group, outcome in order.next_groups():
