@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import sqlite3
@@ -108,6 +109,7 @@ class LocalCluster:
             deadline = time.time() + grace
             while self.processes() and time.time() < deadline:
                 time.sleep(0.1)
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
 
 
 def _signal(pid: int, sig) -> None:
