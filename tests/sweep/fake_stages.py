@@ -1,6 +1,6 @@
 """Stages that need no runtime: counts follow SCALING.md's exponents, latency = a * acts + b, and a
-measurement takes ``delay`` seconds. Also a script: ``python fake_stages.py CONFIG OUT [--delay S]``
-runs a sweep with them (the SIGKILL and concurrency tests run it as a real process)."""
+measurement takes ``delay`` seconds. Also a script: ``python fake_stages.py CONFIG OUT [--delay S]
+[--jobs N] [--ray ADDRESS]`` runs a sweep with them (the SIGKILL and concurrency tests run it as a real process)."""
 
 from __future__ import annotations
 
@@ -119,10 +119,14 @@ def main(argv=None) -> int:
     parser.add_argument("out")
     parser.add_argument("--delay", type=float, default=0.0)
     parser.add_argument("--force", action="store_true")
+    parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--ray", help="a Ray cluster's address, or auto")
     args = parser.parse_args(argv)
     try:
+        from scaleprof.sweep.executors import make_executor
+
         result = run_sweep(load_config(args.config), args.out, stages=FakeStages(delay=args.delay),
-                           force=args.force, progress=False)
+                           force=args.force, progress=False, executor=make_executor(args.jobs, args.ray))
     except ScaleprofError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code

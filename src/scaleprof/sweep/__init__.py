@@ -11,6 +11,7 @@ earlier stages, every measurement kept in one SQLite store per output directory.
     store.py     the results store: WAL, one transaction per point, versioned schema; a target name
                  stands for one definition in a store
     rows.py      reading stored rows defensively (a malformed row is left out, by name)
+    executors/   where the groups run: here (the default), --jobs N worker processes, --ray hosts
 
     from scaleprof.sweep.config import resolve_config
     from scaleprof.sweep.runner import run_sweep

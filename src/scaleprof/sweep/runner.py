@@ -48,6 +48,7 @@ class SweepResult:
     failed: int
     reused: int                   # measured once, stored for several points (s = 1 across strategies)
     seconds: float
+    pending: int = 0              # their target has no host now (Ray): not run, not recorded
     stage_seconds: dict[str, float] = field(default_factory=dict)     # keys from STAGES
     failures: list[tuple[str, str]] = field(default_factory=list)
 
@@ -88,12 +89,30 @@ class SweepRun:
     measured: dict[tuple, Measured] = field(default_factory=dict)
 
 
+class Executor:
+    """Where a run's groups go. This one runs them here, in order; scaleprof.sweep.executors has
+    the others (preparation in worker processes, targets on Ray hosts)."""
+
+    def environments(self, config: SweepConfig, stages: Stages, say: Callable[[str], None]) -> dict:
+        """Target name -> (environment key, environment) of every target that can be measured now;
+        a target left out is pending (the executor says why, in one line)."""
+        return {t.name: stages.environment(t) for t in config.targets}
+
+    def run(self, sweep: SweepRun, groups: list[list[Point]], say: Callable[[str], None]) -> None:
+        for group in groups:
+            PointGroup(sweep, group).run()
+
+    def close(self) -> None:
+        """Called once the sweep is over (or stopped)."""
+
+
 def run_sweep(config: SweepConfig, out_dir: str | Path, *, stages: Stages | None = None, force: bool = False,
               progress: bool | None = None, log: Callable[[str], None] | None = None,
-              remeasure_noisy: bool = False) -> SweepResult:
+              remeasure_noisy: bool = False, executor: Executor | None = None) -> SweepResult:
     """Run (or resume) ``config`` into ``out_dir``'s store. Raises ScaleprofError for problems that
     stop the whole sweep (missing backend, store unusable or full)."""
     stages = stages or UpstreamStages()
+    executor = executor or Executor()
     out_dir = Path(out_dir)
     say = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     start = time.perf_counter()
@@ -102,49 +121,53 @@ def run_sweep(config: SweepConfig, out_dir: str | Path, *, stages: Stages | None
     # Every model must be known and every target's backend here before anything runs: one line.
     stages.open(out_dir)                # first: validating scales and counts, cached there
     stages.validate(config)
-    envs = {t.name: stages.environment(t) for t in config.targets}
-    with Store(out_dir) as store:
-        store.check_targets([t.to_dict() for t in config.targets])     # before anything is written
-        if store.upgraded_from is not None:
-            say(f"{store.path}: results store schema {store.upgraded_from} upgraded to {store.version} "
-                "(columns added; the points stored before are unchanged)")
-        sweep_id = store.begin_sweep(config.name, {**config.to_dict(), "convention": stages.convention})
-        noisy = _contended(store, config, envs) if remeasure_noisy and not force else set()
-        todo = _unmeasured(store, config, envs, points, force, noisy)
-        result = SweepResult(total=len(points), skipped=len(points) - len(todo), measured=0, failed=0, reused=0,
-                             seconds=0.0)
-        if result.skipped:
-            say(f"{result.skipped} of {len(points)} points already measured in {store.path}; "
-                f"{'re-measuring them (--force)' if force else 'skipping them'}")
-        if noisy:
-            say(f"re-measuring {len(noisy)} point(s) whose timing was flagged as contended (--remeasure-noisy)")
-        run = SweepRun(config, stages, store, sweep_id, envs, out_dir, force, noisy, Progress(len(todo), progress),
-                       result)
-        try:
-            for group in _groups(todo):
-                PointGroup(run, group).run()
-        finally:
-            run.progress.close()
-            result.seconds = time.perf_counter() - start
-        store.end_sweep(sweep_id)
+    try:
+        envs = executor.environments(config, stages, say)
+        runnable = [p for p in points if p.target in envs]
+        with Store(out_dir) as store:
+            store.check_targets([t.to_dict() for t in config.targets])     # before anything is written
+            if store.upgraded_from is not None:
+                say(f"{store.path}: results store schema {store.upgraded_from} upgraded to {store.version} "
+                    "(columns added; the points stored before are unchanged)")
+            sweep_id = store.begin_sweep(config.name, {**config.to_dict(), "convention": stages.convention})
+            noisy = _contended(store, config, envs) if remeasure_noisy and not force else set()
+            todo = _unmeasured(store, config, envs, runnable, force, noisy)
+            result = SweepResult(total=len(points), skipped=len(runnable) - len(todo), measured=0, failed=0,
+                                 reused=0, seconds=0.0, pending=len(points) - len(runnable))
+            if result.skipped:
+                say(f"{result.skipped} of {len(points)} points already measured in {store.path}; "
+                    f"{'re-measuring them (--force)' if force else 'skipping them'}")
+            if noisy:
+                say(f"re-measuring {len(noisy)} point(s) whose timing was flagged as contended (--remeasure-noisy)")
+            run = SweepRun(config, stages, store, sweep_id, envs, out_dir, force, noisy,
+                           Progress(len(todo), progress), result)
+            try:
+                executor.run(run, _groups(todo), say)
+            finally:
+                run.progress.close()
+                result.seconds = time.perf_counter() - start
+            store.end_sweep(sweep_id)
+    finally:
+        executor.close()
     return result
 
 
 def _unmeasured(store: Store, config: SweepConfig, envs: dict, points: list[Point], force: bool,
                 noisy: set[tuple[str, str]]) -> list[Point]:
-    """Record each target's environment; the points to measure (all of them with ``force``; those in
-    ``noisy`` again)."""
-    for target in config.targets:
+    """Record each served target's environment; the points to measure (all of them with ``force``; those
+    in ``noisy`` again)."""
+    served = [t for t in config.targets if t.name in envs]
+    for target in served:
         key, env = envs[target.name]
         store.put_environment(key, target.to_dict(), env)
-    done = {t.name: (set() if force else store.measured_keys(t.name, envs[t.name][0])) for t in config.targets}
+    done = {t.name: (set() if force else store.measured_keys(t.name, envs[t.name][0])) for t in served}
     return [p for p in points if p.key not in done[p.target] or (p.target, p.key) in noisy]
 
 
 def _contended(store: Store, config: SweepConfig, envs: dict) -> set[tuple[str, str]]:
     """(target, point key) of the stored points of this grid whose timing was flagged as contended."""
     wanted = {(p.target, p.key) for p in config.points()}
-    found = {(t.name, key) for t in config.targets for key in store.contended_keys(t.name, envs[t.name][0])}
+    found = {(name, key) for name, (env_key, _) in envs.items() for key in store.contended_keys(name, env_key)}
     return found & wanted
 
 

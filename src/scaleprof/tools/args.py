@@ -260,19 +260,30 @@ def add_sweep_run_arguments(parser) -> None:
                             "machine quiet (default: the config's timing.wait_quiet_s)")
     group.add_argument("--remeasure-noisy", action="store_true",
                        help="time again the stored points whose timing was flagged as contended")
+    group.add_argument("--jobs", type=int, default=1, metavar="N",
+                       help="scale, count, export and build in N worker processes; measurement stays serial "
+                            "(on a CPU target it starts once all is prepared); default 1")
+    group.add_argument("--ray", metavar="auto|ADDRESS",
+                       help="run each target on the Ray hosts that declare the resource target:NAME; "
+                            "auto: the cluster started on this machine, or one of this machine alone")
 
 
 def sweep_and_report(config, out: Path, args, report: bool = True) -> int:
     """Run (or resume) ``config`` into ``out`` as the sweep-run group asks, say what happened and
     write the report; exit code 1 when a point failed."""
+    from scaleprof.sweep.executors import make_executor
     from scaleprof.sweep.runner import run_sweep
 
     config = with_wait_quiet(config, args.wait_quiet)
+    ray = getattr(args, "ray", None)
+    executor = make_executor(getattr(args, "jobs", 1), ray)
     result = run_sweep(config, out, force=args.force, progress=False if args.no_progress else None,
-                       remeasure_noisy=args.remeasure_noisy)
-    overhead = f", {100 * result.overhead_share:.0f}% of it outside measurement" if result.measured else ""
+                       remeasure_noisy=args.remeasure_noisy, executor=executor)
+    # on Ray, measurement on several hosts at once can exceed the driver's wall time
+    overhead = f", {100 * result.overhead_share:.0f}% of it outside measurement" if result.measured and not ray else ""
+    pending = f", {result.pending} pending (no host serves their target)" if result.pending else ""
     print(f"sweep {config.name}: {result.measured} measured ({result.reused} shared with s=1 of another "
-          f"strategy), {result.skipped} already in the store, {result.failed} failed, "
+          f"strategy), {result.skipped} already in the store, {result.failed} failed{pending}, "
           f"in {result.seconds:.1f} s{overhead}")
     for label, error in result.failures[:10]:
         print(f"  failed: {label}: {error}")
