@@ -110,20 +110,28 @@ def test_the_pytorch_engine_runs_the_file_and_matches_ort(swept, tmp_path):
         assert np.max(np.abs(ort - torch)) <= 1e-4 * max(1.0, float(np.max(np.abs(torch))))
 
 
-@pytest.mark.slow
-def test_tensorrt_rtx_builds_the_detector_ahead_of_time(swept):
-    """scaleprof's TensorRT Python-API build (parse, one optimisation profile per planned range, plan)
-    with TensorRT-RTX, which plans ahead of time without a GPU (the plan is finished on the user's)."""
+def test_tensorrt_rtx_builds_the_detector_and_maps_its_layers(swept, tmp_path):
+    """The tensorrt-rtx backend builds the detector ahead of time (no GPU needed; the plan is finished
+    on the user's GPU): two optimisation profiles, and a network layer for every exported node, whose
+    predicted counts add up to the file's."""
     trt = pytest.importorskip("tensorrt_rtx", reason="TensorRT-RTX is not installed")
     from scaleprof.engines.base import BuildSpec, ShapePoint
-    from scaleprof.engines.tensorrt.build_api import build_serialized
-    from scaleprof.engines.tensorrt.options import precision_mode
+    from scaleprof.engines.cache import build_engine
+    from scaleprof.engines.tensorrt.network_layers import layer_counts, read_layers
+    from scaleprof.profile import node_counts
 
     _, _, onnx_path, _ = swept
-    spec = BuildSpec(backend="tensorrt", device="cuda", shapes=(ShapePoint(1, RES), ShapePoint(2, 2 * RES)))
-    plan, cache, inputs, profiles = build_serialized(trt, onnx_path, spec, precision_mode(11, "fp32", "fp32"),
-                                                     cache_bytes=None)
-    assert plan and cache is None and inputs == {"input": (-1, 3, -1, -1)} and profiles
+    spec = BuildSpec(backend="tensorrt-rtx", device="cuda", shapes=(ShapePoint(1, RES), ShapePoint(2, 2 * RES)))
+    engine = build_engine(onnx_path, spec, tmp_path).engine
+    extras = engine.manifest.extras
+    assert extras["library"] == "tensorrt_rtx" and extras["strongly_typed"] and len(extras["profiles"]) == 2
+    layers = read_layers(engine.directory / extras["layers_json"])
+    graph = onnx.load(str(onnx_path), load_external_data=False).graph
+    assert {n.name for n in graph.node} <= {n for layer in layers for n in layer["onnx_nodes"]}
+    counts = count_onnx(onnx_path, 1, RES)
+    rows = layer_counts(layers, node_counts(counts))
+    assert sum(r["flops"] for r in rows) == counts.flops and sum(r["acts"] for r in rows) == counts.acts
+    assert trt.__version__ == engine.manifest.backend_version
 
 
 def test_report_ranks_detectors_and_classifiers_apart():
@@ -140,7 +148,7 @@ def test_report_ranks_detectors_and_classifiers_apart():
              (("d", 2, 1.3e7), ("w", 2, 9e6), ("r", 4, 2.7e7))]
     assert list(grouped(rows)) == ["cpu-ort (classifiers)", "cpu-ort (detectors)"]
     verdicts = analyze(rows).verdicts()
-    assert verdicts["cpu-ort detectors vs classifiers"] == (
-        "On cpu-ort, detector latency follows flops best (r=1.000), while the classifiers' alone follows acts "
-        "best (r=1.000).")
+    assert verdicts[("cpu-ort", 1, "tasks")] == (
+        "On cpu-ort at batch 1, detector latency follows flops best (r=1.000), while the classifiers' alone "
+        "follows acts best (r=1.000).")
     assert list(grouped(rows[:3])) == ["cpu-ort"]        # one task on a target: named as before
