@@ -61,8 +61,20 @@ def phi_of(model: str) -> int:
 
 
 @functools.lru_cache(maxsize=None)
+def _effdet():
+    """effdet's modules (efficientdet, config), imported once without the FutureWarning its loss module's
+    ``torch.jit.script`` prints (a one-line error must stay one line)."""
+    import importlib
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return importlib.import_module("effdet.efficientdet"), importlib.import_module("effdet.config")
+
+
+@functools.lru_cache(maxsize=None)
 def _flat_output_class():
-    from effdet.efficientdet import EfficientDet
+    EfficientDet = _effdet()[0].EfficientDet
 
     class EfficientDetOutputs(EfficientDet):
         """effdet's EfficientDet, returning its raw outputs as one flat tuple (class P3..P7, box P3..P7)."""
@@ -106,10 +118,9 @@ class EfficientDetFamily(Family):
 
     # -- knobs ------------------------------------------------------------------------------------
     def base_arch(self, model):
-        from effdet import get_efficientdet_config
         from omegaconf import OmegaConf
 
-        config = OmegaConf.to_container(get_efficientdet_config(model), resolve=True)
+        config = OmegaConf.to_container(_effdet()[1].get_efficientdet_config(model), resolve=True)
         config = {k: config[k] for k in ARCH_KEYS}
         config["aspect_ratios"] = [list(a) if isinstance(a, (list, tuple)) else a for a in config["aspect_ratios"]]
         return {"builder": "effdet.efficientdet.EfficientDet", "variant": model, "config": config,
@@ -117,11 +128,10 @@ class EfficientDetFamily(Family):
 
     def build(self, arch, device="cpu", dtype=None):
         import torch
-        from effdet import efficientdet
-        from effdet.config import get_efficientdet_config, set_config_writeable
 
-        config = get_efficientdet_config(arch["variant"])
-        set_config_writeable(config)
+        efficientdet, effdet_config = _effdet()
+        config = effdet_config.get_efficientdet_config(arch["variant"])
+        effdet_config.set_config_writeable(config)
         config.update(arch["config"], image_size=[BUILD_SIZE, BUILD_SIZE], backbone_args={})
 
         def backbone(_name, features_only, out_indices, pretrained, **_training_args):
