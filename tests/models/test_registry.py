@@ -40,7 +40,7 @@ def test_base_model_matches_timm(name):
 
 def test_families_and_defaults():
     families = list_models()
-    assert set(families) == {"efficientnet", "efficientnetv2", "regnet", "tresnet", "resnet"}
+    assert set(families) == {"efficientnet", "efficientnetv2", "regnet", "tresnet", "resnet", "efficientdet"}
     assert "efficientnet_b0" in families["efficientnet"] and "efficientnet_b7" in families["efficientnet"]
     assert {"tresnet_m", "tresnet_l", "tresnet_xl"} <= set(families["tresnet"])
     assert "resnet50" in families["resnet"] and "efficientnetv2_s" in families["efficientnetv2"]
@@ -69,7 +69,7 @@ def test_unknown_model_suggests():
 
 
 def test_families_are_listed_in_registration_order():
-    assert list(list_models()) == ["efficientnet", "efficientnetv2", "regnet", "tresnet", "resnet"]
+    assert list(list_models()) == ["efficientnet", "efficientnetv2", "regnet", "tresnet", "resnet", "efficientdet"]
 
 
 @pytest.fixture

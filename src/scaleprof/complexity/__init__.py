@@ -8,14 +8,15 @@
   ``check_resolution``. The per-layer cost rules and the meta-device walk (``count_model``) are the
   lowest layer's, scaleprof.core.costs, which the flops search of scaleprof.models uses too; the
   records (Counts, LayerCount, CONVENTION) are scaleprof.core.counts'.
-- onnx_count: ``count_onnx`` from an ONNX graph, ``node_modules`` (node -> PyTorch module) and
-  ``compare_counts`` (ONNX counts explained against PyTorch ones).
+- onnx_count: ``count_onnx`` from an ONNX graph and ``node_modules`` (node -> PyTorch module).
+- comparison: ``compare_counts``, ONNX counts explained against PyTorch ones (what export changes).
 
 Importing this package does not import torch: ``count_model`` imports it when first asked for,
 ``count_spec`` when it counts; count_onnx never does.
 """
 
-from scaleprof.complexity.onnx_count import CountsComparison, compare_counts, count_onnx, node_modules
+from scaleprof.complexity.comparison import CountsComparison, compare_counts
+from scaleprof.complexity.onnx_count import count_onnx, node_modules
 from scaleprof.complexity.torch_count import check_resolution, count_spec
 from scaleprof.core.counts import CONVENTION, Counts, LayerCount
 

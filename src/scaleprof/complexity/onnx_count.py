@@ -18,13 +18,13 @@ its shapes alone:
 
 For scaleprof's own exports (TorchScript exporter) node names carry the module scope
 (``/blocks/blocks.0/blocks.0.0/conv_dw/Conv`` -> ``blocks.0.0.conv_dw``), and ``compare_counts``
-sets ONNX counts against the PyTorch-side ones, naming what export changed (folded BatchNorm).
+(scaleprof.complexity.comparison) sets ONNX counts against the PyTorch-side ones, naming what export
+changed (folded BatchNorm, constant-folded fusion weights, weights copied per call).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
 
 from scaleprof.core.counts import CONVENTION, Counts, LayerCount
 from scaleprof.core.kernels import tally
@@ -218,113 +218,3 @@ def node_modules(model) -> dict[str, str]:
         else:
             mapping[node.name] = module_of_node_name(node.name)
     return mapping
-
-
-# ---------------------------------------------------------------------------------------------
-# ONNX counts against PyTorch counts
-
-@dataclass(frozen=True)
-class FoldedBias:
-    module: str            # the conv/linear that gained a bias in export
-    params: int            # C_out
-    flops: int             # C_out * H_out * W_out per image
-
-
-@dataclass(frozen=True)
-class CountsComparison:
-    """ONNX minus PyTorch, split into what export is known to change and what is left over."""
-
-    torch: dict                         # totals per image
-    onnx: dict
-    acts_equal: bool
-    bn_folded: tuple[str, ...]          # BatchNorm modules absorbed into the preceding conv
-    bn_params_removed: int              # their 2*C params each
-    bias_added: tuple[FoldedBias, ...]  # biases the fold created
-    bias_params_added: int
-    bias_flops_added: int
-    constant_filter_params: int         # fixed (non-learnable) conv filters, e.g. BlurPool: params in ONNX
-    unexplained: dict                   # {"flops", "params", "acts"}: 0 each when the difference is exact
-    mismatches: tuple[str, ...] = ()    # modules whose counts differ for an unexplained reason
-    unmapped_nodes: tuple[str, ...] = ()
-
-    @property
-    def exact(self) -> bool:
-        return self.acts_equal and not any(self.unexplained.values())
-
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        data["exact"] = self.exact
-        return data
-
-    def summary(self) -> str:
-        d = {k: self.onnx[k] - self.torch[k] for k in ("flops", "params", "acts")}
-        return (f"onnx - torch: flops {d['flops']:+,} (= {self.bias_flops_added:+,} folded-BN conv biases), "
-                f"params {d['params']:+,} (= {self.bias_params_added:+,} biases "
-                f"- {self.bn_params_removed:,} BN params of {len(self.bn_folded)} folded BatchNorms"
-                + (f" + {self.constant_filter_params:,} constant filter weights" if self.constant_filter_params else "")
-                + f"), acts {d['acts']:+,}; unexplained {self.unexplained}")
-
-
-_BN_TYPES = ("BatchNorm", "BatchNormAct", "FrozenBatchNorm")
-
-
-def _summed(rows) -> dict:
-    return {k: sum(getattr(r, k) for r in rows) for k in ("flops", "params", "acts")}
-
-
-def compare_counts(onnx_counts: Counts, torch_counts: Counts, modules: dict[str, str]) -> CountsComparison:
-    """Explain ONNX-side counts from PyTorch-side counts, per module.
-
-    ``modules`` maps ONNX node names to PyTorch module names (``node_modules``). Per module:
-    a BatchNorm with params in PyTorch and no counted ONNX node was folded (its 2*C params removed);
-    a conv/linear whose ONNX node has C_out more params and C_out*H*W more flops gained a bias from the
-    fold; a conv node of a module PyTorch counts no params for is a constant filter (BlurPool).
-    Whatever else differs is reported as unexplained, never absorbed."""
-    by_module: dict[str, list] = {}
-    unmapped = []
-    for layer in onnx_counts.layers:
-        module = modules.get(layer.name)
-        if module is None:
-            unmapped.append(layer.name)
-            module = layer.name
-        by_module.setdefault(module, []).append(layer)
-    torch_rows = {r.name: r for r in torch_counts.layers}
-
-    bn_folded, bias_added, mismatches = [], [], []
-    bn_removed = filter_params = 0
-    un = {"flops": 0, "params": 0, "acts": 0}
-    for name, row in torch_rows.items():
-        nodes = by_module.get(name, [])
-        o, t = _summed(nodes), _summed([row])
-        if o == t:
-            continue
-        if not nodes and row.params and not row.flops and not row.acts and any(b in row.type for b in _BN_TYPES):
-            bn_folded.append(name)
-            bn_removed += row.params
-            continue
-        convs = [n for n in nodes if n.type in ("Conv", "ConvTranspose", "Gemm", "MatMul")]
-        if len(convs) == 1 and o["acts"] == t["acts"]:
-            c_out = convs[0].output_shape[1] if len(convs[0].output_shape) > 1 else 0
-            positions = convs[0].acts // c_out if c_out else 0
-            if o["params"] - t["params"] == c_out and o["flops"] - t["flops"] == c_out * positions:
-                bias_added.append(FoldedBias(name, c_out, c_out * positions))
-                continue
-            if t["params"] == 0 and o["flops"] == t["flops"]:
-                filter_params += o["params"]
-                continue
-        mismatches.append(f"{name} ({row.type}): torch {t} onnx {o}")
-        for k in un:
-            un[k] += o[k] - t[k]
-    for module, nodes in by_module.items():   # ONNX nodes of modules PyTorch has no row for
-        if module not in torch_rows:
-            o = _summed(nodes)
-            if any(o.values()):
-                mismatches.append(f"{module} ({', '.join(n.type for n in nodes)}): not counted in torch, onnx {o}")
-                for k in un:
-                    un[k] += o[k]
-    return CountsComparison(
-        torch=torch_counts.totals(), onnx=onnx_counts.totals(), acts_equal=onnx_counts.acts == torch_counts.acts,
-        bn_folded=tuple(bn_folded), bn_params_removed=bn_removed, bias_added=tuple(bias_added),
-        bias_params_added=sum(b.params for b in bias_added), bias_flops_added=sum(b.flops for b in bias_added),
-        constant_filter_params=filter_params, unexplained=un, mismatches=tuple(mismatches),
-        unmapped_nodes=tuple(unmapped))

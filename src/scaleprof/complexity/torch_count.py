@@ -6,11 +6,12 @@ Importing this module does not import torch; counting does.
 
 from __future__ import annotations
 
+from scaleprof.core import limits
 from scaleprof.core.counts import Counts
-from scaleprof.core.limits import check_batch, check_resolution
+from scaleprof.core.limits import check_batch
 from scaleprof.core.text import first_line
 from scaleprof.errors import BadInput
-from scaleprof.models import base_spec, build_model
+from scaleprof.models import FAMILIES, base_spec, build_model
 
 
 def count_spec(spec, resolution: int | None = None, batch: int = 1) -> Counts:
@@ -29,3 +30,12 @@ def count_spec(spec, resolution: int | None = None, batch: int = 1) -> Counts:
     except (RuntimeError, ValueError) as err:  # shape errors: the network cannot take this input
         raise BadInput(f"{spec.model} cannot take resolution {resolution}: {first_line(err)}") from None
 
+
+def check_resolution(resolution, model: str = "the model") -> int:
+    """``resolution`` unless no network of ``model`` takes it: outside scaleprof.core.limits' range, or
+    not a multiple of what the model's family needs (EfficientDet: 128); BadInput then."""
+    resolution = limits.check_resolution(resolution, model)
+    family = next((f for f in FAMILIES.values() if model in f.bases), None)
+    if family is not None:
+        family.check_resolution(model, resolution)
+    return resolution

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 
 from scaleprof.engines.base import LayerEvent, LayerTrace
 
@@ -27,7 +28,8 @@ def module_of_node(node, modules: set[str]) -> str:
     """The qualified name of the module an exported ONNX node came from ('' for the top level).
 
     TorchScript exporter: the node name is the scope path, ``/blocks/blocks.0/blocks.0.0/conv_dw/Conv``
-    (each component a module attribute, or already the qualified name). Dynamo exporter: the
+    (each component a module attribute; a container's children carry its segment as a prefix, and the
+    k-th repeated call of a module, such as a detector head run per pyramid level, ends in ``_<k>``). Dynamo exporter: the
     ``pkg.torch.onnx.name_scopes`` metadata lists the qualified names from the top down.
     """
     for prop in node.metadata_props:
@@ -37,9 +39,14 @@ def module_of_node(node, modules: set[str]) -> str:
             except (ValueError, SyntaxError):
                 break
             return next((s for s in reversed(scopes) if s in modules), "")
-    qualname, best = "", ""
+    qualname, best, previous = "", "", ""
     for part in node.name.strip("/").split("/")[:-1]:
-        qualname = part if not qualname or part.startswith(qualname + ".") else f"{qualname}.{part}"
+        # a container's children repeat its segment as a prefix ("blocks/blocks.0"), at any depth
+        child = part[len(previous) + 1:] if previous and part.startswith(previous + ".") else part
+        previous = part
+        qualname = f"{qualname}.{child}" if qualname else child
+        if qualname not in modules:     # the k-th repeated call of a module's scope: "<name>_<k>"
+            qualname = re.sub(r"_\d+$", "", qualname)
         if qualname in modules:
             best = qualname
         else:

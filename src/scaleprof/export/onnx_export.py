@@ -20,7 +20,7 @@ from pathlib import Path
 from scaleprof.core.files import atomic_target
 from scaleprof.errors import BadInput, ScaleprofError
 from scaleprof.export.onnx_io import META_EXPORT, check_writable_target, set_metadata
-from scaleprof.export.options import DEFAULT_OPSET, ExportOptions, export_resolution, validate_options
+from scaleprof.export.options import DEFAULT_OPSET, OUTPUT_NAME, ExportOptions, export_resolution, validate_options
 from scaleprof.export.parity import ParityCheck, check_parity, parity_shapes, raise_on_failure
 from scaleprof.export.passes import dynamic_pads, fold_constants
 from scaleprof.export.recalibration import recalibrate_bn
@@ -68,8 +68,9 @@ class ExportResult:
 class _Prepared:
     reference: object           # fp32 PyTorch: the parity reference for both precisions
     exported: object            # what the exporter traces (an fp16 copy for fp16)
-    multiple: int               # spatial multiple of the frozen same-padding (0: static export)
+    multiple: int               # dynamic resolutions must keep this residue (0: static export)
     seeded: bool                # the weights are build_model(spec, seed=options.seed)'s
+    outputs: list               # output names, in the order the network returns them
 
 
 def export_onnx(spec: ModelSpec, path, options: ExportOptions | None = None, model=None, progress=None) -> ExportResult:
@@ -92,10 +93,10 @@ def export_onnx(spec: ModelSpec, path, options: ExportOptions | None = None, mod
         say(f"exporting {spec.label} (opset {options.opset}, {options.precision}, "
             f"{'dynamic' if options.dynamic else 'static'} shapes)")
         with _timed(timings, "export"):
-            _trace(prepared.exported, tmp, options, resolution)
+            _trace(prepared.exported, tmp, options, resolution, prepared.outputs)
         with _timed(timings, "fold"):
             onnx_model, folded = _folded(tmp)
-            record = export_record(onnx_model, options, resolution, prepared.multiple, prepared.seeded)
+            record = export_record(onnx_model, options, resolution, prepared.multiple, prepared.seeded, prepared.outputs)
             stamp(onnx_model, spec, predicted_counts(prepared.reference, resolution), record)
             onnx.save(onnx_model, str(tmp))
         with _timed(timings, "check"):
@@ -105,7 +106,7 @@ def export_onnx(spec: ModelSpec, path, options: ExportOptions | None = None, mod
             with _timed(timings, "parity"):
                 shapes = parity_shapes(options, resolution, prepared.multiple)
                 say(f"parity vs PyTorch in ONNX Runtime at {', '.join(f'{b}x3x{r}x{r}' for b, r in shapes)}")
-                parity = check_parity(prepared.reference, tmp, shapes, options)
+                parity = check_parity(prepared.reference, tmp, shapes, options, prepared.outputs)
             raise_on_failure(spec.label, parity, options)
             set_metadata(onnx_model, {META_EXPORT: dict(record, parity=[asdict(p) for p in parity])})
             onnx.save(onnx_model, str(tmp))
@@ -144,7 +145,10 @@ def _timed(timings: dict, step: str):
 
 
 def _prepare(spec: ModelSpec, model, options: ExportOptions, resolution: int) -> _Prepared:
-    """The network to export, on the CPU in eval mode; a given ``model`` is copied, never changed."""
+    """The network to export, on the CPU in eval mode; a given ``model`` is copied, never changed.
+
+    The spatial multiple is the larger of what the frozen same-padding needs and what the family
+    takes (EfficientDet: multiples of 128)."""
     import torch
 
     seeded = model is None
@@ -157,16 +161,30 @@ def _prepare(spec: ModelSpec, model, options: ExportOptions, resolution: int) ->
     if options.recalibrate_bn:
         recalibrate_bn(model, resolution, options.seed)
     multiple = freeze_same_padding(model, resolution, verify=options.dynamic)
+    outputs, family_multiple = _family_facts(spec)
+    multiple = max(multiple, family_multiple)
     exported = copy.deepcopy(model).half() if options.precision == "fp16" else model
-    return _Prepared(reference=model, exported=exported, multiple=multiple if options.dynamic else 0, seeded=seeded)
+    return _Prepared(reference=model, exported=exported, multiple=multiple if options.dynamic else 0, seeded=seeded,
+                     outputs=outputs)
 
 
-def _trace(model, tmp: Path, options: ExportOptions, resolution: int) -> None:
+def _family_facts(spec: ModelSpec) -> tuple[list[str], int]:
+    """(output names, resolution multiple) of the spec's family; a spec of no known family (a network
+    given as is) has one output and takes any resolution."""
+    from scaleprof.models import FAMILIES, base_spec
+
+    family = FAMILIES.get(spec.family)
+    if family is None:
+        return [OUTPUT_NAME], 1
+    return family.output_names(spec.arch or base_spec(spec.model).arch), family.resolution_multiple or 1
+
+
+def _trace(model, tmp: Path, options: ExportOptions, resolution: int, outputs) -> None:
     import torch
 
     batch = options.static_batch if not options.dynamic else 1
     dtype = torch.float16 if options.precision == "fp16" else torch.float32
-    run_exporter(model, torch.randn(batch, 3, resolution, resolution, dtype=dtype), tmp, options)
+    run_exporter(model, torch.randn(batch, 3, resolution, resolution, dtype=dtype), tmp, options, outputs)
 
 
 def _folded(tmp: Path):

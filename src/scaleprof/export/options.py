@@ -62,8 +62,13 @@ def validate_options(options: ExportOptions) -> None:
 
 
 def export_resolution(spec, options: ExportOptions) -> int:
-    """The resolution the export traces and checks at: the options' or else the spec's."""
+    """The resolution the export traces and checks at: the options' or else the spec's; one the spec's
+    family takes (EfficientDet: multiples of 128)."""
+    from scaleprof.models import FAMILIES
+
     resolution = options.resolution or spec.resolution
     if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1:
         raise BadInput(f"export resolution must be a positive integer, got {resolution!r}")
+    if spec.family in FAMILIES:
+        FAMILIES[spec.family].check_resolution(spec.model, resolution)
     return resolution

@@ -36,14 +36,15 @@ def parity_shapes(options: ExportOptions, resolution: int, multiple: int) -> lis
     return [(b, r) for r in resolutions for b in options.parity_batches]
 
 
-def check_parity(reference, path: Path, shapes, options: ExportOptions) -> list[ParityCheck]:
+def check_parity(reference, path: Path, shapes, options: ExportOptions, outputs=(OUTPUT_NAME,)) -> list[ParityCheck]:
     """One ParityCheck per (batch, resolution): seeded N(0, 1) inputs through ``reference`` (fp32
-    PyTorch) and through the file; a different output shape is a ParityError at once."""
+    PyTorch) and through the file; a different output shape is a ParityError at once. A network with
+    several outputs (a detector's class and box maps per level) is checked output by output, each
+    against its own scale; the check reports the output closest to failing."""
     import numpy as np
     import onnxruntime as ort
     import torch
 
-    rtol, atol = options.tolerance()
     so = ort.SessionOptions()
     so.log_severity_level = 3
     session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
@@ -55,16 +56,31 @@ def check_parity(reference, path: Path, shapes, options: ExportOptions) -> list[
         if options.precision == "fp16":
             x = x.half().float()             # the same input both sides
         with torch.no_grad():
-            ref = reference(x).float().numpy()
-        out = session.run([OUTPUT_NAME], {INPUT_NAME: x.numpy().astype(np_dtype)})[0].astype(np.float32)
-        if out.shape != ref.shape:
-            raise ParityError(f"ONNX output shape {out.shape} differs from PyTorch's {ref.shape} at "
-                              f"{batch}x3x{res}x{res}")
-        max_abs = float(np.max(np.abs(out - ref))) if np.all(np.isfinite(out)) else float("inf")
-        scale = float(np.max(np.abs(ref)))
-        checks.append(ParityCheck(batch, res, max_abs, max_abs / scale if scale else max_abs, scale,
-                                  max_abs <= atol + rtol * scale))
+            refs = reference(x)
+        refs = [r.float().numpy() for r in (refs if isinstance(refs, (tuple, list)) else (refs,))]
+        outs = session.run(list(outputs), {INPUT_NAME: x.numpy().astype(np_dtype)})
+        if len(outs) != len(refs):
+            raise ParityError(f"the ONNX file has {len(outs)} outputs, the PyTorch network {len(refs)}")
+        per_output = [_compare(out.astype(np.float32), ref, batch, res, options) for out, ref in zip(outs, refs)]
+        checks.append(max(per_output, key=lambda c: (not c.ok, c.max_abs / _allowed(c, options))))
     return checks
+
+
+def _allowed(check: ParityCheck, options: ExportOptions) -> float:
+    rtol, atol = options.tolerance()
+    return atol + rtol * check.ref_scale or 1.0
+
+
+def _compare(out, ref, batch: int, res: int, options: ExportOptions) -> ParityCheck:
+    import numpy as np
+
+    if out.shape != ref.shape:
+        raise ParityError(f"ONNX output shape {out.shape} differs from PyTorch's {ref.shape} at "
+                          f"{batch}x3x{res}x{res}")
+    rtol, atol = options.tolerance()
+    max_abs = float(np.max(np.abs(out - ref))) if np.all(np.isfinite(out)) else float("inf")
+    scale = float(np.max(np.abs(ref)))
+    return ParityCheck(batch, res, max_abs, max_abs / scale if scale else max_abs, scale, max_abs <= atol + rtol * scale)
 
 
 def raise_on_failure(label: str, checks, options: ExportOptions) -> None:

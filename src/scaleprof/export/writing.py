@@ -25,29 +25,31 @@ from scaleprof.export.options import INPUT_NAME, OUTPUT_NAME, ExportOptions
 from scaleprof.models.spec import ModelSpec
 
 
-def run_exporter(model, example, path: Path, options: ExportOptions) -> None:
-    """``model`` traced with ``example`` into the ONNX file ``path`` by the exporter the options name;
-    the exporter's own failure is one ScaleprofError line, not its traceback."""
+def run_exporter(model, example, path: Path, options: ExportOptions, outputs=(OUTPUT_NAME,)) -> None:
+    """``model`` traced with ``example`` into the ONNX file ``path`` by the exporter the options name,
+    its outputs named ``outputs`` (a detector has one per head and pyramid level), each with a dynamic
+    batch when the export is dynamic; the exporter's own failure is one ScaleprofError line."""
     import torch
 
+    outputs = list(outputs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")      # the TorchScript exporter's deprecation notice, tracer warnings
         try:
             if options.exporter == "torchscript":
+                axes = {INPUT_NAME: {0: "batch", 2: "height", 3: "width"}, **{name: {0: "batch"} for name in outputs}}
                 torch.onnx.export(
-                    model, (example,), str(path), dynamo=False, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                    model, (example,), str(path), dynamo=False, input_names=[INPUT_NAME], output_names=outputs,
                     opset_version=options.opset, do_constant_folding=True,
-                    dynamic_axes={INPUT_NAME: {0: "batch", 2: "height", 3: "width"}, OUTPUT_NAME: {0: "batch"}}
-                    if options.dynamic else None)
+                    dynamic_axes=axes if options.dynamic else None)
             else:
-                _dynamo_export(model, example, path, options)
+                _dynamo_export(model, example, path, options, outputs)
         except ScaleprofError:
             raise
         except Exception as err:
             raise ScaleprofError(f"the {options.exporter} ONNX exporter failed: {first_line(err, 300)}", exit_code=1)
 
 
-def _dynamo_export(model, example, path: Path, options: ExportOptions) -> None:
+def _dynamo_export(model, example, path: Path, options: ExportOptions, outputs: list[str]) -> None:
     import torch
     from torch.export import Dim
 
@@ -56,7 +58,7 @@ def _dynamo_export(model, example, path: Path, options: ExportOptions) -> None:
         shapes = ({0: Dim("batch", min=1, max=4096), 2: Dim("height", min=16, max=4096),
                    3: Dim("width", min=16, max=4096)},)
     program = torch.onnx.export(model, (example,), dynamo=True, input_names=[INPUT_NAME],
-                                output_names=[OUTPUT_NAME], opset_version=options.opset,
+                                output_names=outputs, opset_version=options.opset,
                                 dynamic_shapes=shapes, verbose=False)
     program.save(str(path))
 
@@ -66,16 +68,19 @@ def opset_of(onnx_model) -> int | None:
     return next((o.version for o in onnx_model.opset_import if o.domain in ("", "ai.onnx")), None)
 
 
-def export_record(onnx_model, options: ExportOptions, resolution: int, multiple: int, seeded: bool) -> dict:
-    """How the file was made (read back as ``read_metadata(path).export``)."""
-    return {
+def export_record(onnx_model, options: ExportOptions, resolution: int, multiple: int, seeded: bool,
+                  outputs=(OUTPUT_NAME,)) -> dict:
+    """How the file was made (read back as ``read_metadata(path).export``); ``outputs`` only when the
+    network has more than one."""
+    record = {
         "opset": opset_of(onnx_model), "precision": options.precision, "dynamic": options.dynamic,
         "static_batch": None if options.dynamic else options.static_batch, "resolution": resolution,
         "spatial_multiple": multiple, "exporter": options.exporter, "recalibrated_bn": options.recalibrate_bn,
         "seed": options.seed, "weights": "seeded" if seeded else "given",
-        "input": INPUT_NAME, "output": OUTPUT_NAME,
+        "input": INPUT_NAME, "output": outputs[0],
         "versions": _versions(), "tolerance": dict(zip(("rtol", "atol"), options.tolerance())),
     }
+    return dict(record, outputs=list(outputs)) if len(outputs) > 1 else record
 
 
 def stamp(onnx_model, spec: ModelSpec, counts: dict, record: dict) -> None:

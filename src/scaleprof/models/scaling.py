@@ -6,7 +6,8 @@ multiples of 4) and never re-checks; the result can miss the target by 20%. scal
 1. searches the continuous factor s' along the strategy's own direction (d = s'^e_d, w = s'^e_w,
    g = s'^e_g, r = s'^e_r, rounded) until the *rounded* network's flops are closest to s x base;
 2. if that is still more than REFINE_ABOVE away, re-searches the width multiplier alone and then
-   makes local moves on the axes the strategy scales (one stage's depth +-1, resolution +-8);
+   makes local moves on the axes the strategy scales (one stage's depth +-1, resolution +-8, or
+   +- the family's resolution multiple: 128 for EfficientDet);
 3. only if the target is still missed by more than TOLERANCE (coarse families: TResNet's width
    comes in steps of 1/8 of its base width), it allows the same local moves on the other axes.
 
@@ -16,6 +17,9 @@ flops/params/acts of any depth combination and resolution then follow by arithme
 blocks after the first in a stage are identical and a layer's cost is its per-position cost times
 its number of output positions (scaleprof.core.costs: the same rules and meta-device walk that
 scaleprof.complexity counts with). Results are cached across searches.
+
+A family with a compound rule of its own (EfficientDet's, Tan, Pang and Le 2020) answers ``en`` with
+that rule (``Family.compound``) instead of the search.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import math
 
 from scaleprof.core.limits import MAX_RESOLUTION
 from scaleprof.errors import BadInput
-from scaleprof.models.families import MIN_RESOLUTION, Family, round8
+from scaleprof.models.families import MIN_RESOLUTION, Family
 from scaleprof.models.registry import base_spec, get_family
 from scaleprof.models.spec import ModelSpec
 from scaleprof.models.strategies import Strategy, check_scale, parse_strategy
@@ -53,12 +57,13 @@ class Evaluator:
 
     @staticmethod
     def _positions_of(row) -> int:
+        """Output positions of a layer over all its calls: its acts over its output channels (a module
+        called once per pyramid level, as a detector's class/box nets are, adds every call)."""
         shape = row.output_shape
-        if not shape:
+        if not shape or not row.acts:
             return 0
-        if row.type == "Linear":
-            return math.prod(shape[1:-1]) if len(shape) > 2 else 1
-        return math.prod(shape[2:]) if len(shape) > 2 else 1
+        channels = shape[-1] if row.type == "Linear" else shape[1] if len(shape) > 1 else 1
+        return row.acts // channels
 
     def costs_of(self, probe: dict) -> dict:
         """Per-layer (bucket, flops per position, acts per position, params) of an arch whose stages
@@ -138,8 +143,18 @@ class _Search:
     def config_at(self, t: float) -> dict:
         m = self.strategy.multipliers(t, self.grouped)
         depths = [max(1, int(round(d0 * m["d"]))) for d0 in self.base_depths]
-        r = min(MAX_RESOLUTION, max(MIN_RESOLUTION, round8(self.ev.base_resolution * m["r"])))
+        r = self.rounded_resolution(self.ev.base_resolution * m["r"])
         return {"depths": depths, "w": m["w"], "g": m["g"], "r": r, "t": t}
+
+    @property
+    def resolution_step(self) -> int:
+        return self.ev.family.resolution_multiple or 8
+
+    def rounded_resolution(self, value: float) -> int:
+        """``value`` rounded to the family's resolution step (8, EfficientDet 128), within the limits."""
+        step = self.resolution_step
+        highest = MAX_RESOLUTION // step * step
+        return min(highest, max(MIN_RESOLUTION, step, int(round(value / step)) * step))
 
     def error(self, cfg) -> float:
         flops = self.ev.value(cfg["depths"], cfg["w"], cfg["g"], cfg["r"])[0]
@@ -214,8 +229,9 @@ class _Search:
                         if depths[i] >= 1:
                             moves.append(dict(cfg, depths=depths))
             if "r" in axes:
-                for delta in (-8, 8):
-                    if MIN_RESOLUTION <= cfg["r"] + delta <= MAX_RESOLUTION:
+                step = self.resolution_step
+                for delta in (-step, step):
+                    if max(MIN_RESOLUTION, step) <= cfg["r"] + delta <= MAX_RESOLUTION:
                         moves.append(dict(cfg, r=cfg["r"] + delta))
             before = self.best
             for move in moves:
@@ -240,12 +256,26 @@ def scale_spec(model: str | ModelSpec, strategy: str | Strategy | None, scale: f
     s = check_scale(scale)
     strat = strategy if isinstance(strategy, Strategy) else parse_strategy(strategy, alpha)
     family = get_family(base.family)
+    native = family.compound(base.model, base.arch, s) if strat.name == "en" else None
     ev = evaluator_for(base.model)
     base_depths = family.depths(base.arch)
     base_flops = ev.value(base_depths, 1.0, 1.0, base.resolution)[0]
-    target = s * base_flops
+    arch, resolution = native or _searched(ev, strat, s, base, base_flops)
+    flops = ev.value_of(arch, resolution)[0]
+    groups0, groups = family.group_widths(base.arch), family.group_widths(arch)
+    return ModelSpec(
+        model=base.model, family=base.family, strategy=strat.name, alpha=strat.alpha, scale=s,
+        depth_multiplier=sum(family.depths(arch)) / sum(base_depths),
+        width_multiplier=_geomean([a / b for a, b in zip(family.widths(arch), family.widths(base.arch))]),
+        group_multiplier=_geomean([a / b for a, b in zip(groups, groups0)]) if groups else 1.0,
+        resolution=int(resolution), arch=arch, flops_ratio=flops / base_flops)
 
-    search = _Search(ev, strat, s, target)
+
+def _searched(ev: Evaluator, strat: Strategy, s: float, base: ModelSpec, base_flops: int) -> tuple[dict, int]:
+    """(arch, resolution) the flops search settles on (see the module docstring); BadInput when even
+    the nearest network the rounding allows misses s x the base flops by more than TOLERANCE."""
+    base_depths = ev.family.depths(base.arch)
+    search = _Search(ev, strat, s, s * base_flops)
     if s == 1.0:
         search.consider({"depths": base_depths, "w": 1.0, "g": 1.0, "r": base.resolution})
     else:
@@ -256,22 +286,14 @@ def scale_spec(model: str | ModelSpec, strategy: str | Strategy | None, scale: f
             search.local_moves(strat.axes)
         if search.best_error > TOLERANCE * 0.8:
             search.local_moves("dr")
-
     cfg = search.best[2]
-    arch = ev.arch(cfg["depths"], cfg["w"], cfg["g"])
-    flops = ev.value(cfg["depths"], cfg["w"], cfg["g"], cfg["r"])[0]
     if search.best_error > TOLERANCE:
+        flops = ev.value(cfg["depths"], cfg["w"], cfg["g"], cfg["r"])[0]
         raise BadInput(f"{base.model} scaled by {strat.name} cannot reach x{s:g} its flops within "
                        f"{TOLERANCE:.0%}: the nearest network the rounding allows (at least one block per stage "
                        f"and 8 channels, resolution {MIN_RESOLUTION}..{MAX_RESOLUTION}) has x{flops / base_flops:.3g}; "
                        "choose a scale it can reach")
-    groups0, groups = family.group_widths(base.arch), family.group_widths(arch)
-    return ModelSpec(
-        model=base.model, family=base.family, strategy=strat.name, alpha=strat.alpha, scale=s,
-        depth_multiplier=sum(cfg["depths"]) / sum(base_depths),
-        width_multiplier=_geomean([a / b for a, b in zip(family.widths(arch), family.widths(base.arch))]),
-        group_multiplier=_geomean([a / b for a, b in zip(groups, groups0)]) if groups else 1.0,
-        resolution=int(cfg["r"]), arch=arch, flops_ratio=flops / base_flops)
+    return ev.arch(cfg["depths"], cfg["w"], cfg["g"]), cfg["r"]
 
 
 def quick_counts(spec: ModelSpec, resolution: int | None = None) -> tuple[int, int, int]:

@@ -136,7 +136,8 @@ def describe() -> list[tuple[str, str]]:
         s = parse_strategy(name)
         e = f"d=s^{s.e_d:.3g} w=s^{s.e_w:.3g} r=s^{s.e_r:.3g}"
         what = {"dWr": f"fast compound scaling, alpha={DEFAULT_ALPHA} by default (--alpha)",
-                "en": "EfficientNet compound rule d=1.2^phi w=1.1^phi r=1.15^phi, s=2^phi",
+                "en": "EfficientNet compound rule d=1.2^phi w=1.1^phi r=1.15^phi, s=2^phi (EfficientDet: the "
+                      "paper's D0-D7 rule, integer phi)",
                 "dwr": "uniform compound scaling"}.get(name, f"scale {'/'.join(name)}")
         out.append((name, f"{what}; {e}"))
     out.append(("d<a>_w<b>_g<c>_r<e>", "pycls weighted spec, e.g. d1_w8_g8_r1 (= dWr(0.8) with group width)"))

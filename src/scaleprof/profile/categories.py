@@ -1,7 +1,8 @@
 """What kind of work a profiled layer does: one category per layer, from the exported ONNX nodes it
 executes (a fused SE conv is SE, a conv with a fused activation is conv, ...), and which op types
 carry counts at all. Squeeze-and-excitation blocks and depthwise convolutions are recognised from
-the graph's structure (scaleprof.engines.layer_map.OnnxGraph)."""
+the graph's structure (scaleprof.engines.layer_map.OnnxGraph), and so are a detector's head, fusion
+and resample nodes (scaleprof.profile.roles)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ REFORMAT = {"Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Concat",
 ELEMENTWISE = {"Add", "Sum", "Sub", "Mul", "Div"}
 NORMS = {"BatchNormalization", "InstanceNormalization", "LayerNormalization", "GroupNormalization"}
 
-CATEGORIES = ("conv", "depthwise conv", "SE", "linear", "pooling", "activation", "elementwise",
-              "normalization", "reformat/copy", "other", "not executed")
+CATEGORIES = ("conv", "depthwise conv", "SE", "head", "fusion", "resample", "linear", "pooling", "activation",
+              "elementwise", "normalization", "reformat/copy", "other", "not executed")
 
 
 def is_depthwise(graph: OnnxGraph, name: str) -> bool:
@@ -67,22 +68,28 @@ def _path_to_pool(graph: OnnxGraph, tensor: str, source: str, depth: int) -> lis
     return None
 
 
-def categorise(graph: OnnxGraph, members, se: set[str], op_type: str = "") -> str:
+def categorise(graph: OnnxGraph, members, se: set[str], op_type: str = "", roles: dict | None = None) -> str:
     """One category for a layer from its exported members (a fused SE conv is SE, a conv with a
-    fused activation is conv...); backend helpers by their own op type."""
+    fused activation is conv...); backend helpers by their own op type. ``roles`` (profile.roles)
+    name a detector's head, fusion and resample nodes: a layer with a head node is head; fusion and
+    resample come after the convolutions (ONNX Runtime folds a fusion weight into the conv before it:
+    that layer is the conv's), before the other kinds."""
     if not members:
         if op_type in REFORMAT or "reorder" in op_type.lower() or "reformat" in op_type.lower() \
                 or "copy" in op_type.lower() or "shuffle" in op_type.lower():
             return "reformat/copy"
         return "other"
     ops = [graph.nodes[m].op_type for m in members]
+    held = {roles[m] for m in members if m in roles} if roles else set()
     if any(m in se for m in members):
         return "SE"
+    if "head" in held:
+        return "head"
     if any(is_depthwise(graph, m) for m in members):
         return "depthwise conv"
-    for cat, kinds in (("conv", {"Conv", "ConvTranspose"}), ("linear", {"Gemm", "MatMul"}), ("pooling", POOLS),
-                       ("normalization", NORMS), ("activation", ACTIVATIONS)):
-        if any(o in kinds for o in ops):
+    for cat, kinds in (("conv", {"Conv", "ConvTranspose"}), ("linear", {"Gemm", "MatMul"}), ("fusion", ()),
+                       ("resample", ()), ("pooling", POOLS), ("normalization", NORMS), ("activation", ACTIVATIONS)):
+        if cat in held or any(o in kinds for o in ops):
             return cat
     if "Sigmoid" in ops or ("Mul" in ops and _is_swish(graph, members)):
         return "activation"

@@ -15,6 +15,7 @@ from scaleprof.engines.shapes import check_accepts
 from scaleprof.errors import BadInput, EnvironmentProblem
 from scaleprof.profile.categories import CATEGORIES, COUNTED_OPS, categorise, se_nodes
 from scaleprof.profile.mapping import assign
+from scaleprof.profile.roles import detector_roles
 from scaleprof.profile.types import LayerReport, LayerRow
 
 NOT_EXECUTED = "(not executed: constant-folded or eliminated)"
@@ -141,6 +142,7 @@ def build_report(trace, graph: OnnxGraph, resolver, counts: dict, shape, end_to_
         if node in a.owner:
             members[a.owner[node]].append(node)
     se = se_nodes(graph)
+    roles = detector_roles(graph)
     sizes = tensor_bytes(graph, shape.dims()) if peaks is not None else {}
     table = CountTable(graph, counts, shape.batch)
     rows = []
@@ -148,7 +150,7 @@ def build_report(trace, graph: OnnxGraph, resolver, counts: dict, shape, end_to_
     for i, event in enumerate(trace.events):
         helper = i in a.helpers
         nodes = members.get(a.helpers[i] if helper else i, [])
-        rows.append(_layer_row(event, nodes, helper, graph, se, sizes, table))
+        rows.append(_layer_row(event, nodes, helper, graph, (se, roles), sizes, table))
         if table.known(nodes):
             covered += rows[-1].time_ms
     peaks = raise_peaks(peaks, rows)
@@ -167,10 +169,12 @@ def build_report(trace, graph: OnnxGraph, resolver, counts: dict, shape, end_to_
                        layer_sum_mean_ms=sum(r.mean_ms for r in rows), iteration_ms=iteration_median(trace))
 
 
-def _layer_row(event, nodes: list[str], helper: bool, graph: OnnxGraph, se: set[str], sizes: dict,
+def _layer_row(event, nodes: list[str], helper: bool, graph: OnnxGraph, kinds: tuple[set, dict], sizes: dict,
                table: CountTable) -> LayerRow:
     """One row: a measured layer with the counts of the nodes it executes, or a helper, timed and
-    attributed to the nodes of the layer it serves, with no counts of its own."""
+    attributed to the nodes of the layer it serves, with no counts of its own. ``kinds``: the graph's
+    SE nodes and detector roles, for the category."""
+    se, roles = kinds
     times = np.asarray(event.times_ms, dtype=float)
     median = float(np.median(times)) if times.size else 0.0
     mean = float(times.mean()) if times.size else 0.0
@@ -180,7 +184,7 @@ def _layer_row(event, nodes: list[str], helper: bool, graph: OnnxGraph, se: set[
         nbytes = None
     else:
         flops, params, acts = table.summed(nodes)
-        category = categorise(graph, nodes, se, event.op_type)
+        category = categorise(graph, nodes, se, event.op_type, roles)
         nbytes = layer_bytes(graph, set(nodes), sizes)          # None without peaks: sizes is {}
     return LayerRow(name=event.name, onnx_nodes=tuple(nodes), op_type=event.op_type, category=category,
                     time_ms=median, mean_ms=mean, flops=flops, params=params, acts=acts,

@@ -7,7 +7,8 @@ layer_count: layers executed per inference, None in stores from before it was co
 
 Latency is per batch, so it is compared with the batch's work: flops x batch and acts x batch
 (params and the layers launched do not grow with the batch). Groups are targets (target/precision
-when a target was swept at several precisions).
+when a target was swept at several precisions), split into "(detectors)" and "(classifiers)" when a
+target measured both: a detector's latency may follow another metric than its classifier backbone's.
 
 Dollar et al. 2021 show runtime on GPUs follows activations more closely than flops; this module
 measures the same question on each target and batch size: Pearson r of latency against each metric,
@@ -97,10 +98,22 @@ def _finish(kind, slope, intercept, r, x, y) -> Fit:
 
 # ------------------------------------------------------------------------------------ rows
 
-def group_of(row: dict, multi_precision: set[str] = frozenset()) -> str:
-    """The analysis group of a row: its target, or target/precision when that target has several."""
+TASK_GROUPS = {"detection": "detectors", "classification": "classifiers"}
+
+
+def task_of(model: str) -> str:
+    """"detection" or "classification": the task of the model's family (unknown names: classification)."""
+    from scaleprof.models import FAMILIES
+
+    return next((f.task for f in FAMILIES.values() if model in f.bases), "classification")
+
+
+def group_of(row: dict, multi_precision: set[str] = frozenset(), mixed_tasks: set[str] = frozenset()) -> str:
+    """The analysis group of a row: its target, or target/precision when that target has several,
+    followed by "(detectors)" or "(classifiers)" when the target measured both."""
     target = str(row["target"])
-    return f"{target}/{row['precision']}" if target in multi_precision else target
+    group = f"{target}/{row['precision']}" if target in multi_precision else target
+    return f"{group} ({TASK_GROUPS[task_of(str(row['model']))]})" if target in mixed_tasks else group
 
 
 def metric_value(row: dict, metric: str) -> float | None:
@@ -119,14 +132,16 @@ def strategy_label(row: dict) -> str:
 
 
 def grouped(rows: list[dict]) -> dict[str, list[dict]]:
-    precisions = defaultdict(set)
+    precisions, tasks = defaultdict(set), defaultdict(set)
     for row in rows:
         precisions[str(row["target"])].add(row["precision"])
+        tasks[str(row["target"])].add(task_of(str(row["model"])))
     multi = {t for t, p in precisions.items() if len(p) > 1}
+    mixed = {t for t, k in tasks.items() if len(k) > 1}
     groups: dict[str, list[dict]] = defaultdict(list)
     for row in rows:
         if row.get("latency_ms_median"):
-            groups[group_of(row, multi)].append(row)
+            groups[group_of(row, multi, mixed)].append(row)
     return dict(sorted(groups.items()))
 
 
@@ -244,8 +259,10 @@ def growth_exponents(rows: list[dict]) -> list[Exponents]:
                 if fit and np.ptp(np.log(y)) == 0:       # a constant (params under r): slope 0, r undefined
                     measured[what] = 0.0
                 rs[what] = fit.r if fit else None
+            # a detector's en is the EfficientDet paper's table of networks, not a direction with exponents
+            native = strategy == "en" and task_of(model) == "detection"
             out.append(Exponents(group, model, label, batch, res, tuple(scales), measured, rs,
-                                 expected_exponents(strategy, alpha)))
+                                 None if native else expected_exponents(strategy, alpha)))
     return out
 
 
@@ -346,6 +363,27 @@ class Analysis:
             log = f" (log-log r={best.r_log:.3f})" if best.r_log is not None else ""
             out[key] = (f"On {group} at batch {batch}, {best.metric} predicts latency best: Pearson "
                         f"r={best.r:.3f}{log}{'; ' + others if others else ''} (n={n} points).")
+        out.update(self.task_contrasts())
+        return out
+
+    def task_contrasts(self) -> dict[tuple, str]:
+        """Per target and batch size that measured detectors and classifiers: how their best
+        predictors differ (keyed (target, batch, "tasks"))."""
+        out = {}
+        suffix = f" ({TASK_GROUPS['detection']})"
+        for group, batch in self.ranking:
+            if not group.endswith(suffix) or batch == POOLED:
+                continue
+            target = group[:-len(suffix)]
+            detector = self.best_metric((group, batch))
+            classifier = self.best_metric((f"{target} ({TASK_GROUPS['classification']})", batch))
+            if detector is None or classifier is None:
+                continue
+            how = "as" if detector.metric == classifier.metric else "while"
+            out[(target, batch, "tasks")] = (
+                f"On {target} at batch {batch}, detector latency follows {detector.metric} best "
+                f"(r={detector.r:.3f}), {how} the classifiers' alone follows {classifier.metric} best "
+                f"(r={classifier.r:.3f}).")
         return out
 
 

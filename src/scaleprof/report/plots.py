@@ -50,6 +50,7 @@ def _log_axes(ax, x_base: float = 10) -> None:
 # Op categories keep one colour in every plot (profile.mapping's categories first, then any other).
 CATEGORY_ORDER = ("conv", "depthwise conv", "SE", "activation", "pooling", "reformat/copy", "elementwise",
                   "linear", "normalization", "other")
+DETECTOR_CATEGORIES = ("head", "fusion", "resample")     # their own colours, past tab10's ten
 
 
 def _colors(keys):
@@ -61,9 +62,11 @@ def _colors(keys):
 def _category_colors(cats):
     plt = _plt()
     cmap = plt.get_cmap("tab10")
-    extra = sorted(c for c in cats if c not in CATEGORY_ORDER)
+    detector = plt.get_cmap("Set2")
+    extra = sorted(c for c in cats if c not in CATEGORY_ORDER + DETECTOR_CATEGORIES)
     order = list(CATEGORY_ORDER) + extra
-    return {c: cmap(order.index(c) % 10) for c in cats}
+    return {c: detector(DETECTOR_CATEGORIES.index(c)) if c in DETECTOR_CATEGORIES else cmap(order.index(c) % 10)
+            for c in cats}
 
 
 def metric_fits_plot(group: str, rows: list[dict], fits: dict[str, MetricFits]) -> bytes:

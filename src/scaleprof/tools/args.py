@@ -36,7 +36,8 @@ def add_model_arguments(parser, scale_required: bool = False) -> None:
                        help="scaling strategy: d, w, r, dw, dr, wr, dwr, dWr, en, or a pycls spec like d1_w8_g8_r1")
     group.add_argument("--alpha", type=float, help="dWr's alpha in (0, 1] (default 0.8)")
     group.add_argument("--scale", type=float, metavar="F", help="flops factor s (1 = the base model)")
-    group.add_argument("--phi", type=float, help="for --strategy en: EfficientNet's phi (s = 2^phi) instead of --scale")
+    group.add_argument("--phi", type=float, help="for --strategy en: EfficientNet's phi (s = 2^phi) instead of --scale; "
+                       "EfficientDet: an integer, D(k) becomes D(k + phi) by the paper's rule")
 
 
 def selected_spec(args):

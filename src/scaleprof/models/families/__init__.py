@@ -12,12 +12,14 @@ scaling knobs changed. One module per family, each registered with ``@register_f
     regnet          timm's RegNet + RegNetCfg, per-stage depth, width and group width
     resnet          timm's ResNet(block, layers, channels, stem_width)
     tresnet         timm's TResNet(layers, width_factor)
+    efficientdet    effdet's EfficientDet: EfficientNet backbone + BiFPN + class/box heads (detection)
 
 A new family is one more module with a registered Family subclass, imported below (the import
 order is the order ``scaleprof models`` lists the families in).
 """
 
-from scaleprof.models.families import efficientnet, efficientnetv2, regnet, tresnet, resnet  # noqa: F401 (registers)
+from scaleprof.models.families import (efficientnet, efficientnetv2, regnet, tresnet, resnet,  # noqa: F401 (registers)
+                                      efficientdet)
 from scaleprof.models.families.base import MIN_RESOLUTION, Family, round8
 from scaleprof.models.families.registry import FAMILIES, register_family
 

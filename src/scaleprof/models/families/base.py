@@ -41,6 +41,8 @@ class Family:
     block_pattern: re.Pattern
     first_stage = 0
     first_block = 0
+    task = "classification"              # or "detection": the report compares the two
+    resolution_multiple: int | None = None   # inputs must be multiples of this (None: any; searched in 8s)
 
     # -- what each family writes -------------------------------------------------------------------
     def base_arch(self, model: str) -> dict:
@@ -60,6 +62,26 @@ class Family:
         cfg = timm.models.get_pretrained_cfg(model)
         size = getattr(cfg, "input_size", None) if cfg is not None else None
         return int(size[-1]) if size else 224
+
+    def output_names(self, arch: dict) -> list[str]:
+        """Names of the network's outputs, in the order its forward returns them."""
+        return ["logits"]
+
+    def check_resolution(self, model: str, resolution: int) -> None:
+        """BadInput when ``model``'s networks cannot take ``resolution``: with a resolution_multiple,
+        only its multiples."""
+        multiple = self.resolution_multiple
+        if multiple and resolution % multiple:
+            from scaleprof.errors import BadInput
+
+            nearest = max(multiple, round(resolution / multiple) * multiple)
+            raise BadInput(f"{model} takes resolutions that are multiples of {multiple} (its coarsest feature map "
+                           f"is 1/{multiple} of the input), not {resolution}: try {nearest}")
+
+    def compound(self, model: str, base_arch: dict, scale: float) -> tuple[dict, int] | None:
+        """(arch, resolution) of the family's own compound rule for the ``en`` strategy, or None when
+        the family has none (``en`` is then a direction of the flops search like any other)."""
+        return None
 
     def build_on_meta(self, arch: dict, dtype=None) -> torch.nn.Module:
         """``build`` on the meta device, without initialising weights (for counting and reading shapes)."""
