@@ -7,6 +7,7 @@ whatever else runs; the quiet case is checked only once the machine has been see
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -44,18 +45,25 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _hogs(count: int) -> list[subprocess.Popen]:
-    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+def _hogs(count: int) -> list[int]:
+    """Busy loops that are NOT this process's descendants (a shell starts them and exits, so they are
+    re-parented): scaleprof counts its own children as its own time, and a neighbour is someone else."""
+    loop = f'{sys.executable} -c "while True: pass" >/dev/null 2>&1 & echo $!'
+    started = subprocess.run(["sh", "-c", "; ".join([loop] * count)], capture_output=True, text=True,
+                             check=True, timeout=60)
+    pids = [int(pid) for pid in started.stdout.split()]
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and min(_cpu_s(p.pid) for p in procs) <= 0:   # they have started
+    while time.monotonic() < deadline and min(_cpu_s(pid) for pid in pids) <= 0:   # they have started
         time.sleep(0.05)
-    return procs
+    return pids
 
 
-def _stop(procs) -> None:
-    for p in procs:
-        p.kill()
-        p.wait()
+def _stop(pids) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def _timed_under_watch() -> Contention:
@@ -73,9 +81,9 @@ def test_a_cpu_hog_during_timing_is_flagged_and_its_time_counted_as_other():
     try:
         result = _timed_under_watch()
         with ContentionWatch() as watch:          # the hogs' own accounting, read inside the watched window
-            before = sum(_cpu_s(p.pid) for p in hogs)
+            before = sum(_cpu_s(pid) for pid in hogs)
             _spin_s(1.0)
-            hog_s = sum(_cpu_s(p.pid) for p in hogs) - before
+            hog_s = sum(_cpu_s(pid) for pid in hogs) - before
     finally:
         _stop(hogs)
     assert result.flagged and result.other_share > BUSY_SHARE
