@@ -16,6 +16,15 @@ from scaleprof.errors import EnvironmentProblem
 from scaleprof.report.analysis import expected_exponents
 from scaleprof.sweep.stages import Stages
 
+# The grid the runner and executor tests sweep with these stages.
+GRID = """
+name: fake
+models: [efficientnet_b0]
+strategies: [d, w, r, dwr, dWr]
+scales: [1, 2, 4]
+batch_sizes: [1, 2]
+targets: [cpu-ort]
+"""
 BASE = {"flops": 390_000_000, "params": 5_300_000, "acts": 6_700_000}
 
 

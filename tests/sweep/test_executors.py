@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fake_stages import FakeStages
+from fake_stages import GRID, FakeStages
 from scaleprof.errors import BadInput
 from scaleprof.sweep.config import parse_config
 from scaleprof.sweep.executors import make_executor
@@ -17,14 +17,6 @@ from scaleprof.sweep.executors.plan import bundles, network_plans
 from scaleprof.sweep.runner import run_sweep
 from scaleprof.sweep.store import Store
 
-GRID = """
-name: fake
-models: [efficientnet_b0]
-strategies: [d, w, r, dwr, dWr]
-scales: [1, 2, 4]
-batch_sizes: [1, 2]
-targets: [cpu-ort]
-"""
 NETWORKS = 11            # s = 1 (shared) + 5 strategies x s in {2, 4}
 VOLATILE = ("id", "created", "sweep_id", "stage_seconds")
 

@@ -13,21 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from fake_stages import FakeStages
+from fake_stages import GRID, FakeStages
 from scaleprof.errors import EnvironmentProblem
 from scaleprof.sweep.config import parse_config
 from scaleprof.sweep.runner import MEASURE_STAGES, STAGES, dry_run, run_sweep
 from scaleprof.sweep.store import STORE_NAME, Store
 
 SCRIPT = Path(__file__).with_name("fake_stages.py")
-GRID = """
-name: fake
-models: [efficientnet_b0]
-strategies: [d, w, r, dwr, dWr]
-scales: [1, 2, 4]
-batch_sizes: [1, 2]
-targets: [cpu-ort]
-"""
 
 
 def config(text=GRID):
