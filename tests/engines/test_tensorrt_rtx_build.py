@@ -8,7 +8,6 @@ exist (not x86-64)."""
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import warnings
@@ -21,19 +20,7 @@ from scaleprof.errors import BadInput, EnvironmentProblem
 
 trt = pytest.importorskip("tensorrt_rtx", reason="tensorrt-rtx has no wheel for this platform (x86-64 only)")
 
-B0_RES = 64
-
-
-@pytest.fixture(scope="module")
-def b0_onnx(tmp_path_factory):
-    """EfficientNet-B0 as scaleprof exports it (64 px, dynamic axes; no parity run)."""
-    from scaleprof.export import ExportOptions, export_onnx
-    from scaleprof.models import base_spec
-
-    spec = dataclasses.replace(base_spec("efficientnet_b0"), resolution=B0_RES)
-    path = tmp_path_factory.mktemp("b0") / "efficientnet_b0.onnx"
-    export_onnx(spec, path, ExportOptions(check_parity=False))
-    return path
+B0_RES = 64                 # the resolution of the shared b0_onnx fixture (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ from scaleprof.engines.base import LayerEvent, LayerTrace, ShapePoint
 from scaleprof.engines.torch_layers import ROOT, merge_folded_norms
 
 H100 = Path(__file__).resolve().parents[1] / "fixtures" / "gpu" / "h100"
-EXPORT_RES = 64            # node names do not depend on the resolution
 
 
 def _trace(name: str) -> LayerTrace:
@@ -34,18 +33,6 @@ def _total(events) -> float:
 def _mapped_share(events) -> float:
     """Share of the time in events that name exported ONNX nodes."""
     return math.fsum(t for e in events if e.onnx_nodes for t in e.times_ms) / _total(events)
-
-
-@pytest.fixture(scope="module")
-def b0_onnx(tmp_path_factory):
-    """A fresh CPU export of efficientnet_b0 (no parity run: only its graph is needed)."""
-    from scaleprof.export import ExportOptions, export_onnx
-    from scaleprof.models import base_spec
-
-    spec = dataclasses.replace(base_spec("efficientnet_b0"), resolution=EXPORT_RES)
-    path = tmp_path_factory.mktemp("b0") / "efficientnet_b0.onnx"
-    export_onnx(spec, path, ExportOptions(check_parity=False))
-    return path
 
 
 @pytest.fixture(scope="module")

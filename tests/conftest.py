@@ -1,0 +1,18 @@
+"""Fixtures several stages' tests share."""
+
+import dataclasses
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def b0_onnx(tmp_path_factory):
+    """EfficientNet-B0 as scaleprof exports it at 64 px (dynamic axes, no parity run: the tests that use
+    it need its graph, whose node names do not depend on the resolution). Read it; do not change it."""
+    from scaleprof.export import ExportOptions, export_onnx
+    from scaleprof.models import base_spec
+
+    spec = dataclasses.replace(base_spec("efficientnet_b0"), resolution=64)
+    path = tmp_path_factory.mktemp("b0") / "efficientnet_b0.onnx"
+    export_onnx(spec, path, ExportOptions(check_parity=False))
+    return path
