@@ -7,6 +7,7 @@ and leaves those of a live writer, or of another host, alone.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
@@ -35,6 +36,36 @@ def check_replaceable(path) -> Path:
         raise BadInput(f"{path}: exists and is not a regular file (a device, pipe or socket); "
                        "scaleprof writes only regular files")
     return path
+
+
+def read_limited(path, limit: int, what: str = "file") -> bytes:
+    """The bytes of ``path``, read only once it is known to hold at most ``limit`` of them: a larger
+    file, a pipe or a socket (whose reader would wait forever for a writer) is a BadInput; a missing
+    or unreadable one an OSError, for the caller to word."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+        if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+            raise BadInput(f"{path}: a pipe or socket, not a {what}: give a regular file (its reader would "
+                           "wait for a writer forever)")
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    finally:
+        os.close(fd)
+    if size > limit:
+        raise BadInput(f"{path}: larger than {_size(limit)}, not a {what} scaleprof wrote or reads")
+    return b"".join(chunks)
+
+
+def _size(n: int) -> str:
+    return f"{n >> 20} MB" if n >= 1 << 20 else f"{n >> 10} kB"
 
 
 @contextmanager

@@ -17,6 +17,7 @@ MIN_RESOLUTION = 32                 # every family here downsamples by 32
 MAX_RESOLUTION = 4096
 THREADS_PER_CORE = 4                # more intra-op threads than this per core only adds contention
 BYTES_PER_ELEMENT = {"fp32": 4, "fp16": 2}
+WORKER_BYTES = 1 << 30              # a preparing worker process: torch, timm and one network, about
 
 
 def cpu_cores() -> int:
@@ -59,6 +60,17 @@ def check_threads(threads, what: str = "threads") -> int | None:
     return threads
 
 
+def check_workers(workers: int, what: str = "workers") -> int:
+    """``workers`` processes, each importing torch and preparing a network, unless there are more
+    than THREADS_PER_CORE per core or their memory (WORKER_BYTES each) exceeds this machine's."""
+    cores = cpu_cores()
+    if workers > THREADS_PER_CORE * cores:
+        raise BadInput(f"{what} {workers} on {cores} core{'s' if cores > 1 else ''} is above {THREADS_PER_CORE} "
+                       f"per core ({THREADS_PER_CORE * cores}): more worker processes only add contention")
+    check_fits(workers * WORKER_BYTES, f"{what} {workers}", f"about {WORKER_BYTES >> 30} GB per worker process")
+    return workers
+
+
 def machine_memory() -> int:
     """Bytes this process may use at most: physical memory, lowered by a cgroup limit and by the
     address-space limit (less what is mapped already)."""
@@ -94,13 +106,12 @@ def inference_bytes(params: int, acts: int, batch: int, resolution: int, precisi
     return per * (int(params) + int(batch) * (3 * int(resolution) ** 2 + int(acts)))
 
 
-def check_fits(needed: int, what: str) -> None:
+def check_fits(needed: int, what: str, of: str = "weights, input and activations") -> None:
     """BadInput when ``needed`` bytes exceed what this machine (or this process's limit) has."""
     available = machine_memory()
     if needed > available:
-        raise BadInput(f"{what} needs about {_gb(needed)} of memory (weights, input and activations, from "
-                       f"its counts); this machine allows {_gb(available)}: choose a smaller scale, batch "
-                       "or resolution")
+        raise BadInput(f"{what} needs about {_gb(needed)} of memory ({of}); "
+                       f"this machine allows {_gb(available)}: choose a smaller scale, batch or resolution")
 
 
 def _gb(n: int) -> str:

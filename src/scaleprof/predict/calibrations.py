@@ -11,9 +11,12 @@ import json
 import re
 from pathlib import Path
 
+from scaleprof.core.files import read_limited
 from scaleprof.errors import BadInput, EnvironmentProblem
 from scaleprof.predict.calibration import BatchFit, Calibration
 from scaleprof.predict.samples import cache_root
+
+MAX_CALIBRATION_BYTES = 1 << 20     # a calibration is a few coefficients per batch size: kilobytes
 
 FORMAT = "scaleprof-calibration"
 FORMAT_VERSION = 1
@@ -76,7 +79,7 @@ def save(cal: Calibration, directory: Path | None = None) -> Path:
 def load(path) -> Calibration:
     path = Path(path)
     try:
-        text = path.read_text()
+        text = read_limited(path, MAX_CALIBRATION_BYTES, "calibration").decode("utf-8", errors="replace")
     except OSError as err:
         raise BadInput(f"{path}: cannot read the calibration ({err.strerror or err})") from None
     return from_json(text, str(path))

@@ -7,12 +7,15 @@ their own Stages (no runtime needed) to exercise the runner: only the abstract m
 
 from __future__ import annotations
 
+import sys
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
-from scaleprof.errors import EnvironmentProblem, ScaleprofError
+from scaleprof.errors import BadInput, EnvironmentProblem, ScaleprofError
 from scaleprof.sweep.grid import Point, SweepConfig, Target
+
+PROGRESS_EVERY_S = 10.0     # a grid whose checks take longer says how far they are, this often
 
 
 class CountTotals(NamedTuple):
@@ -146,23 +149,54 @@ class UpstreamStages(Stages):
 
         for model in config.models:
             family_of(model)            # BadInput naming the nearest known model
-        self._check_memory(config)
+        for target in config.targets:
+            self._check_target(target, config.precisions)
+        self._check_points(config)
 
-    def _check_memory(self, config: SweepConfig) -> None:
-        """Refuse, before anything runs, a point whose tensors this machine cannot hold (estimated from
-        its counts; the specs and counts found are the ones the run uses). A point that cannot be
-        scaled or counted is left to fail on its own when it runs."""
+    def _check_target(self, target: Target, precisions) -> None:
+        """BadInput for options the target's backend does not take, or an execution provider this
+        machine lacks, said once before any work (not once per point, as each failed). A backend
+        missing here altogether is the runner's to report."""
+        from scaleprof.engines.base import BuildSpec
+        from scaleprof.engines.registry import backend_for
+
+        try:
+            backend = backend_for(target.backend, target.device)
+        except ScaleprofError:
+            return
+        for precision in precisions:
+            spec = BuildSpec(backend=target.backend, device=target.device, precision=precision,
+                             threads=target.threads, options=target.options)
+            try:
+                backend.build_key_parts(spec)
+            except ScaleprofError as err:
+                raise BadInput(f"target {target.name!r}: {err}") from None
+            return                      # the options do not depend on the precision
+
+    def _check_points(self, config: SweepConfig) -> None:
+        """Refuse, before anything runs, a point that cannot be scaled or counted (a scale out of reach,
+        a resolution the model cannot take, a fractional phi), or whose tensors this machine cannot
+        hold (estimated from its counts; the specs and counts found are the ones the run uses). A
+        grid that takes a while says how far it is on stderr."""
+        import time
+
         from scaleprof.core.limits import check_fits, inference_bytes
 
-        for point in config.points():
+        points = config.points()
+        start = last = time.monotonic()
+        for done, point in enumerate(points):
             try:
                 spec = self.spec(point)
                 resolution = point.resolution or spec.resolution
                 counts = self.count(spec, resolution)
-            except ScaleprofError:
-                continue
+            except ScaleprofError as err:
+                raise BadInput(f"point {point.label}: {err}") from None
             check_fits(inference_bytes(counts.params, counts.acts, point.batch, resolution, point.precision),
                        f"point {point.label}")
+            if time.monotonic() - last > PROGRESS_EVERY_S:
+                last = time.monotonic()
+                print(f"checking the grid: {done + 1} of {len(points)} points scaled and counted "
+                      f"({last - start:.0f} s)", file=sys.stderr, flush=True)
 
     def environment(self, target: Target) -> tuple[str, dict]:
         if target.name not in self._envs:

@@ -301,10 +301,13 @@ def with_wait_quiet(config, seconds: float | None):
     """``config`` with its timing's wait_quiet_s set to ``seconds`` (unchanged for None)."""
     if seconds is None:
         return config
-    if not math.isfinite(seconds) or seconds < 0:
-        from scaleprof.errors import BadInput
+    from scaleprof.errors import BadInput
+    from scaleprof.profile.timing import MAX_SECONDS
 
+    if not math.isfinite(seconds) or seconds < 0:
         raise BadInput(f"--wait-quiet must be zero or more seconds, got {seconds:g}")
+    if seconds > MAX_SECONDS:
+        raise BadInput(f"--wait-quiet {seconds:g} s is above the most one timing may wait ({MAX_SECONDS:g} s)")
     from dataclasses import replace
 
     return replace(config, timing=replace(config.timing, wait_quiet_s=float(seconds)))

@@ -36,7 +36,7 @@ def _open(args):
     from scaleprof.engines.base import ShapePoint
     from scaleprof.engines.cache import build_engine, default_cache_dir, open_engine
     from scaleprof.export.rebuild import rebuild_model
-    from scaleprof.profile.timing import check_memory
+    from scaleprof.profile.timing import check_engine_memory, check_memory
 
     target = Path(args.target)
     if target.is_dir():
@@ -46,8 +46,7 @@ def _open(args):
                            "built already (`scaleprof inspect` shows how)")
         engine = open_engine(target, model_source=rebuild_model)
         shape = ShapePoint(args.batch, args.resolution or _only_resolution(engine))
-        if Path(engine.manifest.onnx_path).is_file():
-            check_memory(engine.manifest.onnx_path, shape, engine.manifest.precision)
+        check_engine_memory(engine, shape)     # before any layer run; the ONNX file may have moved
         return engine, shape
     if not target.is_file():
         raise BadInput(f"{target}: no such engine directory or ONNX file")
