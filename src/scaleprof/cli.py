@@ -15,6 +15,7 @@ import os
 import sys
 
 from scaleprof import __version__
+from scaleprof.core.files import quiet_libraries
 from scaleprof.core.text import first_line, single_line
 from scaleprof.errors import ScaleprofError
 
@@ -82,6 +83,7 @@ def _guard_streams() -> None:
 
 def main(argv=None) -> int:
     _guard_streams()
+    quiet_libraries()
     parser = make_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):

@@ -22,20 +22,48 @@ from scaleprof.errors import BadInput
 
 def check_replaceable(path) -> Path:
     """``path`` itself, when writing there would replace nothing or a regular file; a directory, device,
-    FIFO or socket there is a BadInput (renaming over it would destroy what is not ours)."""
+    FIFO, socket or symbolic link there is a BadInput (renaming over it would destroy what is not ours;
+    writing through a link would change a file elsewhere)."""
     path = Path(path)
     try:
-        mode = os.stat(path).st_mode
+        mode = os.lstat(path).st_mode
     except FileNotFoundError:
         return path
     except OSError:
         return path                     # unreadable: the write itself reports it
+    if stat.S_ISLNK(mode):
+        raise BadInput(f"{path}: is a symbolic link; scaleprof neither writes through links nor replaces them: "
+                       "give the path of a real file")
     if stat.S_ISDIR(mode):
         raise BadInput(f"{path}: is a directory; give a file name inside it")
     if not stat.S_ISREG(mode):
         raise BadInput(f"{path}: exists and is not a regular file (a device, pipe or socket); "
                        "scaleprof writes only regular files")
     return path
+
+
+def user_cache_dir() -> Path | None:
+    """scaleprof's per-user cache: $SCALEPROF_CACHE_DIR as given, else $XDG_CACHE_HOME/scaleprof, else
+    $HOME/.cache/scaleprof. As the XDG base-directory rules say, a relative or empty XDG_CACHE_HOME or
+    HOME is ignored (a relative one would scatter caches under every working directory, an empty one
+    write at the filesystem root); None when nothing usable is set: nothing is cached across runs."""
+    given = os.environ.get("SCALEPROF_CACHE_DIR")
+    if given:
+        return Path(given)
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    if os.path.isabs(xdg):
+        return Path(xdg) / "scaleprof"
+    home = os.environ.get("HOME", "")
+    if os.path.isabs(home) and home != "/":
+        return Path(home) / ".cache" / "scaleprof"
+    return None
+
+
+def quiet_libraries() -> None:
+    """Keep the libraries scaleprof imports from writing outside its output and cache: ONNX Runtime's
+    telemetry keeps a device-id database under $XDG_CACHE_HOME or $HOME (and logs a warning when it
+    cannot), unless ORT_DISABLE_TELEMETRY is set; a user's own setting of it is kept."""
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 
 def read_limited(path, limit: int, what: str = "file") -> bytes:

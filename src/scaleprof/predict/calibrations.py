@@ -22,8 +22,10 @@ FORMAT = "scaleprof-calibration"
 FORMAT_VERSION = 1
 
 
-def calibrations_dir() -> Path:
-    return cache_root() / "calibrations"
+def calibrations_dir() -> Path | None:
+    """The per-user calibration store; None without a usable cache directory (no HOME, ...)."""
+    root = cache_root()
+    return root / "calibrations" if root is not None else None
 
 
 def file_name(target: str, env_key: str) -> str:
@@ -67,6 +69,9 @@ def save(cal: Calibration, directory: Path | None = None) -> Path:
     from scaleprof.core.files import write_atomic
 
     directory = Path(directory) if directory is not None else calibrations_dir()
+    if directory is None:
+        raise BadInput("no calibration store: HOME, XDG_CACHE_HOME and SCALEPROF_CACHE_DIR are unset, empty or "
+                       "relative; give a directory (-o DIR) or set SCALEPROF_CACHE_DIR")
     try:
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / file_name(cal.target, cal.env_key)
@@ -88,7 +93,7 @@ def load(path) -> Calibration:
 def stored(directory: Path | None = None) -> list[Calibration]:
     directory = Path(directory) if directory is not None else calibrations_dir()
     found = []
-    for path in sorted(directory.glob("*.json")) if directory.is_dir() else ():
+    for path in sorted(directory.glob("*.json")) if directory is not None and directory.is_dir() else ():
         try:
             found.append(load(path))
         except BadInput:
@@ -113,7 +118,7 @@ def find(target: str, path=None, env_key: str | None = None) -> Calibration:
         raise BadInput(f"{path}: no such calibration file or directory")
     candidates = [c for c in stored(path) if c.target == target and (env_key is None or c.env_key == env_key)]
     if not candidates:
-        where = path or calibrations_dir()
+        where = path or calibrations_dir() or "the calibration store (none: no usable HOME or cache variable)"
         have = sorted({c.target for c in stored(path)})
         raise BadInput(f"no calibration of target {target!r} in {where}"
                        + (f" (calibrated: {', '.join(have)})" if have else "")
