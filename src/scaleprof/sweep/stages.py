@@ -100,9 +100,11 @@ class UpstreamStages(Stages):
     def open(self, out_dir: Path) -> None:
         self.cache_dir = Path(out_dir) / "cache"
 
-    def _cached(self, kind: str, ident: list, compute: Callable[[], dict]) -> dict:
+    def _cached(self, kind: str, ident: list, compute: Callable[[], dict],
+                valid: Callable[[dict], bool] = lambda data: True) -> dict:
         """A JSON-able result of the scaling search or of counting, cached in the output directory
-        (keyed by what determines it, including the scaleprof, timm and torch versions) and in memory."""
+        (keyed by what determines it, including the scaleprof, timm and torch versions) and in memory.
+        A cached result that ``valid`` does not accept (damaged, edited) is computed again."""
         import hashlib
         import json
         from importlib import metadata
@@ -113,18 +115,18 @@ class UpstreamStages(Stages):
         key = hashlib.sha256(json.dumps([kind, ident, versions], sort_keys=True).encode()).hexdigest()[:24]
         if key not in self._memo:
             self._memo[key] = self._read_or_compute(self.cache_dir / kind / f"{key}.json" if self.cache_dir else None,
-                                                    compute)
+                                                    compute, valid)
         return self._memo[key]
 
     @staticmethod
-    def _read_or_compute(path: Path | None, compute: Callable[[], dict]) -> dict:
+    def _read_or_compute(path: Path | None, compute: Callable[[], dict], valid: Callable[[dict], bool]) -> dict:
         import json
 
         from scaleprof.core.files import atomic_target
 
         try:
             data = json.loads(path.read_text()) if path else None
-            if isinstance(data, dict):
+            if isinstance(data, dict) and valid(data):
                 return data
         except (OSError, ValueError, RecursionError):
             pass                        # missing or damaged: computed again
@@ -223,8 +225,14 @@ class UpstreamStages(Stages):
 
             return scale_spec(point.model, point.strategy, point.scale, point.alpha).to_dict()
 
+        def valid(data: dict) -> bool:          # a damaged or edited entry is searched again
+            try:
+                return ModelSpec.from_dict(data).model == point.model
+            except (TypeError, KeyError, ValueError, AttributeError, ScaleprofError):
+                return False
+
         return ModelSpec.from_dict(self._cached("specs", [point.model, point.strategy, point.alpha, point.scale],
-                                                search))
+                                                search, valid))
 
     def count(self, spec, resolution: int):
         def count() -> dict:
@@ -233,7 +241,7 @@ class UpstreamStages(Stages):
             counts = count_spec(spec, resolution=resolution, batch=1)
             return {**counts.totals(), "layer_count": counts.layer_count}
 
-        return CountTotals(**self._cached("counts", [spec.key, resolution, "layer_count"], count))
+        return CountTotals(**self._cached("counts", [spec.key, resolution, "layer_count"], count, _valid_counts))
 
     def export(self, spec, precision: str, cache_dir: Path) -> Path:
         """Exports are cached by spec and precision: export_onnx writes under a temporary name and
@@ -312,6 +320,16 @@ class UpstreamStages(Stages):
 
     def release(self, engine) -> None:
         engine.release()
+
+
+def _valid_counts(data: dict) -> bool:
+    """Counts as count() caches them: positive flops, non-negative params, acts and layers, nothing else."""
+    def whole(value, least: int) -> bool:
+        return type(value) is int and value >= least
+
+    return set(data) == {"flops", "params", "acts", "layer_count"} and whole(data["flops"], 1) and \
+        whole(data["params"], 0) and whole(data["acts"], 0) and (data["layer_count"] is None or
+                                                                   whole(data["layer_count"], 0))
 
 
 def _dist_version(metadata, name: str) -> str:
