@@ -69,6 +69,26 @@ FILES = {
     "engine-wrong-types/manifest.json": '{"backend": 7, "shapes": "all", "precision": ["fp32"]}',
     "engine-wrong-backend/manifest.json": json.dumps(dict(MANIFEST, backend="nonsense")),
     "engine-not-json/manifest.json": "{not json",
+    # round 3 (issue 23)
+    "plain.yaml": SWEEP,
+    "layer-iters.yaml": SWEEP + "timing: {layer_iters: 100000000}\n",
+    "max-time-huge.yaml": SWEEP + "timing: {max_time_s: 100000000}\n",
+    "target-ci-1.yaml": SWEEP + "timing: {target_ci: 1}\n",
+    "timing-zero.yaml": SWEEP + "timing: 0\n",
+    "timing-false.yaml": SWEEP + "timing: false\n",
+    "grid-huge.yaml": SWEEP.replace("scales: [1]", "scales: [" + ", ".join(f"{1 + i / 1e5:.5f}" for i in range(25_000))
+                                    + "]"),
+    "option-unknown.yaml": SWEEP.replace("[cpu-ort]", "[{name: t, backend: ort, options: {bogus: 1}}]"),
+    "ep-missing.yaml": SWEEP.replace("[cpu-ort]", "[{name: t, backend: ort, options: {ep: tensorrt}}]"),
+    "detector-res.yaml": SWEEP.replace("efficientnet_b0", "tf_efficientdet_d0") + "resolutions: [320]\n",
+    "fractional-phi.yaml": SWEEP.replace("efficientnet_b0", "tf_efficientdet_d0").replace("[d]", "[en]")
+                                .replace("scales: [1]", "scales: [3]"),
+    "unreachable.yaml": SWEEP.replace("scales: [1]", "scales: [0.01]"),
+    "nul.yaml": SWEEP.replace("[efficientnet_b0]", "[efficientnet_b0\0]"),
+    "times-zero.json": '[{"startComputeMs": 0, "endComputeMs": 0, "computeMs": 0, "latencyMs": 0}]',
+    "times-true.json": '[{"startComputeMs": 0, "endComputeMs": 1, "computeMs": true, "latencyMs": 1}]',
+    "times-text.json": '[{"startComputeMs": 0, "endComputeMs": 1, "computeMs": "1", "latencyMs": 1}]',
+    "times-1e308.json": '[{"startComputeMs": 0, "endComputeMs": 1, "computeMs": 1e308, "latencyMs": 1}]',
 }
 
 # (case, argv, exit code, words of the one stderr line); {dir} is the case folder, {onnx} a small image
@@ -168,6 +188,53 @@ CASES = [
     ("profile-memory", ["profile", "{onnx}", "--batch", "4096", "--resolution", "4096", "-o", "{dir}/out"], 2,
      "this machine allows"),
     ("csv-formulas", ["report", "{formulas}", "--no-plots"], 0, ""),
+    # round 3 (issue 23), class 1: the memory estimate sees every tensor, and no file is read whole unchecked
+    ("build-resize-memory", ["build", "{dir}/resize.onnx", "--batch", "8", "--resolution", "512", "-o", "{dir}/out"],
+     2, "this machine allows"),
+    ("profile-resize-memory", ["profile", "{dir}/resize.onnx", "--batch", "8", "--resolution", "512", "-o",
+                               "{dir}/out"], 2, "this machine allows"),
+    ("build-huge-external-weights", ["build", "{dir}/huge/huge.onnx", "--resolution", "64", "-o", "{dir}/out"], 2,
+     "this machine allows"),
+    ("inspect-huge-external-weights", ["inspect", "{dir}/huge/huge.onnx", "--json"], 0, ""),
+    ("ingest-huge-file", ["ingest", "{dir}/huge.times.json"], 2, "larger than 256 MB"),
+    ("sweep-jobs-huge", ["sweep", "{dir}/plain.yaml", "-o", "{dir}/out", "--jobs", "100000"], 2, "per core"),
+    # class 2: every loop and wait bounded
+    ("profile-min-time-1e8", ["profile", "{onnx}", "--min-time", "1e8", "--max-time", "1e9", "-o", "{dir}/out"], 2,
+     "above the most one timing may take"),
+    ("profile-layer-iters-1e8", ["profile", "{onnx}", "--per-layer", "--iterations", "100000000", "-o", "{dir}/out"],
+     2, "above the most one timing may take"),
+    ("profile-wait-quiet-1e9", ["profile", "{onnx}", "--wait-quiet", "1e9", "-o", "{dir}/out"], 2,
+     "above the most one timing may take"),
+    ("sweep-wait-quiet-1e9", ["sweep", "{dir}/plain.yaml", "--wait-quiet", "1e9", "-o", "{dir}/out"], 2,
+     "above the most one timing may take"),
+    ("sweep-layer-iters-1e8", ["sweep", "{dir}/layer-iters.yaml", "-o", "{dir}/out"], 2, "above the most"),
+    ("sweep-max-time-1e8", ["sweep", "{dir}/max-time-huge.yaml", "-o", "{dir}/out"], 2, "above the most"),
+    ("sweep-grid-25000", ["sweep", "{dir}/grid-huge.yaml", "--dry-run"], 2, "above the 20,000"),
+    ("sweep-config-fifo", ["sweep", "{dir}/fifo", "-o", "{dir}/out"], 2, "a pipe or socket"),
+    # class 4: no writes through or over links, no file where a folder was meant
+    ("export-to-symlink", ["export", "efficientnet_b0", "-o", "{dir}/link.onnx"], 2, "symbolic link"),
+    ("export-to-dangling-symlink", ["export", "efficientnet_b0", "-o", "{dir}/dangling.onnx"], 2, "symbolic link"),
+    ("export-to-looping-symlink", ["export", "efficientnet_b0", "-o", "{dir}/loop.onnx"], 2, "symbolic link"),
+    ("export-to-new-folder", ["export", "efficientnet_b0", "-o", "{dir}/out/newdir/"], 2, "names a folder"),
+    ("report-symlinked-store", ["report", "{dir}/linked-store", "--no-plots"], 2, "symbolic link"),
+    # class 6: a sweep refuses before it runs
+    ("sweep-unknown-option", ["sweep", "{dir}/option-unknown.yaml", "-o", "{dir}/out"], 2, "unknown ort option"),
+    ("sweep-missing-ep", ["sweep", "{dir}/ep-missing.yaml", "-o", "{dir}/out"], 2, "'tensorrt'"),
+    ("sweep-target-ci-1", ["sweep", "{dir}/target-ci-1.yaml", "-o", "{dir}/out"], 2, "target CI"),
+    ("sweep-detector-resolution", ["sweep", "{dir}/detector-res.yaml", "-o", "{dir}/out"], 2, "multiples of 128"),
+    ("sweep-fractional-phi", ["sweep", "{dir}/fractional-phi.yaml", "-o", "{dir}/out"], 2, "integer phi"),
+    ("sweep-unreachable-scale", ["sweep", "{dir}/unreachable.yaml", "-o", "{dir}/out"], 2, "cannot reach x0.01"),
+    ("sweep-timing-zero", ["sweep", "{dir}/timing-zero.yaml", "-o", "{dir}/out"], 2, "expected a mapping"),
+    ("sweep-timing-false", ["sweep", "{dir}/timing-false.yaml", "-o", "{dir}/out"], 2, "expected a mapping"),
+    # class 7: one worded line of the right class
+    ("inspect-bad-metadata", ["inspect", "{dir}/bad-meta.onnx"], 2, "not a JSON object"),
+    ("sweep-nul-byte", ["sweep", "{dir}/nul.yaml", "--dry-run"], 2, "control character"),
+    ("ingest-zero-times", ["ingest", "{dir}/times-zero.json"], 2, "of 0"),
+    ("ingest-true", ["ingest", "{dir}/times-true.json"], 2, "not a number"),
+    ("ingest-text-number", ["ingest", "{dir}/times-text.json"], 2, "not a number"),
+    ("ingest-1e308", ["ingest", "{dir}/times-1e308.json"], 2, "above 1e+09"),
+    ("build-external-data-beside", ["build", "{dir}/ext/ext.onnx", "--resolution", "64", "--json", "-o", "{dir}/out"],
+     0, ""),
     # 1 identity: a redefined target against a store that measured the preset
     ("redefined-target-dry-run", ["sweep", "{dir}/redefined.yaml", "-o", "{store}", "--dry-run"], 2,
      "another definition"),
@@ -223,13 +290,80 @@ def tiny_onnx(path: Path) -> Path:
     return path
 
 
+def resize_onnx(path: Path) -> Path:
+    """Resize x16 then a global average: no counted layer at all, 3 x (16 R)^2 floats in between."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    scales = helper.make_tensor("scales", TensorProto.FLOAT, [4], [1, 1, 16, 16])
+    graph = helper.make_graph([helper.make_node("Resize", ["input", "", "scales"], ["big"], mode="nearest"),
+                               helper.make_node("GlobalAveragePool", ["big"], ["output"])], "resize",
+                              [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, "H", "W"])],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 3, 1, 1])], [scales])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+def external_onnx(folder: Path, out_channels: int = 4, sparse: bool = False) -> Path:
+    """A one-conv model whose weight lives in ``w.bin`` beside it (a sparse file of its full size when
+    ``sparse``: its bytes are never written, and should never be read)."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    folder.mkdir(parents=True, exist_ok=True)
+    weight = numpy_helper.from_array(np.ones((4, 3, 3, 3), np.float32), "w")
+    graph = helper.make_graph([helper.make_node("Conv", ["input", "w"], ["output"])], "ext",
+                              [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, "H", "W"])],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", out_channels, "H", "W"])],
+                              [weight])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(model, folder / f"{folder.name}.onnx", save_as_external_data=True, location="w.bin", size_threshold=0)
+    if sparse:                  # the same model, its weight declared out_channels x 3 x 3 x 3
+        model = onnx.load(folder / f"{folder.name}.onnx", load_external_data=False)
+        tensor = model.graph.initializer[0]
+        tensor.dims[0] = out_channels
+        nbytes = out_channels * 27 * 4
+        for entry in tensor.external_data:
+            if entry.key == "length":
+                entry.value = str(nbytes)
+        onnx.save(model, folder / f"{folder.name}.onnx")
+        os.truncate(folder / "w.bin", nbytes)
+    return folder / f"{folder.name}.onnx"
+
+
+def round_three_files(folder: Path, root: Path) -> None:
+    """The inputs of issue 23's cases that are not text: models, a huge sparse file, links, a bad store."""
+    import onnx
+
+    resize_onnx(folder / "resize.onnx")
+    external_onnx(folder / "ext")
+    external_onnx(folder / "huge", out_channels=50_000_000, sparse=True)        # 5.4 GB of weights
+    with open(folder / "huge.times.json", "wb") as f:
+        f.truncate(300 << 20)
+    model = onnx.load(folder / "ext" / "ext.onnx")
+    for key, value in (("scaleprof.spec", '{"model": 5}'), ("scaleprof.counts", "[1, 2]")):
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(model, folder / "bad-meta.onnx")
+    (folder / "link-target.onnx").write_text("not to be replaced")
+    os.symlink(folder / "link-target.onnx", folder / "link.onnx")
+    os.symlink(folder / "nowhere.onnx", folder / "dangling.onnx")
+    os.symlink("loop.onnx", folder / "loop.onnx")
+    (folder / "linked-store").mkdir()
+    fill_store(root / "link-target-store", synthetic_rows(strategies=("d",)))
+    os.symlink(root / "link-target-store" / "results.sqlite", folder / "linked-store" / "results.sqlite")
+
+
 def snapshot(root: Path) -> dict:
     """Every file under ``root``: its size and content hash (stores by their logical content)."""
     out = {}
     for path in sorted(root.rglob("*")):
         if path.is_file() and not path.name.endswith(("-wal", "-shm")):
-            out[str(path.relative_to(root))] = (dump_store(path) if path.suffix == ".sqlite"
-                                                else hashlib.sha256(path.read_bytes()).hexdigest())
+            out[str(path.relative_to(root))] = (dump_store(path) if path.suffix == ".sqlite" else
+                                                (path.stat().st_size, path.stat().st_mtime_ns)
+                                                if path.stat().st_size > 64 << 20 else   # huge sparse inputs
+                                                hashlib.sha256(path.read_bytes()).hexdigest())
         elif path.is_dir() or path.is_fifo():
             out[str(path.relative_to(root))] = "folder" if path.is_dir() else "fifo"
     return out
@@ -262,6 +396,7 @@ def table_results(tmp_path_factory):
         path.write_bytes(content if isinstance(content, bytes) else content.encode())
     os.mkfifo(folder / "fifo")
     onnx_path = tiny_onnx(folder / "tiny.onnx")
+    round_three_files(folder, root)
     stores = {"store": root / "store", "damaged": root / "damaged", "formulas": root / "formulas"}
     fill_store(stores["store"], synthetic_rows(strategies=("d", "w")))
     fill_store(stores["damaged"], synthetic_rows(strategies=("d", "w")))

@@ -89,7 +89,7 @@ def main(argv=None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
-    code = _run(args)
+    code = _run_quietly(args) if not args.debug else _run(args)
     try:
         sys.stdout.flush()                  # a full or broken stdout is an error, not a silent loss
     except BrokenPipeError:
@@ -99,6 +99,23 @@ def main(argv=None) -> int:
         _silence_stdout()
         return code or 1
     return code
+
+
+def _run_quietly(args) -> int:
+    """_run with the libraries' Python warnings (numpy's RuntimeWarnings, torch's exporter notices) and
+    log records below errors kept off stderr, which carries scaleprof's own lines only; --debug shows
+    them."""
+    import logging
+    import warnings
+
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _run(args)
+    finally:
+        logging.disable(previous)
 
 
 def _run(args) -> int:

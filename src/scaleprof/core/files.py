@@ -78,6 +78,8 @@ def read_limited(path, limit: int, what: str = "file") -> bytes:
         if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
             raise BadInput(f"{path}: a pipe or socket, not a {what}: give a regular file (its reader would "
                            "wait for a writer forever)")
+        if stat.S_ISREG(mode) and os.fstat(fd).st_size > limit:
+            raise BadInput(f"{path}: larger than {_size(limit)}, not a {what} scaleprof wrote or reads")
         chunks, size = [], 0
         while size <= limit:
             chunk = os.read(fd, min(1 << 20, limit + 1 - size))
