@@ -1,7 +1,7 @@
 """Sweep overhead: how much of a sweep's wall time is spent outside measurement, and how fast a
 re-run is once everything is cached. Prints figures; asserts nothing.
 
-    python benchmarks/bench_sweep.py [--config demo] [--jobs 1 2] [--out DIR]
+    python -m benchmarks.bench_sweep [--config demo] [--jobs 1 2] [--out DIR]
 
 Runs of one config:
 1. cold, once per --jobs value, each into an empty directory of its own (scaling search, counting,
@@ -74,7 +74,6 @@ def noise(out: Path, reference: dict | None, reference_name: str) -> str:
 
 
 def main(argv=None) -> int:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     from scaleprof.sweep.config import resolve_config
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -7,7 +7,7 @@ model, strategy, alpha and s give its spec again: the flops it finds are the rec
 it checks), writes them to tests/fixtures/gpu/h100/layer_counts.json, rebuilds a results store from
 the recorded points with those counts, and writes that store's report.
 
-Usage: python benchmarks/h100_report.py [OUT_DIR]   (default: a temporary directory; the report.md
+Usage: python -m benchmarks.h100_report [OUT_DIR]   (default: a temporary directory; the report.md
 is also copied to tests/fixtures/gpu/h100/gpu_validation_report_per_batch.md)
 """
 

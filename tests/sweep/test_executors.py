@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fake_stages import GRID, FakeStages
+from tests.sweep.fake_stages import GRID, FakeStages
 from scaleprof.errors import BadInput
 from scaleprof.sweep.config import parse_config
 from scaleprof.sweep.executors import make_executor

@@ -7,7 +7,7 @@ import statistics
 
 import pytest
 
-from synthetic import BASE, synthetic_rows
+from tests.report.synthetic import BASE, synthetic_rows
 from scaleprof.report.analysis import (
     analyze, expected_exponents, fit_linear, fit_loglog, growth_exponents, pearson_r, within_budget,
 )

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from fake_stages import GRID, FakeStages
+from tests.sweep.fake_stages import GRID, FakeStages
 from scaleprof.errors import EnvironmentProblem
 from scaleprof.sweep.config import parse_config
 from scaleprof.sweep.runner import MEASURE_STAGES, STAGES, dry_run, run_sweep

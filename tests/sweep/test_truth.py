@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from fake_stages import FakeCounts, FakeStages
+from tests.sweep.fake_stages import FakeCounts, FakeStages
 from scaleprof.errors import BadInput
 from scaleprof.sweep.config import parse_config
 from scaleprof.sweep.runner import run_sweep
