@@ -205,7 +205,7 @@ CASES = [
     ("profile-wait-quiet-1e9", ["profile", "{onnx}", "--wait-quiet", "1e9", "-o", "{dir}/out"], 2,
      "above the most one timing may take"),
     ("sweep-wait-quiet-1e9", ["sweep", "{dir}/plain.yaml", "--wait-quiet", "1e9", "-o", "{dir}/out"], 2,
-     "above the most one timing may take"),
+     "above the most one timing may wait"),
     ("sweep-layer-iters-1e8", ["sweep", "{dir}/layer-iters.yaml", "-o", "{dir}/out"], 2, "above the most"),
     ("sweep-max-time-1e8", ["sweep", "{dir}/max-time-huge.yaml", "-o", "{dir}/out"], 2, "above the most"),
     ("sweep-grid-25000", ["sweep", "{dir}/grid-huge.yaml", "--dry-run"], 2, "above the 20,000"),
@@ -519,3 +519,59 @@ def test_sqlite_overflow_is_one_line(tmp_path):
         with pytest.raises(BadInput, match="too large to store"):
             store.put_point(PointResult("k", "t", "e", "ok", "m", "d", None, 2.0, 224, 10**30, "fp32", "ort", "cpu"))
         assert store.points(None) == []
+
+
+# ------------------------------------------------------------------------- round 3 (issue 23)
+
+def test_an_engine_whose_onnx_moved_is_still_bounded_by_its_manifest(tmp_path):
+    """Built where memory allows, profiled under a tighter limit after its ONNX file was moved away: the
+    estimate recorded in the manifest refuses the shape (the engine would allocate 6 GB of Resize)."""
+    model = resize_onnx(tmp_path / "resize.onnx")
+    built = scaleprof("build", model, "--batch", "1,8", "--resolution", "512", "--json", "-o", tmp_path / "out",
+                      preexec_fn=None)
+    assert built.returncode == 0, built.stderr
+    engine = json.loads(built.stdout)["engine"]
+    model.rename(tmp_path / "moved.onnx")
+    proc = scaleprof("profile", engine, "--batch", "8", "--resolution", "512", "--min-time", "0.1", "--no-roofline",
+                     preexec_fn=limited(4 << 30))
+    one_line(proc.returncode, proc.stderr, 2, "this machine allows")
+
+
+@pytest.mark.parametrize("variables", [
+    {"HOME": ""}, {"HOME": "relative-home"}, {"HOME": None, "XDG_CACHE_HOME": "relative-cache"},
+    {"HOME": "/proc/scaleprof-no-home"},
+], ids=["home-empty", "home-relative", "home-unset-xdg-relative", "home-unwritable"])
+def test_no_home_writes_nothing_outside_and_fails_nothing(tmp_path, variables):
+    """report (features cache, matplotlib) with HOME and XDG_CACHE_HOME unusable: it works, and writes
+    nothing but its report beside the store (nothing in the working directory, nothing at /.cache)."""
+    fill_store(tmp_path / "store", synthetic_rows(strategies=("d", "w")))
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    environment = {k: v for k, v in env().items() if k not in ("SCALEPROF_CACHE_DIR", "XDG_CACHE_HOME",
+                                                                 "MPLCONFIGDIR", *variables)}
+    environment.update({k: v for k, v in variables.items() if v is not None})
+    root_cache = Path("/.cache/scaleprof").exists()
+    proc = subprocess.run([sys.executable, "-m", "scaleprof.cli", "report", tmp_path / "store"], capture_output=True,
+                          text=True, cwd=cwd, env=environment, timeout=300)
+    assert proc.returncode == 0 and not proc.stderr, proc.stderr
+    assert list(cwd.iterdir()) == []
+    assert Path("/.cache/scaleprof").exists() == root_cache
+    assert (tmp_path / "store" / "report.html").is_file()
+
+
+def test_the_caches_of_libraries_stay_in_scaleprofs(tmp_path):
+    """With an ordinary HOME, profile (ONNX Runtime) and report (matplotlib) write under HOME only into
+    scaleprof's cache: no ONNX Runtime device-id database, no matplotlib folder of its own."""
+    home = tmp_path / "home"
+    home.mkdir()
+    fill_store(tmp_path / "store", synthetic_rows(strategies=("d", "w")))
+    environment = {k: v for k, v in env().items() if k not in ("SCALEPROF_CACHE_DIR", "XDG_CACHE_HOME",
+                                                                 "MPLCONFIGDIR", "ORT_DISABLE_TELEMETRY")}
+    environment["HOME"] = str(home)
+    for argv in (["profile", tiny_onnx(tmp_path / "tiny.onnx"), "--resolution", "32", "--min-time", "0.05",
+                  "--no-roofline", "-o", tmp_path / "out"], ["report", tmp_path / "store"]):
+        proc = subprocess.run([sys.executable, "-m", "scaleprof.cli", *map(str, argv)], capture_output=True,
+                              text=True, cwd=tmp_path, env=environment, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+    written = {p.relative_to(home).parts[:2] for p in home.rglob("*") if p.is_file()}
+    assert written and written <= {(".cache", "scaleprof")}, written

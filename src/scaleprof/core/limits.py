@@ -67,7 +67,8 @@ def check_workers(workers: int, what: str = "workers") -> int:
     if workers > THREADS_PER_CORE * cores:
         raise BadInput(f"{what} {workers} on {cores} core{'s' if cores > 1 else ''} is above {THREADS_PER_CORE} "
                        f"per core ({THREADS_PER_CORE * cores}): more worker processes only add contention")
-    check_fits(workers * WORKER_BYTES, f"{what} {workers}", f"about {WORKER_BYTES >> 30} GB per worker process")
+    check_fits(workers * WORKER_BYTES, f"{what} {workers}", f"about {WORKER_BYTES >> 30} GB per worker process",
+               "ask for fewer workers")
     return workers
 
 
@@ -106,12 +107,13 @@ def inference_bytes(params: int, acts: int, batch: int, resolution: int, precisi
     return per * (int(params) + int(batch) * (3 * int(resolution) ** 2 + int(acts)))
 
 
-def check_fits(needed: int, what: str, of: str = "weights, input and activations") -> None:
+def check_fits(needed: int, what: str, of: str = "weights, input and activations",
+               advice: str = "choose a smaller scale, batch or resolution") -> None:
     """BadInput when ``needed`` bytes exceed what this machine (or this process's limit) has."""
     available = machine_memory()
     if needed > available:
-        raise BadInput(f"{what} needs about {_gb(needed)} of memory ({of}); "
-                       f"this machine allows {_gb(available)}: choose a smaller scale, batch or resolution")
+        raise BadInput(f"{what} needs about {_gb(needed)} of memory ({of}); this machine allows {_gb(available)}: "
+                       f"{advice}")
 
 
 def _gb(n: int) -> str:

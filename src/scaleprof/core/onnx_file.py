@@ -24,6 +24,7 @@ META_EXPORT = "scaleprof.export"      # options, versions, parity figures, spati
 META_VERSION = "scaleprof.version"
 
 PARSE_EXPANSION = 3     # memory a parsed protobuf takes per byte of the file, at most (about)
+TOO_LARGE = "a model too large for this machine"
 
 
 def load_model(path, load_weights: bool = True):
@@ -35,13 +36,13 @@ def load_model(path, load_weights: bool = True):
         raise BadInput(f"{path}: no such ONNX file")
     if path.stat().st_size == 0:
         raise BadInput(f"{path}: empty file, not an ONNX model")
-    check_fits(PARSE_EXPANSION * path.stat().st_size, f"reading {path}", "the parsed ONNX file")
+    check_fits(PARSE_EXPANSION * path.stat().st_size, f"reading {path}", "the parsed ONNX file", TOO_LARGE)
     try:
         model = onnx.load(str(path), load_external_data=False)
         external = _external_bytes(model, path)
         if load_weights and external:
             check_fits(PARSE_EXPANSION * path.stat().st_size + external, f"reading {path} and its external data",
-                       "the parsed ONNX file and its weights")
+                       "the parsed ONNX file and its weights", TOO_LARGE)
             from onnx.external_data_helper import load_external_data_for_model
 
             load_external_data_for_model(model, str(path.parent))     # beside the model, wherever we run

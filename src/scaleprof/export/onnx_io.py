@@ -41,7 +41,7 @@ def metadata_from_model(model) -> OnnxMetadata:
     spec = parsed.get(META_SPEC)
     try:
         spec = ModelSpec.from_dict(spec) if spec else None
-    except (TypeError, KeyError, ValueError, AttributeError) as err:
+    except (TypeError, KeyError, ValueError, AttributeError, BadInput) as err:
         raise BadInput(f"metadata {META_SPEC!r} is not a model spec ({type(err).__name__}: "
                        f"{first_line(err, 120)}): not a file scaleprof exported (or one edited by hand)") from None
     return OnnxMetadata(spec=spec, counts=parsed.get(META_COUNTS), export=parsed.get(META_EXPORT), raw=raw)

@@ -175,6 +175,8 @@ def _grid_axes(data: dict, fail) -> dict[str, list]:
 
     for s in scales:
         _limit(check_scale, s, "scales", fail)
+    for key, values in (("scales", scales), ("alpha", alpha)):
+        _distinct_keys(values, key, fail)
     batch_sizes = _num_list(data.get("batch_sizes", 1), "batch_sizes", fail, int)
     for b in batch_sizes:
         _limit(check_batch, b, "batch_sizes", fail)
@@ -185,6 +187,18 @@ def _grid_axes(data: dict, fail) -> dict[str, list]:
             fail(f"precisions: unknown precision {_show(p)}{nearest(p, PRECISIONS)}; valid: {', '.join(PRECISIONS)}")
     return {"models": models, "strategies": strategies, "alpha": alpha,
             "scales": scales, "batch_sizes": batch_sizes, "resolutions": resolutions, "precisions": precisions}
+
+
+def _distinct_keys(values: list[float], key: str, fail) -> None:
+    """Points are keyed by a value's six significant digits (``{:g}``): two values that differ only
+    beyond them would be stored as one point under one label, measured for the other."""
+    seen: dict[str, float] = {}
+    for value in values:
+        text = f"{value:g}"
+        if text in seen and seen[text] != value:
+            fail(f"{key}: {seen[text]!r} and {value!r} are the same point to six significant digits (x{text}); "
+                 "give one of them")
+        seen[text] = value
 
 
 def _limit(check, value, key: str, fail):

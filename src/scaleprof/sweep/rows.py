@@ -32,9 +32,11 @@ class RowDecoder:
         return value
 
     def numbers_ok(self, point: dict, where: str) -> bool:
-        """A point's counts and shape are numbers, and a measured one's latency a positive finite one."""
+        """A point's counts and shape are numbers in the ranges scaleprof measures (a batch of 1..4096,
+        a scale in (0, 256], counts of 0 or more, a resolution of 32..4096 px), and a measured one's
+        latency a positive finite one."""
         bad = [k for k in ("batch", "scale", "flops", "params", "acts", "layer_count", "resolution")
-               if point.get(k) is not None and not _finite(point[k])]
+               if point.get(k) is not None and not (_finite(point[k]) and _in_range(k, point[k]))]
         if point.get("status") == "ok" and not (_finite(point.get(LATENCY_MS)) and point[LATENCY_MS] > 0):
             bad.append(LATENCY_MS)
         if bad:
@@ -52,6 +54,15 @@ class RowDecoder:
         if where:
             self.problems.append(message)
         return BAD
+
+
+def _in_range(key: str, value) -> bool:
+    from scaleprof.core.limits import MAX_BATCH, MAX_RESOLUTION, MIN_RESOLUTION
+    from scaleprof.models.strategies import MAX_SCALE
+
+    low, high = {"batch": (1, MAX_BATCH), "scale": (1e-12, MAX_SCALE),
+                 "resolution": (MIN_RESOLUTION, MAX_RESOLUTION)}.get(key, (0, math.inf))
+    return low <= value <= high
 
 
 def _finite(value) -> bool:

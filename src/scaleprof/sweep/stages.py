@@ -254,6 +254,8 @@ class UpstreamStages(Stages):
         from scaleprof.export import ExportOptions, export_onnx
 
         path = Path(cache_dir) / f"{spec.model}-{spec.key}-{precision}.onnx"
+        if path.is_file() and not _is_export_of(path, spec, precision):
+            path.unlink()                       # swapped or damaged: exported again, never timed as the model
         if not path.is_file():
             path.parent.mkdir(parents=True, exist_ok=True)
             export_onnx(spec, path, ExportOptions(precision=precision, parity_batches=(1,),
@@ -319,6 +321,23 @@ class UpstreamStages(Stages):
 
     def release(self, engine) -> None:
         engine.release()
+
+
+def _is_export_of(path: Path, spec, precision: str) -> bool:
+    """Whether the cached file ``path`` is the export of ``spec`` at ``precision``: by its metadata and by
+    its graph (scaleprof.export.onnx_io.check_graph_matches), not by its name."""
+    from scaleprof.complexity.onnx_count import check_graph_matches
+    from scaleprof.export.onnx_io import load_model, metadata_from_model
+
+    try:
+        model = load_model(path, load_weights=False)
+        meta = metadata_from_model(model)
+        if meta.spec is None or meta.spec.key != spec.key or (meta.export or {}).get("precision") != precision:
+            return False
+        check_graph_matches(model, path)
+    except ScaleprofError:
+        return False
+    return True
 
 
 def _valid_counts(data: dict) -> bool:

@@ -133,7 +133,10 @@ class Store:
         if not self.path.exists() and not create:
             raise EnvironmentProblem(f"{self.directory}: no results store here ({STORE_NAME}); "
                                      "run `scaleprof sweep CONFIG -o DIR` first")
-        check_replaceable(self.path)        # a directory, device or FIFO there is not a store
+        check_replaceable(self.path)        # a directory, device, FIFO or link there is not a store
+        if not create and self.path.stat().st_size == 0:
+            raise BadInput(f"{self.path}: an empty file, not a scaleprof results store; nothing was written "
+                           "to it")
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as err:
@@ -331,7 +334,18 @@ class Store:
         or numbers are malformed is left out, with a line in ``problems`` naming it."""
         query = "SELECT * FROM points" + (" WHERE status=?" if status else "") + " ORDER BY id"
         rows = self.conn.execute(query, (status,) if status else ()).fetchall()
+        self._note_foreign_rows()
         out = []
+        seen: set[tuple] = set()
+        for r in reversed(rows):                        # the newest of a duplicated point is the one kept
+            ident = (r["point_key"], r["target"], r["env_key"])
+            if ident in seen:
+                self.rows.problems.append(f"{self.path}: point row {r['id']} ({r['point_key']} [{r['target']}]): "
+                                          "a duplicate of a newer row; left out")
+                continue
+            seen.add(ident)
+            out.append(r)
+        rows, out = out[::-1], []
         for r in rows:
             d = {"layer_count": None, **dict(r)}         # an older store's rows lack the newer columns
             where = f"point row {d['id']} ({d['point_key']} [{d['target']}])"
@@ -350,6 +364,15 @@ class Store:
             if result is not BAD:
                 out.append(result)
         return out
+
+    def _note_foreign_rows(self) -> None:
+        """A line in ``problems`` for each row whose status is neither 'ok' nor 'failed' (a store made by
+        something else: this schema refuses them), which no query for either status reads."""
+        for r in self.conn.execute("SELECT id, point_key, status FROM points WHERE status NOT IN ('ok', 'failed')"):
+            line = (f"{self.path}: point row {r['id']} ({r['point_key']}): unknown status "
+                    f"{str(r['status'])[:40]!r}; left out")
+            if line not in self.rows.problems:
+                self.rows.problems.append(line)
 
     def layers(self, point_id: int, where: str = ""):
         """The point's layer rows; BAD (and a line in ``problems``) when one is malformed."""

@@ -44,8 +44,10 @@ def _load(path: Path):
 
     if not path.is_file():
         raise BadInput(f"{path}: no such file")
-    check_fits(min(path.stat().st_size, MAX_FILE_BYTES) * JSON_EXPANSION, f"reading {path}",
-               "the parsed JSON")
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise BadInput(f"{path}: larger than {MAX_FILE_BYTES >> 20} MB, not a trtexec export")
+    check_fits(path.stat().st_size * JSON_EXPANSION, f"reading {path}", "the parsed JSON",
+               "not a trtexec export this machine can read")
     try:
         text = read_limited(path, MAX_FILE_BYTES, "trtexec export").decode("utf-8", errors="replace")
         return json.loads(text, strict=False)
