@@ -33,6 +33,20 @@ MANIFEST = {"backend": "ort", "backend_version": "1", "device": "cpu", "device_n
             "threads": None, "key": "k", "onnx_sha256": "", "onnx_path": "m.onnx", "artifact": "model.onnx",
             "shapes": [{"batch": 1, "resolution": 32}]}
 
+GROUPS = ("conv", "depthwise conv", "SE", "elementwise", "pooling", "linear", "overhead")
+CALIBRATIONS = {"nan": {"c0": float("nan")}, "negative": {"conv": [-1.0, 0.0, 0.0]}, "short": {"conv": [1.0]},
+                "text": {"conv": ["1", 0.0, 0.0]}, "infinite-band": {"band": float("inf")}}
+
+
+def calibration(**change) -> str:
+    """A calibration file of target 'x' as `scaleprof calibrate` writes it, with ``change`` made."""
+    coefficients = {g: change.get(g, [1e-9, 0.0, 0.0]) for g in GROUPS}
+    model = {"coefficients": coefficients, "c0": change.get("c0", 0.1), "kappa": 1.0, "method": "end-to-end"}
+    fit = {"model": model, "band": change.get("band", 0.1), "ranges": {}, "batches": [1], "networks": 3}
+    return json.dumps({"format": "scaleprof-calibration", "version": 1, "target": "x", "env_key": "e",
+                       "fits": {"fp32": fit}, "families": ["efficientnet"], "models": ["efficientnet_b0"]})
+
+
 # file name -> content, written into the case folder before the table runs
 FILES = {
     "bomb.yaml": BOMB + SWEEP.replace("targets: [cpu-ort]", "targets: [{name: t, backend: ort, options: {o: *i}}]"),
@@ -87,6 +101,10 @@ FILES = {
     "times-zero.json": '[{"startComputeMs": 0, "endComputeMs": 0, "computeMs": 0, "latencyMs": 0}]',
     "times-true.json": '[{"startComputeMs": 0, "endComputeMs": 1, "computeMs": true, "latencyMs": 1}]',
     "times-text.json": '[{"startComputeMs": 0, "endComputeMs": 1, "computeMs": "1", "latencyMs": 1}]',
+    "scales-collide.yaml": SWEEP.replace("scales: [1]", "scales: [2, 2.0000001]"),
+    "empty-store/results.sqlite": "",
+    "engine-threads/manifest.json": json.dumps(dict(MANIFEST, threads=1000)),
+    **{f"calibration-{name}.json": calibration(**change) for name, change in CALIBRATIONS.items()},
     "times-1e308.json": '[{"startComputeMs": 0, "endComputeMs": 1, "computeMs": 1e308, "latencyMs": 1}]',
 }
 
@@ -234,6 +252,16 @@ CASES = [
     ("ingest-1e308", ["ingest", "{dir}/times-1e308.json"], 2, "above 1e+09"),
     ("build-external-data-beside", ["build", "{dir}/ext/ext.onnx", "--resolution", "64", "--json", "-o", "{dir}/out"],
      0, ""),
+    # class 3: results are stored under the label they were measured with
+    ("build-torch-forged-metadata", ["build", "{dir}/forged.onnx", "--backend", "torch", "--resolution", "32", "-o",
+                                     "{dir}/out"], 2, "its graph is not the efficientnet_b0"),
+    ("sweep-scales-collide", ["sweep", "{dir}/scales-collide.yaml", "--dry-run"], 2, "same point"),
+    # class 5: no nonsense published
+    *[(f"predict-calibration-{name}", ["predict", "efficientnet_b0", "--target", "x", "--any-environment",
+                                       "--calibration", f"{{dir}}/calibration-{name}.json"], 2, "damaged calibration")
+      for name in CALIBRATIONS],
+    ("report-empty-store", ["report", "{dir}/empty-store", "--no-plots"], 2, "an empty file"),
+    ("profile-manifest-threads-1000", ["profile", "{dir}/engine-threads"], 2, "per core"),
     # 1 identity: a redefined target against a store that measured the preset
     ("redefined-target-dry-run", ["sweep", "{dir}/redefined.yaml", "-o", "{store}", "--dry-run"], 2,
      "another definition"),
@@ -345,6 +373,12 @@ def round_three_files(folder: Path, root: Path) -> None:
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.save(model, folder / "bad-meta.onnx")
+    forged = onnx.load(tiny_onnx(folder / "forged.onnx"))       # one conv, labelled as EfficientNet-B0
+    for key, value in (("scaleprof.spec", json.dumps({"model": "efficientnet_b0", "family": "efficientnet"})),
+                       ("scaleprof.counts", json.dumps({"flops": 1, "params": 1, "acts": 123456, "resolution": 32}))):
+        entry = forged.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(forged, folder / "forged.onnx")
     (folder / "link-target.onnx").write_text("not to be replaced")
     os.symlink(folder / "link-target.onnx", folder / "link.onnx")
     os.symlink(folder / "nowhere.onnx", folder / "dangling.onnx")

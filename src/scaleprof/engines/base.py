@@ -254,5 +254,10 @@ class Backend(ABC):
         """Extra key parts the backend's build depends on (e.g. TensorRT's builder options)."""
         return {}
 
+    def check_model(self, onnx_model, onnx_path: Path) -> None:
+        """BadInput, before anything is built, for an ONNX model (weights not loaded) this backend
+        cannot build from the file alone as it is labelled (the torch backend: a graph its metadata
+        does not describe)."""
+
 
 ProgressCallback = Callable[[str], None]

@@ -182,6 +182,7 @@ def open_engine(directory: str | Path, *, model_source: ModelSource | None = Non
     ``model_source``: what rebuilds the network, for a backend that runs it (torch)."""
     directory = Path(directory)
     m = read_manifest(directory)
+    check_threads(m.threads, f"engine {directory}: its manifest's threads")    # an edited one runs as written
     backend = get_backend(m.backend, model_source=model_source)
     check_device(m.device)
     try:
@@ -274,6 +275,7 @@ def build_engine(onnx_path: str | Path, spec: BuildSpec, cache_dir: str | Path, 
     model = load_model(onnx_path, load_weights=False)
     name, dims = image_input(model, onnx_path)
     fits_model_input(dims, spec.shapes, spec.ranges, name)
+    backend.check_model(model, onnx_path)
     memory = _check_memory(model, onnx_path, spec)
     _writable_dir(cache_dir)
     say(f"building {backend.name} engine for {onnx_path.name} ({describe(spec.shapes, spec.ranges)})")
