@@ -260,6 +260,9 @@ CASES = [
     *[(f"predict-calibration-{name}", ["predict", "efficientnet_b0", "--target", "x", "--any-environment",
                                        "--calibration", f"{{dir}}/calibration-{name}.json"], 2, "damaged calibration")
       for name in CALIBRATIONS],
+    *[(f"build-input-{name}", ["build", f"{{dir}}/input-{name}.onnx", "-o", "{dir}/out"], 2, "0 or less")
+      for name in ("batch-0", "0x0", "minus-7")],
+    ("build-batch-empty", ["build", "{onnx}", "--batch", "", "-o", "{dir}/out"], 2, "--batch is empty"),
     ("report-empty-store", ["report", "{dir}/empty-store", "--no-plots"], 2, "an empty file"),
     ("profile-manifest-threads-1000", ["profile", "{dir}/engine-threads"], 2, "per core"),
     # 1 identity: a redefined target against a store that measured the preset
@@ -379,6 +382,12 @@ def round_three_files(folder: Path, root: Path) -> None:
         entry = forged.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.save(forged, folder / "forged.onnx")
+    for name, dims in (("batch-0", (0, 3, 32, 32)), ("0x0", (1, 3, 0, 0)), ("minus-7", (1, 3, -7, 32))):
+        model = onnx.load(tiny_onnx(folder / f"input-{name}.onnx"))
+        for dim, size in zip(model.graph.input[0].type.tensor_type.shape.dim, dims):
+            dim.Clear()
+            dim.dim_value = size
+        onnx.save(model, folder / f"input-{name}.onnx")
     (folder / "link-target.onnx").write_text("not to be replaced")
     os.symlink(folder / "link-target.onnx", folder / "link.onnx")
     os.symlink(folder / "nowhere.onnx", folder / "dangling.onnx")
@@ -609,3 +618,22 @@ def test_the_caches_of_libraries_stay_in_scaleprofs(tmp_path):
         assert proc.returncode == 0, proc.stderr
     written = {p.relative_to(home).parts[:2] for p in home.rglob("*") if p.is_file()}
     assert written and written <= {(".cache", "scaleprof")}, written
+
+
+def test_store_rows_out_of_range_are_noted_and_left_out(tmp_path):
+    """A hand-edited store: batch 0 and -8, negative flops, scale 1e308 and a status no run writes are
+    each left out of the report with a note, never published as verdicts."""
+    fill_store(tmp_path, synthetic_rows(strategies=("d", "w")))
+    with sqlite3.connect(tmp_path / "results.sqlite") as con:
+        total = con.execute("SELECT count(*) FROM points WHERE status='ok'").fetchone()[0]
+        for column, value, row in (("batch", 0, 1), ("batch", -8, 2), ("flops", -5, 3), ("scale", 1e308, 4)):
+            con.execute(f"UPDATE points SET {column}=? WHERE id=?", (value, row))
+        con.execute("PRAGMA ignore_check_constraints = ON")
+        con.execute("UPDATE points SET status='OK ' WHERE id=5")
+    con.close()
+    proc = scaleprof("report", tmp_path, "--no-plots")
+    assert proc.returncode == 0, proc.stderr
+    notes = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(notes) == 5 and all("left out" in n for n in notes), notes
+    assert "unknown status 'OK '" in notes[0]
+    assert len((tmp_path / "results.csv").read_text().splitlines()) == 1 + total - 5

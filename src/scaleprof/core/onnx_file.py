@@ -111,6 +111,9 @@ def image_input(model, path="model") -> tuple[str, tuple]:
         raise BadInput(f"{path}: input {value.name!r} has shape {_fmt(dims)}: not an image tensor (N,C,H,W)")
     if not isinstance(dims[1], int) or dims[1] <= 0:
         raise BadInput(f"{path}: input {value.name!r} has shape {_fmt(dims)}: the channel dim must be fixed")
+    if any(isinstance(d, int) and d <= 0 for d in dims):
+        raise BadInput(f"{path}: input {value.name!r} has shape {_fmt(dims)}: a dimension of 0 or less holds no "
+                       "image")
     import onnx
 
     elem = value.type.tensor_type.elem_type

@@ -56,6 +56,9 @@ def run(args) -> int:
     onnx_path = Path(args.onnx)
     if not onnx_path.is_file():
         raise BadInput(f"{onnx_path}: no such ONNX file")
+    for flag in ("batch", "resolution", "shapes", "min_shapes", "opt_shapes", "max_shapes"):
+        if getattr(args, flag) is not None and not getattr(args, flag).strip():
+            raise BadInput(f"--{flag.replace('_', '-')} is empty: give a value or leave the option out")
     if args.trtexec and args.backend != "tensorrt":
         raise BadInput("--trtexec builds TensorRT engines: use it with --backend tensorrt")
     needs_default = not (args.resolution or args.shapes or args.min_shapes or args.max_shapes)
