@@ -44,7 +44,7 @@ def calibration(**change) -> str:
     model = {"coefficients": coefficients, "c0": change.get("c0", 0.1), "kappa": 1.0, "method": "end-to-end"}
     fit = {"model": model, "band": change.get("band", 0.1), "ranges": {}, "batches": [1], "networks": 3}
     return json.dumps({"format": "scaleprof-calibration", "version": 1, "target": "x", "env_key": "e",
-                       "fits": {"fp32": fit}, "families": ["efficientnet"], "models": ["efficientnet_b0"]})
+                       "fits": {"fp32 b1": fit}, "families": ["efficientnet"], "models": ["efficientnet_b0"]})
 
 
 # file name -> content, written into the case folder before the table runs
@@ -103,7 +103,6 @@ FILES = {
     "times-text.json": '[{"startComputeMs": 0, "endComputeMs": 1, "computeMs": "1", "latencyMs": 1}]',
     "scales-collide.yaml": SWEEP.replace("scales: [1]", "scales: [2, 2.0000001]"),
     "empty-store/results.sqlite": "",
-    "engine-threads/manifest.json": json.dumps(dict(MANIFEST, threads=1000)),
     **{f"calibration-{name}.json": calibration(**change) for name, change in CALIBRATIONS.items()},
     "times-1e308.json": '[{"startComputeMs": 0, "endComputeMs": 1, "computeMs": 1e308, "latencyMs": 1}]',
 }
@@ -264,7 +263,6 @@ CASES = [
       for name in ("batch-0", "0x0", "minus-7")],
     ("build-batch-empty", ["build", "{onnx}", "--batch", "", "-o", "{dir}/out"], 2, "--batch is empty"),
     ("report-empty-store", ["report", "{dir}/empty-store", "--no-plots"], 2, "an empty file"),
-    ("profile-manifest-threads-1000", ["profile", "{dir}/engine-threads"], 2, "per core"),
     # 1 identity: a redefined target against a store that measured the preset
     ("redefined-target-dry-run", ["sweep", "{dir}/redefined.yaml", "-o", "{store}", "--dry-run"], 2,
      "another definition"),
@@ -637,3 +635,12 @@ def test_store_rows_out_of_range_are_noted_and_left_out(tmp_path):
     assert len(notes) == 5 and all("left out" in n for n in notes), notes
     assert "unknown status 'OK '" in notes[0]
     assert len((tmp_path / "results.csv").read_text().splitlines()) == 1 + total - 5
+
+
+def test_an_engine_manifest_edited_to_1000_threads_is_refused(tmp_path):
+    built = scaleprof("build", tiny_onnx(tmp_path / "tiny.onnx"), "--resolution", "32", "--json", "-o", tmp_path)
+    assert built.returncode == 0, built.stderr
+    manifest = Path(json.loads(built.stdout)["engine"]) / "manifest.json"
+    manifest.write_text(json.dumps(dict(json.loads(manifest.read_text()), threads=1000)))
+    proc = scaleprof("profile", manifest.parent, "--min-time", "0.05", "--no-roofline")
+    one_line(proc.returncode, proc.stderr, 2, "per core")
