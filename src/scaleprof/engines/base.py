@@ -254,5 +254,14 @@ class Backend(ABC):
         """Extra key parts the backend's build depends on (e.g. TensorRT's builder options)."""
         return {}
 
+    def key_options(self, spec: BuildSpec):
+        """The build options as the cache key holds them; a backend that knows its options' meaning
+        returns them canonical (defaults left out, lists in one order)."""
+        return sorted((k, repr(v)) for k, v in spec.options)
+
+    def key_device(self, spec: BuildSpec) -> dict:
+        """What of the device the artifact depends on: the device and its name."""
+        return {"device": spec.device, "device_name": self.device_name(spec.device)}
+
 
 ProgressCallback = Callable[[str], None]

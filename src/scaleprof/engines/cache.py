@@ -111,13 +111,12 @@ def cache_key(onnx_digest: str, backend: Backend, spec: BuildSpec) -> str:
         "onnx_sha256": onnx_digest,
         "backend": backend.name,
         "backend_version": backend.version(),
-        "device": spec.device,
-        "device_name": backend.device_name(spec.device),
+        **backend.key_device(spec),
         "precision": spec.precision,
         "threads": spec.threads,
         "shapes": [str(p) for p in sorted(spec.shapes)],
         "ranges": [[str(r.min), str(r.opt), str(r.max)] for r in spec.ranges],
-        "options": sorted((k, repr(v)) for k, v in spec.options),
+        "options": backend.key_options(spec),
         "backend_parts": backend.build_key_parts(spec),
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=repr).encode()).hexdigest()
@@ -264,7 +263,8 @@ def build_engine(onnx_path: str | Path, spec: BuildSpec, cache_dir: str | Path, 
     entry, manifest, problem = lookup(cache_dir, key, backend.name)
     if manifest is not None and not force:
         # Same bytes, perhaps another path now: point the (in-memory) manifest at the file we were given.
-        manifest = dataclasses.replace(manifest, onnx_path=str(onnx_path.resolve()))
+        # The device too: a backend whose key leaves the device out (an ahead-of-time build) runs where asked.
+        manifest = dataclasses.replace(manifest, onnx_path=str(onnx_path.resolve()), device=spec.device)
         return BuildResult(backend.load(entry, manifest), True, key, entry, time.perf_counter() - start)
     if problem:
         say(f"cached engine {entry} is unusable ({problem}); rebuilding")

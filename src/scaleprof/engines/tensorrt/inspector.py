@@ -140,7 +140,7 @@ def parse_inspector(data) -> InspectorGraph:
             tactic=str(raw.get("TacticName", "")),
             inputs=tuple(_tensor_info(t) for t in raw.get("Inputs", ()) or ()),
             outputs=tuple(_tensor_info(t) for t in raw.get("Outputs", ()) or ()),
-            profile=strip_profile(name)[1],
+            profile=int(raw["Profile"]) if isinstance(raw.get("Profile"), int) else strip_profile(name)[1],
             raw=raw,
         ))
     if "I/O Tensors" in data:

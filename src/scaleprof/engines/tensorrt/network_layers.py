@@ -138,3 +138,23 @@ def describe_engine_layers(directory: Path, manifest) -> dict:
     return {"summary": layer_summary(layers), "counts_resolution": resolution if counts else None,
             "layers": layer_counts(layers, per_node), "memory": memory,
             "memory_source": manifest.extras.get("activation_source")}
+
+
+def check_gpu_memory(gib: float | None, activation_bytes: Sequence[int], weights_bytes: int | None,
+                     profiles: Sequence[Mapping]) -> dict:
+    """Each profile's activations plus the weights against the target GPU's ``gib`` (None: no
+    check, {}). A profile that does not fit is a BadInput naming it and what it needs."""
+    if gib is None:
+        return {}
+    budget = int(gib * 2**30)
+    weights = int(weights_bytes or 0)
+    if not activation_bytes:
+        raise BadInput("gpu_memory_gib: the builder reported no activation memory to check")
+    for index, activations in enumerate(activation_bytes):
+        if activations + weights > budget:
+            top = profiles[index]["max"] if index < len(profiles) else None
+            shape = f" ({top['batch']}x3x{top['resolution']}x{top['resolution']})" if top else ""
+            raise BadInput(f"optimisation profile {index}{shape} needs {activations / 2**30:.2f} GiB of activations "
+                           f"+ {weights / 2**30:.2f} GiB of weights, more than the target GPU's {gib:g} GiB "
+                           f"(gpu_memory_gib): build smaller batches or resolutions")
+    return {"gpu_memory_gib": gib, "fits_gpu_memory": True}

@@ -12,8 +12,15 @@ semantics, no timing cache, no trtexec) and here:
   here) or a list such as ``8.6,8.9,12.0``; the cache key names the library, its version and
   these targets, not the host's GPU;
 - the plan is not loaded after the build (it may target other GPUs than the one here, if any), so
-  the activation memory per profile is the one the builder logged (tensorrt.build_log) and there
-  is no inspector JSON: the layer file holds the layers.
+  the activation and weights memory are the ones the builder logged (tensorrt.build_log), and the
+  inspector JSON is made from the builder's own layer report (tensorrt.engine_layers);
+- the targets really built are read from the plan: its graph-compiler sections name their
+  ``accelerators={sm80 ...}``. The library drops a requested target it cannot build for (an fp8
+  network keeps only sm89 and later), so the manifest has ``built_targets`` and ``dropped_targets``
+  beside the requested ``compute_capabilities``; the library's default builds ``sm80``, which
+  runs on Ampere and later;
+- the cache key leaves the device out (``cuda:3`` builds what ``cuda`` builds), and with it the
+  host's GPU, so a cache hit needs neither torch nor a GPU.
 
 Polygraphy's loaders (POLYGRAPHY_USE_TENSORRT_RTX=1) build the same plans, but choose the module
 once per process from that variable, ignore add_optimization_profile's -1, raise "Could not parse
@@ -21,6 +28,9 @@ ONNX correctly" without the node's name and log to stdout, so scaleprof keeps it
 """
 
 from __future__ import annotations
+
+import re
+from pathlib import Path
 
 from scaleprof.engines.base import BuildSpec
 from scaleprof.engines.devices import compute_capability, torch_sees_a_gpu
@@ -31,6 +41,16 @@ from scaleprof.errors import BadInput, EnvironmentProblem
 
 NO_GPU = "none (ahead-of-time build)"
 LIBRARY_DEFAULT = "default"          # the library's own targets: RTX-class GPUs from Ampere on
+_ACCELERATORS = re.compile(rb"accelerators=\{((?:sm\d+ ?)+)\}")
+
+
+def plan_targets(plan: bytes) -> list[str] | None:
+    """The compute capabilities a plan holds code for ('8.6', ...), from its graph-compiler
+    sections' ``accelerators={sm86 sm89 }``; None when the plan names none."""
+    found = {sm.decode()[2:] for m in _ACCELERATORS.finditer(plan) for sm in m.group(1).split()}
+    if not found:
+        return None
+    return sorted((f"{v[:-1]}.{v[-1]}" for v in found), key=lambda v: tuple(int(p) for p in v.split(".")))
 
 
 class TensorRTRTXBackend(TensorRTBackend):
@@ -79,13 +99,24 @@ class TensorRTRTXBackend(TensorRTBackend):
                            f"{trt.__version__} (it builds for {offered})")
         return tuple(known[n] for n in names)
 
-    def target_extras(self, spec: BuildSpec) -> dict:
-        return {"compute_capabilities": list(self.target_names(spec))}
+    def target_extras(self, spec: BuildSpec, plan_path: Path) -> dict:
+        """The targets asked for, those the plan holds, and those asked for that it dropped."""
+        asked = list(self.target_names(spec))
+        built = plan_targets(Path(plan_path).read_bytes())
+        dropped = None if built is None else ([] if asked == [LIBRARY_DEFAULT] else
+                                              [t for t in asked if t not in built])
+        return {"compute_capabilities": asked, "built_targets": built, "dropped_targets": dropped}
+
+    def key_device(self, spec: BuildSpec) -> dict:
+        """An ahead-of-time plan depends on its targets (in build_key_parts), not on the device."""
+        self.cuda_index(spec.device)
+        return {"device": "cuda", "device_name": "ahead-of-time build"}
 
     def build_key_parts(self, spec: BuildSpec) -> dict:
         """The library, its version and the targets instead of the host's GPU; options it has no
         use for are refused here, before anything is built."""
         opts = trt_options(spec)
+        self.check_options(opts)
         if opts.timing_cache:
             raise BadInput(f"{self.library.title} keeps no timing cache: drop the timing_cache option")
         parts = key_parts(spec, trt_version=self.build_version(opts), gpu_name="", builder="python-api")
