@@ -254,6 +254,11 @@ class Backend(ABC):
         """Extra key parts the backend's build depends on (e.g. TensorRT's builder options)."""
         return {}
 
+    def run_refusal(self, device: str) -> str | None:
+        """Why this backend's engines cannot run on ``device`` here, in one line; None when they can
+        (or when building would find out first). Asked before building an engine only to run it."""
+        return None
+
     def key_options(self, spec: BuildSpec):
         """The build options as the cache key holds them; a backend that knows its options' meaning
         returns them canonical (defaults left out, lists in one order)."""

@@ -250,15 +250,17 @@ def check_request(spec: BuildSpec) -> None:
 
 
 def build_engine(onnx_path: str | Path, spec: BuildSpec, cache_dir: str | Path, *, force: bool = False,
-                 progress: ProgressCallback | None = None, model_source: ModelSource | None = None) -> BuildResult:
+                 progress: ProgressCallback | None = None, model_source: ModelSource | None = None,
+                 digest: str | None = None) -> BuildResult:
     """The engine for (onnx, spec): from the cache when an intact entry exists, else built.
-    ``model_source``: what rebuilds the network, for a backend that runs it (torch)."""
+    ``model_source``: what rebuilds the network, for a backend that runs it (torch); ``digest``:
+    onnx_sha256 of the file, when the caller has it already."""
     start = time.perf_counter()
     say = progress or (lambda _msg: None)
     onnx_path, cache_dir = Path(onnx_path), Path(cache_dir)
     backend = backend_for(spec.backend, spec.device, model_source=model_source)
     check_request(spec)
-    digest = onnx_sha256(onnx_path)
+    digest = digest or onnx_sha256(onnx_path)
     key = cache_key(digest, backend, spec)
     entry, manifest, problem = lookup(cache_dir, key, backend.name)
     if manifest is not None and not force:

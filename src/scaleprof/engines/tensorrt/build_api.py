@@ -58,7 +58,7 @@ def parse_errors(parser, node_order=()) -> list[str]:
 
 def parse_network(trt, builder, onnx_path: Path, mode: PrecisionMode, node_order=()):
     """(network, parser) for ``onnx_path``; the parser owns the weights, so it lives as long as the
-    network. A file the parser rejects is one line naming the first offending nodes."""
+    network. A file the parser rejects is bad input: one line naming the first offending nodes."""
     logger = logger_for(trt)
     flags = 0
     if mode.strongly_typed:
@@ -68,7 +68,7 @@ def parse_network(trt, builder, onnx_path: Path, mode: PrecisionMode, node_order
     if not parser.parse_from_file(str(onnx_path)):
         errors = parse_errors(parser, node_order)
         shown = "; ".join(errors[:5]) + (f"; and {len(errors) - 5} more" if len(errors) > 5 else "")
-        raise EnvironmentProblem(f"{library_title(trt)} cannot parse {onnx_path.name}: "
+        raise BadInput(f"{library_title(trt)} cannot parse {onnx_path.name}: "
                                  f"{shown or logger.last_error()}")
     return network, parser
 

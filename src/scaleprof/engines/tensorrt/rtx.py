@@ -65,6 +65,14 @@ class TensorRTRTXBackend(TensorRTBackend):
     def unavailable_reason(self) -> str:
         return self.install_hint
 
+    def run_refusal(self, device: str) -> str | None:
+        """No GPU here: the plan would build (it needs none), then fail to run."""
+        self.cuda_index(device)
+        if torch_sees_a_gpu():
+            return None
+        return (f"running a {self.library.title} engine needs {self.library.runs_on}, and this host has none: "
+                f"`scaleprof build --backend {self.name}` builds its plan here, profile it on the GPU's host")
+
     def device_name(self, device: str) -> str:
         """The GPU's name where there is one (measurements name it), else NO_GPU."""
         index = self.cuda_index(device)
