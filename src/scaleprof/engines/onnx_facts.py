@@ -7,8 +7,8 @@ the file's content hash in the engine cache, so a cache hit never imports onnx (
     rule         (base, multiple): dynamic resolutions must be base + k * multiple (same-padding
                  frozen at export, a detector's largest stride); (0, 1) when any resolution goes
 
-The memo ``<cache>/.onnx-facts/<sha256>.json`` is written once per file content; one that cannot be
-read is recomputed.
+The memo ``<cache>/.onnx-facts/<sha256>.json`` is written once per file content, after its first
+engine is in the cache; one that cannot be read is recomputed.
 """
 
 from __future__ import annotations
@@ -61,18 +61,24 @@ def read_facts(onnx_path: Path) -> OnnxFacts:
     return OnnxFacts(name, tuple(dims), resolution, rule)
 
 
-def onnx_facts(onnx_path: Path, cache_dir: Path, digest: str) -> OnnxFacts:
-    """The file's facts, from the memo when there is one, else read (onnx imported) and remembered."""
-    memo = Path(cache_dir) / FACTS_DIR / f"{digest}.json"
+def cached_facts(cache_dir: Path, digest: str) -> OnnxFacts | None:
+    """The memo of the file whose onnx_sha256 is ``digest``; None when there is none (or it is unreadable)."""
     try:
-        data = json.loads(memo.read_text(encoding="utf-8"))
+        data = json.loads(_memo(cache_dir, digest).read_text(encoding="utf-8"))
         return OnnxFacts(data["input"], tuple(data["dims"]), int(data["resolution"]), tuple(data["rule"]))
     except (OSError, ValueError, KeyError, TypeError):
-        pass
-    facts = read_facts(Path(onnx_path))
+        return None
+
+
+def remember_facts(cache_dir: Path, digest: str, facts: OnnxFacts) -> None:
+    """Write the memo (once the cache holds an engine of the file: a refused request leaves none)."""
+    memo = _memo(cache_dir, digest)
     try:
         memo.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(memo, json.dumps(asdict(facts)))
     except OSError:                  # a read-only cache still builds; the next run reads the file again
         pass
-    return facts
+
+
+def _memo(cache_dir: Path, digest: str) -> Path:
+    return Path(cache_dir) / FACTS_DIR / f"{digest}.json"

@@ -70,7 +70,7 @@ def parse_option(text: str):
 
 def run(args) -> int:
     from scaleprof.engines.cache import build_engine, default_cache_dir, onnx_sha256
-    from scaleprof.engines.onnx_facts import onnx_facts
+    from scaleprof.engines.onnx_facts import cached_facts, read_facts, remember_facts
     from scaleprof.engines.shapes import shape_set
     from scaleprof.errors import BadInput
     from scaleprof.export.rebuild import rebuild_model
@@ -82,7 +82,8 @@ def run(args) -> int:
         raise BadInput("--trtexec builds TensorRT engines: use it with --backend tensorrt")
     cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir(args.out)
     digest = onnx_sha256(onnx_path)
-    facts = onnx_facts(onnx_path, cache_dir, digest)
+    memo = cached_facts(cache_dir, digest)
+    facts = memo or read_facts(onnx_path)
     points, ranges = shape_set(
         shapes=args.shapes, batch=args.batch, resolution=args.resolution, min_shapes=args.min_shapes,
         opt_shapes=args.opt_shapes, max_shapes=args.max_shapes, input_name=facts.input,
@@ -96,6 +97,8 @@ def run(args) -> int:
                               model_source=rebuild_model, digest=digest)
     finally:
         status.clear()
+    if memo is None:
+        remember_facts(cache_dir, digest, facts)
     _print(result, args.json)
     return 0
 
