@@ -172,12 +172,21 @@ _TARGET_REFUSED = re.compile(r"Cannot compile operation '(?P<node>[^']*)' for (?
                              r"(?P<why>[^.]*)")
 
 
+# ... or a data type for targets without it (fp8 before Ada, sm89)
+_TYPE_REFUSED = re.compile(r"Cannot compile for target\(s\) (?P<sms>[sm\d, ]+), because (?P<why>[^.]*)")
+
+
 def build_failure(trt, onnx_path: Path, cause: str) -> Exception:
+    def cc(sm: str) -> str:
+        return f"{sm[:-1]}.{sm[-1]}"
+
     if m := _TARGET_REFUSED.search(cause):
-        sm = m["sm"]
         return BadInput(f"{library_title(trt)} cannot build node {m['node']!r} for compute capability "
-                        f"{sm[:-1]}.{sm[-1]} ({m['arch']}): {m['why']}; drop {sm[:-1]}.{sm[-1]} from "
-                        f"compute_capabilities")
+                        f"{cc(m['sm'])} ({m['arch']}): {m['why']}; drop {cc(m['sm'])} from compute_capabilities")
+    if m := _TYPE_REFUSED.search(cause):
+        targets = ", ".join(cc(sm) for sm in re.findall(r"sm(\d+)", m["sms"]))
+        return BadInput(f"{library_title(trt)} cannot build {onnx_path.name} for compute capability {targets}: "
+                        f"{m['why']}; drop {targets} from compute_capabilities")
     return EnvironmentProblem(f"{library_title(trt)} could not build an engine for {onnx_path.name}: {cause}")
 
 

@@ -44,13 +44,17 @@ LIBRARY_DEFAULT = "default"          # the library's own targets: RTX-class GPUs
 _ACCELERATORS = re.compile(rb"accelerators=\{((?:sm\d+ ?)+)\}")
 
 
+def _version(target: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in target.split("."))
+
+
 def plan_targets(plan: bytes) -> list[str] | None:
     """The compute capabilities a plan holds code for ('8.6', ...), from its graph-compiler
     sections' ``accelerators={sm86 sm89 }``; None when the plan names none."""
     found = {sm.decode()[2:] for m in _ACCELERATORS.finditer(plan) for sm in m.group(1).split()}
     if not found:
         return None
-    return sorted((f"{v[:-1]}.{v[-1]}" for v in found), key=lambda v: tuple(int(p) for p in v.split(".")))
+    return sorted((f"{v[:-1]}.{v[-1]}" for v in found), key=_version)
 
 
 class TensorRTRTXBackend(TensorRTBackend):
@@ -98,22 +102,32 @@ class TensorRTRTXBackend(TensorRTBackend):
         names = self.target_names(spec)
         if names == (LIBRARY_DEFAULT,):
             return ()
-        trt = import_library(self.library)
-        known = {f"{m[2:-1]}.{m[-1]}": m for m in trt.ComputeCapability.__members__ if m.startswith("SM")}
+        known = self.known_targets()
         missing = [n for n in names if n not in known]
         if missing:
-            offered = ", ".join(sorted(known, key=lambda v: tuple(int(p) for p in v.split("."))))
             raise BadInput(f"compute capability {', '.join(missing)} is not a target of {self.library.title} "
-                           f"{trt.__version__} (it builds for {offered})")
-        return tuple(known[n] for n in names)
+                           f"{self.version()} (it builds for {', '.join(known)}; 7.5 has no fp32 GEMMs)")
+        return tuple(f"SM{n.replace('.', '')}" for n in names)
 
     def target_extras(self, spec: BuildSpec, plan_path: Path) -> dict:
-        """The targets asked for, those the plan holds, and those asked for that it dropped."""
+        """The targets asked for, those the plan holds, and those asked for that it dropped. The
+        library's default is every target from Ampere (8.0) on, served by the lowest one built: an
+        fp8 plan built for 8.9 drops 8.0 and 8.6."""
         asked = list(self.target_names(spec))
         built = plan_targets(Path(plan_path).read_bytes())
-        dropped = None if built is None else ([] if asked == [LIBRARY_DEFAULT] else
-                                              [t for t in asked if t not in built])
+        if built is None:
+            return {"compute_capabilities": asked, "built_targets": None, "dropped_targets": None}
+        if asked == [LIBRARY_DEFAULT]:
+            lowest = _version(built[0])
+            dropped = [t for t in self.known_targets() if (8, 0) <= _version(t) < lowest]
+        else:
+            dropped = [t for t in asked if t not in built]
         return {"compute_capabilities": asked, "built_targets": built, "dropped_targets": dropped}
+
+    def known_targets(self) -> list[str]:
+        """The compute capabilities the library builds for ('7.5', '8.0', ...), in order."""
+        members = import_library(self.library).ComputeCapability.__members__
+        return sorted((f"{m[2:-1]}.{m[-1]}" for m in members if m.startswith("SM")), key=_version)
 
     def key_device(self, spec: BuildSpec) -> dict:
         """An ahead-of-time plan depends on its targets (in build_key_parts), not on the device."""
