@@ -25,18 +25,6 @@ from scaleprof.errors import BadInput, EnvironmentProblem
 DEFAULT_OPT_LEVEL = 3                       # TensorRT's own default builder optimisation level
 OPTION_NAMES = ("profiles", "opt_level", "workspace_mib", "timing_cache", "trtexec", "compute_capabilities",
                 "determinism", "gpu_memory_gib", "runtime_cache")
-# One line per option for `scaleprof build --help`
-OPTION_HELP = {
-    "profiles": "per-shape|per-resolution|single: how shapes become optimisation profiles",
-    "opt_level": "0..5, the builder optimisation level (default 3)",
-    "workspace_mib": "N, the builder's workspace limit",
-    "timing_cache": "PATH (TensorRT 10/11 only)",
-    "trtexec": "PATH, build and time through trtexec (TensorRT 10/11 only)",
-    "compute_capabilities": "default|current|8.6,8.9,12.0: the GPUs a TensorRT-RTX plan targets",
-    "determinism": "check: build twice and record whether the plans are byte-identical",
-    "gpu_memory_gib": "N: refuse a plan whose weights + activations of any profile exceed N GiB",
-    "runtime_cache": "PATH: TensorRT-RTX's runtime cache (kernels compiled on the GPU), kept across runs",
-}
 PLAN_NAME = "engine.plan"
 NODES_NAME = "onnx_nodes.json"
 
