@@ -3,7 +3,7 @@ asserted; no GPU needed): the wall time of a fresh build (--force) against a cac
 command, and whether the hit imported torch or onnx. The machine's load average is printed beside
 every figure: on a shared machine the numbers move with it.
 
-    .venv/bin/python benchmarks/bench_build_cache.py [--out scaleprof-out/bench_build_cache] [--repeat 3]
+    .venv/bin/python -m benchmarks.bench_build_cache [--out scaleprof-out/bench_build_cache] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench_tensorrt_rtx import RESOLUTION, export_b0
+from benchmarks.bench_tensorrt_rtx import RESOLUTION, export_b0
 
 PROBE = ("import json, sys; from scaleprof import cli; code = cli.main(sys.argv[1:]); "
          "print(json.dumps({'code': code, 'torch': 'torch' in sys.modules, 'onnx': 'onnx' in sys.modules}))")

@@ -104,6 +104,18 @@ def test_a_resolution_off_the_graphs_rule_is_refused_before_building(scaleprof, 
     assert code == 0, err
 
 
+def test_a_plan_built_without_a_gpu_opens_on_a_gpu_host(foreign_onnx, tmp_path, monkeypatch):
+    """Built here (no GPU), profiled where the GPU is: the host's GPU name is not the build host's."""
+    from scaleprof.engines.cache import build_engine, open_engine
+    from scaleprof.engines.base import BuildSpec, ShapePoint
+    from scaleprof.engines.tensorrt.rtx import TensorRTRTXBackend
+
+    spec = BuildSpec(backend="tensorrt-rtx", device="cuda", shapes=(ShapePoint(1, 32),))
+    built = build_engine(foreign_onnx, spec, tmp_path)
+    monkeypatch.setattr(TensorRTRTXBackend, "device_name", lambda self, device: "NVIDIA GeForce RTX 4090")
+    assert open_engine(built.directory).manifest.key == built.key
+
+
 def test_profile_without_a_gpu_refuses_before_building(scaleprof, foreign_onnx, tmp_path):
     from scaleprof.engines.devices import torch_sees_a_gpu
 

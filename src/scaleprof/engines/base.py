@@ -216,6 +216,9 @@ torch backend reads out of the file's metadata (scaleprof.export.rebuild.rebuild
 class Backend(ABC):
     """A runtime that turns an ONNX file into an Engine. Import the runtime lazily, in methods."""
 
+    # False: the artifact does not depend on the device it was built on (an ahead-of-time plan)
+    device_bound = True
+
     name: str = ""
     install_hint: str = ""          # what to install, when it says more than its line in registry.BACKENDS
     model_source: ModelSource | None = None     # where the network comes from, for backends that run it

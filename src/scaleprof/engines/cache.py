@@ -186,7 +186,8 @@ def open_engine(directory: str | Path, *, model_source: ModelSource | None = Non
         raise EnvironmentProblem(f"engine {directory} was built for {m.device} ({m.device_name}), "
                                  f"which this host cannot use: {err}") from None
     here_version, here_device = backend.version(), backend.device_name(m.device)
-    if here_version != m.backend_version or here_device != m.device_name:
+    # An ahead-of-time plan is not bound to the host it was built on (the library checks its targets on load)
+    if here_version != m.backend_version or (backend.device_bound and here_device != m.device_name):
         raise EnvironmentProblem(
             f"engine {directory} was built with {m.backend} {m.backend_version} for {m.device_name}, "
             f"this host has {m.backend} {here_version} on {here_device}; {rebuild_hint(m)}")

@@ -61,6 +61,7 @@ class TensorRTRTXBackend(TensorRTBackend):
     name = "tensorrt-rtx"
     library = TENSORRT_RTX
     install_hint = TENSORRT_RTX.install_hint
+    device_bound = False
 
     def available(self) -> bool:
         """The module imports: building needs no GPU (running does: TensorRTEngine.load)."""
