@@ -165,7 +165,7 @@ def _engine_lines(extras: dict, top: int = 12) -> list[str]:
             kinds[r["type"]] = kinds.get(r["type"], 0) + 1
         nodes = {n for r in rows for n in r["onnx_nodes"]}
         weights = f"; weights {extras['weights_bytes'] / 2**20:.1f} MiB" if extras.get("weights_bytes") else ""
-        lines.append(f"engine     {len(rows)} layers after fusion "
+        lines.append(f"fused      {len(rows)} layers after fusion "
                      f"({', '.join(f'{n} {t}' for t, n in sorted(kinds.items(), key=lambda kv: -kv[1]))}), "
                      f"running {len(nodes)} ONNX nodes{weights}")
         for r in rows[:top]:
@@ -175,7 +175,7 @@ def _engine_lines(extras: dict, top: int = 12) -> list[str]:
         if len(rows) > top:
             lines.append(f"           ... {len(rows) - top} more (--json lists them all, the graph JSON has their tensors)")
     elif extras.get("weights_bytes"):
-        lines.append(f"engine     weights {extras['weights_bytes'] / 2**20:.1f} MiB")
+        lines.append(f"fused      weights {extras['weights_bytes'] / 2**20:.1f} MiB")
     if extras.get("built_targets") is not None:
         dropped = ", ".join(extras.get("dropped_targets") or ()) or "none"
         lines.append(f"targets    asked {', '.join(extras['compute_capabilities'])}; "
