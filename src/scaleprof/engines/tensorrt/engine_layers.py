@@ -13,8 +13,9 @@ their tensors' names; each profile's layers come as one block, in profile order.
 ``parse_layer_report`` turns that text into the engine inspector's JSON (TensorRT 11 schema, with
 TensorRT 10's ``Format/Datatype`` and ``Bindings`` added so NVIDIA's engine explorer reads it),
 written beside the plan as ``engine.plan.graph.json``: what ``IEngineInspector`` would answer,
-where the plan cannot be loaded (no GPU, or built for other GPUs). ``layer_rows`` is the compact
-form the manifest keeps.
+where the plan cannot be loaded (no GPU, or built for other GPUs; Polygraphy's ``inspect model
+--show layers`` asks the inspector of a loaded plan, so it cannot stand in). ``layer_rows`` is the
+compact form the manifest keeps.
 """
 
 from __future__ import annotations

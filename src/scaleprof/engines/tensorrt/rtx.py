@@ -107,7 +107,7 @@ class TensorRTRTXBackend(TensorRTBackend):
         missing = [n for n in names if n not in known]
         if missing:
             raise BadInput(f"compute capability {', '.join(missing)} is not a target of {self.library.title} "
-                           f"{self.version()} (it builds for {', '.join(known)}; 7.5 has no fp32 GEMMs)")
+                           f"{self.version()} (it builds for {', '.join(known)}; for 7.5 not networks with fp32 GEMMs)")
         return tuple(f"SM{n.replace('.', '')}" for n in names)
 
     def target_extras(self, spec: BuildSpec, plan_path: Path) -> dict:
