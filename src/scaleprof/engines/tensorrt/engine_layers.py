@@ -11,7 +11,9 @@ then ``I/O Tensors:`` lines. ``M`` lists the layer's ONNX nodes as ``[ONNX Layer
 their tensors' names; each profile's layers come as one block, in profile order.
 
 ``parse_layer_report`` turns that text into the engine inspector's JSON (TensorRT 11 schema, with
-TensorRT 10's ``Format/Datatype`` and ``Bindings`` added so NVIDIA's engine explorer reads it),
+TensorRT 10's ``Format/Datatype`` (the data type, as the engine explorer (TREx) reads graph-compiler
+tensors) and ``Bindings`` added; TREx's own profile filter knows only names with ``[profile k]``,
+so it reads one-profile engines as they are),
 written beside the plan as ``engine.plan.graph.json``: what ``IEngineInspector`` would answer,
 where the plan cannot be loaded (no GPU, or built for other GPUs; Polygraphy's ``inspect model
 --show layers`` asks the inspector of a loaded plan, so it cannot stand in). ``layer_rows`` is the
@@ -36,8 +38,6 @@ _IO = re.compile(r"^\s*Name: (?P<name>.*?), IOMode: (?P<mode>\w+), DataType: (?P
 _PROFILE = re.compile(r"\[profile (\d+)\]")
 DTYPES = {"Float": "fp32", "Half": "fp16", "BFloat16": "bf16", "Int8": "int8", "FP8": "fp8", "Int32": "int32",
           "Int64": "int64", "Bool": "bool", "UInt8": "uint8", "Int4": "int4", "FP4": "fp4", "E8M0": "e8m0"}
-_TREX_DTYPE = {"fp32": "FP32", "fp16": "FP16", "bf16": "BF16", "int8": "Int8", "fp8": "FP8", "int32": "Int32",
-               "int64": "Int64", "bool": "Bool", "uint8": "UInt8", "int4": "Int4", "fp4": "FP4"}
 
 
 def is_layer_report(text: str) -> bool:
@@ -47,10 +47,9 @@ def is_layer_report(text: str) -> bool:
 def _tensors(text: str | None) -> list[dict]:
     rows = []
     for m in _TENSOR.finditer(text or ""):
-        precision = DTYPES.get(m["dtype"], m["dtype"].lower())
         rows.append({"Name": m["name"], "Dimensions": [int(d) for d in m["dims"].split(",") if d],
                      "DataType": m["dtype"], "Format": m["format"],
-                     "Format/Datatype": f"{m['format']} {_TREX_DTYPE.get(precision, m['dtype'])}"})
+                     "Format/Datatype": m["dtype"]})      # as the engine explorer reads graph-compiler tensors
     return rows
 
 
