@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 METRICS = ("flops", "params", "acts", "layers")
-COUNTED = ("flops", "params", "acts")       # the metrics whose growth with s SCALING.md §1 predicts
+COUNTED = ("flops", "params", "acts")       # the metrics whose growth with s the conventions predict
 PER_BATCH = ("flops", "acts")               # work that grows with the batch
 COLUMNS = {"layers": "layer_count"}         # a metric's key in the rows, where it differs
 POOLED = "pooled"                           # the batch of a slice that pools every batch size
@@ -205,8 +205,8 @@ def rank_metrics(fits: dict[tuple, dict[str, MetricFits]]) -> dict[tuple, list[M
 
 
 def expected_exponents(strategy: str, alpha: float | None = None) -> dict[str, float] | None:
-    """Growth of flops, params and acts as powers of s, exact before rounding (SCALING.md §1), from
-    scaleprof.models.strategies; None for "none" or a name it does not know."""
+    """Growth of flops, params and acts as powers of s, exact before rounding, from
+    scaleprof.models.strategies (docs/conventions.md#growth-exponents); None for "none" or a name it does not know."""
     from scaleprof.errors import BadInput
     from scaleprof.models.strategies import parse_strategy
 
