@@ -48,7 +48,7 @@ def noise(path) -> None:
     from scaleprof.predict.samples import load_points
 
     points, _, _ = load_points(path)
-    cvs = sorted(float((p.get("latency") or {}).get("cv") or p.get("latency_cv") or 0) for p in points)
+    cvs = sorted(float(p.latency.cv or 0) for p in points)
     if cvs:
         print(f"timing noise of the measured points: median CV {100 * statistics.median(cvs):.1f}%, "
               f"worst {100 * cvs[-1]:.1f}% ({len(points)} points)")

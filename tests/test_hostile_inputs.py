@@ -377,9 +377,10 @@ def test_unexpected_errors_are_one_line_with_a_debug_hint(monkeypatch, capsys):
 
 def test_sqlite_overflow_is_one_line(tmp_path):
     from scaleprof.errors import BadInput
-    from scaleprof.sweep.store import PointRecord, Store
+    from scaleprof.sweep.result import PointResult
+    from scaleprof.sweep.store import Store
 
     with Store(tmp_path) as store:
         with pytest.raises(BadInput, match="too large to store"):
-            store.put_point(PointRecord("k", "t", "e", "ok", "m", "d", None, 2.0, 224, 10**30, "fp32", "ort", "cpu"))
+            store.put_point(PointResult("k", "t", "e", "ok", "m", "d", None, 2.0, 224, 10**30, "fp32", "ort", "cpu"))
         assert store.points(None) == []

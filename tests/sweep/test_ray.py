@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.sweep.fake_stages import FakeStages
+from tests.sweep.fake_stages import FakeStages, stored
 from scaleprof.sweep.config import parse_config
 from scaleprof.sweep.executors.ray_driver import RayExecutor
 from scaleprof.sweep.runner import run_sweep
@@ -44,7 +44,6 @@ POINTS = 60              # 30 per target
 # A loopback cluster for the tests alone: no token authentication, whatever ~/.ray holds (Ray turns
 # it on for every cluster once a token file exists, but not for the nodes joining it).
 RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
-VOLATILE = ("id", "created", "sweep_id", "stage_seconds")
 
 
 def free_port() -> int:
@@ -130,13 +129,6 @@ def cluster():
             yield local
         finally:
             local.stop()
-
-
-def stored(out) -> list[dict]:
-    with Store(out, create=False) as store:
-        rows = store.points(status=None, with_layers=True)
-    return sorted(({k: v for k, v in r.items() if k not in VOLATILE} for r in rows),
-                  key=lambda r: (r["target"], r["point_key"]))
 
 
 def ok_keys(out) -> list[tuple[str, str]]:
@@ -254,7 +246,7 @@ def test_a_target_nobody_serves_is_pending_not_failed(cluster, tmp_path):
     assert len(about_c) == 1 and "pending" in about_c[0] and "target:cpu-c" in about_c[0], said
     with Store(tmp_path) as store:
         assert store.counts() == {"ok": 30}
-        assert {p["target"] for p in store.points()} == {"cpu-a"}
+        assert {p.target for p in store.points()} == {"cpu-a"}
 
 
 def test_ray_auto_without_a_cluster_runs_on_this_machine_and_writes_the_local_report(tmp_path, monkeypatch):
