@@ -135,3 +135,14 @@ def test_readme_is_a_front_door():
     linked = set(re.findall(r"\]\(docs/([\w-]+\.md)", text))
     assert {p.name for p in (ROOT / "docs").glob("*.md")} <= linked, "a docs/ guide the README does not link"
     assert RUN_MARK in text and "make demo" in text and "make test" in text
+
+
+def test_citations_of_the_docs_in_the_code_resolve():
+    cited = 0
+    for source in [*ROOT.glob("src/**/*.py"), *ROOT.glob("tests/**/*.py"), *ROOT.glob("benchmarks/*.py")]:
+        for file, anchor in re.findall(r"\bdocs/([\w-]+\.md)(?:#([\w-]+))?", source.read_text()):
+            cited += 1
+            doc = ROOT / "docs" / file
+            assert doc.is_file(), f"{source.relative_to(ROOT)} cites missing docs/{file}"
+            assert not anchor or anchor in anchors_of(doc), f"{source.relative_to(ROOT)}: no section {file}#{anchor}"
+    assert cited, "no code cites the docs"
