@@ -249,6 +249,8 @@ CASES = [
     ("ingest-true", ["ingest", "{dir}/times-true.json"], 2, "not a number"),
     ("ingest-text-number", ["ingest", "{dir}/times-text.json"], 2, "not a number"),
     ("ingest-1e308", ["ingest", "{dir}/times-1e308.json"], 2, "above 1e+09"),
+    ("export-dynamo-quiet", ["export", "regnetx_002", "--exporter", "dynamo", "--no-parity", "--resolution", "64",
+                             "--json", "-o", "{dir}/out/dynamo.onnx"], 0, ""),   # no exporter log lines on success
     ("build-external-data-beside", ["build", "{dir}/ext/ext.onnx", "--resolution", "64", "--json", "-o", "{dir}/out"],
      0, ""),
     # class 3: results are stored under the label they were measured with
@@ -644,3 +646,16 @@ def test_an_engine_manifest_edited_to_1000_threads_is_refused(tmp_path):
     manifest.write_text(json.dumps(dict(json.loads(manifest.read_text()), threads=1000)))
     proc = scaleprof("profile", manifest.parent, "--min-time", "0.05", "--no-roofline")
     one_line(proc.returncode, proc.stderr, 2, "per core")
+
+
+def test_an_immutable_output_is_named_not_the_temporary_file(store):
+    target = store / "results.csv"
+    target.write_text("kept")
+    if subprocess.run(["chattr", "+i", target], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i needs root and a filesystem with attributes")
+    try:
+        proc = scaleprof("report", store, "--no-plots")
+    finally:
+        subprocess.run(["chattr", "-i", target], capture_output=True)
+    line = one_line(proc.returncode, proc.stderr, 1, "Operation not permitted")
+    assert f"{target}" in line and ".tmp" not in line, line

@@ -114,7 +114,10 @@ def atomic_target(path):
         if tmp.exists():
             os.chmod(tmp, 0o666 & ~_umask())
         check_replaceable(path)         # what appeared there meanwhile is not ours to replace either
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as err:          # name the file the user gave, not our hidden temporary one
+            raise OSError(err.errno, err.strerror, str(path)) from None
     finally:
         if tmp.exists():
             tmp.unlink()
