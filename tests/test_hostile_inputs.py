@@ -568,14 +568,14 @@ def test_sqlite_overflow_is_one_line(tmp_path):
 
 def test_an_engine_whose_onnx_moved_is_still_bounded_by_its_manifest(tmp_path):
     """Built where memory allows, profiled under a tighter limit after its ONNX file was moved away: the
-    estimate recorded in the manifest refuses the shape (the engine would allocate 6 GB of Resize)."""
+    estimate recorded in the manifest refuses the shape (the engine would allocate 3.2 GB of Resize)."""
     model = resize_onnx(tmp_path / "resize.onnx")
-    built = scaleprof("build", model, "--batch", "1,8", "--resolution", "512", "--json", "-o", tmp_path / "out",
+    built = scaleprof("build", model, "--batch", "1,4", "--resolution", "512", "--json", "-o", tmp_path / "out",
                       preexec_fn=None)
     assert built.returncode == 0, built.stderr
     engine = json.loads(built.stdout)["engine"]
     model.rename(tmp_path / "moved.onnx")
-    proc = scaleprof("profile", engine, "--batch", "8", "--resolution", "512", "--min-time", "0.1", "--no-roofline",
+    proc = scaleprof("profile", engine, "--batch", "4", "--resolution", "512", "--min-time", "0.1", "--no-roofline",
                      preexec_fn=limited(4 << 30))
     one_line(proc.returncode, proc.stderr, 2, "this machine allows")
 
