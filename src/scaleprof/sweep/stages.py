@@ -16,7 +16,8 @@ from scaleprof.errors import BadInput, EnvironmentProblem, ScaleprofError
 from scaleprof.profile.types import LatencyStats, LayerReport
 from scaleprof.sweep.grid import Point, SweepConfig, Target
 
-PROGRESS_EVERY_S = 10.0     # a grid whose checks take longer says how far they are, this often
+PROGRESS_EVERY_S = 10.0     # a large grid whose checks take longer says how far they are, this often
+PROGRESS_FROM_POINTS = 100  # (a small one's first point may take that long only to import torch)
 
 
 class CountTotals(NamedTuple):
@@ -196,7 +197,7 @@ class UpstreamStages(Stages):
                 raise BadInput(f"point {point.label}: {err}") from None
             check_fits(inference_bytes(counts.params, counts.acts, point.batch, resolution, point.precision),
                        f"point {point.label}")
-            if time.monotonic() - last > PROGRESS_EVERY_S:
+            if len(points) >= PROGRESS_FROM_POINTS and time.monotonic() - last > PROGRESS_EVERY_S:
                 last = time.monotonic()
                 print(f"checking the grid: {done + 1} of {len(points)} points scaled and counted "
                       f"({last - start:.0f} s)", file=sys.stderr, flush=True)
