@@ -43,6 +43,29 @@ class RowDecoder:
             self.problems.append(f"{self.path}: {where}: malformed {', '.join(bad)}; left out")
         return not bad
 
+    def newest_per_point(self, rows) -> list:
+        """``rows`` (oldest first) with one row per (point, target, environment), the newest; the older
+        duplicates (a store made by something else: this schema refuses them) noted in ``problems``."""
+        kept, seen = [], set()
+        for r in reversed(rows):
+            ident = (r["point_key"], r["target"], r["env_key"])
+            if ident in seen:
+                self.problems.append(f"{self.path}: point row {r['id']} ({r['point_key']} [{r['target']}]): "
+                                     "a duplicate of a newer row; left out")
+                continue
+            seen.add(ident)
+            kept.append(r)
+        return kept[::-1]
+
+    def note_foreign_statuses(self, conn) -> None:
+        """A line in ``problems`` for each row whose status is neither 'ok' nor 'failed' (which no query
+        for either status reads, so it would vanish from the report without a word)."""
+        for r in conn.execute("SELECT id, point_key, status FROM points WHERE status NOT IN ('ok', 'failed')"):
+            line = (f"{self.path}: point row {r['id']} ({r['point_key']}): unknown status "
+                    f"{str(r['status'])[:40]!r}; left out")
+            if line not in self.problems:
+                self.problems.append(line)
+
     def typed(self, build, where: str):
         """``build()``, or BAD (and a line in ``problems``) when the row's values do not fit its types."""
         try:

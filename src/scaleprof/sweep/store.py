@@ -334,19 +334,9 @@ class Store:
         or numbers are malformed is left out, with a line in ``problems`` naming it."""
         query = "SELECT * FROM points" + (" WHERE status=?" if status else "") + " ORDER BY id"
         rows = self.conn.execute(query, (status,) if status else ()).fetchall()
-        self._note_foreign_rows()
+        self.rows.note_foreign_statuses(self.conn)
         out = []
-        seen: set[tuple] = set()
-        for r in reversed(rows):                        # the newest of a duplicated point is the one kept
-            ident = (r["point_key"], r["target"], r["env_key"])
-            if ident in seen:
-                self.rows.problems.append(f"{self.path}: point row {r['id']} ({r['point_key']} [{r['target']}]): "
-                                          "a duplicate of a newer row; left out")
-                continue
-            seen.add(ident)
-            out.append(r)
-        rows, out = out[::-1], []
-        for r in rows:
+        for r in self.rows.newest_per_point(rows):
             d = {"layer_count": None, **dict(r)}         # an older store's rows lack the newer columns
             where = f"point row {d['id']} ({d['point_key']} [{d['target']}])"
             decoded = {col: self.rows.json(d[col], dict, f"{where} {col}") if d.get(col) else None
@@ -364,15 +354,6 @@ class Store:
             if result is not BAD:
                 out.append(result)
         return out
-
-    def _note_foreign_rows(self) -> None:
-        """A line in ``problems`` for each row whose status is neither 'ok' nor 'failed' (a store made by
-        something else: this schema refuses them), which no query for either status reads."""
-        for r in self.conn.execute("SELECT id, point_key, status FROM points WHERE status NOT IN ('ok', 'failed')"):
-            line = (f"{self.path}: point row {r['id']} ({r['point_key']}): unknown status "
-                    f"{str(r['status'])[:40]!r}; left out")
-            if line not in self.rows.problems:
-                self.rows.problems.append(line)
 
     def layers(self, point_id: int, where: str = ""):
         """The point's layer rows; BAD (and a line in ``problems``) when one is malformed."""
