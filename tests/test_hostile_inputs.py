@@ -659,3 +659,24 @@ def test_an_immutable_output_is_named_not_the_temporary_file(store):
         subprocess.run(["chattr", "-i", target], capture_output=True)
     line = one_line(proc.returncode, proc.stderr, 1, "Operation not permitted")
     assert f"{target}" in line and ".tmp" not in line, line
+
+
+def test_a_long_search_says_it_is_still_working():
+    """`scale` of a huge network searches for minutes (efficientnet_b7 d x256: 140 s at load 6.5): a line
+    every few seconds while it runs, none for a quick one, none with --json."""
+    import time
+
+    from scaleprof.tools.args import still_working
+
+    said = []
+    with still_working("searching", said.append, every_s=0.05):
+        time.sleep(0.3)
+    assert len(said) >= 3 and said[0].startswith("searching: still working (")
+    time.sleep(0.2)
+    count = len(said)
+    with still_working("quick", said.append, every_s=0.05):
+        pass
+    with still_working("json", None, every_s=0.05):
+        time.sleep(0.2)
+    time.sleep(0.2)
+    assert len(said) == count                      # stopped with its body; nothing for the quick or silent ones

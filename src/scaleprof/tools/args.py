@@ -20,6 +20,7 @@ read (the timing defaults too, see TimingOption).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import sys
 from pathlib import Path
@@ -67,7 +68,29 @@ def selected_spec(args):
         raise BadInput(f"--strategy {args.strategy} needs --scale F (a flops factor > 0)")
     check_scale(scale)
     base = base_spec(args.model)
-    return scale_spec(base.model, args.strategy, scale, args.alpha), base
+    with still_working(f"searching {base.model} {args.strategy} x{scale:g}", say(args)):
+        return scale_spec(base.model, args.strategy, scale, args.alpha), base
+
+
+@contextlib.contextmanager
+def still_working(label: str, progress, every_s: float = 15.0):
+    """While the body runs (a search of a huge network may take minutes), a line through ``progress``
+    every ``every_s`` seconds, so that no command is silent for long; nothing for a quick body."""
+    import threading
+    import time
+
+    done, start = threading.Event(), time.monotonic()
+
+    def tell():
+        while not done.wait(every_s):
+            progress(f"{label}: still working ({time.monotonic() - start:.0f} s)")
+    watcher = threading.Thread(target=tell, daemon=True) if progress else None
+    if watcher:
+        watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
 
 
 def spec_fields(spec) -> dict:
