@@ -662,8 +662,8 @@ def test_an_immutable_output_is_named_not_the_temporary_file(store):
 
 
 def test_a_long_search_says_it_is_still_working():
-    """`scale` of a huge network searches for minutes (efficientnet_b7 d x256: 140 s at load 6.5): a line
-    every few seconds while it runs, none for a quick one, none with --json."""
+    """`scale` of a huge network takes minutes (efficientnet_b7 d x256: 140 s at load 6.5, most of it
+    counting the result): a line every few seconds while it runs, none for a quick one, none with --json."""
     import time
 
     from scaleprof.tools.args import still_working

@@ -74,7 +74,7 @@ def selected_spec(args):
 
 @contextlib.contextmanager
 def still_working(label: str, progress, every_s: float = 15.0):
-    """While the body runs (a search of a huge network may take minutes), a line through ``progress``
+    """While the body runs (searching or counting a huge network takes minutes), a line through ``progress``
     every ``every_s`` seconds, so that no command is silent for long; nothing for a quick body."""
     import threading
     import time
