@@ -13,8 +13,9 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from scaleprof.core.files import write_atomic
+from scaleprof.core.files import read_limited, write_atomic
 from scaleprof.core.text import slug
+from scaleprof.errors import BadInput
 
 CALIBRATION_VERSION = 1
 
@@ -64,10 +65,10 @@ def device_peaks(device: str = "cpu", device_name: str | None = None, precision:
     path = cache_path(cache_dir, device_name, device, precision, threads) if cache_dir is not None else None
     if path is not None and path.is_file() and not recalibrate:
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(read_limited(path, 1 << 20, "roofline cache"))
             if data.get("version") == CALIBRATION_VERSION:
                 return DevicePeaks(**data)
-        except (ValueError, TypeError, AttributeError, RecursionError):
+        except (ValueError, TypeError, AttributeError, RecursionError, OSError, BadInput):
             pass                                  # unreadable cache: measure again
     measure = _measure_cuda if device.startswith("cuda") else _measure_cpu
     macs, bw, method = measure(device, precision, threads)

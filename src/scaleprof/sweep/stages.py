@@ -18,6 +18,7 @@ from scaleprof.sweep.grid import Point, SweepConfig, Target
 
 PROGRESS_EVERY_S = 10.0     # a large grid whose checks take longer says how far they are, this often
 PROGRESS_FROM_POINTS = 100  # (a small one's first point may take that long only to import torch)
+CACHE_ENTRY_BYTES = 16 << 20    # a cached spec or count is kilobytes (per-node counts of a huge net: megabytes)
 
 
 class CountTotals(NamedTuple):
@@ -124,14 +125,14 @@ class UpstreamStages(Stages):
     def _read_or_compute(path: Path | None, compute: Callable[[], dict], valid: Callable[[dict], bool]) -> dict:
         import json
 
-        from scaleprof.core.files import atomic_target
+        from scaleprof.core.files import atomic_target, read_limited
 
         try:
-            data = json.loads(path.read_text()) if path else None
+            data = json.loads(read_limited(path, CACHE_ENTRY_BYTES, "cache entry")) if path else None
             if isinstance(data, dict) and valid(data):
                 return data
-        except (OSError, ValueError, RecursionError):
-            pass                        # missing or damaged: computed again
+        except (OSError, ValueError, RecursionError, ScaleprofError):
+            pass                        # missing, damaged or huge: computed again
         data = compute()
         try:
             if path:
