@@ -18,13 +18,13 @@ import json
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
+from scaleprof.core.onnx_file import ELEMENT_BYTES
 from scaleprof.engines.tensorrt.inspector import metadata_nodes
 from scaleprof.errors import BadInput
 
 FORMAT = "scaleprof.tensorrt.network-layers/1"
 PRECISION_NAMES = {"FLOAT": "fp32", "HALF": "fp16", "BF16": "bf16", "INT8": "int8", "INT32": "int32",
                    "INT64": "int64", "BOOL": "bool", "UINT8": "uint8", "FP8": "fp8", "INT4": "int4", "FP4": "fp4"}
-ELEMENT_BYTES = {"fp32": 4, "fp16": 2}
 
 
 # --- reading the network and the layer file ------------------------------------------------
