@@ -57,7 +57,7 @@ class ShapeRange:
 class BuildSpec:
     backend: str = "ort"
     device: str = "cpu"                         # "cpu" or "cuda" (or "cuda:N")
-    precision: str = "fp32"                     # "fp32" or "fp16"
+    precision: str = "fp32"                     # "fp32", "fp16", or "int8"/"fp8" from a QDQ file of that type
     threads: int | None = None                  # intra-op threads (CPU); None = backend default
     shapes: tuple[ShapePoint, ...] = (ShapePoint(1, 224),)   # every shape the engine must take
     ranges: tuple[ShapeRange, ...] = ()         # optional explicit ranges (TensorRT profiles)
@@ -218,6 +218,7 @@ class Backend(ABC):
 
     name: str = ""
     install_hint: str = ""          # what to install, when it says more than its line in registry.BACKENDS
+    precisions: tuple[str, ...] = ("fp32", "fp16")     # what it builds (int8/fp8: from QDQ files)
     model_source: ModelSource | None = None     # where the network comes from, for backends that run it
 
     def with_model_source(self, model_source: ModelSource | None) -> "Backend":

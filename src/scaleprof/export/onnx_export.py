@@ -18,6 +18,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from scaleprof import __version__
 from scaleprof.core.files import atomic_target
 from scaleprof.core.onnx_file import QUANTIZED
 from scaleprof.errors import BadInput, ScaleprofError
@@ -219,6 +220,7 @@ def _quantize(float_path: Path, tmp: Path, options: ExportOptions, record: dict,
                                "folder": options.calibration_images, "images": len(images),
                                "resolution": images[0].shape[-1] if images else None}
     onnx_model = onnx.load(str(tmp))
+    onnx_model.producer_name, onnx_model.producer_version = "scaleprof", __version__   # quantize_static renames it
     record = dict(record, opset=opset_of(onnx_model), quantization=settings)
     set_metadata(onnx_model, {META_EXPORT: record})
     onnx.save(onnx_model, str(tmp))

@@ -65,7 +65,7 @@ def run(args) -> int:
         opt_shapes=args.opt_shapes, max_shapes=args.max_shapes, input_name=input_name,
         default_resolution=default_resolution(onnx_path) if needs_default else 224)
     options = [parse_option(o) for o in args.option] + ([("trtexec", args.trtexec)] if args.trtexec else [])
-    spec = build_spec(args, points, ranges, options)
+    spec = build_spec(args, points, ranges, options, onnx_path)
     cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir(args.out)
     result = build_engine(onnx_path, spec, cache_dir, force=args.force, progress=say(args),
                           model_source=rebuild_model)

@@ -54,7 +54,7 @@ def _open(args):
     if target.suffix.lower() != ".onnx":
         raise BadInput(f"{target} is neither an engine directory nor an .onnx file")
     shape = ShapePoint(args.batch, args.resolution or default_resolution(target))
-    spec = build_spec(args, (shape,))
+    spec = build_spec(args, (shape,), onnx_path=target)
     check_memory(target, shape, spec.precision)
     cache = Path(args.cache_dir) if args.cache_dir else default_cache_dir(args.out)
     return build_engine(target, spec, cache, model_source=rebuild_model).engine, shape
