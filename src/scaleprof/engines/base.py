@@ -218,7 +218,6 @@ class Backend(ABC):
 
     name: str = ""
     install_hint: str = ""          # what to install, when it says more than its line in registry.BACKENDS
-    precisions: tuple[str, ...] = ("fp32", "fp16")     # what it builds (int8/fp8: from QDQ files)
     model_source: ModelSource | None = None     # where the network comes from, for backends that run it
 
     def with_model_source(self, model_source: ModelSource | None) -> "Backend":

@@ -35,7 +35,7 @@ from scaleprof.core.onnx_file import PRECISIONS, QUANTIZED, image_input, load_mo
 from scaleprof.core.text import first_line
 from scaleprof.engines.base import Backend, BuildSpec, Engine, EngineManifest, ModelSource, ProgressCallback
 from scaleprof.engines.devices import check_device
-from scaleprof.engines.registry import backend_for, get_backend
+from scaleprof.engines.registry import BUILDS, backend_for, builds, get_backend
 from scaleprof.engines.shapes import describe, fits_model_input
 from scaleprof.errors import BadInput, EnvironmentProblem
 
@@ -248,10 +248,10 @@ def check_request(spec: BuildSpec, backend: Backend | None = None) -> None:
         raise BadInput("empty shape set: give at least one shape")
     if spec.precision not in PRECISIONS:
         raise BadInput(f"unknown precision {spec.precision!r}: use {', '.join(PRECISIONS)}")
-    if backend is not None and spec.precision not in backend.precisions:
+    if backend is not None and not builds(backend.name, spec.precision):
         hint = " (fp8 QDQ files are for tensorrt-rtx and tensorrt)" if spec.precision == "fp8" else ""
         raise BadInput(f"the {backend.name} backend does not build {spec.precision} engines: it builds "
-                       f"{', '.join(backend.precisions)}{hint}")
+                       f"{', '.join(BUILDS[backend.name])}{hint}")
     check_threads(spec.threads)
 
 

@@ -87,7 +87,6 @@ def checked_session(path: Path, so, providers: list):
 
 class OrtBackend(Backend):
     name = "ort"                   # install hint: registry.BACKENDS
-    precisions = ("fp32", "fp16", "int8")      # fp8 QDQ would only be emulated in float on a CPU
 
     def available(self) -> bool:
         try:

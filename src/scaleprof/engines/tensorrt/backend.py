@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from scaleprof.core.onnx_file import PRECISIONS, dims_of, graph_inputs, load_model, quantized_precision
+from scaleprof.core.onnx_file import dims_of, graph_inputs, load_model, quantized_precision
 from scaleprof.engines.base import Backend, BuildSpec, EngineManifest, ShapeRange
 from scaleprof.engines.devices import compute_capability, device_index, gpu_name, gpu_present
 from scaleprof.engines.tensorrt import trtexec as trtexec_tool
@@ -79,7 +79,6 @@ class BuildPlan:
 
 class TensorRTBackend(Backend):
     name = "tensorrt"
-    precisions = PRECISIONS           # int8 and fp8 from QDQ files (explicit quantization)
     library: TensorRTLibrary = TENSORRT
 
     @property
