@@ -26,11 +26,25 @@ class Table:
     caption: str = ""
 
 
-@dataclass
+@dataclass(frozen=True)
 class Image:
     name: str              # file stem in report_files/
     png: bytes
     alt: str
+
+
+class ImageNames:
+    """Hands out a document's images with unique file stems as they are made (two targets whose
+    names slug alike get "-2", "-3"...); a document without plots has none (``None``)."""
+
+    def __init__(self):
+        self._taken: dict[str, int] = {}
+
+    def image(self, stem: str, png: bytes, alt: str) -> Image:
+        stem = slug(stem)
+        n = self._taken.get(stem, 0)
+        self._taken[stem] = n + 1
+        return Image(f"{stem}-{n + 1}" if n else stem, png, alt)
 
 
 Block = Union[str, Table, Image]
@@ -76,17 +90,20 @@ def point_label(row: PointResult, with_target: bool = False) -> str:
 
 
 def build(analysis: Analysis, failures: list[PointResult], environments: list[dict], sweeps: list[dict],
-          with_plots: bool = True) -> Document:
+          with_plots: bool = True, more: list[Section] = ()) -> Document:
+    """The report of ``analysis``; ``more`` (the prediction sections) goes before the environment."""
+    images = ImageNames() if with_plots else None
     groups = grouped(analysis.rows)
     names = sorted({s["name"] for s in sweeps}) or ["(no sweep)"]
-    sections = [_summary(analysis, groups, failures, sweeps), _predictors(analysis, with_plots),
-                _exponents(analysis, groups, with_plots), _budget(analysis), _layers(groups, with_plots),
+    sections = [_summary(analysis, groups, failures, sweeps), _predictors(analysis, images),
+                _exponents(analysis, groups, images), _budget(analysis), _layers(groups, images),
                 _batch_resolution(analysis.rows)]
     contended = [r for r in analysis.rows if r.contended]
     if contended:
         sections.append(_contention(contended))
     if failures:
         sections.append(_failures(failures))
+    sections += more
     sections.append(_environment(environments))
     return Document(title=f"scaleprof report: {', '.join(names)}", sections=sections)
 
@@ -123,7 +140,7 @@ def _summary(analysis: Analysis, groups: dict, failures: list[PointResult], swee
     return summary
 
 
-def _predictors(analysis: Analysis, with_plots: bool) -> Section:
+def _predictors(analysis: Analysis, images: ImageNames | None) -> Section:
     pred = _section("Which metric predicts latency", "predictors",
                     "Per target and batch size, latency fitted against each metric: linear (latency = a x metric "
                     "+ b) and log-log (latency = c x metric^k). r is Pearson's correlation (of the logs for "
@@ -146,15 +163,15 @@ def _predictors(analysis: Analysis, with_plots: bool) -> Section:
                                _r(m.r_log), fmt(log.slope if log else None), _pct(log.mape if log else None),
                                lin.n if lin else len(members)])
     pred.blocks.append(table)
-    if with_plots:
-        pred.blocks += [Image(slug(f"fits-{slice_label(key)}"),
-                              plots.metric_fits_plot(slice_label(key), members, analysis.fits[key]),
-                              f"{slice_label(key)}: latency against each metric with linear fits")
+    if images:
+        pred.blocks += [images.image(f"fits-{slice_label(key)}",
+                                     plots.metric_fits_plot(slice_label(key), members, analysis.fits[key]),
+                                     f"{slice_label(key)}: latency against each metric with linear fits")
                         for key, members in slices.items() if key[1] != POOLED and len(members) >= 2]
     return pred
 
 
-def _exponents(analysis: Analysis, groups: dict, with_plots: bool) -> Section:
+def _exponents(analysis: Analysis, groups: dict, images: ImageNames | None) -> Section:
     exp = _section("Growth exponents against s (measured)", "exponents",
                    "Log-log slope against the flops factor s of latency, flops, params, acts and layers "
                    "(executed per inference), per strategy (the table of Dollar et al. 2021, measured here; "
@@ -174,9 +191,9 @@ def _exponents(analysis: Analysis, groups: dict, with_plots: bool) -> Section:
         exp.blocks.append(table)
     else:
         exp.blocks.append("Fewer than two scales per strategy: no exponents to fit.")
-    if with_plots:
+    if images:
         exp.blocks += _plot_per_group(
-            groups, "scaling", lambda members: len({float(r.scale) for r in members}) >= 2,
+            images, groups, "scaling", lambda members: len({float(r.scale) for r in members}) >= 2,
             plots.scaling_plot, "{group}: log-log latency and activations against s per strategy")
     return exp
 
@@ -196,7 +213,7 @@ def _budget(analysis: Analysis) -> Section:
     return bud
 
 
-def _layers(groups: dict, with_plots: bool) -> Section:
+def _layers(groups: dict, images: ImageNames | None) -> Section:
     lay = _section("Per-layer breakdown", "layers",
                    "Layer times come from the backend's profiler in a run separate from the end-to-end "
                    "timing (profilers add synchronisation, so a profiled iteration takes longer than the end-to-end "
@@ -205,13 +222,13 @@ def _layers(groups: dict, with_plots: bool) -> Section:
     for group, members in groups.items():
         with_layers = [r for r in members if r.layer_rows]
         if with_layers:
-            lay.blocks += _group_layers(group, with_layers, with_plots)
+            lay.blocks += _group_layers(group, with_layers, images)
     if not any(r.layer_rows for members in groups.values() for r in members):
         lay.blocks.append("No per-layer profiles in this store (profile.layers was off).")
     return lay
 
 
-def _group_layers(group: str, with_layers: list[PointResult], with_plots: bool) -> list[Block]:
+def _group_layers(group: str, with_layers: list[PointResult], images: ImageNames | None) -> list[Block]:
     """One target's per-layer tables, the largest point's slowest layers and categories, and plots."""
     blocks: list = [Section(group, level=3)]
     table = Table(["point", "layers", "layer sum (ms)", "profiled iteration (ms)", "end-to-end (ms)",
@@ -247,16 +264,16 @@ def _group_layers(group: str, with_layers: list[PointResult], with_plots: bool) 
         f"Measured against predicted, per layer of {point_label(largest)}: time vs flops r={_r(fits['flops'].r)} "
         f"(log-log r={_r(fits['flops'].r_log)}); time vs acts r={_r(fits['acts'].r)} "
         f"(log-log r={_r(fits['acts'].r_log)}).")
-    if with_plots:
-        blocks.append(Image(slug(f"top-layers-{group}"), plots.top_layers_plot(title, largest_layers), title))
-        blocks.append(Image(slug(f"categories-{group}"),
-                            plots.categories_plot(f"{group}: time by op category",
-                                                  [(point_label(r), r.layer_rows) for r in with_layers]),
-                            f"{group}: time by op category per point"))
-        blocks.append(Image(slug(f"layer-pred-{group}"),
-                            plots.layer_prediction_plot(f"{group}: per-layer time vs prediction, "
-                                                        f"{point_label(largest)}", largest_layers),
-                            f"{group}: measured layer time against predicted flops and acts"))
+    if images:
+        blocks.append(images.image(f"top-layers-{group}", plots.top_layers_plot(title, largest_layers), title))
+        blocks.append(images.image(f"categories-{group}",
+                                   plots.categories_plot(f"{group}: time by op category",
+                                                         [(point_label(r), r.layer_rows) for r in with_layers]),
+                                   f"{group}: time by op category per point"))
+        blocks.append(images.image(f"layer-pred-{group}",
+                                   plots.layer_prediction_plot(f"{group}: per-layer time vs prediction, "
+                                                               f"{point_label(largest)}", largest_layers),
+                                   f"{group}: measured layer time against predicted flops and acts"))
     return blocks
 
 
@@ -349,10 +366,10 @@ def _section(title: str, anchor: str, *blocks: Block) -> Section:
     return Section(title, blocks=list(blocks), anchor=anchor)
 
 
-def _plot_per_group(groups: dict, name: str, wanted, plot, alt: str) -> list[Image]:
+def _plot_per_group(images: ImageNames, groups: dict, name: str, wanted, plot, alt: str) -> list[Image]:
     """An image ``name-GROUP`` per target whose points are ``wanted(members)``, drawn by
     ``plot(group, members)``; ``alt`` names the target as {group}."""
-    return [Image(slug(f"{name}-{group}"), plot(group, members), alt.format(group=group))
+    return [images.image(f"{name}-{group}", plot(group, members), alt.format(group=group))
             for group, members in groups.items() if wanted(members)]
 
 
