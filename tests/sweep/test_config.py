@@ -148,3 +148,12 @@ def test_unknown_shipped_config_name_suggests_the_nearest(tmp_path, monkeypatch)
     monkeypatch.chdir(tmp_path)
     with pytest.raises(BadInput, match=r"dmo: no such config file.*did you mean 'demo'\?.*shipped: .*paper_efficientnet_b0"):
         resolve_config("dmo")
+
+
+def test_a_target_skips_the_precisions_its_backend_does_not_build():
+    from scaleprof.sweep.config import from_dict
+
+    config = from_dict({"models": ["efficientnet_b0"], "strategies": ["d"], "scales": [1],
+                        "precisions": ["fp32", "int8", "fp8"], "targets": ["cpu-ort", "cpu-torch"]})
+    assert sorted((p.target, p.precision) for p in config.points()) == [
+        ("cpu-ort", "fp32"), ("cpu-ort", "int8"), ("cpu-torch", "fp32")]
