@@ -1,0 +1,125 @@
+"""Precision benchmark: int8 against fp32 on ONNX Runtime's CPU EP. Prints figures; asserts nothing.
+
+    python -m benchmarks.bench_precision [--out DIR] [--skip-sweep] [--skip-agreement]
+
+1. the demo's strategies (d, w, r, dwr, dWr(0.8)) at s in {1, 2, 4}, batch 1, fp32 and int8 on
+   ``cpu-ort`` (the demo's timing settings, no layer profiles): latency per point, the int8/fp32
+   speedup, and per precision the metric ranking (Pearson r of latency with flops, params, acts,
+   layers) with the report's verdict, "does runtime still follow activations in int8 here?";
+2. EfficientNet-B0 at 224 px exported as fp32 and int8 (random weights, 8 random calibration
+   images): the int8 file's top-1 agreement with the fp32 PyTorch network on 64 seeded N(0, 1)
+   images, the relative error of its logits, and both file sizes.
+
+With random weights the agreement is no accuracy figure: it says how often int8 rounding leaves
+the largest of 1000 near-equal random logits where it was, a check that the quantized graph
+computes the same function, not how a trained int8 network classifies.
+
+Each figure is printed beside the load average (``os.getloadavg``): timings on a busy machine are
+not the machine's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+STRATEGIES = ["d", "w", "r", "dwr", "dWr"]
+
+
+def load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f}, {five:.2f}, {fifteen:.2f} on {os.cpu_count()} CPUs"
+
+
+def sweep(out: Path) -> None:
+    from scaleprof.report.analysis import analyze
+    from scaleprof.report.precisions import mean_speedups, precision_pairs, verdicts
+    from scaleprof.sweep.config import from_dict, resolve_config
+    from scaleprof.sweep.runner import run_sweep
+    from scaleprof.sweep.store import Store
+
+    demo = resolve_config("demo")
+    timing = {k: getattr(demo.timing, k) for k in ("warmup_iters", "warmup_s", "min_iters", "min_time_s",
+                                                     "target_ci", "max_time_s")}
+    config = from_dict({"name": "precision-bench", "models": ["efficientnet_b0"], "strategies": STRATEGIES,
+                        "alpha": 0.8, "scales": [1, 2, 4], "precisions": ["fp32", "int8"], "targets": ["cpu-ort"],
+                        "timing": {**timing, "layers": False}})
+    print(f"sweep: {len(config.points())} points into {out} ({load()})", flush=True)
+    start = time.perf_counter()
+    run_sweep(config, out, progress=False, log=lambda m: None)
+    print(f"sweep took {time.perf_counter() - start:.0f} s ({load()})")
+    with Store(out, create=False) as store:
+        rows = store.points("ok")
+    analysis = analyze(rows)
+    pairs = precision_pairs(analysis.rows)
+    print(f"\n{'network':34} {'fp32 ms':>9} {'int8 ms':>9} {'speedup':>8} {'fp32 cv':>8} {'int8 cv':>8}")
+    for pair in pairs:
+        b, q = pair.base, pair.other
+        label = f"{b.model} {b.strategy}{'(0.8)' if b.alpha else ''} x{b.scale:g} @{b.resolution}"
+        print(f"{label:34} {b.latency_ms:9.2f} {q.latency_ms:9.2f} {pair.speedup:8.2f} "
+              f"{b.latency.cv or 0:8.3f} {q.latency.cv or 0:8.3f}")
+    for (target, precision, batch), (mean, low, high, n) in mean_speedups(pairs).items():
+        print(f"\n{target} batch {batch}: {precision}/fp32 speedup geometric mean {mean:.2f}x "
+              f"({low:.2f}x..{high:.2f}x, {n} networks)")
+    for (group, batch), ranked in analysis.ranking.items():
+        print(f"ranking {group} batch {batch}: " + ", ".join(f"{m.metric} r={m.r:.3f}" for m in ranked
+                                                             if m.r is not None))
+    for text in verdicts(analysis):
+        print(text)
+    print(f"({load()})")
+
+
+def agreement(directory: Path, images: int = 64) -> None:
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    from scaleprof.export import ExportOptions, export_onnx
+    from scaleprof.models import base_spec, build_model
+
+    spec = base_spec("efficientnet_b0")
+    sizes = {}
+    for precision in ("fp32", "int8"):
+        path = directory / f"b0-{precision}.onnx"
+        start = time.perf_counter()
+        export_onnx(spec, path, ExportOptions(precision=precision, check_parity=False))
+        sizes[precision] = path.stat().st_size
+        print(f"export {precision}: {sizes[precision] / 1e6:.1f} MB in {time.perf_counter() - start:.1f} s ({load()})")
+    print(f"int8 file {sizes['int8'] / sizes['fp32']:.2f} x the fp32 file")
+    model = build_model(spec, "cpu", seed=0).eval()
+    x = torch.randn(images, 3, spec.resolution, spec.resolution, generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        ref = torch.cat([model(chunk) for chunk in x.split(16)]).numpy()
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    session = ort.InferenceSession(str(directory / "b0-int8.onnx"), so, providers=["CPUExecutionProvider"])
+    out = np.concatenate([session.run(None, {"input": chunk.numpy()})[0] for chunk in x.split(16)])
+    top1 = float(np.mean(out.argmax(1) == ref.argmax(1)))
+    rel = float(np.max(np.abs(out - ref)) / np.max(np.abs(ref)))
+    cos = float(np.sum(out * ref) / np.linalg.norm(out) / np.linalg.norm(ref))
+    print(f"B0 int8 vs fp32 PyTorch on {images} random images at {spec.resolution} px: top-1 agreement "
+          f"{top1:.1%}, max |error| / max |logit| {rel:.3f}, cosine {cos:.4f} ({load()})")
+    print("  (random weights: agreement means the quantized graph computes the same function; "
+          "it is no accuracy figure)")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", help="sweep directory (default: a temporary one)")
+    parser.add_argument("--skip-sweep", action="store_true")
+    parser.add_argument("--skip-agreement", action="store_true")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="scaleprof-precision-") as tmp:
+        if not args.skip_agreement:
+            agreement(Path(tmp))
+        if not args.skip_sweep:
+            sweep(Path(args.out) if args.out else Path(tmp) / "sweep")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
