@@ -22,7 +22,7 @@ def image_files(folder) -> list[Path]:
     """The candidate files of ``folder`` in name order; BadInput for a missing or empty folder."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise BadInput(f"--calibration-images {folder}: no such folder")
+        raise BadInput(f"--calibration-images {folder}: " + ("not a folder" if folder.exists() else "no such folder"))
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
     if not files:
         raise BadInput(f"--calibration-images {folder}: the folder holds no images")
