@@ -96,9 +96,8 @@ def export_onnx(spec: ModelSpec, path, options: ExportOptions | None = None, mod
     images = _calibration_images(options, resolution)        # a bad image folder: refused before export work
     prepared = _prepare(spec, model, options, resolution)
     quantized = options.precision in QUANTIZED
-    with atomic_target(path) as tmp, tempfile.TemporaryDirectory(prefix=".scaleprof-export-",
-                                                                 dir=path.parent) as scratch:
-        float_path = Path(scratch) / "fp32.onnx" if quantized else tmp
+    with atomic_target(path) as tmp, _scratch(quantized, path.parent) as scratch:
+        float_path = Path(scratch) / "fp32.onnx" if quantized else tmp      # a QDQ file is made from it
         say(f"exporting {spec.label} (opset {options.opset}, {'fp32' if quantized else options.precision}, "
             f"{'dynamic' if options.dynamic else 'static'} shapes)")
         with _timed(timings, "export"):
@@ -182,6 +181,14 @@ def _prepare(spec: ModelSpec, model, options: ExportOptions, resolution: int) ->
     exported = copy.deepcopy(model).half() if options.precision == "fp16" else model
     return _Prepared(reference=model, exported=exported, multiple=multiple if options.dynamic else 0, seeded=seeded,
                      recalibrated=recalibrated, outputs=outputs)
+
+
+def _scratch(needed: bool, where: Path):
+    """A temporary folder beside the target for the fp32 file a QDQ file is made from (none needed
+    otherwise)."""
+    if not needed:
+        return contextlib.nullcontext(None)
+    return tempfile.TemporaryDirectory(prefix=".scaleprof-export-", dir=where)
 
 
 def _calibration_images(options: ExportOptions, resolution: int) -> list:
