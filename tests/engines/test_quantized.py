@@ -103,6 +103,25 @@ def test_qdq_files_count_like_their_float_network(b0_int8, b0_onnx):
     assert q.layer_kinds == f.layer_kinds          # Quantize/DequantizeLinear fuse into the op: no layers
 
 
+def test_qdq_layers_fall_in_the_float_networks_categories(b0_int8, b0_onnx):
+    from collections import Counter
+
+    import onnx
+
+    from scaleprof.engines.layer_map import OnnxGraph
+    from scaleprof.profile.categories import categorise, se_nodes
+
+    def categories(path, ops=("Conv", "Mul", "Sigmoid", "QuantizeLinear", "DequantizeLinear")):
+        graph = OnnxGraph(onnx.load(str(path), load_external_data=False))
+        se = se_nodes(graph)
+        return Counter((graph.nodes[n].op_type, categorise(graph, [n], se)) for n in graph.order
+                       if graph.nodes[n].op_type in ops)
+
+    quantized, plain = categories(b0_int8), categories(b0_onnx)
+    assert {k: v for k, v in quantized.items() if "Linear" not in k[0]} == plain     # depthwise, SE, swish found
+    assert {k[1] for k in quantized if "Linear" in k[0]} <= {"reformat/copy", "SE"}
+
+
 # --- TensorRT-RTX: ahead-of-time plans without a GPU ------------------------------------------
 
 needs_rtx = pytest.mark.skipif(importlib.util.find_spec("tensorrt_rtx") is None,
