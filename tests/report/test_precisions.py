@@ -7,7 +7,8 @@ import pytest
 
 from scaleprof.report.analysis import analyze
 from scaleprof.report.document import Table
-from scaleprof.report.precisions import activation_bytes, mean_speedups, precision_pairs, sections, verdicts
+from scaleprof.report.tables import activation_bytes, result_row
+from scaleprof.report.precisions import mean_speedups, precision_pairs, sections, verdicts
 from tests.report.synthetic import points, synthetic_rows
 
 
@@ -45,6 +46,7 @@ def test_the_section_lists_twins_with_bytes_per_element(fp32_rows):
     assert len(table.rows) == len(precision_pairs(analysis.rows))
     base, other = precision_pairs(analysis.rows)[0].base, precision_pairs(analysis.rows)[0].other
     assert activation_bytes(base) == 4 * activation_bytes(other) == 4 * base.acts
+    assert result_row(other)["act_bytes"] == other.acts                   # results.csv: one byte per int8 element
     ranking = next(b for b in section.blocks if isinstance(b, Table) and "metric ranking (Pearson r)" in b.headers)
     assert {row[2] for row in ranking.rows} == {"fp32", "int8"}
 

@@ -17,19 +17,12 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 
-from scaleprof.core.onnx_file import ELEMENT_BYTES
 from scaleprof.report.analysis import POOLED, Analysis, pearson_r, strategy_label
 from scaleprof.report.document import Section, Table, fmt, point_label
+from scaleprof.report.tables import activation_bytes
 from scaleprof.sweep.result import PointResult
 
 BASE = "fp32"
-
-
-def activation_bytes(point: PointResult) -> int | None:
-    """The batch's activations in bytes at the point's precision (None when acts are unknown)."""
-    if point.acts is None:
-        return None
-    return int(point.acts) * point.batch * ELEMENT_BYTES.get(point.precision, 4)
 
 
 @dataclass(frozen=True)
