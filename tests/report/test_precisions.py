@@ -29,13 +29,14 @@ def test_int8_that_follows_acts_at_a_third_of_the_time(fp32_rows):
     (key, (mean, low, high, n)), = mean_speedups(pairs).items()
     assert key == ("cpu-ort", "int8", 1) and mean == pytest.approx(3.0) and low == pytest.approx(3.0)
     (text,) = verdicts(analysis)
-    assert "int8 runs 3.00x as fast as fp32" in text and "still follows acts in int8" in text
+    assert "int8 runs 3.00x as fast as fp32" in text and "In int8 latency follows acts best (r=1.000), as in fp32" in text
 
 
 def test_int8_that_follows_flops_is_said_to_no_longer_follow_acts(fp32_rows):
     int8 = with_precision(fp32_rows, "int8", lambda r: 0.002 * r["flops"] / 1e6 + 0.5)
     (text,) = verdicts(analyze(points(fp32_rows + int8)))
-    assert "Latency no longer follows acts in int8: best predictor flops" in text
+    assert "In int8 latency follows flops best" in text and "in fp32 acts (r=1.000)" in text
+    assert "activations: r=1.000 in fp32" in text
 
 
 def test_the_section_lists_twins_with_bytes_per_element(fp32_rows):

@@ -64,15 +64,24 @@ def verdicts(analysis: Analysis) -> list[str]:
     out = []
     pairs = precision_pairs(analysis.rows)
     for (target, precision, batch), (mean, low, high, n) in mean_speedups(pairs).items():
-        text = (f"On {target} at batch {batch}, {precision} runs {mean:.2f}x as fast as {BASE} (geometric mean "
-                f"over {n} network(s), {low:.2f}x to {high:.2f}x).")
+        pace = f"{mean:.2f}x as fast as" if mean >= 1 else f"{1 / mean:.2f}x slower than"
+        text = (f"On {target} at batch {batch}, {precision} runs {pace} {BASE} (speedup {mean:.2f}x, geometric "
+                f"mean over {n} network(s), {low:.2f}x to {high:.2f}x).")
         base, other = (analysis.best_metric((f"{target}/{p}", batch)) for p in (BASE, precision))
         if base is not None and other is not None:
-            same = "still follows" if other.metric == base.metric else "no longer follows"
-            text += (f" Latency {same} {base.metric} in {precision}: best predictor {other.metric} "
-                     f"(r={other.r:.3f}) against {base.metric} in {BASE} (r={base.r:.3f}).")
+            fp32 = f"as in {BASE}" if other.metric == base.metric else f"in {BASE} {base.metric}"
+            text += (f" In {precision} latency follows {other.metric} best (r={other.r:.3f}), {fp32} "
+                     f"(r={base.r:.3f}){_acts(analysis, target, batch, precision)}.")
         out.append(text)
     return out
+
+
+def _acts(analysis: Analysis, target: str, batch: int, precision: str) -> str:
+    """'; activations: r=... in fp32, r=... in int8' (empty when either is unknown)."""
+    rs = [analysis.fits.get((f"{target}/{p}", batch), {}).get("acts") for p in (BASE, precision)]
+    if any(m is None or m.r is None for m in rs):
+        return ""
+    return f"; activations: r={rs[0].r:.3f} in {BASE}, r={rs[1].r:.3f} in {precision}"
 
 
 def _bytes_against_elements(rows: list[PointResult]) -> list[list]:
