@@ -1,6 +1,6 @@
 """Precision benchmark: int8 against fp32 on ONNX Runtime's CPU EP. Prints figures; asserts nothing.
 
-    python -m benchmarks.bench_precision [--out DIR] [--skip-sweep] [--skip-agreement]
+    python -m benchmarks.bench_precision [--out DIR] [--skip-sweep] [--skip-agreement] [--skip-plans]
 
 1. the demo's strategies (d, w, r, dwr, dWr(0.8)) at s in {1, 2, 4}, batch 1, fp32 and int8 on
    ``cpu-ort`` (the demo's timing settings, no layer profiles): latency per point, the int8/fp32
@@ -8,7 +8,10 @@
    layers) with the report's verdict, "does runtime still follow activations in int8 here?";
 2. EfficientNet-B0 at 224 px exported as fp32 and int8 (random weights, 8 random calibration
    images): the int8 file's top-1 agreement with the fp32 PyTorch network on 64 seeded N(0, 1)
-   images, the relative error of its logits, and both file sizes.
+   images, the relative error of its logits, and both file sizes;
+3. TensorRT-RTX plans of that B0 (fp32, int8, and an fp8 export) at batch 1, built without a GPU:
+   build seconds, plan size, what the convolutions run in, and the activation memory the builder
+   planned against acts x bytes per element.
 
 With random weights the agreement is no accuracy figure: it says how often int8 rounding leaves
 the largest of 1000 near-equal random logits where it was, a check that the quantized graph
@@ -107,15 +110,50 @@ def agreement(directory: Path, images: int = 64) -> None:
           "it is no accuracy figure)")
 
 
+def plans(directory: Path) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("tensorrt_rtx") is None:
+        print("plans: tensorrt_rtx is not installed here; skipped")
+        return
+    from scaleprof.core.onnx_file import ELEMENT_BYTES
+    from scaleprof.engines.base import BuildSpec, ShapePoint
+    from scaleprof.engines.cache import build_engine
+    from scaleprof.export import ExportOptions, export_onnx, read_metadata
+    from scaleprof.models import base_spec
+
+    spec = base_spec("efficientnet_b0")
+    for precision in ("fp32", "int8", "fp8"):
+        path = directory / f"b0-{precision}.onnx"
+        if not path.is_file():
+            export_onnx(spec, path, ExportOptions(precision=precision, check_parity=False))
+        start = time.perf_counter()
+        engine = build_engine(path, BuildSpec(backend="tensorrt-rtx", device="cuda", precision=precision,
+                                              shapes=(ShapePoint(1, spec.resolution),)), directory / "engines",
+                              force=True).engine
+        seconds = time.perf_counter() - start
+        m = engine.manifest
+        acts = read_metadata(path).counts["acts"]
+        planned = (m.extras.get("activation_bytes") or [None])[0]
+        ratio = f"{planned / (acts * ELEMENT_BYTES[precision]):.2f}" if planned else "-"
+        size = (engine.directory / m.artifact).stat().st_size
+        print(f"tensorrt-rtx {precision}: built in {seconds:.1f} s, plan {size / 1e6:.1f} MB, "
+              f"convolutions {m.extras.get('conv_precisions')}, activations planned "
+              f"{(planned or 0) / 2**20:.1f} MiB = {ratio} x acts x bytes per element ({load()})")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", help="sweep directory (default: a temporary one)")
     parser.add_argument("--skip-sweep", action="store_true")
     parser.add_argument("--skip-agreement", action="store_true")
+    parser.add_argument("--skip-plans", action="store_true")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="scaleprof-precision-") as tmp:
         if not args.skip_agreement:
             agreement(Path(tmp))
+        if not args.skip_plans:
+            plans(Path(tmp))
         if not args.skip_sweep:
             sweep(Path(args.out) if args.out else Path(tmp) / "sweep")
     return 0

@@ -21,6 +21,8 @@ weights). Importing this module imports neither onnxruntime nor numpy.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import warnings
 from pathlib import Path
@@ -72,7 +74,7 @@ def quantize_qdq(fp32_path: Path, out_path: Path, precision: str, input_name: st
     level = root.level
     root.setLevel(logging.ERROR)            # quantize_static's advice to pre-process goes to the root logger
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):   # the calibrator prints
             warnings.simplefilter("ignore")
             quantize_static(str(fp32_path), str(out_path), Reader(input_name, images), quant_format=QuantFormat.QDQ,
                             per_channel=True, activation_type=qtype, weight_type=qtype,
