@@ -156,6 +156,14 @@ def test_export_cli_says_what_parity_compared(tmp_path, scaleprof):
     assert "parity against fp32" in out and "top-1 agreement" in out
 
 
+def test_a_static_export_is_calibrated_at_its_batch(tmp_path):
+    path = tmp_path / "m.onnx"
+    result = export_onnx(spec_at(), path, ExportOptions(precision="int8", dynamic=False, static_batch=3,
+                                                        calibration_count=4))
+    assert result.input_shape == (3, 3, RES, RES) and result.parity[0].batch == 3
+    assert read_metadata(path).export["quantization"]["calibration"]["images"] == 6    # 4 images in 2 batches of 3
+
+
 def test_unknown_calibration_count_is_bad_input(tmp_path):
     with pytest.raises(BadInput, match="calibration image count"):
         export_onnx(spec_at(), tmp_path / "m.onnx", one_shape(precision="int8", calibration_count=0))

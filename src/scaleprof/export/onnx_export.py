@@ -111,7 +111,7 @@ def export_onnx(spec: ModelSpec, path, options: ExportOptions | None = None, mod
         with _timed(timings, "check"):
             check_file(float_path)
         if quantized:
-            say(f"quantizing to {options.precision} (QDQ) on {_calibration_source(options, len(images))}")
+            say(f"quantizing to {options.precision} (QDQ) on {_calibration_source(options, sum(map(len, images)))}")
             with _timed(timings, "quantize"):
                 onnx_model, record = _quantize(float_path, tmp, options, record, images)
         parity = ()
@@ -196,13 +196,15 @@ def _calibration_images(options: ExportOptions, resolution: int) -> list:
     seeded random ones."""
     if options.precision not in QUANTIZED:
         return []
+    from scaleprof.export.quantize import in_batches, random_calibration
+
     if options.calibration_images is not None:
         from scaleprof.export.calibration_images import load_images
 
-        return load_images(options.calibration_images, resolution, options.calibration_count)
-    from scaleprof.export.quantize import random_calibration
-
-    return random_calibration(options.calibration_count, resolution, options.seed)
+        images = load_images(options.calibration_images, resolution, options.calibration_count)
+    else:
+        images = random_calibration(options.calibration_count, resolution, options.seed)
+    return images if options.dynamic else in_batches(images, options.static_batch)
 
 
 def _calibration_source(options: ExportOptions, count: int) -> str:
@@ -224,7 +226,7 @@ def _quantize(float_path: Path, tmp: Path, options: ExportOptions, record: dict,
         raise ScaleprofError(f"{options.precision} calibration left {len(bad)} scale(s) that are not finite "
                              f"(first {bad[0]}): the calibration images give those tensors no spread", exit_code=1)
     settings["calibration"] = {"source": "images" if options.calibration_images else "random",
-                               "folder": options.calibration_images, "images": len(images),
+                               "folder": options.calibration_images, "images": sum(map(len, images)),
                                "resolution": images[0].shape[-1] if images else None}
     onnx_model = onnx.load(str(tmp))
     onnx_model.producer_name, onnx_model.producer_version = "scaleprof", __version__   # quantize_static renames it

@@ -43,6 +43,18 @@ def random_calibration(count: int, resolution: int, seed: int) -> list:
     return [rng.standard_normal((1, 3, resolution, resolution), dtype=np.float32) for _ in range(count)]
 
 
+def in_batches(images: list, batch: int) -> list:
+    """1-image arrays regrouped into ``batch``-image arrays (a static export takes no other batch);
+    the last batch is completed with the first images."""
+    import numpy as np
+
+    if batch == 1:
+        return images
+    count = -(-len(images) // batch) * batch
+    cycled = [images[i % len(images)] for i in range(count)]
+    return [np.concatenate(cycled[i:i + batch]) for i in range(0, count, batch)]
+
+
 class _Reader:
     """onnxruntime.quantization.CalibrationDataReader over a list of input arrays."""
 
