@@ -62,6 +62,27 @@ def test_ort_runs_int8_on_the_cpu_and_says_which_nodes_are_int8(b0_int8, tmp_pat
         engine.release()
 
 
+@pytest.fixture(scope="module")
+def b0_u8s8(tmp_path_factory):
+    from scaleprof.export import ExportOptions, export_onnx
+    from scaleprof.models import base_spec
+
+    path = tmp_path_factory.mktemp("u8s8") / "b0-u8s8.onnx"
+    spec = dataclasses.replace(base_spec("efficientnet_b0"), resolution=RES)
+    export_onnx(spec, path, ExportOptions(precision="int8", int8_activations="uint8", check_parity=False))
+    return path
+
+
+def test_uint8_activations_let_ort_fuse_every_convolution(b0_u8s8, b0_int8, tmp_path):
+    from scaleprof.export import read_metadata
+
+    assert read_metadata(b0_u8s8).export["quantization"]["activations"] == "asymmetric uint8"
+    unsigned, signed = (build(p, tmp_path).manifest.extras for p in (b0_u8s8, b0_int8))
+    assert unsigned["conv_precisions"] == {"int8": 81}                # ONNX Runtime 1.32's CPU EP on x86
+    assert signed["conv_precisions"].get("fp32", 0) > 0
+    assert unsigned["layer_precisions"]["qdq"] < signed["layer_precisions"]["qdq"]
+
+
 @pytest.mark.parametrize("backend,precision,message", [
     ("ort", "fp32", "is an int8 QDQ file: it builds int8 engines only"),
     ("ort", "fp8", "the ort backend does not build fp8 engines"),
@@ -150,6 +171,12 @@ def test_tensorrt_rtx_builds_a_scaled_int8_network(tmp_path_factory, tmp_path):
     path = export(tmp_path_factory, "int8", scaled=True)
     m = build(path, tmp_path, "tensorrt-rtx", "int8").manifest
     assert m.precision == "int8" and set(m.extras["conv_precisions"]) == {"int8"}
+
+
+@needs_rtx
+def test_tensorrt_rtx_refuses_uint8_activations(b0_u8s8, tmp_path):
+    with pytest.raises(BadInput, match="quantizes activations to uint8"):
+        build(b0_u8s8, tmp_path, "tensorrt-rtx", "int8")
 
 
 @needs_rtx

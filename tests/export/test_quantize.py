@@ -152,7 +152,8 @@ def test_export_cli_says_what_parity_compared(tmp_path, scaleprof):
     code, out, err = scaleprof("export", "regnetx_002", "--resolution", RES, "-o", tmp_path / "m.onnx",
                                "--precision", "int8")
     assert code == 0, err
-    assert "int8 QDQ (QInt8, per-channel symmetric weights, float biases), calibrated on 8 random images" in out
+    assert ("int8 QDQ (QInt8, per-channel symmetric weights, symmetric activations, float biases), "
+            "calibrated on 8 random images") in out
     assert "parity against fp32" in out and "top-1 agreement" in out
 
 

@@ -18,7 +18,7 @@ from scaleprof.errors import BadInput
 PRECISIONS = ("fp32", "fp16", "int8", "fp8")
 QUANTIZED = ("int8", "fp8")             # fp8: E4M3 (FLOAT8E4M3FN), for TensorRT-family backends
 ELEMENT_BYTES = {"fp32": 4, "fp16": 2, "int8": 1, "fp8": 1}
-_QUANTIZED_TYPES = {2: "int8", 3: "int8", 17: "fp8"}     # onnx.TensorProto UINT8, INT8, FLOAT8E4M3FN
+_QUANTIZED_TYPES = {2: "uint8", 3: "int8", 17: "fp8"}    # onnx.TensorProto UINT8, INT8, FLOAT8E4M3FN
 
 # metadata_props keys written by export_onnx (all values are JSON text)
 META_SPEC = "scaleprof.spec"          # ModelSpec.to_json()
@@ -114,15 +114,24 @@ def metadata_props(model) -> tuple[dict, dict]:
 def quantized_precision(model) -> str | None:
     """'int8' or 'fp8' when the model is a QDQ file (its DequantizeLinear nodes read tensors of that
     type: an initializer or a QuantizeLinear's zero point), None for a float model. The type is read
-    from the graph alone, so a QDQ file from any tool is recognised."""
+    from the graph alone, so a QDQ file from any tool is recognised; uint8 activations are int8."""
+    found = quantized_types(model)
+    if not found:
+        return None
+    return "fp8" if "fp8" in found else "int8"
+
+
+def quantized_types(model) -> set[str]:
+    """The quantized element types a QDQ file holds: 'int8', 'uint8' (asymmetric activations),
+    'fp8'; empty for a float model."""
     inits = {i.name: i.data_type for i in model.graph.initializer}
     found = set()
     for node in model.graph.node:
         if node.op_type == "DequantizeLinear":
             names = [node.input[0]] + list(node.input[2:3])
-            found.update(_QUANTIZED_TYPES[inits[n]] for n in names if inits.get(n) in _QUANTIZED_TYPES)
-        elif node.op_type == "QuantizeLinear" and len(node.input) > 2:
-            found.update(_QUANTIZED_TYPES[inits[n]] for n in node.input[2:3] if inits.get(n) in _QUANTIZED_TYPES)
-    if not found:
-        return None
-    return "fp8" if "fp8" in found else "int8"
+        elif node.op_type == "QuantizeLinear":
+            names = list(node.input[2:3])
+        else:
+            continue
+        found.update(_QUANTIZED_TYPES[inits[n]] for n in names if inits.get(n) in _QUANTIZED_TYPES)
+    return found

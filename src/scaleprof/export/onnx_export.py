@@ -220,7 +220,7 @@ def _quantize(float_path: Path, tmp: Path, options: ExportOptions, record: dict,
 
     from scaleprof.export.quantize import non_finite_scales, quantize_qdq
 
-    settings = quantize_qdq(float_path, tmp, options.precision, record["input"], images)
+    settings = quantize_qdq(float_path, tmp, options.precision, record["input"], images, options.int8_activations)
     bad = non_finite_scales(tmp)
     if bad:
         raise ScaleprofError(f"{options.precision} calibration left {len(bad)} scale(s) that are not finite "

@@ -21,6 +21,7 @@ DEFAULT_OPSET = 17
 # int8's bound is wide and fp8's (ONNX Runtime's fp8 scales fit a distribution, and the CPU emulates
 # fp8) only catches a broken file (non-finite outputs, outputs of another magnitude).
 DEFAULT_TOLERANCE = {"fp32": (1e-3, 1e-5), "fp16": (5e-2, 1e-3), "int8": (0.5, 0.0), "fp8": (2.0, 0.0)}
+INT8_ACTIVATIONS = ("int8", "uint8")
 CALIBRATION_IMAGES = 8                  # random calibration images, and the most taken from a folder
 EXPORTERS = ("torchscript", "dynamo")
 
@@ -42,6 +43,7 @@ class ExportOptions:
     seed: int = 0                           # build_model's weight seed (and the parity inputs')
     calibration_images: str | None = None   # int8/fp8: a folder of images; None: seeded random images
     calibration_count: int = CALIBRATION_IMAGES
+    int8_activations: str = "int8"          # int8: symmetric (TensorRT); uint8: asymmetric (ONNX Runtime's CPU kernels)
 
     def tolerance(self) -> tuple[float, float]:
         rtol, atol = DEFAULT_TOLERANCE[self.precision]
@@ -56,6 +58,10 @@ def validate_options(options: ExportOptions) -> None:
         raise BadInput(f"unknown precision {options.precision!r}: choose {', '.join(PRECISIONS)}")
     if options.precision not in QUANTIZED and options.calibration_images is not None:
         raise BadInput(f"calibration images are for int8 and fp8 exports, not {options.precision}")
+    if options.int8_activations not in INT8_ACTIVATIONS:
+        raise BadInput(f"int8 activations {options.int8_activations!r}: choose {' or '.join(INT8_ACTIVATIONS)}")
+    if options.int8_activations != "int8" and options.precision != "int8":
+        raise BadInput(f"uint8 activations are an int8 export's choice, not {options.precision}'s")
     if isinstance(options.calibration_count, bool) or not isinstance(options.calibration_count, int) \
             or options.calibration_count < 1:
         raise BadInput(f"calibration image count must be a positive integer, got {options.calibration_count!r}")

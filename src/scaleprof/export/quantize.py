@@ -5,7 +5,9 @@ for TensorRT-family backends).
 each pair into the op (a convolution then reads and writes int8). The settings:
 
 - QDQ format, per-channel weights, symmetric weights and activations (zero points of 0: what
-  TensorRT's explicit quantization takes);
+  TensorRT's explicit quantization takes); an int8 export may ask for asymmetric uint8 activations
+  instead (U8S8), for ONNX Runtime's CPU EP: on x86 it fuses every convolution, sigmoid and multiply
+  of EfficientNet into integer kernels with uint8 activations, and far fewer with int8 ones;
 - biases stay float (``QuantizeBias: False``): TensorRT-RTX's parser refuses an int32 bias
   ("DequantizeLinear: input has type Int32") and fuses a float bias into the int8 convolution;
 - calibration: MinMax for int8; ONNX Runtime calibrates fp8 only with its Distribution method,
@@ -71,9 +73,11 @@ class _Reader:
         self.index = 0
 
 
-def quantize_qdq(fp32_path: Path, out_path: Path, precision: str, input_name: str, images: list) -> dict:
+def quantize_qdq(fp32_path: Path, out_path: Path, precision: str, input_name: str, images: list,
+                 activations: str = "int8") -> dict:
     """Write the QDQ file for ``fp32_path`` at ``precision`` to ``out_path``, calibrated on
-    ``images``; returns the quantization record kept in the file's metadata."""
+    ``images``; returns the quantization record kept in the file's metadata. ``activations``
+    "uint8" (int8 only): asymmetric uint8 activations with int8 weights (U8S8)."""
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType
     from onnxruntime.quantization import quantize_static
 
@@ -81,7 +85,8 @@ def quantize_qdq(fp32_path: Path, out_path: Path, precision: str, input_name: st
         pass
 
     qtype = getattr(QuantType, _TYPES[precision])
-    extra = {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False}
+    unsigned = precision == "int8" and activations == "uint8"
+    extra = {"ActivationSymmetric": not unsigned, "WeightSymmetric": True, "QuantizeBias": False}
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)            # quantize_static's advice to pre-process goes to the root logger
@@ -89,7 +94,8 @@ def quantize_qdq(fp32_path: Path, out_path: Path, precision: str, input_name: st
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):   # the calibrator prints
             warnings.simplefilter("ignore")
             quantize_static(str(fp32_path), str(out_path), Reader(input_name, images), quant_format=QuantFormat.QDQ,
-                            per_channel=True, activation_type=qtype, weight_type=qtype,
+                            per_channel=True, activation_type=QuantType.QUInt8 if unsigned else qtype,
+                            weight_type=qtype,
                             calibrate_method=getattr(CalibrationMethod, _METHODS[precision]), extra_options=extra)
     except Exception as err:
         raise ScaleprofError(f"ONNX Runtime could not quantize to {precision}: {first_line(err, 300)}",
@@ -97,7 +103,8 @@ def quantize_qdq(fp32_path: Path, out_path: Path, precision: str, input_name: st
     finally:
         root.setLevel(level)
     return {"tool": TOOL, "format": "QDQ", "type": _TYPES[precision], "per_channel": True,
-            "weights": "symmetric", "activations": "symmetric", "quantize_bias": False,
+            "weights": "symmetric", "activations": "asymmetric uint8" if unsigned else "symmetric",
+            "quantize_bias": False,
             "calibration_method": _METHODS[precision]}
 
 

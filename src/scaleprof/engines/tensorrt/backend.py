@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from scaleprof.core.onnx_file import dims_of, graph_inputs, load_model, quantized_precision
+from scaleprof.core.onnx_file import dims_of, graph_inputs, load_model, quantized_precision, quantized_types
 from scaleprof.engines.base import Backend, BuildSpec, EngineManifest, ShapeRange
 from scaleprof.engines.devices import compute_capability, device_index, gpu_name, gpu_present
 from scaleprof.engines.tensorrt import trtexec as trtexec_tool
@@ -50,6 +50,9 @@ class OnnxFacts:
 
 def read_onnx_facts(onnx_path: Path) -> OnnxFacts:
     model = load_model(onnx_path, load_weights=False)
+    if "uint8" in quantized_types(model):
+        raise BadInput(f"{onnx_path} quantizes activations to uint8: TensorRT's explicit quantization takes "
+                       "symmetric int8 only (export with --int8-activations int8)")
     return OnnxFacts(tuple(n.name for n in model.graph.node), quantized_precision(model) or onnx_float_precision(model),
                      {i.name: dims_of(i) for i in graph_inputs(model)})
 
