@@ -1,6 +1,7 @@
 """Precision benchmark: int8 against fp32 on ONNX Runtime's CPU EP. Prints figures; asserts nothing.
 
     python -m benchmarks.bench_precision [--out DIR] [--skip-sweep] [--skip-agreement] [--skip-plans]
+                                         [--skip-activations]
 
 1. the demo's strategies (d, w, r, dwr, dWr(0.8)) at s in {1, 2, 4}, batch 1, fp32 and int8 on
    ``cpu-ort`` (the demo's timing settings, no layer profiles): latency per point, the int8/fp32
@@ -9,7 +10,10 @@
 2. EfficientNet-B0 at 224 px exported as fp32 and int8 (random weights, 8 random calibration
    images): the int8 file's top-1 agreement with the fp32 PyTorch network on 64 seeded N(0, 1)
    images, the relative error of its logits, and both file sizes;
-3. TensorRT-RTX plans of that B0 (fp32, int8, and an fp8 export) at batch 1, built without a GPU:
+3. that B0 on ONNX Runtime's CPU EP as fp32, int8 with symmetric int8 activations (the default,
+   what TensorRT takes) and int8 with asymmetric uint8 activations (``--int8-activations uint8``),
+   the three engines alternated: median latency and what their convolutions run in;
+4. TensorRT-RTX plans of that B0 (fp32, int8, and an fp8 export) at batch 1, built without a GPU:
    build seconds, plan size, what the convolutions run in, and the activation memory the builder
    planned against acts x bytes per element.
 
@@ -38,7 +42,27 @@ def load() -> str:
     return f"load average {one:.2f}, {five:.2f}, {fifteen:.2f} on {os.cpu_count()} CPUs"
 
 
-def sweep(out: Path) -> None:
+def uint8_stages():
+    """The sweep's stages with int8 exports of asymmetric uint8 activations (``--int8-activations
+    uint8``), under their own file names: what ONNX Runtime's CPU kernels fuse fully."""
+    from scaleprof.export import ExportOptions, export_onnx
+    from scaleprof.sweep.stages import UpstreamStages
+
+    class Uint8Stages(UpstreamStages):
+        def export(self, spec, precision, cache_dir):
+            if precision != "int8":
+                return super().export(spec, precision, cache_dir)
+            path = Path(cache_dir) / f"{spec.model}-{spec.key}-int8-uint8-activations.onnx"
+            if not path.is_file():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                export_onnx(spec, path, ExportOptions(precision="int8", int8_activations="uint8", parity_batches=(1,),
+                                                      parity_resolutions=(spec.resolution,)))
+            return path
+
+    return Uint8Stages()
+
+
+def sweep(out: Path, int8_activations: str = "int8") -> None:
     from scaleprof.report.analysis import analyze
     from scaleprof.report.precisions import mean_speedups, precision_pairs, verdicts
     from scaleprof.sweep.config import from_dict, resolve_config
@@ -51,9 +75,11 @@ def sweep(out: Path) -> None:
     config = from_dict({"name": "precision-bench", "models": ["efficientnet_b0"], "strategies": STRATEGIES,
                         "alpha": 0.8, "scales": [1, 2, 4], "precisions": ["fp32", "int8"], "targets": ["cpu-ort"],
                         "timing": {**timing, "layers": False}})
-    print(f"sweep: {len(config.points())} points into {out} ({load()})", flush=True)
+    print(f"sweep: {len(config.points())} points into {out}, int8 with {int8_activations} activations ({load()})",
+          flush=True)
     start = time.perf_counter()
-    run_sweep(config, out, progress=False, log=lambda m: None)
+    run_sweep(config, out, progress=False, log=lambda m: None,
+              stages=uint8_stages() if int8_activations == "uint8" else None)
     print(f"sweep took {time.perf_counter() - start:.0f} s ({load()})")
     with Store(out, create=False) as store:
         rows = store.points("ok")
@@ -110,6 +136,43 @@ def agreement(directory: Path, images: int = 64) -> None:
           "it is no accuracy figure)")
 
 
+def activations(directory: Path, rounds: int = 25) -> None:
+    import statistics
+
+    from scaleprof.engines.base import BuildSpec, ShapePoint
+    from scaleprof.engines.cache import build_engine
+    from scaleprof.export import ExportOptions, export_onnx
+    from scaleprof.models import base_spec
+
+    spec = base_spec("efficientnet_b0")
+    shape = ShapePoint(1, spec.resolution)
+    variants = {"fp32": ExportOptions(check_parity=False),
+                "int8 (int8 activations)": ExportOptions(precision="int8", check_parity=False),
+                "int8 (uint8 activations)": ExportOptions(precision="int8", int8_activations="uint8",
+                                                          check_parity=False)}
+    runners, convs = {}, {}
+    for i, (name, options) in enumerate(variants.items()):
+        path = directory / f"b0-variant{i}.onnx"
+        export_onnx(spec, path, options)
+        engine = build_engine(path, BuildSpec(precision=options.precision, shapes=(shape,)),
+                              directory / "engines").engine
+        engine.load()
+        runners[name], convs[name] = engine.runner(shape), engine.manifest.extras.get("conv_precisions")
+    times = {name: [] for name in runners}
+    for runner in runners.values():
+        for _ in range(3):
+            runner()
+    for _ in range(rounds):
+        for name, runner in runners.items():
+            times[name].append(runner())
+    print(f"B0 at {spec.resolution} px, batch 1, ONNX Runtime CPU EP, {rounds} alternated rounds ({load()}):")
+    base = statistics.median(times["fp32"])
+    for name, t in times.items():
+        median = statistics.median(t)
+        print(f"  {name:26} median {median:7.1f} ms  min {min(t):7.1f} ms  speedup {base / median:5.2f}x  "
+              f"convolutions {convs[name]}")
+
+
 def plans(directory: Path) -> None:
     import importlib.util
 
@@ -148,14 +211,19 @@ def main(argv=None) -> int:
     parser.add_argument("--skip-sweep", action="store_true")
     parser.add_argument("--skip-agreement", action="store_true")
     parser.add_argument("--skip-plans", action="store_true")
+    parser.add_argument("--skip-activations", action="store_true")
+    parser.add_argument("--int8-activations", choices=("int8", "uint8"), default="int8",
+                        help="the sweep's int8 exports (give --out a fresh directory for each)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="scaleprof-precision-") as tmp:
         if not args.skip_agreement:
             agreement(Path(tmp))
+        if not args.skip_activations:
+            activations(Path(tmp))
         if not args.skip_plans:
             plans(Path(tmp))
         if not args.skip_sweep:
-            sweep(Path(args.out) if args.out else Path(tmp) / "sweep")
+            sweep(Path(args.out) if args.out else Path(tmp) / "sweep", args.int8_activations)
     return 0
 
 
