@@ -166,20 +166,16 @@ def default_device(backend: str) -> str:
     return "cuda" if ALIASES.get(backend, backend) in GPU_ONLY else "cpu"
 
 
-def build_spec(args, shapes, ranges=(), options=(), onnx_path=None):
+def build_spec(args, shapes, ranges=(), options=(), file_precision: str | None = None):
     """The BuildSpec the engine group's values ask for, for ``shapes`` (and TensorRT ``ranges``);
-    without --precision, an int8/fp8 (QDQ) ``onnx_path`` builds in its own type, anything else fp32."""
+    without --precision, a QDQ file builds in its own type (``file_precision``: int8 or fp8), any
+    other in fp32."""
     from scaleprof.core.limits import check_threads
     from scaleprof.engines.base import BuildSpec
 
     backend = args.backend or DEFAULT_BACKEND
-    precision = args.precision
-    if precision is None and onnx_path is not None:
-        from scaleprof.core.onnx_file import load_model, quantized_precision
-
-        precision = quantized_precision(load_model(onnx_path, load_weights=False))
     return BuildSpec(backend=backend, device=args.device or default_device(backend),
-                     precision=precision or PRECISIONS[0], threads=check_threads(args.threads, "--threads"),
+                     precision=args.precision or file_precision or PRECISIONS[0], threads=check_threads(args.threads, "--threads"),
                      shapes=tuple(shapes), ranges=tuple(ranges), options=tuple(sorted(options)))
 
 
