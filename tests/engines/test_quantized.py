@@ -171,6 +171,7 @@ def test_an_fp8_plan_holds_only_the_targets_with_fp8(b0_int8, b0_fp8, tmp_path):
     fp8 = build(b0_fp8, tmp_path, "tensorrt-rtx", "fp8").manifest.extras
     int8 = build(b0_int8, tmp_path, "tensorrt-rtx", "int8").manifest.extras
     assert fp8["built_targets"] and all(float(t) >= 8.9 for t in fp8["built_targets"])    # Ada and later
+    assert {"8.0", "8.6"} <= set(fp8["dropped_targets"])
     assert "8.0" in int8["built_targets"]                                                  # Ampere on
     spec = BuildSpec(backend="tensorrt-rtx", device="cuda", precision="fp8", shapes=(ShapePoint(1, RES),),
                      options=(("compute_capabilities", "8.6,8.9"),))
