@@ -19,6 +19,7 @@ import io
 import json
 import math
 
+from scaleprof.core.onnx_file import ELEMENT_BYTES
 from scaleprof.sweep.result import LATENCY_MS, PointResult
 
 
@@ -31,6 +32,7 @@ COLUMNS = (
     "param_count", "infer_gmacs", "infer_macts",
     "depth_multiplier", "width_multiplier", "flops_ratio", "resolution_requested",
     "layer_sum_ms", "layer_coverage", "engine_key", "env_key", "contended", "other_cores",
+    "act_bytes",                # the batch's activations at the precision's bytes per element
 )
 
 
@@ -58,8 +60,17 @@ def result_row(point: PointResult) -> dict:
         "flops_ratio": spec.get("flops_ratio"),
         "layer_sum_ms": layers.layer_sum_ms if layers else None, "layer_coverage": layers.coverage if layers else None,
         "contended": contention.get("flagged"), "other_cores": _round(contention.get("other_cores"), 3),
+        "act_bytes": activation_bytes(point),
     }
     return {k: derived[k] if k in derived else flat[k] for k in COLUMNS}
+
+
+def activation_bytes(point: PointResult) -> int | None:
+    """The batch's activations in bytes at the point's precision (acts x batch x bytes per element:
+    fp32 4, fp16 2, int8 and fp8 1); None when acts are unknown."""
+    if point.acts is None:
+        return None
+    return int(point.acts) * point.batch * ELEMENT_BYTES.get(point.precision, 4)
 
 
 def _round(value, digits):

@@ -35,6 +35,7 @@ def _open(args):
     """(engine, shape) from an engine directory, or from an ONNX file built with the engine options."""
     from scaleprof.engines.base import ShapePoint
     from scaleprof.engines.cache import build_engine, default_cache_dir, open_engine
+    from scaleprof.engines.onnx_facts import read_facts
     from scaleprof.engines.registry import get_backend
     from scaleprof.errors import EnvironmentProblem
     from scaleprof.export.rebuild import rebuild_model
@@ -55,7 +56,7 @@ def _open(args):
     if target.suffix.lower() != ".onnx":
         raise BadInput(f"{target} is neither an engine directory nor an .onnx file")
     shape = ShapePoint(args.batch, args.resolution or default_resolution(target))
-    spec = build_spec(args, (shape,))
+    spec = build_spec(args, (shape,), file_precision=read_facts(target).quantized)
     refusal = get_backend(spec.backend).run_refusal(spec.device)
     if refusal:                                      # before a build whose engine could not run here
         raise EnvironmentProblem(refusal)
