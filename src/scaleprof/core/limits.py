@@ -8,8 +8,8 @@ line at once instead of a MemoryError minutes later (or a machine brought to its
 from __future__ import annotations
 
 import os
-import resource
 
+from scaleprof.core.memory import check_fits, machine_memory  # noqa: F401 (the limits' own checks, re-exported)
 from scaleprof.core.onnx_file import ELEMENT_BYTES as BYTES_PER_ELEMENT
 from scaleprof.errors import BadInput
 
@@ -72,49 +72,8 @@ def check_workers(workers: int, what: str = "workers") -> int:
     return workers
 
 
-def machine_memory() -> int:
-    """Bytes this process may use at most: physical memory, lowered by a cgroup limit and by the
-    address-space limit (less what is mapped already)."""
-    limits = [os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")]
-    try:
-        with open("/sys/fs/cgroup/memory.max") as f:
-            text = f.read().strip()
-        if text.isdigit():
-            limits.append(int(text))
-    except OSError:
-        pass
-    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
-    if soft != resource.RLIM_INFINITY:
-        limits.append(max(0, soft - _mapped_bytes()))
-    return min(limits)
-
-
-def _mapped_bytes() -> int:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmSize:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
-
-
 def inference_bytes(params: int, acts: int, batch: int, resolution: int, precision: str = "fp32") -> int:
     """An upper bound on the memory of one inference: the weights, the input and every activation
     (per image, ``acts``) of the batch held at once."""
     per = BYTES_PER_ELEMENT.get(precision, 4)
     return per * (int(params) + int(batch) * (3 * int(resolution) ** 2 + int(acts)))
-
-
-def check_fits(needed: int, what: str, of: str = "weights, input and activations",
-               advice: str = "choose a smaller scale, batch or resolution") -> None:
-    """BadInput when ``needed`` bytes exceed what this machine (or this process's limit) has."""
-    available = machine_memory()
-    if needed > available:
-        raise BadInput(f"{what} needs about {_gb(needed)} of memory ({of}); this machine allows {_gb(available)}: "
-                       f"{advice}")
-
-
-def _gb(n: int) -> str:
-    return f"{n / 2**30:.3g} GB" if n < 2**30 * 1e6 else f"{n / 2**30:.2e} GB"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from scaleprof.core.memory import check_fits
 from scaleprof.core.text import first_line
 from scaleprof.errors import BadInput
 
@@ -39,8 +40,6 @@ def load_model(path, load_weights: bool = True):
         raise BadInput(f"{path}: no such ONNX file")
     if path.stat().st_size == 0:
         raise BadInput(f"{path}: empty file, not an ONNX model")
-    from scaleprof.core.limits import check_fits          # limits reads this module's element sizes
-
     check_fits(PARSE_EXPANSION * path.stat().st_size, f"reading {path}", "the parsed ONNX file", TOO_LARGE)
     try:
         model = onnx.load(str(path), load_external_data=False)
