@@ -18,6 +18,9 @@ class TimingSettings:
     max_time_s: float = 10.0         # cap on timed iterations
     layer_iters: int = 20            # iterations of the separate layer-profiling run
     wait_quiet_s: float = 0.0        # before timing, wait up to this long for other processes to go quiet
+    rounds: int = 3                  # a sweep times its points interleaved: quiet rounds each point needs
+    control_tolerance: float = 0.10  # a round whose control network ran this much slower than its best is contended
+    retry_budget_s: float = 60.0     # seconds of contended rounds (per target) after which no more are run
 
 
 @dataclass(frozen=True)
