@@ -3,8 +3,8 @@
 Whatever slows the machine down during a round (a neighbour on the CPU or the GPU, clocks
 throttling) slows the control too, so the control's median in a round, against its best median
 over all rounds, says whether the round was contended. This needs neither /proc nor NVML: it
-measures the effect, not the cause. A round's control is timed at its start and at its end, and
-the slower of the two judges it (a neighbour that arrives mid-round is caught at the end).
+measures the effect, not the cause. A round's control is timed at its start, every few slices and
+at its end, and the slowest of these judges it (a neighbour that comes mid-round is caught).
 
 The best is only known once every round has run: a round judged quiet early on may turn out slow
 against a later, quieter round. ``ControlJudge`` therefore keeps every round's control median and
@@ -31,7 +31,7 @@ class ControlJudge:
     fastest: float | None = None                                 # the fastest control slice of any round
 
     def record(self, round_index: int, control_medians: list[float]) -> None:
-        """The control's slice medians of one round (start and end): the slowest judges the round,
+        """The control's slice medians of one round: the slowest judges the round,
         the fastest of all the rounds' slices is the best."""
         if control_medians:
             self.medians[round_index] = max(control_medians)

@@ -25,7 +25,7 @@ from scaleprof.profile.control import TOLERANCE, ControlJudge, busy_throughout
 from scaleprof.profile.stats import ci_relative_halfwidth
 from scaleprof.profile.types import TimingSettings
 
-CONTROL_EDGES = 2          # control slices per round: at its start and at its end
+CONTROL_EVERY = 8          # the control is timed at a round's start, after every this many slices, and at its end
 MIN_SLICE_ITERS = 3        # a slice holds at least this many samples, however long one takes
 
 
@@ -114,6 +114,7 @@ class Interleaver:
     on_round: Callable[[Round], None] | None = None
     watch: Callable[[], object] | None = None
     clock: Callable[[], float] = time.perf_counter
+    before_round: Callable[[], None] | None = None     # e.g. wait for a quiet machine
 
     def __post_init__(self):
         self.judge = ControlJudge(self.settings.tolerance)
@@ -121,19 +122,23 @@ class Interleaver:
             self.judge.record(r.index, r.control_ms)
         self.rng = random.Random(self.settings.seed)
         self.warm: set = {k for r in self.rounds for k in r.slices} | ({"control"} if self.rounds else set())
+        self.failed: dict[Hashable, Exception] = {}     # networks whose timing raised: out of later rounds
 
     def run(self) -> dict[Hashable, Pooled]:
+        """Each network's pooled figures (those in ``failed`` left out)."""
         while True:
-            todo = [k for k in self.timers if not self.measured(k)]
+            todo = [k for k in self.timers if k not in self.failed and not self.measured(k)]
             if (not todo or self.contended_seconds() > self.settings.retry_budget_s
                     or len(self.rounds) >= self.settings.max_rounds):
                 break
             self.run_round(todo)
-        return {k: self.pooled(k) for k in self.timers}
+        return {k: self.pooled(k) for k in self.timers if k not in self.failed}
 
     def run_round(self, keys: list[Hashable]) -> Round:
         order = list(keys)
         self.rng.shuffle(order)
+        if self.before_round is not None:
+            self.before_round()
         watch = self.watch() if self.watch else None
         start = self.clock()
         slices: dict[Hashable, list[float]] = {}
@@ -142,8 +147,13 @@ class Interleaver:
             watch.__enter__()
         try:
             control.append(_median(self._slice("control", self.control)))
-            for key in order:
-                slices[key] = self._slice(key, self.timers[key])
+            for n, key in enumerate(order, 1):
+                if n % CONTROL_EVERY == 0:
+                    control.append(_median(self._slice("control", self.control)))
+                try:
+                    slices[key] = self._slice(key, self.timers[key])
+                except Exception as err:  # noqa: BLE001 - one network's failure is its own
+                    self.failed[key] = err
             control.append(_median(self._slice("control", self.control)))
         finally:
             if watch is not None:

@@ -41,11 +41,15 @@ class LatencyStats:
     stop_reason: str = ""            # "ci target reached", "minimums reached", "time cap"
     warmup_iters: int = 0            # untimed iterations run first
     contention: dict | None = None   # what other processes took meanwhile (profile.contention.Contention)
+    rounds: dict | None = None       # timed in interleaved rounds: kept, discarded, contended, reason
+                                     # (profile.rounds.Pooled.provenance); None: timed in one run
 
     @property
     def contended(self) -> bool:
-        """Measured while other processes took a share of the machine (or the GPU)."""
-        return bool(self.contention and self.contention.get("flagged"))
+        """Could not be measured faithfully: in rounds, too few quiet ones (the control network's
+        judgement, or other processes busy in every round); in one run, other processes took a
+        share of the machine (or the GPU) meanwhile."""
+        return point_contended(self.rounds, self.contention)
 
     @property
     def throughput(self) -> float:
@@ -56,6 +60,14 @@ class LatencyStats:
         data = asdict(self)
         data["throughput"] = self.throughput
         return data
+
+
+def point_contended(rounds: dict | None, contention: dict | None) -> bool:
+    """Whether a stored timing is contended (LatencyStats.contended from its dicts): the rounds'
+    verdict where it was timed in rounds, else the /proc flag of its single run."""
+    if rounds is not None:
+        return bool(rounds.get("contended"))
+    return bool(contention and contention.get("flagged"))
 
 
 @dataclass(frozen=True)

@@ -99,8 +99,7 @@ class Executor:
         return {t.name: stages.environment(t) for t in config.targets}
 
     def run(self, sweep: SweepRun, groups: list[list[Point]], say: Callable[[str], None]) -> None:
-        for group in groups:
-            PointGroup(sweep, group).run()
+        measure_groups(sweep, groups)
 
     def close(self) -> None:
         """Called once the sweep is over (or stopped)."""
@@ -152,6 +151,18 @@ def run_sweep(config: SweepConfig, out_dir: str | Path, *, stages: Stages | None
     return result
 
 
+def measure_groups(sweep: SweepRun, groups: list[list[Point]]) -> None:
+    """Every group here: timed in interleaved rounds per target (scaleprof.sweep.rounds) where the
+    pipeline gives single-inference runners, else one point after the other."""
+    if not sweep.stages.interleaves:
+        for group in groups:
+            PointGroup(sweep, group).run()
+        return
+    from scaleprof.sweep.rounds import measure_in_rounds
+
+    measure_in_rounds(sweep, [PointGroup(sweep, group) for group in groups])
+
+
 def _unmeasured(store: Store, config: SweepConfig, envs: dict, points: list[Point], force: bool,
                 noisy: set[tuple[str, str]]) -> list[Point]:
     """Record each served target's environment; the points to measure (all of them with ``force``; those
@@ -198,6 +209,7 @@ class PointGroup:
         self.engine_key = ""
 
     def run(self) -> None:
+        """Every point of the group, one after the other (pipelines without Stages.runner)."""
         try:
             self.scale_and_count()
             fresh = self.store_measured_earlier()
@@ -211,6 +223,54 @@ class PointGroup:
             self.fail_pending(err)
         finally:
             self.release()
+
+    # ------------------------------------------------------------------------ in rounds (scaleprof.sweep.rounds)
+    def prepare(self, planned: dict[tuple, Point]) -> list[Point]:
+        """Scale, count, export and build; the points this group times. A point whose network and
+        shape an earlier group times (``planned``: measured key -> that point) waits for its figures
+        (store_aliases). A failure is recorded for the group's points, and nothing is timed."""
+        try:
+            self.scale_and_count()
+            fresh = [p for p in self.store_measured_earlier()
+                     if self.replacing(p) or not self.sweep.store.is_measured(p.key, p.target, self.env_key)]
+            for done in set(self.pending) - set(fresh):       # a concurrent sweep got there first
+                self.finished(done, None, stored=False)
+            timed = [p for p in fresh if self.measured_key(p) not in planned]
+            if timed:
+                self.export_and_build(timed)
+            for point in timed:
+                planned[self.measured_key(point)] = point
+            return timed
+        except (StoreError, KeyboardInterrupt):
+            raise
+        except Exception as err:  # noqa: BLE001 - isolate the failure to this group's points
+            self.fail_pending(err)
+            self.release()
+            return []
+
+    def store_timed(self, point: Point, latency: dict) -> None:
+        """Profile the layers of a point timed in rounds (where the sweep does) and store it."""
+        try:
+            resolution = self.resolution(point)
+            summary, layers = None, []
+            if self.sweep.config.layers:
+                summary, layers = self.profile_layers(point, resolution, latency)
+            measured = Measured(latency, summary, layers, self.engine_key)
+            self.sweep.measured[self.measured_key(point)] = measured
+            self.store_ok(point, measured)
+        except (StoreError, KeyboardInterrupt):
+            raise
+        except Exception as err:  # noqa: BLE001 - isolate the failure to this point
+            self.fail_pending(err, [point])
+
+    def store_aliases(self) -> None:
+        """Store the points whose network and shape another group timed, with its figures."""
+        for point in list(self.pending):
+            earlier = self.sweep.measured.get(self.measured_key(point))
+            if earlier is not None:
+                self.store_ok(point, earlier, reused=True)
+            else:
+                self.fail_pending(RuntimeError("the same network at this shape failed in another point"), [point])
 
     @contextmanager
     def stage(self, name: str, point: Point | None = None, showing: str = "", per_point: bool = True):
@@ -319,14 +379,15 @@ class PointGroup:
             result.skipped += 1
         self.sweep.progress.advance(point, latency if stored else None)
 
-    def fail_pending(self, err: Exception) -> None:
-        """Record every point not yet stored as failed in the current stage, with the error."""
+    def fail_pending(self, err: Exception, points: list[Point] | None = None) -> None:
+        """Record every point not yet stored (or ``points``) as failed in the current stage, with the error."""
         message = f"{self.current}: {_describe(err)}"
         if not isinstance(err, ScaleprofError):
             frame = traceback.extract_tb(err.__traceback__)[-1]
             message += f" [{Path(frame.filename).name}:{frame.lineno}]"
         result = self.sweep.result
-        for point in self.pending:
+        for point in list(self.pending if points is None else points):
+            self.pending.remove(point)
             self.record(point, "failed", error=message)
             result.failed += 1
             result.failures.append((point.label, message))
@@ -338,6 +399,7 @@ class PointGroup:
                 self.sweep.stages.release(self.engine)
             except Exception:  # noqa: BLE001 - releasing is best effort; the points are stored
                 pass
+            self.engine = None
 
     def replacing(self, point: Point) -> bool:
         """Whether a stored measurement of ``point`` is to be replaced (--force, or a contended one)."""

@@ -1,0 +1,197 @@
+"""A sweep's timing in interleaved rounds (scaleprof.profile.rounds), target by target.
+
+1. Every group is prepared (scaled, counted, exported, built); a network and shape that several
+   points share (s = 1 under every strategy) is timed once.
+2. Each target's ready points are timed in rounds, with the target's base network at batch 1 as
+   the control. Each finished round is stored (its control, its /proc evidence, each point's
+   samples), so a stopped sweep loses at most the round in flight: a re-run resumes from them.
+   Engines stay loaded within a memory budget (a quarter of the machine's memory, from their
+   counts); beyond it the least recently timed are released and loaded again at their next slice.
+3. Each point's pooled figures, with how they were obtained (rounds kept and discarded, contended
+   or not), are stored after its layer profile, which stays per point.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict, defaultdict
+from dataclasses import replace
+from typing import Callable
+
+from scaleprof.profile.contention import ContentionWatch, wait_until_quiet
+from scaleprof.profile.rounds import Interleaver, Pooled, Round, RoundSettings, SliceTimer
+from scaleprof.profile.stats import summarise
+from scaleprof.sweep.grid import Point
+
+MEMORY_SHARE = 0.25          # of the machine's memory that loaded engines may take (estimated from counts)
+ENGINE_OVERHEAD = 3          # a runtime's session holds about this many times the tensors it runs
+
+
+def measure_in_rounds(sweep, groups: list) -> None:
+    """``groups``: the run's PointGroups (scaleprof.sweep.runner), prepared, timed and stored here."""
+    planned: dict[tuple, Point] = {}
+    ready: dict[str, list[tuple]] = defaultdict(list)
+    try:
+        for group in groups:
+            for point in group.prepare(planned):
+                ready[group.target.name].append((group, point))
+        for target, timed in ready.items():
+            TargetRounds(sweep, target, timed).run()
+        for group in groups:
+            group.store_aliases()
+    finally:
+        for group in groups:
+            group.release()
+
+
+class EngineShelf:
+    """Runners of engines loaded on demand, the least recently used released beyond ``budget`` bytes."""
+
+    def __init__(self, stages, budget: int):
+        self.stages = stages
+        self.budget = budget
+        self.loaded: OrderedDict[int, tuple] = OrderedDict()      # id(engine) -> (engine, bytes)
+        self.runners: dict[tuple, Callable[[], float]] = {}
+        self.methods: dict[tuple, str] = {}
+
+    def runner(self, engine, size: int, batch: int, resolution: int) -> Callable[[], float]:
+        key = (id(engine), batch, resolution)
+
+        def run() -> float:
+            inner = self.runners.get(key)
+            if inner is None:
+                self._load(engine, size)
+                inner = self.runners[key] = self.stages.runner(engine, batch, resolution)
+                self.methods[key] = getattr(inner, "timing_method", "perf_counter")
+            else:
+                self.loaded.move_to_end(id(engine))
+            return inner()
+        run.key = key
+        return run
+
+    def _load(self, engine, size: int) -> None:
+        while self.loaded and sum(b for _, b in self.loaded.values()) + size > self.budget:
+            ident, (old, _) = next(iter(self.loaded.items()))
+            if ident == id(engine):
+                break
+            self.release(old)
+        self.loaded[id(engine)] = (engine, size)
+
+    def release(self, engine) -> None:
+        if self.loaded.pop(id(engine), None) is not None:
+            self.runners = {k: v for k, v in self.runners.items() if k[0] != id(engine)}
+            self.stages.release(engine)
+
+
+class TargetRounds:
+    """One target's ready points timed in rounds, then stored."""
+
+    def __init__(self, sweep, target: str, timed: list[tuple]):
+        self.sweep = sweep
+        self.target = sweep.config.target(target)
+        self.env_key = sweep.envs[target][0]
+        self.timed = timed                   # (PointGroup, Point)
+        self.settings = RoundSettings.from_timing(sweep.config.timing)
+        self.shelf = EngineShelf(sweep.stages, _memory_budget())
+        self.base = None                     # the control's own engine, where no point is the base network
+
+    def run(self) -> None:
+        sweep = self.sweep
+        start = time.perf_counter()
+        timers = {p.key: SliceTimer(self.runner(g, p)) for g, p in self.timed}
+        try:
+            control = SliceTimer(self.control())
+            interleaver = Interleaver(timers, control, self.settings, rounds=self.resumed(),
+                                      on_round=self.store_round, watch=lambda: ContentionWatch(self.target.device),
+                                      before_round=self.wait_quiet)
+            pooled = interleaver.run()
+        except Exception as err:  # noqa: BLE001 - the control failed: every point of the target with it
+            from scaleprof.sweep.store import StoreError
+
+            if isinstance(err, StoreError):
+                raise
+            for group, point in self.timed:
+                group.current = "time"
+                group.fail_pending(RuntimeError(f"control network: {err}"), [point])
+            return
+        finally:
+            self.account(time.perf_counter() - start)
+            self.release_control()
+        for group, point in self.timed:
+            if point.key in interleaver.failed:
+                group.current = "time"
+                group.fail_pending(interleaver.failed[point.key], [point])
+            else:
+                group.store_timed(point, self.latency(group, point, pooled[point.key]))
+
+    def runner(self, group, point: Point) -> Callable[[], float]:
+        resolution = group.resolution(point)
+        counts = group.counts[resolution]
+        return self.shelf.runner(group.engine, _engine_bytes(counts, point, resolution), point.batch, resolution)
+
+    def control(self) -> Callable[[], float]:
+        """The target's base network at batch 1: a point's engine where one is it, else built here."""
+        for group, point in sorted(self.timed, key=lambda gp: gp[1].batch):
+            if point.scale == 1.0 and point.resolution is None and point.batch == 1:
+                return self.runner(group, point)
+        sweep, first = self.sweep, self.timed[0][1]
+        base = replace(first, strategy="none", alpha=None, scale=1.0, resolution=None, batch=1)
+        stages = sweep.stages
+        spec = stages.spec(base)
+        onnx_path = stages.export(spec, base.precision, sweep.out_dir / "onnx")
+        self.base, _, _ = stages.build(onnx_path, spec, self.target, base.precision, [(1, spec.resolution)],
+                                       sweep.out_dir / "engines")
+        counts = stages.count(spec, spec.resolution)
+        return self.shelf.runner(self.base, _engine_bytes(counts, base, spec.resolution), 1, spec.resolution)
+
+    def resumed(self) -> list[Round]:
+        """The stored rounds of an earlier, stopped run that hold slices of these points (the slices of
+        points measured afresh, --force or --remeasure-noisy, are forgotten first)."""
+        store = self.sweep.store
+        store.forget_slices(self.target.name, self.env_key, [p.key for g, p in self.timed if g.replacing(p)])
+        keys = {p.key for _, p in self.timed}
+        out = []
+        for r in store.rounds(self.target.name, self.env_key):
+            slices = {k: v for k, v in r["slices"].items() if k in keys}
+            if slices:
+                out.append(Round(r["index"], r["seconds"], r["control_ms"], slices, r["evidence"]))
+        return out
+
+    def store_round(self, done: Round) -> None:
+        self.sweep.store.put_round(self.target.name, self.env_key, self.sweep.sweep_id, done.index, done.seconds,
+                                   done.control_ms, done.evidence, done.slices)
+        self.sweep.progress.show(self.timed[0][1], f"timing: round {done.index + 1} ({len(done.slices)} points)")
+
+    def wait_quiet(self) -> None:
+        if self.sweep.config.timing.wait_quiet_s > 0:
+            wait_until_quiet(self.sweep.config.timing.wait_quiet_s)
+
+    def latency(self, group, point: Point, pooled: Pooled) -> dict:
+        method = self.shelf.methods.get((id(group.engine), point.batch, group.resolution(point)), "perf_counter")
+        stop = f"{pooled.kept} quiet round(s) pooled, {pooled.discarded} contended set aside"
+        stats = summarise(pooled.samples, batch=point.batch, total_s=pooled.seconds, timing_method=method,
+                          stop_reason=stop)
+        group.seconds["time"] = group.seconds.get("time", 0.0) + pooled.seconds
+        return replace(stats, contention=pooled.evidence, rounds=pooled.provenance()).to_dict()
+
+    def account(self, seconds: float) -> None:
+        totals = self.sweep.result.stage_seconds
+        totals["time"] = totals.get("time", 0.0) + seconds
+
+    def release_control(self) -> None:
+        if self.base is not None:
+            self.shelf.release(self.base)
+            self.sweep.stages.release(self.base)
+            self.base = None
+
+
+def _engine_bytes(counts, point: Point, resolution: int) -> int:
+    from scaleprof.core.limits import inference_bytes
+
+    return ENGINE_OVERHEAD * inference_bytes(counts.params, counts.acts, point.batch, resolution, point.precision)
+
+
+def _memory_budget() -> int:
+    from scaleprof.core.limits import machine_memory
+
+    return int(MEMORY_SHARE * machine_memory())
