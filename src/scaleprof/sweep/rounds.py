@@ -21,6 +21,7 @@ from typing import Callable
 from scaleprof.profile.contention import ContentionWatch, wait_until_quiet
 from scaleprof.profile.rounds import Interleaver, Pooled, Round, RoundSettings, SliceTimer
 from scaleprof.profile.stats import summarise
+from scaleprof.profile.types import LatencyStats
 from scaleprof.sweep.grid import Point
 
 MEMORY_SHARE = 0.25          # of the machine's memory that loaded engines may take (estimated from counts)
@@ -166,13 +167,13 @@ class TargetRounds:
         if self.sweep.config.timing.wait_quiet_s > 0:
             wait_until_quiet(self.sweep.config.timing.wait_quiet_s)
 
-    def latency(self, group, point: Point, pooled: Pooled) -> dict:
+    def latency(self, group, point: Point, pooled: Pooled) -> LatencyStats:
         method = self.shelf.methods.get((id(group.engine), point.batch, group.resolution(point)), "perf_counter")
         stop = f"{pooled.kept} quiet round(s) pooled, {pooled.discarded} contended set aside"
         stats = summarise(pooled.samples, batch=point.batch, total_s=pooled.seconds, timing_method=method,
                           stop_reason=stop)
         group.seconds["time"] = group.seconds.get("time", 0.0) + pooled.seconds
-        return replace(stats, contention=pooled.evidence, rounds=pooled.provenance()).to_dict()
+        return replace(stats, contention=pooled.evidence, rounds=pooled.provenance())
 
     def account(self, seconds: float) -> None:
         totals = self.sweep.result.stage_seconds

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from fake_stages import GRID, ROUND_TIMING, RoundStages
+from tests.sweep.fake_stages import GRID, ROUND_TIMING, RoundStages
 from scaleprof.sweep import rounds as sweep_rounds
 from scaleprof.sweep.config import parse_config
 from scaleprof.sweep.runner import run_sweep
@@ -74,8 +74,8 @@ def test_every_round_times_every_ready_point_in_a_shuffled_order(tmp_path, quiet
         points = store.points()
     for p in points:
         engine = {"spec": stages.spec(_point(p))}
-        assert p["latency_ms_median"] == pytest.approx(stages.median_ms(engine, p["batch"], p["resolution"]))
-        assert p["latency"]["rounds"] == {"kept": 3, "discarded": 0, "contended": False, "reason": ""}
+        assert p.latency_ms == pytest.approx(stages.median_ms(engine, p.batch, p.resolution))
+        assert p.latency.rounds == {"kept": 3, "discarded": 0, "contended": False, "reason": ""}
 
 
 def test_a_neighbour_during_one_round_is_discarded_and_the_round_repeated(tmp_path, quiet):
@@ -84,12 +84,12 @@ def test_a_neighbour_during_one_round_is_discarded_and_the_round_repeated(tmp_pa
     with Store(tmp_path) as store:
         points = store.points()
     assert len(_slice_orders(tmp_path)) > 3
-    assert sum(p["latency"]["rounds"]["discarded"] for p in points) > 0
+    assert sum(p.latency.rounds["discarded"] for p in points) > 0
     for p in points:
         engine = {"spec": stages.spec(_point(p))}
-        true = stages.median_ms(engine, p["batch"], p["resolution"])
-        assert p["latency"]["max"] == pytest.approx(true)          # no slowed sample in any figure
-        assert p["latency"]["rounds"]["kept"] == 3 and not p["latency"]["rounds"]["contended"]
+        true = stages.median_ms(engine, p.batch, p.resolution)
+        assert p.latency.max == pytest.approx(true)          # no slowed sample in any figure
+        assert p.latency.rounds["kept"] == 3 and not p.latency.rounds["contended"]
 
 
 def test_a_neighbour_throughout_leaves_every_point_contended(tmp_path, monkeypatch):
@@ -97,8 +97,8 @@ def test_a_neighbour_throughout_leaves_every_point_contended(tmp_path, monkeypat
     _sweep(tmp_path, RoundStages())
     with Store(tmp_path) as store:
         points = store.points()
-        assert store.contended_keys("cpu-ort", points[0]["env_key"]) == {p["point_key"] for p in points}
-    assert all(p["latency"]["rounds"]["contended"] and "every round" in p["latency"]["rounds"]["reason"]
+        assert store.contended_keys("cpu-ort", points[0].env_key) == {p.point_key for p in points}
+    assert all(p.latency.rounds["contended"] and "every round" in p.latency.rounds["reason"]
                for p in points)
 
 
@@ -132,7 +132,7 @@ def test_a_killed_sweep_loses_at_most_the_round_in_flight(tmp_path):
     after = _slice_orders(out)
     assert after[:len(before)] == before                 # the finished rounds were kept and pooled
     with Store(out) as store:
-        kept = {p["latency"]["rounds"]["kept"] + p["latency"]["rounds"]["discarded"] for p in store.points()}
+        kept = {p.latency.rounds["kept"] + p.latency.rounds["discarded"] for p in store.points()}
     # a point's rounds: those of the killed run plus the resumed ones, not the resumed ones alone
     assert len(after) - len(before) < 6 or min(kept) > len(after) - len(before)
 
@@ -140,8 +140,7 @@ def test_a_killed_sweep_loses_at_most_the_round_in_flight(tmp_path):
 def _point(row):
     from scaleprof.sweep.grid import Point
 
-    return Point(row["model"], row["strategy"], row["alpha"], row["scale"], None, row["batch"], row["precision"],
-                 row["target"])
+    return Point(row.model, row.strategy, row.alpha, row.scale, None, row.batch, row.precision, row.target)
 
 
 def test_a_version_2_store_gets_its_rounds_tables_from_the_sweep_that_writes_into_it(tmp_path, quiet):
