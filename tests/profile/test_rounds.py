@@ -13,7 +13,7 @@ from scaleprof.profile.rounds import Interleaver, RoundSettings, SliceTimer
 TRUE_MS = {"a": 2.0, "b": 5.0, "c": 11.0, "d": 23.0}
 CONTROL_MS = 3.0
 SETTINGS = RoundSettings(slice_s=0.1, min_rounds=3, min_iters=10, target_ci=0.0, max_time_s=0.3,
-                         retry_budget_s=5.0, warmup_iters=0, first_warmup_iters=0, seed=1)
+                         retry_budget_s=5.0, warmup_iters=0, warmup_s=0.0, first_warmup_iters=0, seed=1)
 
 
 class World:

@@ -39,6 +39,8 @@ class RoundSettings:
     tolerance: float = TOLERANCE      # control slower than its best by more than this: contended round
     retry_budget_s: float = 60.0      # seconds of contended rounds after which no more are run
     warmup_iters: int = 1             # untimed iterations before each slice (caches after a switch)
+    warmup_s: float = 0.05            # and untimed seconds (a runtime's idle threads of the network before
+                                      # may still spin: ONNX Runtime's do, for a while)
     first_warmup_iters: int = 10      # before a network's first slice
     seed: int | None = None           # of the shuffle (None: a fresh order every run)
     max_rounds: int = 200             # whatever else happens (a clock that does not move)
@@ -46,7 +48,8 @@ class RoundSettings:
     @classmethod
     def from_timing(cls, timing: TimingSettings, seed: int | None = None) -> "RoundSettings":
         rounds = max(1, timing.rounds)
-        return cls(slice_s=max(timing.min_time_s / rounds, 0.02), min_rounds=rounds, min_iters=timing.min_iters,
+        slice_s = max(timing.min_time_s / rounds, 0.02)
+        return cls(slice_s=slice_s, warmup_s=min(0.05, slice_s / 4), min_rounds=rounds, min_iters=timing.min_iters,
                    target_ci=timing.target_ci, max_time_s=timing.max_time_s, tolerance=timing.control_tolerance,
                    retry_budget_s=timing.retry_budget_s, first_warmup_iters=timing.warmup_iters, seed=seed)
 
@@ -60,9 +63,12 @@ class SliceTimer:
         self.clock = clock
         self.slices = 0
 
-    def __call__(self, seconds: float, warmup_iters: int) -> list[float]:
-        for _ in range(warmup_iters):
+    def __call__(self, seconds: float, warmup_iters: int, warmup_s: float = 0.0) -> list[float]:
+        start = self.clock()
+        warm = 0
+        while warm < warmup_iters or self.clock() - start < warmup_s:
             self.runner()
+            warm += 1
         samples: list[float] = []
         start = self.clock()
         while len(samples) < MIN_SLICE_ITERS or self.clock() - start < seconds:
@@ -171,7 +177,8 @@ class Interleaver:
     def _slice(self, key: Hashable, timer) -> list[float]:
         first = key not in self.warm
         self.warm.add(key)
-        return timer(self.settings.slice_s, self.settings.first_warmup_iters if first else self.settings.warmup_iters)
+        s = self.settings
+        return timer(s.slice_s, s.first_warmup_iters if first else s.warmup_iters, s.warmup_s)
 
     # ------------------------------------------------------------------ judging
     def quiet(self, key: Hashable) -> list[Round]:

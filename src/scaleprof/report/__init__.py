@@ -31,6 +31,7 @@ class ReportPaths:
     failures: int
     verdicts: tuple[str, ...]
     problems: tuple[str, ...] = ()      # store rows left out (malformed), one line each
+    unfaithful: str | None = None       # one line when the machine could not be measured faithfully
 
 
 def write_report(directory, budgets: list[float] | None = None, plots: bool = True) -> ReportPaths:
@@ -65,7 +66,7 @@ def write_report(directory, budgets: list[float] | None = None, plots: bool = Tr
     rows = [tables.result_row(p) for p in points]
     paths = ReportPaths(directory / "report.html", directory / "report.md", directory / "results.csv",
                        directory / "results.json", len(points), len(failures),
-                       tuple(result.verdicts().values()), problems)
+                       tuple(result.verdicts().values()), problems, result.unfaithful())
     write_atomic(paths.csv, tables.to_csv(rows))
     write_atomic(paths.json, tables.to_json(rows, environments, failures, document.convention(sweeps)))
     write_atomic(paths.markdown, markdown.render(doc, files.name))

@@ -321,3 +321,5 @@ def print_report_paths(paths) -> None:
         print(verdict)
     print(f"report: {paths.html}")
     print(f"        {paths.markdown}, {paths.csv}, {paths.json}")
+    if paths.unfaithful:
+        print(paths.unfaithful)         # last: what the figures above cannot be trusted for
