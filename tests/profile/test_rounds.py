@@ -3,7 +3,9 @@ their latency times the slowdown a scripted neighbour causes at that moment."""
 
 from __future__ import annotations
 
+import os
 import statistics
+import time
 
 import pytest
 
@@ -133,3 +135,28 @@ def test_busy_throughout_needs_every_round_busy():
     assert busy_throughout([busy, busy]) == busy
     assert busy_throughout([busy, quiet]) is None
     assert busy_throughout([busy, None]) is None and busy_throughout([]) is None
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="busy loops started the Linux way")
+def test_a_real_busy_loop_on_every_core_makes_its_rounds_contended():
+    from tests.profile.test_contention import _hogs, _stop
+
+    def work(n):
+        def run() -> float:
+            start = time.perf_counter()
+            sum(range(n))
+            return (time.perf_counter() - start) * 1000
+        return run
+
+    # inferences longer than the scheduler's time slice, as a network's are: a neighbour then shows in the median
+    settings = RoundSettings(slice_s=0.15, min_rounds=2, min_iters=5, target_ci=None, max_time_s=1.0,
+                             retry_budget_s=0.0, warmup_iters=1, warmup_s=0.0, first_warmup_iters=3, seed=0)
+    lv = Interleaver({n: SliceTimer(work(n)) for n in (400_000, 800_000)}, SliceTimer(work(600_000)), settings)
+    quiet = [lv.run_round(list(lv.timers)) for _ in range(3)]
+    hogs = _hogs(4 * (os.cpu_count() or 1))     # a neighbour on every core, several times over
+    try:
+        busy = [lv.run_round(list(lv.timers)) for _ in range(2)]
+    finally:
+        _stop(hogs)
+    assert all(lv.judge.contended(r.index) for r in busy), [lv.judge.ratio(r.index) for r in quiet + busy]
+    assert all(r not in busy for r in lv.quiet(400_000))
