@@ -23,7 +23,7 @@ from typing import Callable, Hashable
 
 from scaleprof.profile.control import TOLERANCE, ControlJudge, busy_throughout
 from scaleprof.profile.stats import ci_relative_halfwidth
-from scaleprof.profile.types import TimingSettings
+from scaleprof.profile.types import LatencyStats, TimingSettings
 
 CONTROL_EVERY = 8          # the control is timed at a round's start, after every this many slices, and at its end
 MIN_SLICE_ITERS = 3        # a slice holds at least this many samples, however long one takes
@@ -219,6 +219,19 @@ class Interleaver:
         evidence = max((r.evidence for r in pool if r.evidence), default=None,
                        key=lambda e: float(e.get("other_share") or 0.0))
         return Pooled(samples, len(quiet), discarded, bool(reason), reason, seconds, evidence)
+
+
+def pooled_stats(pooled: Pooled, batch: int, timing_method: str) -> LatencyStats:
+    """LatencyStats of a network's pooled samples, saying how they were obtained (``rounds``) and
+    what /proc saw meanwhile (``contention``)."""
+    from dataclasses import replace
+
+    from scaleprof.profile.stats import summarise
+
+    stop = f"{pooled.kept} quiet round(s) pooled, {pooled.discarded} contended set aside"
+    stats = summarise(pooled.samples, batch=batch, total_s=pooled.seconds, timing_method=timing_method,
+                      stop_reason=stop)
+    return replace(stats, contention=pooled.evidence, rounds=pooled.provenance())
 
 
 def _median(samples: list[float]) -> float:

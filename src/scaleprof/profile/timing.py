@@ -109,6 +109,29 @@ def time_engine(engine, shape, settings: TimingSettings = TimingSettings(), prog
                        device=engine.manifest.device)
 
 
+def time_engines(engines: list, settings: TimingSettings = TimingSettings()) -> list[LatencyStats]:
+    """End-to-end latency of several (engine, shape) pairs, timed in interleaved rounds
+    (scaleprof.profile.rounds) with the first as the control network: a slowdown falls on all of
+    them alike, and rounds in which the control ran slow are set aside. Engines are loaded here."""
+    from scaleprof.engines.shapes import check_accepts
+    from scaleprof.profile.rounds import Interleaver, RoundSettings, SliceTimer, pooled_stats
+
+    validate_settings(settings)
+    runners = []
+    for engine, shape in engines:
+        check_accepts(engine, shape)
+        engine.load()
+        runners.append(engine.runner(shape))
+    device = engines[0][0].manifest.device
+    interleaver = Interleaver({i: SliceTimer(r) for i, r in enumerate(runners)}, SliceTimer(runners[0]),
+                              RoundSettings.from_timing(settings), watch=lambda: ContentionWatch(device))
+    pooled = interleaver.run()
+    if interleaver.failed:
+        raise next(iter(interleaver.failed.values()))
+    return [pooled_stats(pooled[i], shape.batch, getattr(runners[i], "timing_method", "perf_counter"))
+            for i, (_, shape) in enumerate(engines)]
+
+
 class _Bar:
     """A rich progress bar on stderr for runs expected to take a while (off when not a terminal)."""
 

@@ -214,6 +214,7 @@ class Measurement:
             "timing_method": lat.timing_method,
             "stop_reason": lat.stop_reason,
             "contention": lat.contention,
+            "rounds": lat.rounds,
             "environment": self.environment.to_dict(),
         }
         if self.layers is not None:

@@ -19,8 +19,7 @@ from dataclasses import replace
 from typing import Callable
 
 from scaleprof.profile.contention import ContentionWatch, wait_until_quiet
-from scaleprof.profile.rounds import Interleaver, Pooled, Round, RoundSettings, SliceTimer
-from scaleprof.profile.stats import summarise
+from scaleprof.profile.rounds import Interleaver, Pooled, Round, RoundSettings, SliceTimer, pooled_stats
 from scaleprof.profile.types import LatencyStats
 from scaleprof.sweep.grid import Point
 
@@ -169,11 +168,8 @@ class TargetRounds:
 
     def latency(self, group, point: Point, pooled: Pooled) -> LatencyStats:
         method = self.shelf.methods.get((id(group.engine), point.batch, group.resolution(point)), "perf_counter")
-        stop = f"{pooled.kept} quiet round(s) pooled, {pooled.discarded} contended set aside"
-        stats = summarise(pooled.samples, batch=point.batch, total_s=pooled.seconds, timing_method=method,
-                          stop_reason=stop)
         group.seconds["time"] = group.seconds.get("time", 0.0) + pooled.seconds
-        return replace(stats, contention=pooled.evidence, rounds=pooled.provenance())
+        return pooled_stats(pooled, point.batch, method)
 
     def account(self, seconds: float) -> None:
         totals = self.sweep.result.stage_seconds
