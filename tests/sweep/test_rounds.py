@@ -54,11 +54,13 @@ def _sweep(out, stages, **kw):
 
 
 def _slice_orders(out) -> list[list[str]]:
-    con = sqlite3.connect(Path(out) / STORE_NAME)
+    con = sqlite3.connect(Path(out) / STORE_NAME, timeout=30)
     try:
         ids = [r[0] for r in con.execute("SELECT id FROM rounds ORDER BY id")]
         return [[r[0] for r in con.execute("SELECT point_key FROM slices WHERE round_id=? ORDER BY rowid", (i,))]
                 for i in ids]
+    except sqlite3.OperationalError:      # polled before the sweep created the schema
+        return []
     finally:
         con.close()
 

@@ -28,37 +28,16 @@ from scaleprof.errors import BadInput, EnvironmentProblem
 from scaleprof.sweep.grid import definition, describe_definition
 from scaleprof.profile.types import LatencyStats, LayerReport, point_contended
 from scaleprof.sweep.result import LATENCY_MS, PointResult
+from scaleprof.sweep.round_store import ROUNDS_SCHEMA, forget_slices, put_round, stored_rounds
 from scaleprof.sweep.rows import BAD, RowDecoder
 
 SCHEMA_VERSION = 3
 STORE_NAME = "results.sqlite"
-# The interleaved rounds of a sweep's timing (scaleprof.profile.rounds): each finished round, its
-# control median and /proc evidence, and each point's samples in it. A stopped sweep resumes from them.
-_ROUNDS_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS rounds (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    target TEXT NOT NULL,
-    env_key TEXT NOT NULL,
-    sweep_id INTEGER,
-    idx INTEGER NOT NULL,
-    seconds REAL NOT NULL,
-    control_json TEXT NOT NULL,
-    evidence_json TEXT,
-    created REAL NOT NULL
-)""",
-    """CREATE TABLE IF NOT EXISTS slices (
-    round_id INTEGER NOT NULL REFERENCES rounds(id) ON DELETE CASCADE,
-    point_key TEXT NOT NULL,
-    samples_json TEXT NOT NULL,
-    PRIMARY KEY (round_id, point_key)
-)""",
-    "CREATE INDEX IF NOT EXISTS rounds_target ON rounds(target, env_key)",
-)
 # version -> the statements that bring a store of that version to the next one (additions only)
 UPGRADES = {
     1: ("ALTER TABLE points ADD COLUMN layer_count INTEGER",       # layers executed (Counts.layer_count)
         "ALTER TABLE points ADD COLUMN contention_json TEXT"),    # what other processes took while timing
-    2: _ROUNDS_SCHEMA,
+    2: ROUNDS_SCHEMA,
 }
 
 _SCHEMA = """
@@ -201,7 +180,7 @@ class Store:
             if tables:
                 raise StoreError(f"{self.path}: an SQLite file that is not a scaleprof results store; "
                                  "use another output directory")
-            for statement in [*_SCHEMA.split(";"), *_ROUNDS_SCHEMA]:
+            for statement in [*_SCHEMA.split(";"), *ROUNDS_SCHEMA]:
                 if statement.strip():
                     conn.execute(statement)
             conn.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
@@ -403,46 +382,23 @@ class Store:
                 out.add(key)
         return out
 
-    # ------------------------------------------------------------------ interleaved rounds
+    # ------------------------------------------------------------------ interleaved rounds (sweep.round_store)
     def put_round(self, target: str, env_key: str, sweep_id: int | None, index: int, seconds: float,
                   control_ms: list[float], evidence: dict | None, slices: dict[str, list[float]]) -> None:
         """One finished round of ``target``'s timing and each point's samples in it (one transaction)."""
         with self._writing() as conn:
-            cur = conn.execute("INSERT INTO rounds(target, env_key, sweep_id, idx, seconds, control_json,"
-                               " evidence_json, created) VALUES (?,?,?,?,?,?,?,?)",
-                               (target, env_key, sweep_id, index, seconds, json.dumps(control_ms),
-                                _dumps(evidence), time.time()))
-            conn.executemany("INSERT INTO slices(round_id, point_key, samples_json) VALUES (?,?,?)",
-                             [(cur.lastrowid, key, json.dumps(samples)) for key, samples in slices.items()])
+            put_round(conn, target, env_key, sweep_id, index, seconds, control_ms, evidence, slices)
 
     def rounds(self, target: str, env_key: str) -> list[dict]:
-        """``target``'s stored rounds, oldest first: index, seconds, control_ms, evidence and slices
-        (point key -> samples). A round whose JSON is malformed is left out (a line in ``problems``)."""
-        if self.version < 3:
-            return []
-        out = []
-        for r in self.conn.execute("SELECT * FROM rounds WHERE target=? AND env_key=? ORDER BY idx, id",
-                                   (target, env_key)).fetchall():
-            where = f"round {r['idx']} of target {r['target']!r}"
-            control = self.rows.json(r["control_json"], list, where)
-            evidence = self.rows.json(r["evidence_json"], dict, where) if r["evidence_json"] else None
-            slices = {s["point_key"]: self.rows.json(s["samples_json"], list, where) for s in self.conn.execute(
-                "SELECT point_key, samples_json FROM slices WHERE round_id=?", (r["id"],)).fetchall()}
-            if BAD in (control, evidence) or BAD in slices.values():
-                continue
-            out.append({"index": r["idx"], "seconds": r["seconds"], "control_ms": control, "evidence": evidence,
-                        "slices": slices})
-        return out
+        """``target``'s stored rounds, oldest first (sweep.round_store.stored_rounds)."""
+        return stored_rounds(self.conn, self.rows, target, env_key) if self.version >= 3 else []
 
     def forget_slices(self, target: str, env_key: str, point_keys) -> None:
         """Drop the stored slices of these points (about to be measured afresh: --force, --remeasure-noisy)."""
         keys = list(point_keys)
-        if self.version < 3 or not keys:
-            return
-        with self._writing() as conn:
-            conn.executemany("DELETE FROM slices WHERE point_key=? AND round_id IN "
-                             "(SELECT id FROM rounds WHERE target=? AND env_key=?)",
-                             [(k, target, env_key) for k in keys])
+        if self.version >= 3 and keys:
+            with self._writing() as conn:
+                forget_slices(conn, target, env_key, keys)
 
     def counts(self) -> dict[str, int]:
         rows = self.conn.execute("SELECT status, count(*) FROM points GROUP BY status").fetchall()
