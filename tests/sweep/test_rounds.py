@@ -160,3 +160,16 @@ def test_a_version_2_store_gets_its_rounds_tables_from_the_sweep_that_writes_int
               log=messages.append, force=True)
     assert any("schema 2 upgraded to 3" in m for m in messages)
     assert len(_slice_orders(tmp_path)) >= 3
+
+
+def test_a_neighbour_throughout_ends_the_sweep_with_one_line_and_no_verdict(tmp_path, monkeypatch, capsys):
+    from scaleprof.report import write_report
+    from scaleprof.tools.args import print_report_paths
+
+    monkeypatch.setattr(sweep_rounds, "ContentionWatch", BusyWatch)
+    _sweep(tmp_path, RoundStages())
+    print_report_paths(write_report(tmp_path, plots=False))
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-1].startswith("scaleprof could not measure faithfully on this machine: other processes took 95%")
+    assert not any("predicts latency best" in line for line in lines)
+    assert all("no verdict" in line for line in lines if line.startswith("On cpu-ort"))
