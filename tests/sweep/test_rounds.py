@@ -173,3 +173,13 @@ def test_a_neighbour_throughout_ends_the_sweep_with_one_line_and_no_verdict(tmp_
     assert lines[-1].startswith("scaleprof could not measure faithfully on this machine: other processes took 95%")
     assert not any("predicts latency best" in line for line in lines)
     assert all("no verdict" in line for line in lines if line.startswith("On cpu-ort"))
+
+
+def test_the_control_is_built_when_no_point_is_the_base_network(tmp_path, quiet):
+    stages = RoundStages()
+    grid = GRID.replace("scales: [1, 2, 4]", "scales: [2, 4]").replace("batch_sizes: [1, 2]", "batch_sizes: [2]")
+    result = run_sweep(parse_config(grid + ROUND_TIMING), tmp_path, stages=stages, progress=False, log=lambda m: None)
+    assert result.measured == 10 and result.failed == 0
+    assert stages.calls["build"] == 11                  # ten networks and the base network, the control
+    with Store(tmp_path) as store:
+        assert all(not p.contended and p.latency.rounds["kept"] == 3 for p in store.points())

@@ -123,6 +123,8 @@ class TargetRounds:
                 group.fail_pending(interleaver.failed[point.key], [point])
             else:
                 group.store_timed(point, self.latency(group, point, pooled[point.key]))
+        for group in {id(g): g for g, _ in self.timed}.values():      # memory for the next target
+            group.release()
 
     def runner(self, group, point: Point) -> Callable[[], float]:
         resolution = group.resolution(point)
@@ -130,19 +132,21 @@ class TargetRounds:
         return self.shelf.runner(group.engine, _engine_bytes(counts, point, resolution), point.batch, resolution)
 
     def control(self) -> Callable[[], float]:
-        """The target's base network at batch 1: a point's engine where one is it, else built here."""
-        for group, point in sorted(self.timed, key=lambda gp: gp[1].batch):
-            if point.scale == 1.0 and point.resolution is None and point.batch == 1:
+        """The target's base network at batch 1 (at the grid's first resolution): a point's engine
+        where one is it, else built here."""
+        first = self.timed[0][1]
+        for group, point in self.timed:
+            if point.scale == 1.0 and point.batch == 1 and point.resolution == first.resolution:
                 return self.runner(group, point)
-        sweep, first = self.sweep, self.timed[0][1]
-        base = replace(first, strategy="none", alpha=None, scale=1.0, resolution=None, batch=1)
-        stages = sweep.stages
+        sweep, stages = self.sweep, self.sweep.stages
+        base = replace(first, strategy="none", alpha=None, scale=1.0, batch=1)
         spec = stages.spec(base)
+        resolution = base.resolution or spec.resolution
         onnx_path = stages.export(spec, base.precision, sweep.out_dir / "onnx")
-        self.base, _, _ = stages.build(onnx_path, spec, self.target, base.precision, [(1, spec.resolution)],
+        self.base, _, _ = stages.build(onnx_path, spec, self.target, base.precision, [(1, resolution)],
                                        sweep.out_dir / "engines")
-        counts = stages.count(spec, spec.resolution)
-        return self.shelf.runner(self.base, _engine_bytes(counts, base, spec.resolution), 1, spec.resolution)
+        counts = stages.count(spec, resolution)
+        return self.shelf.runner(self.base, _engine_bytes(counts, base, resolution), 1, resolution)
 
     def resumed(self) -> list[Round]:
         """The stored rounds of an earlier, stopped run that hold slices of these points (the slices of
