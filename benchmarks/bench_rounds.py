@@ -124,7 +124,8 @@ def compare(name: str, quiet: dict, other: dict, within: float) -> None:
     from scaleprof.report.analysis import analyze
 
     ok, n, off = agreement(quiet, other, within)
-    same = ranking(quiet) == ranking(other)
+    a, b = ranking(quiet), ranking(other)
+    same = (a == b) if a and b else "no ranking (no faithful points in one of the runs)"
     contended = sum(p.contended for p in other.values())
     print(f"  {name}: medians within {100 * within:.0f}% for {ok} of {n} points ({100 * ok / max(1, n):.0f}%); "
           f"same metric ranking: {same}; contended: {contended}")
