@@ -140,6 +140,7 @@ class RoundStages(FakeStages):
 
     inference_s: float = 0.0003
     slow_calls: tuple = ()
+    broken_scales: tuple = ()                        # the runners of these networks raise
     inferences: int = 0
     loaded: dict = field(default_factory=dict)       # spec key -> times loaded (runner asked for)
 
@@ -149,6 +150,8 @@ class RoundStages(FakeStages):
         ms = self.median_ms(engine, batch, resolution)
 
         def run() -> float:
+            if engine["spec"].scale in self.broken_scales:
+                raise RuntimeError(f"runner of x{engine['spec'].scale:g} broke")
             self.inferences += 1
             time.sleep(self.inference_s)
             slow = any(a <= self.inferences <= b for a, b in self.slow_calls)

@@ -183,3 +183,14 @@ def test_the_control_is_built_when_no_point_is_the_base_network(tmp_path, quiet)
     assert stages.calls["build"] == 11                  # ten networks and the base network, the control
     with Store(tmp_path) as store:
         assert all(not p.contended and p.latency.rounds["kept"] == 3 for p in store.points())
+
+
+def test_a_failing_network_fails_alone_and_a_failing_control_fails_its_target(tmp_path, quiet):
+    result = _sweep(tmp_path / "one", RoundStages(broken_scales=(4.0,)))
+    assert (result.measured, result.failed) == (20, 10)
+    assert all("time: RuntimeError: runner of x4 broke" in error for _, error in result.failures)
+    result = _sweep(tmp_path / "control", RoundStages(broken_scales=(1.0,)))
+    assert (result.measured, result.failed) == (0, 30)
+    errors = [error for _, error in result.failures]
+    assert sum("time: RuntimeError: control network: runner of x1 broke" in e for e in errors) == 22
+    assert sum("time: RuntimeError: the same network at this shape failed in another point" in e for e in errors) == 8

@@ -269,6 +269,7 @@ class PointGroup:
             if earlier is not None:
                 self.store_ok(point, earlier, reused=True)
             else:
+                self.current = "time"
                 self.fail_pending(RuntimeError("the same network at this shape failed in another point"), [point])
 
     @contextmanager
@@ -376,7 +377,7 @@ class PointGroup:
     def fail_pending(self, err: Exception, points: list[Point] | None = None) -> None:
         """Record every point not yet stored (or ``points``) as failed in the current stage, with the error."""
         message = f"{self.current}: {_describe(err)}"
-        if not isinstance(err, ScaleprofError):
+        if not isinstance(err, ScaleprofError) and err.__traceback__ is not None:
             frame = traceback.extract_tb(err.__traceback__)[-1]
             message += f" [{Path(frame.filename).name}:{frame.lineno}]"
         result = self.sweep.result
