@@ -26,6 +26,7 @@ from scaleprof.profile.stats import ci_relative_halfwidth
 from scaleprof.profile.types import LatencyStats, TimingSettings
 
 CONTROL_EVERY = 8          # the control is timed at a round's start, after every this many slices, and at its end
+BUSY_THROUGHOUT = "other processes took"     # how a Pooled.reason names a neighbour that never left
 MIN_SLICE_ITERS = 3        # a slice holds at least this many samples, however long one takes
 
 
@@ -213,9 +214,9 @@ class Interleaver:
             reason = (f"{len(quiet)} of {len(timed)} rounds quiet (needed {self.settings.min_rounds}; the control "
                       f"ran up to {100 * (worst - 1):.0f}% slower than its best)")
         throughout = busy_throughout([r.evidence for r in pool])
-        if throughout is not None and not reason:
-            reason = (f"other processes took {float(throughout.get('other_share') or 0):.0%} of the machine or more "
-                      "in every round")
+        if throughout is not None:
+            busy = f"{BUSY_THROUGHOUT} {float(throughout.get('other_share') or 0):.0%} of the machine or more in every round"
+            reason = f"{reason}; {busy}" if reason else busy
         evidence = max((r.evidence for r in pool if r.evidence), default=None,
                        key=lambda e: float(e.get("other_share") or 0.0))
         return Pooled(samples, len(quiet), discarded, bool(reason), reason, seconds, evidence)

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from scaleprof.profile.rounds import BUSY_THROUGHOUT
 from scaleprof.sweep.result import METRIC_FIELDS, PointResult
 
 METRICS = tuple(METRIC_FIELDS)              # flops, params, acts, layers
@@ -373,11 +374,12 @@ class Analysis:
     def unfaithful(self) -> str | None:
         """One line when a neighbour stayed through the timing (other processes busy in every round
         of some points), or when no point at all could be measured faithfully; else None."""
-        throughout = [r for r in self.contended if "every round" in ((r.latency.rounds or {}).get("reason") or "")]
+        reasons = [(r.latency.rounds or {}).get("reason") or "" for r in self.contended]
+        throughout = [why[why.index(BUSY_THROUGHOUT):] for why in reasons if BUSY_THROUGHOUT in why]
         if not throughout and not (self.measured and len(self.contended) == len(self.measured)):
             return None
-        what = (f"{throughout[0].latency.rounds['reason']} of {len(throughout)} of {len(self.measured)} points"
-                if throughout else f"all {len(self.measured)} points were contended")
+        what = (f"{throughout[0]} of {len(throughout)} of {len(self.measured)} points" if throughout
+                else f"all {len(self.measured)} points were contended")
         return (f"scaleprof could not measure faithfully on this machine: {what}; no verdict is drawn from "
                 f"them. {REMEDY}")
 
