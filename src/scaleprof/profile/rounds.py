@@ -114,8 +114,8 @@ class Interleaver:
     called with each finished round (to store it: a stopped run then loses only the round in
     flight); ``watch()`` gives a context manager whose ``result`` is the round's /proc evidence."""
 
-    timers: dict[Hashable, Callable[[float, int], list[float]]]
-    control: Callable[[float, int], list[float]]
+    timers: dict[Hashable, Callable[..., list[float]]]     # (seconds, warm-up iterations, warm-up seconds)
+    control: Callable[..., list[float]]
     settings: RoundSettings = RoundSettings()
     rounds: list[Round] = field(default_factory=list)
     on_round: Callable[[Round], None] | None = None
