@@ -313,9 +313,9 @@ def _how_measured(rows: list[PointResult]) -> list[str]:
     if in_rounds:
         kept = sum(r.latency.rounds.get("kept", 0) for r in in_rounds)
         discarded = sum(r.latency.rounds.get("discarded", 0) for r in in_rounds)
-        out.append(f"Timing: {len(in_rounds)} point(s) timed in interleaved rounds with a control network; "
-                   f"{kept} quiet slice(s) pooled, {discarded} from contended rounds set aside (the control ran "
-                   "slower than its best by more than the tolerance).")
+        out.append(f"Timing: {len(in_rounds)} point(s) timed in interleaved rounds with a control network; over "
+                   f"the points, {kept} slices from quiet rounds pooled and {discarded} from contended rounds (the "
+                   "control ran slower than its best by more than the tolerance) set aside.")
     contended = [r for r in rows if r.contended]
     if contended:
         out.append(f"Contention: {len(contended)} of {len(rows)} point(s) could not be measured faithfully "
