@@ -8,7 +8,9 @@
         trace = engine.profile_layers(ShapePoint(1, 224), iterations=20)
 
 Backends: "ort" (ONNX Runtime, the embedded default), "torch" (PyTorch, the baseline),
-"tensorrt". Engines are cached by content (scaleprof.engines.cache).
+"tensorrt" (TensorRT 10 and 11) and "tensorrt-rtx" (TensorRT-RTX: builds without a GPU, runs on
+RTX-class GPUs): scaleprof.engines.registry.BACKENDS lists them. Engines are cached by content
+(scaleprof.engines.cache).
 
 An engine also tells the profile stage how its layers are named: ``engine.layer_resolver(graph)``
 (scaleprof.engines.layer_map). The torch backend runs the network the ONNX file was exported from,
