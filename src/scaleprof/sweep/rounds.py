@@ -27,7 +27,7 @@ MEMORY_SHARE = 0.25          # of the machine's memory that loaded engines may t
 ENGINE_OVERHEAD = 3          # a runtime's session holds about this many times the tensors it runs
 
 
-def measure_in_rounds(sweep, groups: list) -> None:
+def measure_in_rounds(sweep, groups: list, say: Callable[[str], None]) -> None:
     """``groups``: the run's PointGroups (scaleprof.sweep.runner), prepared, timed and stored here."""
     planned: dict[tuple, Point] = {}
     ready: dict[str, list[tuple]] = defaultdict(list)
@@ -36,7 +36,7 @@ def measure_in_rounds(sweep, groups: list) -> None:
             for point in group.prepare(planned):
                 ready[group.target.name].append((group, point))
         for target, timed in ready.items():
-            TargetRounds(sweep, target, timed).run()
+            TargetRounds(sweep, target, timed, say).run()
         for group in groups:
             group.store_aliases()
     finally:
@@ -86,8 +86,9 @@ class EngineShelf:
 class TargetRounds:
     """One target's ready points timed in rounds, then stored."""
 
-    def __init__(self, sweep, target: str, timed: list[tuple]):
+    def __init__(self, sweep, target: str, timed: list[tuple], say: Callable[[str], None]):
         self.sweep = sweep
+        self.say = say
         self.target = sweep.config.target(target)
         self.env_key = sweep.envs[target][0]
         self.timed = timed                   # (PointGroup, Point)
@@ -101,10 +102,17 @@ class TargetRounds:
         timers = {p.key: SliceTimer(self.runner(g, p)) for g, p in self.timed}
         try:
             control = SliceTimer(self.control())
-            interleaver = Interleaver(timers, control, self.settings, rounds=self.resumed(),
+            resumed = self.resumed()
+            self.say(f"{self.target.name}: timing {len(timers)} network(s) in interleaved rounds of "
+                     f"{self.settings.slice_s:.2g} s slices, with a control network"
+                     + (f"; resuming from {len(resumed)} stored round(s)" if resumed else ""))
+            interleaver = Interleaver(timers, control, self.settings, rounds=resumed,
                                       on_round=self.store_round, watch=lambda: ContentionWatch(self.target.device),
                                       before_round=self.wait_quiet)
             pooled = interleaver.run()
+            contended = sum(interleaver.judge.contended(r.index) for r in interleaver.rounds)
+            self.say(f"{self.target.name}: {len(interleaver.rounds)} round(s), {contended} contended (the control "
+                     f"ran over {100 * self.settings.tolerance:.0f}% slower than its best) and set aside")
         except Exception as err:  # noqa: BLE001 - the control failed: every point of the target with it
             from scaleprof.sweep.store import StoreError
 

@@ -100,7 +100,7 @@ class Executor:
         return {t.name: stages.environment(t) for t in config.targets}
 
     def run(self, sweep: SweepRun, groups: list[list[Point]], say: Callable[[str], None]) -> None:
-        measure_groups(sweep, groups)
+        measure_groups(sweep, groups, say)
 
     def close(self) -> None:
         """Called once the sweep is over (or stopped)."""
@@ -138,7 +138,7 @@ def run_sweep(config: SweepConfig, out_dir: str | Path, *, stages: Stages | None
                 say(f"{result.skipped} of {len(points)} points already measured in {store.path}; "
                     f"{'re-measuring them (--force)' if force else 'skipping them'}")
             if noisy:
-                say(f"re-measuring {len(noisy)} point(s) whose timing was flagged as contended (--remeasure-noisy)")
+                say(f"re-measuring {len(noisy)} point(s) that could not be measured faithfully (--remeasure-noisy)")
             run = SweepRun(config, stages, store, sweep_id, envs, out_dir, force, noisy,
                            Progress(len(todo), progress), result)
             try:
@@ -152,7 +152,7 @@ def run_sweep(config: SweepConfig, out_dir: str | Path, *, stages: Stages | None
     return result
 
 
-def measure_groups(sweep: SweepRun, groups: list[list[Point]]) -> None:
+def measure_groups(sweep: SweepRun, groups: list[list[Point]], say: Callable[[str], None]) -> None:
     """Every group here: timed in interleaved rounds per target (scaleprof.sweep.rounds) where the
     pipeline gives single-inference runners, else one point after the other."""
     if not sweep.stages.interleaves:
@@ -161,7 +161,7 @@ def measure_groups(sweep: SweepRun, groups: list[list[Point]]) -> None:
         return
     from scaleprof.sweep.rounds import measure_in_rounds
 
-    measure_in_rounds(sweep, [PointGroup(sweep, group) for group in groups])
+    measure_in_rounds(sweep, [PointGroup(sweep, group) for group in groups], say)
 
 
 def _unmeasured(store: Store, config: SweepConfig, envs: dict, points: list[Point], force: bool,

@@ -54,7 +54,7 @@ class PreparingExecutor(Executor):
             if not overlap:
                 self._wait(sweep, list(futures.values()))
                 pool.shutdown()
-                measure_groups(sweep, groups)       # in interleaved rounds, as without workers
+                measure_groups(sweep, groups, say)       # in interleaved rounds, as without workers
                 return
             for group in groups:
                 if overlap:
