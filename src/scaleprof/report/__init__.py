@@ -4,6 +4,7 @@
     paths = write_report("out/")     # report.html, report.md, results.csv, results.json, report_files/
 
     analysis.py  what the measurements say: fits, correlations, growth exponents, rankings, budgets
+    faithful.py  what is said of points that could not be measured faithfully (no verdict from them)
     document.py  the report's content, format-free: sections of paragraphs, tables and images
     plots.py     the document's plots (PNG bytes)
     html.py      report.html (self-contained) from the document

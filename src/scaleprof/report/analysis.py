@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from scaleprof.profile.rounds import BUSY_THROUGHOUT
+from scaleprof.report.faithful import listing, no_verdict, too_few, unfaithful_line
 from scaleprof.sweep.result import METRIC_FIELDS, PointResult
 
 METRICS = tuple(METRIC_FIELDS)              # flops, params, acts, layers
@@ -352,8 +352,8 @@ class Analysis:
                 continue
             left_out = [r for r in members if r.contended]
             n = len(slices.get(key, []))
-            if left_out and n < max(MIN_VERDICT_POINTS, (len(members) + 1) // 2):
-                out[key] = no_verdict(group, batch, n, len(members), left_out)
+            if left_out and too_few(n, len(members)):
+                out[key] = no_verdict(group, batch, n, len(members), _labels(left_out))
                 continue
             defined = [m for m in self.ranking.get(key, []) if m.r is not None]
             if not defined:
@@ -372,16 +372,10 @@ class Analysis:
         return out
 
     def unfaithful(self) -> str | None:
-        """One line when a neighbour stayed through the timing (other processes busy in every round
-        of some points), or when no point at all could be measured faithfully; else None."""
+        """One line when a neighbour stayed through the timing, or when no point could be measured
+        faithfully (scaleprof.report.faithful); else None."""
         reasons = [(r.latency.rounds or {}).get("reason") or "" for r in self.contended]
-        throughout = [why[why.index(BUSY_THROUGHOUT):] for why in reasons if BUSY_THROUGHOUT in why]
-        if not throughout and not (self.measured and len(self.contended) == len(self.measured)):
-            return None
-        what = (f"{throughout[0]} of {len(throughout)} of {len(self.measured)} points" if throughout
-                else f"all {len(self.measured)} points were contended")
-        return (f"scaleprof could not measure faithfully on this machine: {what}; no verdict is drawn from "
-                f"them. {REMEDY}")
+        return unfaithful_line(len(self.measured), reasons)
 
     def task_contrasts(self) -> dict[tuple, str]:
         """Per target and batch size that measured detectors and classifiers: how their best
@@ -404,20 +398,8 @@ class Analysis:
         return out
 
 
-MIN_VERDICT_POINTS = 3      # and half a slice's points: fewer measured faithfully, no verdict
-REMEDY = ("To get one, time them again when the machine is quieter: `scaleprof sweep CONFIG --remeasure-noisy`, "
-          "with `--wait-quiet S` to wait for quiet first, or give the target `threads: 1` to leave the "
-          "neighbours a core.")
-
-
-def no_verdict(group: str, batch, trusted: int, total: int, left_out: list[PointResult]) -> str:
-    return (f"On {group} at batch {batch}: no verdict: only {trusted} of {total} points were measured faithfully "
-            f"({len(left_out)} contended: {_labels(left_out)}). {REMEDY}")
-
-
-def _labels(rows: list[PointResult], most: int = 6) -> str:
-    names = [f"{r.model} {strategy_label(r)} x{float(r.scale):g}" for r in rows]
-    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
+def _labels(rows: list[PointResult]) -> str:
+    return listing([f"{r.model} {strategy_label(r)} x{float(r.scale):g}" for r in rows])
 
 
 def analyze(rows: list[PointResult], budgets: list[float] | None = None) -> Analysis:

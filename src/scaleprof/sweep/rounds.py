@@ -22,6 +22,7 @@ from scaleprof.profile.contention import ContentionWatch, wait_until_quiet
 from scaleprof.profile.rounds import Interleaver, Pooled, Round, RoundSettings, SliceTimer, pooled_stats
 from scaleprof.profile.types import LatencyStats
 from scaleprof.sweep.grid import Point
+from scaleprof.sweep.store import StoreError
 
 MEMORY_SHARE = 0.25          # of the machine's memory that loaded engines may take (estimated from counts)
 ENGINE_OVERHEAD = 3          # a runtime's session holds about this many times the tensors it runs
@@ -33,15 +34,59 @@ def measure_in_rounds(sweep, groups: list, say: Callable[[str], None]) -> None:
     ready: dict[str, list[tuple]] = defaultdict(list)
     try:
         for group in groups:
-            for point in group.prepare(planned):
+            for point in prepare(group, planned):
                 ready[group.target.name].append((group, point))
         for target, timed in ready.items():
             TargetRounds(sweep, target, timed, say).run()
         for group in groups:
-            group.store_aliases()
+            store_aliases(group)
     finally:
         for group in groups:
             group.release()
+
+
+def prepare(group, planned: dict[tuple, Point]) -> list[Point]:
+    """Scale, count, export and build a group; the points it times. A point whose network and shape
+    an earlier group times (``planned``: measured key -> that point) waits for its figures
+    (store_aliases). A failure is recorded for the group's points, and nothing is timed."""
+    try:
+        group.scale_and_count()
+        fresh = [p for p in group.store_measured_earlier()
+                 if group.replacing(p) or not group.sweep.store.is_measured(p.key, p.target, group.env_key)]
+        for done in set(group.pending) - set(fresh):       # a concurrent sweep got there first
+            group.finished(done, None, stored=False)
+        timed = [p for p in fresh if group.measured_key(p) not in planned]
+        if timed:
+            group.export_and_build(timed)
+        for point in timed:
+            planned[group.measured_key(point)] = point
+        return timed
+    except (StoreError, KeyboardInterrupt):
+        raise
+    except Exception as err:  # noqa: BLE001 - isolate the failure to this group's points
+        group.fail_pending(err)
+        group.release()
+        return []
+
+
+def store_timed(group, point: Point, latency: LatencyStats) -> None:
+    """Profile the layers of a point timed in rounds and store it; a failure is this point's alone."""
+    try:
+        group.keep(point, latency)
+    except (StoreError, KeyboardInterrupt):
+        raise
+    except Exception as err:  # noqa: BLE001 - isolate the failure to this point
+        group.fail_pending(err, [point])
+
+
+def store_aliases(group) -> None:
+    """Store the group's points whose network and shape another group timed, with its figures."""
+    for point in list(group.pending):
+        if group.measured_key(point) in group.sweep.measured:
+            group.store_ok(point, group.sweep.measured[group.measured_key(point)], reused=True)
+        else:
+            group.current = "time"
+            group.fail_pending(RuntimeError("the same network at this shape failed in another point"), [point])
 
 
 class EngineShelf:
@@ -97,7 +142,6 @@ class TargetRounds:
         self.base = None                     # the control's own engine, where no point is the base network
 
     def run(self) -> None:
-        sweep = self.sweep
         start = time.perf_counter()
         timers = {p.key: SliceTimer(self.runner(g, p)) for g, p in self.timed}
         try:
@@ -113,11 +157,9 @@ class TargetRounds:
             contended = sum(interleaver.judge.contended(r.index) for r in interleaver.rounds)
             self.say(f"{self.target.name}: {len(interleaver.rounds)} round(s), {contended} contended (the control "
                      f"ran over {100 * self.settings.tolerance:.0f}% slower than its best) and set aside")
+        except StoreError:
+            raise
         except Exception as err:  # noqa: BLE001 - the control failed: every point of the target with it
-            from scaleprof.sweep.store import StoreError
-
-            if isinstance(err, StoreError):
-                raise
             for group, point in self.timed:
                 group.current = "time"
                 group.fail_pending(RuntimeError(f"control network: {err}"), [point])
@@ -130,7 +172,7 @@ class TargetRounds:
                 group.current = "time"
                 group.fail_pending(interleaver.failed[point.key], [point])
             else:
-                group.store_timed(point, self.latency(group, point, pooled[point.key]))
+                store_timed(group, point, self.latency(group, point, pooled[point.key]))
         for group in {id(g): g for g, _ in self.timed}.values():      # memory for the next target
             group.release()
 

@@ -225,53 +225,6 @@ class PointGroup:
         finally:
             self.release()
 
-    # ------------------------------------------------------------------------ in rounds (scaleprof.sweep.rounds)
-    def prepare(self, planned: dict[tuple, Point]) -> list[Point]:
-        """Scale, count, export and build; the points this group times. A point whose network and
-        shape an earlier group times (``planned``: measured key -> that point) waits for its figures
-        (store_aliases). A failure is recorded for the group's points, and nothing is timed."""
-        try:
-            self.scale_and_count()
-            fresh = [p for p in self.store_measured_earlier()
-                     if self.replacing(p) or not self.sweep.store.is_measured(p.key, p.target, self.env_key)]
-            for done in set(self.pending) - set(fresh):       # a concurrent sweep got there first
-                self.finished(done, None, stored=False)
-            timed = [p for p in fresh if self.measured_key(p) not in planned]
-            if timed:
-                self.export_and_build(timed)
-            for point in timed:
-                planned[self.measured_key(point)] = point
-            return timed
-        except (StoreError, KeyboardInterrupt):
-            raise
-        except Exception as err:  # noqa: BLE001 - isolate the failure to this group's points
-            self.fail_pending(err)
-            self.release()
-            return []
-
-    def store_timed(self, point: Point, latency: LatencyStats) -> None:
-        """Profile the layers of a point timed in rounds (where the sweep does) and store it."""
-        try:
-            resolution = self.resolution(point)
-            layers = self.profile_layers(point, resolution, latency) if self.sweep.config.layers else None
-            measured = Measured(latency, layers, self.engine_key)
-            self.sweep.measured[self.measured_key(point)] = measured
-            self.store_ok(point, measured)
-        except (StoreError, KeyboardInterrupt):
-            raise
-        except Exception as err:  # noqa: BLE001 - isolate the failure to this point
-            self.fail_pending(err, [point])
-
-    def store_aliases(self) -> None:
-        """Store the points whose network and shape another group timed, with its figures."""
-        for point in list(self.pending):
-            earlier = self.sweep.measured.get(self.measured_key(point))
-            if earlier is not None:
-                self.store_ok(point, earlier, reused=True)
-            else:
-                self.current = "time"
-                self.fail_pending(RuntimeError("the same network at this shape failed in another point"), [point])
-
     @contextmanager
     def stage(self, name: str, point: Point | None = None, showing: str = "", per_point: bool = True):
         """Time the block as stage ``name`` (into this group's seconds too when ``per_point``), and
@@ -325,12 +278,15 @@ class PointGroup:
         if not self.replacing(point) and sweep.store.is_measured(point.key, point.target, self.env_key):
             self.finished(point, None, stored=False)      # a concurrent sweep got there first
             return
-        resolution = self.resolution(point)
         with self.stage("time", point, showing="timing"):
-            latency = sweep.stages.time(self.engine, point.batch, resolution, sweep.config.timing)
-        layers = self.profile_layers(point, resolution, latency) if sweep.config.layers else None
+            latency = sweep.stages.time(self.engine, point.batch, self.resolution(point), sweep.config.timing)
+        self.keep(point, latency)
+
+    def keep(self, point: Point, latency: LatencyStats) -> None:
+        """Profile the layers of a timed point (where the sweep does) and store it."""
+        layers = self.profile_layers(point, self.resolution(point), latency) if self.sweep.config.layers else None
         measured = Measured(latency, layers, self.engine_key)
-        sweep.measured[self.measured_key(point)] = measured
+        self.sweep.measured[self.measured_key(point)] = measured
         self.store_ok(point, measured)
 
     def profile_layers(self, point: Point, resolution: int, latency: LatencyStats) -> LayerReport:
