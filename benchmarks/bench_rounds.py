@@ -46,19 +46,17 @@ def load() -> str:
     return f"load {one:.2f} (1 min) {five:.2f} (5 min) on {os.cpu_count()} cores"
 
 
-class Serial:
-    """The pipeline without runners: points timed one after the other (the timing before rounds)."""
+def serial_stages():
+    """The pipeline with its points timed one after the other (the timing before rounds)."""
+    from scaleprof.sweep.stages import UpstreamStages
 
-    def __new__(cls):
-        from scaleprof.sweep.stages import UpstreamStages
+    class SerialStages(UpstreamStages):
+        interleaves = False
 
-        class SerialStages(UpstreamStages):
-            interleaves = False
-        return SerialStages()
+    return SerialStages()
 
 
 def sweep(config, out: Path, force: bool, stages=None) -> tuple[float, dict, str]:
-    from scaleprof.report.analysis import analyze
     from scaleprof.sweep.runner import run_sweep
     from scaleprof.sweep.store import Store
 
@@ -158,7 +156,7 @@ def main(argv=None) -> int:
     print(f"  quiet again (rounds, warm): {wall_q:.1f} s; {how}")
     compare("quiet twice", first, quiet, 0.03)
     if "serial" not in args.skip:
-        wall_s, _, how = sweep(config, out, force=True, stages=Serial())
+        wall_s, _, how = sweep(config, out, force=True, stages=serial_stages())
         print(f"  one point after the other (warm): {wall_s:.1f} s; {how}")
         print(f"  cost of rounds: {wall_q - wall_s:+.1f} s warm ({100 * (wall_q / wall_s - 1):+.0f}%), "
               f"{100 * (wall_q - wall_s) / wall:+.0f}% of the cold demo's {wall:.0f} s")
