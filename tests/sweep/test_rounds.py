@@ -194,3 +194,16 @@ def test_a_failing_network_fails_alone_and_a_failing_control_fails_its_target(tm
     errors = [error for _, error in result.failures]
     assert sum("time: RuntimeError: control network: runner of x1 broke" in e for e in errors) == 22
     assert sum("time: RuntimeError: the same network at this shape failed in another point" in e for e in errors) == 8
+
+
+@pytest.mark.parametrize("setting, words", [
+    ("rounds: 0", "timing.rounds: 0 must be positive"),
+    ("control_tolerance: 0", "timing.control_tolerance: 0 must be positive"),
+    ("retry_budget_s: -1", "timing.retry_budget_s: -1 must be zero or more"),
+    ("rounds: 2.5", "timing.rounds: expected an integer"),
+])
+def test_round_settings_are_checked_in_one_line(setting, words):
+    from scaleprof.errors import BadInput
+
+    with pytest.raises(BadInput, match=words):
+        parse_config(GRID + f"timing: {{{setting}}}\n")

@@ -23,7 +23,7 @@ def validate_settings(settings: TimingSettings) -> None:
         ("minimum iterations", settings.min_iters, 1), ("minimum time", settings.min_time_s, 0),
         ("maximum time", settings.max_time_s, 1e-9), ("layer-profiling iterations", settings.layer_iters, 1),
         ("wait for a quiet machine", settings.wait_quiet_s, 0), ("rounds", settings.rounds, 1),
-        ("control tolerance", settings.control_tolerance, 0), ("retry budget", settings.retry_budget_s, 0),
+        ("control tolerance", settings.control_tolerance, 1e-9), ("retry budget", settings.retry_budget_s, 0),
     )
     for what, value, least in checks:
         if value is None or not math.isfinite(value) or value < least:
