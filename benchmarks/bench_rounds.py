@@ -6,8 +6,9 @@ intermittent neighbour and next to a constant one. Prints figures; asserts nothi
 Runs of one config, into one directory (the first builds everything; the others re-time with --force,
 caches hot), each with the load average it ran under:
 1. quiet, twice: medians within 3% for how many points, and the same metric ranking per (target, batch)?
-2. one point after the other (the timing before rounds), for the cost: wall time of the rounds run
-   against it, and as a share of the cold demo's wall time;
+2. one point after the other (the timing before rounds), for the cost (wall time of the rounds run
+   against it, and as a share of the cold demo's wall time) and for a bias of switching networks
+   every slice (the medians of both);
 3. intermittent neighbour: a busy loop on every core for --busy seconds out of every --period, from a
    script this benchmark starts (re-parented: scaleprof counts its own children as its own time):
    medians within 5% of the quiet run's, the same ranking, held-out prediction within +-10%;
@@ -156,8 +157,12 @@ def main(argv=None) -> int:
     print(f"  quiet again (rounds, warm): {wall_q:.1f} s; {how}")
     compare("quiet twice", first, quiet, 0.03)
     if "serial" not in args.skip:
-        wall_s, _, how = sweep(config, out, force=True, stages=serial_stages())
+        wall_s, serial, how = sweep(config, out, force=True, stages=serial_stages())
         print(f"  one point after the other (warm): {wall_s:.1f} s; {how}")
+        # switching networks every slice must not bias the figures (caches, a runtime's spinning threads)
+        ok, n, off = agreement(serial, quiet, 0.03)
+        print(f"  rounds vs one point after the other: medians within 3% for {ok} of {n} points"
+              + (f"; off: {'; '.join(off[:6])}" if off else ""))
         print(f"  cost of rounds: {wall_q - wall_s:+.1f} s warm ({100 * (wall_q / wall_s - 1):+.0f}%), "
               f"{100 * (wall_q - wall_s) / wall:+.0f}% of the cold demo's {wall:.0f} s")
     for name, busy in (("intermittent", args.busy), ("constant", args.period)):
