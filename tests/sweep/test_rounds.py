@@ -175,14 +175,19 @@ def test_a_neighbour_throughout_ends_the_sweep_with_one_line_and_no_verdict(tmp_
     assert all("no verdict" in line for line in lines if line.startswith("On cpu-ort"))
 
 
-def test_the_control_is_built_when_no_point_is_the_base_network(tmp_path, quiet):
+def test_without_the_base_network_the_smallest_network_is_the_control(tmp_path, quiet):
     stages = RoundStages()
     grid = GRID.replace("scales: [1, 2, 4]", "scales: [2, 4]").replace("batch_sizes: [1, 2]", "batch_sizes: [2]")
-    result = run_sweep(parse_config(grid + ROUND_TIMING), tmp_path, stages=stages, progress=False, log=lambda m: None)
+    messages = []
+    result = run_sweep(parse_config(grid + ROUND_TIMING), tmp_path, stages=stages, progress=False, log=messages.append)
     assert result.measured == 10 and result.failed == 0
-    assert stages.calls["build"] == 11                  # ten networks and the base network, the control
+    assert stages.calls["build"] == 10                  # no engine built for the control
     with Store(tmp_path) as store:
-        assert all(not p.contended and p.latency.rounds["kept"] == 3 for p in store.points())
+        [control] = {r["control"] for r in store.rounds("cpu-ort", "fakeenvort")}
+        points = {p.point_key: p for p in store.points()}
+    assert all(not p.contended and p.latency.rounds["kept"] == 3 for p in points.values())
+    assert points[control].flops == min(p.flops for p in points.values())
+    assert any(f"with {points[control].model} " in m and "as the control network" in m for m in messages)
 
 
 def test_a_failing_network_fails_alone_and_a_failing_control_fails_its_target(tmp_path, quiet):

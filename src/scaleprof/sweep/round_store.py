@@ -20,6 +20,7 @@ ROUNDS_SCHEMA = (
     sweep_id INTEGER,
     idx INTEGER NOT NULL,
     seconds REAL NOT NULL,
+    control TEXT NOT NULL,
     control_json TEXT NOT NULL,
     evidence_json TEXT,
     created REAL NOT NULL
@@ -35,18 +36,21 @@ ROUNDS_SCHEMA = (
 
 
 def put_round(conn: sqlite3.Connection, target: str, env_key: str, sweep_id: int | None, index: int,
-              seconds: float, control_ms: list[float], evidence: dict | None, slices: dict[str, list[float]]) -> None:
-    cur = conn.execute("INSERT INTO rounds(target, env_key, sweep_id, idx, seconds, control_json, evidence_json,"
-                       " created) VALUES (?,?,?,?,?,?,?,?)",
-                       (target, env_key, sweep_id, index, seconds, json.dumps(control_ms),
+              seconds: float, control: str, control_ms: list[float], evidence: dict | None,
+              slices: dict[str, list[float]]) -> None:
+    """``control``: the point key of the control network, whose medians are ``control_ms``."""
+    cur = conn.execute("INSERT INTO rounds(target, env_key, sweep_id, idx, seconds, control, control_json,"
+                       " evidence_json, created) VALUES (?,?,?,?,?,?,?,?,?)",
+                       (target, env_key, sweep_id, index, seconds, control, json.dumps(control_ms),
                         None if evidence is None else json.dumps(evidence, sort_keys=True, default=str), time.time()))
     conn.executemany("INSERT INTO slices(round_id, point_key, samples_json) VALUES (?,?,?)",
                      [(cur.lastrowid, key, json.dumps(samples)) for key, samples in slices.items()])
 
 
 def stored_rounds(conn: sqlite3.Connection, rows: RowDecoder, target: str, env_key: str) -> list[dict]:
-    """index, seconds, control_ms, evidence and slices (point key -> samples) of each stored round of
-    ``target``, oldest first. A round whose JSON is malformed is left out (a line in ``rows.problems``)."""
+    """index, seconds, control (its point key), control_ms, evidence and slices (point key -> samples) of
+    each stored round of ``target``, oldest first. A round whose JSON is malformed is left out (a line in
+    ``rows.problems``)."""
     out = []
     for r in conn.execute("SELECT * FROM rounds WHERE target=? AND env_key=? ORDER BY idx, id",
                           (target, env_key)).fetchall():
@@ -57,8 +61,8 @@ def stored_rounds(conn: sqlite3.Connection, rows: RowDecoder, target: str, env_k
             "SELECT point_key, samples_json FROM slices WHERE round_id=?", (r["id"],)).fetchall()}
         if BAD in (control, evidence) or BAD in slices.values():
             continue
-        out.append({"index": r["idx"], "seconds": r["seconds"], "control_ms": control, "evidence": evidence,
-                    "slices": slices})
+        out.append({"index": r["idx"], "seconds": r["seconds"], "control": r["control"], "control_ms": control,
+                    "evidence": evidence, "slices": slices})
     return out
 
 

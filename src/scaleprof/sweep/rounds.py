@@ -3,7 +3,7 @@
 1. Every group is prepared (scaled, counted, exported, built); a network and shape that several
    points share (s = 1 under every strategy) is timed once.
 2. Each target's ready points are timed in rounds, with the target's base network at batch 1 as
-   the control. Each finished round is stored (its control, its /proc evidence, each point's
+   the control (or, where no point is it, the smallest network timed: no engine is built for it). Each finished round is stored (its control, its /proc evidence, each point's
    samples), so a stopped sweep loses at most the round in flight: a re-run resumes from them.
    Engines stay loaded within a memory budget (a quarter of the machine's memory, from their
    counts); beyond it the least recently timed are released and loaded again at their next slice.
@@ -139,16 +139,18 @@ class TargetRounds:
         self.timed = timed                   # (PointGroup, Point)
         self.settings = RoundSettings.from_timing(sweep.config.timing)
         self.shelf = EngineShelf(sweep.stages, _memory_budget())
-        self.base = None                     # the control's own engine, where no point is the base network
+        self.control_key = ""                # the point whose network is the control
 
     def run(self) -> None:
         start = time.perf_counter()
         timers = {p.key: SliceTimer(self.runner(g, p)) for g, p in self.timed}
         try:
-            control = SliceTimer(self.control())
+            group, point = self.control()
+            self.control_key = point.key
+            control = SliceTimer(self.runner(group, point))
             resumed = self.resumed()
             self.say(f"{self.target.name}: timing {len(timers)} network(s) in interleaved rounds of "
-                     f"{self.settings.slice_s:.2g} s slices, with a control network"
+                     f"{self.settings.slice_s:.2g} s slices, with {point.label} as the control network"
                      + (f"; resuming from {len(resumed)} stored round(s)" if resumed else ""))
             interleaver = Interleaver(timers, control, self.settings, rounds=resumed,
                                       on_round=self.store_round, watch=lambda: ContentionWatch(self.target.device),
@@ -166,7 +168,6 @@ class TargetRounds:
             return
         finally:
             self.account(time.perf_counter() - start)
-            self.release_control()
         for group, point in self.timed:
             if point.key in interleaver.failed:
                 group.current = "time"
@@ -181,22 +182,13 @@ class TargetRounds:
         counts = group.counts[resolution]
         return self.shelf.runner(group.engine, _engine_bytes(counts, point, resolution), point.batch, resolution)
 
-    def control(self) -> Callable[[], float]:
-        """The target's base network at batch 1 (at the grid's first resolution): a point's engine
-        where one is it, else built here."""
-        first = self.timed[0][1]
-        for group, point in self.timed:
-            if point.scale == 1.0 and point.batch == 1 and point.resolution == first.resolution:
-                return self.runner(group, point)
-        sweep, stages = self.sweep, self.sweep.stages
-        base = replace(first, strategy="none", alpha=None, scale=1.0, batch=1)
-        spec = stages.spec(base)
-        resolution = base.resolution or spec.resolution
-        onnx_path = stages.export(spec, base.precision, sweep.out_dir / "onnx")
-        self.base, _, _ = stages.build(onnx_path, spec, self.target, base.precision, [(1, resolution)],
-                                       sweep.out_dir / "engines")
-        counts = stages.count(spec, resolution)
-        return self.shelf.runner(self.base, _engine_bytes(counts, base, resolution), 1, resolution)
+    def control(self) -> tuple:
+        """(group, point) whose network is the control: the target's base network at batch 1 where
+        a point is it, else the smallest network timed (no engine is built for the control)."""
+        base = [(g, p) for g, p in self.timed if p.scale == 1.0 and p.batch == 1]
+        if base:
+            return base[0]
+        return min(self.timed, key=lambda gp: (gp[0].counts[gp[0].resolution(gp[1])].flops * gp[1].batch, gp[1].key))
 
     def resumed(self) -> list[Round]:
         """The stored rounds of an earlier, stopped run that hold slices of these points (the slices of
@@ -207,13 +199,13 @@ class TargetRounds:
         out = []
         for r in store.rounds(self.target.name, self.env_key):
             slices = {k: v for k, v in r["slices"].items() if k in keys}
-            if slices:
+            if slices and r["control"] == self.control_key:        # medians of one control compare
                 out.append(Round(r["index"], r["seconds"], r["control_ms"], slices, r["evidence"]))
         return out
 
     def store_round(self, done: Round) -> None:
         self.sweep.store.put_round(self.target.name, self.env_key, self.sweep.sweep_id, done.index, done.seconds,
-                                   done.control_ms, done.evidence, done.slices)
+                                   self.control_key, done.control_ms, done.evidence, done.slices)
         self.sweep.progress.show(self.timed[0][1], f"timing: round {done.index + 1} ({len(done.slices)} points)")
 
     def wait_quiet(self) -> None:
@@ -228,12 +220,6 @@ class TargetRounds:
     def account(self, seconds: float) -> None:
         totals = self.sweep.result.stage_seconds
         totals["time"] = totals.get("time", 0.0) + seconds
-
-    def release_control(self) -> None:
-        if self.base is not None:
-            self.shelf.release(self.base)
-            self.sweep.stages.release(self.base)
-            self.base = None
 
 
 def _engine_bytes(counts, point: Point, resolution: int) -> int:

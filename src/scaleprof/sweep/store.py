@@ -383,11 +383,11 @@ class Store:
         return out
 
     # ------------------------------------------------------------------ interleaved rounds (sweep.round_store)
-    def put_round(self, target: str, env_key: str, sweep_id: int | None, index: int, seconds: float,
+    def put_round(self, target: str, env_key: str, sweep_id: int | None, index: int, seconds: float, control: str,
                   control_ms: list[float], evidence: dict | None, slices: dict[str, list[float]]) -> None:
         """One finished round of ``target``'s timing and each point's samples in it (one transaction)."""
         with self._writing() as conn:
-            put_round(conn, target, env_key, sweep_id, index, seconds, control_ms, evidence, slices)
+            put_round(conn, target, env_key, sweep_id, index, seconds, control, control_ms, evidence, slices)
 
     def rounds(self, target: str, env_key: str) -> list[dict]:
         """``target``'s stored rounds, oldest first (sweep.round_store.stored_rounds)."""
