@@ -3,8 +3,9 @@
 1. Every group is prepared (scaled, counted, exported, built); a network and shape that several
    points share (s = 1 under every strategy) is timed once.
 2. Each target's ready points are timed in rounds, with the target's base network at batch 1 as
-   the control (or, where no point is it, the smallest network timed: no engine is built for it). Each finished round is stored (its control, its /proc evidence, each point's
-   samples), so a stopped sweep loses at most the round in flight: a re-run resumes from them.
+   the control (where no point is it, the smallest network timed: no engine is built for it). Each
+   finished round is stored (its control, its /proc evidence, each point's samples), so a stopped
+   sweep loses at most the round in flight: a re-run resumes from them.
    Engines stay loaded within a memory budget (a quarter of the machine's memory, from their
    counts); beyond it the least recently timed are released and loaded again at their next slice.
 3. Each point's pooled figures, with how they were obtained (rounds kept and discarded, contended
