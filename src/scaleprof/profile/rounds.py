@@ -215,7 +215,8 @@ class Interleaver:
                       f"ran up to {100 * (worst - 1):.0f}% slower than its best)")
         throughout = busy_throughout([r.evidence for r in pool])
         if throughout is not None:
-            busy = f"{BUSY_THROUGHOUT} {float(throughout.get('other_share') or 0):.0%} of the machine or more in every round"
+            share = float(throughout.get("other_share") or 0)
+            busy = f"{BUSY_THROUGHOUT} {share:.0%} of the machine or more in every round"
             reason = f"{reason}; {busy}" if reason else busy
         evidence = max((r.evidence for r in pool if r.evidence), default=None,
                        key=lambda e: float(e.get("other_share") or 0.0))

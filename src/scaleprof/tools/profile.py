@@ -111,9 +111,10 @@ def _run_several(args, settings) -> int:
         for engine, _ in opened:
             stack.enter_context(engine)
         latencies = time_engines(opened, settings)
-        measurements = [Measurement(latency=lat, environment=environment_for(engine),
-                                    layers=_layers(engine, shape, lat.median, settings, args) if args.per_layer else None)
-                        for (engine, shape), lat in zip(opened, latencies)]
+        layers = [_layers(engine, shape, lat.median, settings, args) if args.per_layer else None
+                  for (engine, shape), lat in zip(opened, latencies)]
+    measurements = [Measurement(latency=lat, environment=environment_for(engine), layers=rep)
+                    for (engine, _), lat, rep in zip(opened, latencies, layers)]
     for lat in latencies:
         _warn_if_contended(lat)
     if args.json:
