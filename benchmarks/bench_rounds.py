@@ -27,13 +27,19 @@ import time
 from pathlib import Path
 
 NEIGHBOUR = """
-import multiprocessing, sys, time
+import multiprocessing, os, sys, time
 def spin(seconds):
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         pass
-period, busy = float(sys.argv[1]), float(sys.argv[2])
-while True:
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except OSError:
+        return False
+period, busy, owner = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+while alive(owner):                     # gone with the benchmark, however it ends
     if busy > 0:
         procs = [multiprocessing.Process(target=spin, args=(busy,)) for _ in range(multiprocessing.cpu_count())]
         [p.start() for p in procs]
@@ -74,7 +80,8 @@ def neighbour(period: float, busy: float) -> int:
     """The neighbour script, re-parented (a shell starts it and exits); its process group id."""
     script = Path(tempfile.mkdtemp(prefix="neighbour-")) / "neighbour.py"
     script.write_text(NEIGHBOUR)
-    out = subprocess.run(["sh", "-c", f"setsid {sys.executable} {script} {period} {busy} >/dev/null 2>&1 & echo $!"],
+    command = f"setsid {sys.executable} {script} {period} {busy} {os.getpid()} >/dev/null 2>&1 & echo $!"
+    out = subprocess.run(["sh", "-c", command],
                          capture_output=True, text=True, check=True)
     return int(out.stdout.split()[0])
 
