@@ -19,6 +19,7 @@ PROGRESS_AFTER_S = 2.0   # runs expected to last longer than this show a progres
 MAX_SECONDS = 3600.0
 MAX_ITERATIONS = 1_000_000
 MAX_LAYER_ITERATIONS = 10_000       # each keeps a trace event per layer in memory
+MAX_ROUNDS = 100                    # interleaved rounds of a sweep: each times every point once more
 
 
 def validate_settings(settings: TimingSettings) -> None:
@@ -31,6 +32,9 @@ def validate_settings(settings: TimingSettings) -> None:
         ("maximum time", settings.max_time_s, 1e-9, MAX_SECONDS),
         ("layer-profiling iterations", settings.layer_iters, 1, MAX_LAYER_ITERATIONS),
         ("wait for a quiet machine", settings.wait_quiet_s, 0, MAX_SECONDS),
+        ("rounds", settings.rounds, 1, MAX_ROUNDS),
+        ("control tolerance", settings.control_tolerance, 1e-9, math.inf),
+        ("retry budget", settings.retry_budget_s, 0, MAX_SECONDS),
     )
     for what, value, least, most in checks:
         if value is None or isinstance(value, bool) or not math.isfinite(value) or value < least:
@@ -131,6 +135,29 @@ def time_engine(engine, shape, settings: TimingSettings = TimingSettings(), prog
     runner = engine.runner(shape)
     return time_runner(runner, settings, shape.batch, progress, label=f"timing {shape}",
                        device=engine.manifest.device)
+
+
+def time_engines(engines: list, settings: TimingSettings = TimingSettings()) -> list[LatencyStats]:
+    """End-to-end latency of several (engine, shape) pairs, timed in interleaved rounds
+    (scaleprof.profile.rounds) with the first as the control network: a slowdown falls on all of
+    them alike, and rounds in which the control ran slow are set aside. Engines are loaded here."""
+    from scaleprof.engines.shapes import check_accepts
+    from scaleprof.profile.rounds import Interleaver, RoundSettings, SliceTimer, pooled_stats
+
+    validate_settings(settings)
+    runners = []
+    for engine, shape in engines:
+        check_accepts(engine, shape)
+        engine.load()
+        runners.append(engine.runner(shape))
+    device = engines[0][0].manifest.device
+    interleaver = Interleaver({i: SliceTimer(r) for i, r in enumerate(runners)}, SliceTimer(runners[0]),
+                              RoundSettings.from_timing(settings), watch=lambda: ContentionWatch(device))
+    pooled = interleaver.run()
+    if interleaver.failed:
+        raise next(iter(interleaver.failed.values()))
+    return [pooled_stats(pooled[i], shape.batch, getattr(runners[i], "timing_method", "perf_counter"))
+            for i, (_, shape) in enumerate(engines)]
 
 
 class _Bar:

@@ -4,6 +4,7 @@
     paths = write_report("out/")     # report.html, report.md, results.csv, results.json, report_files/
 
     analysis.py  what the measurements say: fits, correlations, growth exponents, rankings, budgets
+    faithful.py  what is said of points that could not be measured faithfully (no verdict from them)
     document.py  the report's content, format-free: sections of paragraphs, tables and images
     precisions.py  precisions at equal configuration: speedup over fp32, activation bytes, rankings
     plots.py     the document's plots (PNG bytes)
@@ -32,6 +33,7 @@ class ReportPaths:
     failures: int
     verdicts: tuple[str, ...]
     problems: tuple[str, ...] = ()      # store rows left out (malformed), one line each
+    unfaithful: str | None = None       # one line when the machine could not be measured faithfully
 
 
 def write_report(directory, budgets: list[float] | None = None, plots: bool = True) -> ReportPaths:
@@ -66,7 +68,8 @@ def write_report(directory, budgets: list[float] | None = None, plots: bool = Tr
     rows = [tables.result_row(p) for p in points]
     paths = ReportPaths(directory / "report.html", directory / "report.md", directory / "results.csv",
                        directory / "results.json", len(points), len(failures),
-                       tuple(result.verdicts().values()) + tuple(precisions.verdicts(result)), problems)
+                       tuple(result.verdicts().values()) + tuple(precisions.verdicts(result)), problems,
+                       result.unfaithful())
     write_atomic(paths.csv, tables.to_csv(rows))
     write_atomic(paths.json, tables.to_json(rows, environments, failures, document.convention(sweeps)))
     write_atomic(paths.markdown, markdown.render(doc, files.name))

@@ -51,7 +51,8 @@ REQUIRED = ("models", "strategies", "scales", "targets")
 TARGET_KEYS = ("name", "backend", "device", "threads", "options")
 TIMING_SECTION_KEYS = TIMING_KEYS + ("layers",)
 OLD_TIMING_KEY = "profile"          # what ``timing:`` was called before
-POSITIVE_TIMING = ("min_iters", "min_time_s", "max_time_s", "layer_iters", "target_ci")   # the rest may be 0
+POSITIVE_TIMING = ("min_iters", "min_time_s", "max_time_s", "layer_iters", "target_ci", "rounds",
+                   "control_tolerance")   # the rest may be 0
 MAX_NAME = 100                      # characters of a sweep or target name
 MAX_POINTS = 20_000                 # points of one grid: at a few seconds each, days of measuring
 

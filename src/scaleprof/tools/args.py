@@ -284,10 +284,10 @@ def add_sweep_run_arguments(parser) -> None:
     group.add_argument("--force", action="store_true", help="re-measure points already in the store")
     group.add_argument("--no-progress", action="store_true", help="one line per point instead of a progress bar")
     group.add_argument("--wait-quiet", type=float, metavar="S",
-                       help="before timing each point, wait up to S seconds for other processes to leave the "
+                       help="before each round of timing, wait up to S seconds for other processes to leave the "
                             "machine quiet (default: the config's timing.wait_quiet_s)")
     group.add_argument("--remeasure-noisy", action="store_true",
-                       help="time again the stored points whose timing was flagged as contended")
+                       help="time again the stored points that could not be measured faithfully (contended)")
     group.add_argument("--jobs", type=int, default=1, metavar="N",
                        help="scale, count, export and build in N worker processes; measurement stays serial "
                             "(on a CPU target it starts once all is prepared); default 1")
@@ -351,3 +351,5 @@ def print_report_paths(paths) -> None:
         print(verdict)
     print(f"report: {paths.html}")
     print(f"        {paths.markdown}, {paths.csv}, {paths.json}")
+    if paths.unfaithful:
+        print(paths.unfaithful)         # last: what the figures above cannot be trusted for
