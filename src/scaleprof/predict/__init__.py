@@ -8,21 +8,21 @@
     candidates = recommend(cal, "efficientnet_b0", budget_ms=20.0)
 
 A calibration models a network as the sum over its layers of a fixed cost, a cost per flop and a cost
-per byte moved, per op group, with an end-to-end correction (model.py), fitted to a few measured
+per byte moved, per op group, with an end-to-end correction (group_model.py), fitted to a few measured
 networks (per-layer profiles, where recorded, fix the groups' rates). Predictions need counts only
 (no export, no engine); each comes with an interval and says when it extrapolates. Importing this
 package imports neither torch nor numpy.
 """
 
-from scaleprof.predict.calibrate import (Query, calibrate, calibrate_source, check_environment,
+from scaleprof.predict.sweep_calibration import (Query, calibrate, calibrate_source, check_environment,
                                          current_environment_key, describe, predict_query)
-from scaleprof.predict.calibration import MIN_POINTS, BatchFit, Calibration, Prediction
-from scaleprof.predict.calibrations import calibrations_dir, find, load, save, stored
+from scaleprof.predict.network_fit import MIN_POINTS, BatchFit, Calibration, Prediction
+from scaleprof.predict.calibration_store import calibrations_dir, find, load, save, stored
 from scaleprof.predict.evaluate import SPLITS, Evaluation, Score, evaluate, select_calibration
 from scaleprof.predict.features import GROUPS, NetworkFeatures, network_features
-from scaleprof.predict.model import LatencyModel, fit
+from scaleprof.predict.group_model import LatencyModel, fit
 from scaleprof.predict.samples import Sample, features_for, sample_from_point, spec_for
-from scaleprof.predict.search import DEFAULT_ALPHAS, PAPER_ALPHA, Candidate, best_alpha, recommend
+from scaleprof.predict.recommendation import DEFAULT_ALPHAS, PAPER_ALPHA, Candidate, best_alpha, recommend
 
 __all__ = ["Query", "calibrate_source", "check_environment", "current_environment_key", "describe",
            "predict_query", "MIN_POINTS", "BatchFit", "Calibration", "Prediction", "calibrate", "calibrations_dir",

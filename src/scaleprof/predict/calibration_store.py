@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 from scaleprof.errors import BadInput, EnvironmentProblem
-from scaleprof.predict.calibration import BatchFit, Calibration
+from scaleprof.predict.network_fit import BatchFit, Calibration
 from scaleprof.predict.samples import cache_root
 
 FORMAT = "scaleprof-calibration"
@@ -103,7 +103,7 @@ def find(target: str, path=None, env_key: str | None = None) -> Calibration:
             raise BadInput(f"{path}: a calibration of {cal.target!r}, not of {target!r}")
         return cal
     if path is not None and (Path(path) / "results.sqlite").is_file():
-        from scaleprof.predict.calibrate import calibrate_source
+        from scaleprof.predict.sweep_calibration import calibrate_source
 
         return calibrate_source(path, target, env_key=env_key, with_evaluation=False)[0]
     if path is not None and not Path(path).is_dir():
