@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from scaleprof.errors import BadInput
 
 NOISE_FLOOR = 0.03
+FAR_WORTH_NAMING = 0.01          # share of the work: extrapolated kernels below it go unnamed (never-timed ones never)
 GROUPS = ("conv", "depthwise conv", "grouped conv", "linear", "pooling", "global pooling", "elementwise",
           "normalization", "layout", "other", "run overhead")
 
@@ -58,10 +59,10 @@ def _uncovered_warnings(estimates, total_work: float) -> tuple[list[str], float]
         example = found[0].kernel
         shape = (f"{example.channels_in}->{example.channels_out} ch, {example.size_out} positions, "
                  f"k{example.kernel} s{example.stride} g{example.groups}")
-        if covered:
+        if covered and part >= FAR_WORTH_NAMING:
             notes.append(f"{len(found)} {key} kernel(s) ({100 * part:.1f}% of the work, e.g. {example.name}: "
                          f"{shape}) lie far from every timed one: extrapolated")
-        else:
+        elif not covered:
             share += part
             notes.append(f"{len(found)} {key} kernel(s) ({100 * part:.1f}% of the work, e.g. {example.name}) "
                          f"were never timed: estimated from another kernel kind")

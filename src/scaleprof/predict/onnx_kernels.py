@@ -160,6 +160,13 @@ def _work(op, kind, x, y, ins, kernel_shape, groups, a) -> int:
     return 0
 
 
+def _declared_shape(model) -> tuple:
+    from scaleprof.core.onnx_file import graph_inputs
+
+    dims = graph_inputs(model)[0].type.tensor_type.shape.dim
+    return tuple(d.dim_value if d.HasField("dim_value") else None for d in dims)
+
+
 def _input_shape(model, batch: int | None, resolution: int | None) -> tuple:
     from scaleprof.core.onnx_file import graph_inputs
 
@@ -207,7 +214,11 @@ def optimized_graph(path, threads: int | None = 1, level: str = "all", batch: in
 
     model = load_model(path)
     shape = _input_shape(model, batch, resolution)
-    model = _with_input_shape(model, shape)
+    if shape != _declared_shape(model):
+        source = _with_input_shape(model, shape).SerializeToString()
+    else:
+        source = str(path)                    # as it is: ORT reads the file itself (no copy of the weights)
+    del model
     with tempfile.TemporaryDirectory(prefix="scaleprof-kernels-") as work:
         so = session_options(threads, level)
         so.optimized_model_filepath = str(Path(work) / "optimized.onnx")
@@ -216,7 +227,7 @@ def optimized_graph(path, threads: int | None = 1, level: str = "all", batch: in
         try:
             import onnxruntime
 
-            onnxruntime.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+            onnxruntime.InferenceSession(source, so, providers=["CPUExecutionProvider"])
         except Exception as err:    # ORT raises its own Fail/InvalidGraph/NotImplemented types
             raise BadInput(f"{path}: ONNX Runtime cannot load it at input {shape}: {first_line(err)}") from None
         optimized = onnx.load(so.optimized_model_filepath, load_external_data=False)

@@ -67,16 +67,21 @@ def run(args) -> int:
     import json
     import time
 
-    from scaleprof.predict import check_environment, describe, find, predict_query
-
     from scaleprof.errors import BadInput
+    from scaleprof.predict import check_environment, describe, find, find_kernels, predict_query
 
     if is_onnx_file(args.model):
         return run_file(args)
-    if args.per_layer or args.strict:
-        raise BadInput("--per-layer and --strict apply to an ONNX file's kernel prediction")
     query = query_from(args)                                 # the flags' own errors first
-    cal = find(args.target, args.calibration)
+    try:
+        cal = find(args.target, args.calibration)
+    except BadInput:
+        if find_kernels(args.target, args.calibration, required=False) is None:
+            raise
+        return run_zoo_kernels(args, query)                  # only a kernel calibration: the kernel model answers
+    if args.per_layer or args.strict:
+        raise BadInput("--per-layer and --strict need a kernel calibration (`scaleprof calibrate --kernels`); "
+                       f"{args.target!r} has a sweep calibration")
     if not args.any_environment:
         check_environment(cal)
     start = time.perf_counter()
@@ -137,6 +142,23 @@ def _layer_lines(prediction) -> list[str]:
                      f"{'+'.join(row['fused']) or '-':<12} {row['predicted_ms']:>8.4f} {100 * row['share']:>5.1f}%"
                      f"{flag}")
     return lines
+
+
+def run_zoo_kernels(args, query) -> int:
+    """A zoo configuration through the kernel model: exported once (static shape, cached), then as a file."""
+    from scaleprof.export import ExportOptions, export_onnx
+    from scaleprof.predict import spec_for
+    from scaleprof.predict.samples import cache_root
+
+    spec = spec_for(query.model, query.strategy, query.scale, query.alpha)
+    resolution = query.resolution or spec.resolution
+    path = cache_root() / "onnx" / f"{query.model}-{spec.key}-{query.batch}x{resolution}-{query.precision}.onnx"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        export_onnx(spec, path, ExportOptions(precision=query.precision, dynamic=False, static_batch=query.batch,
+                                              resolution=resolution, check_parity=False))
+    args.model, args.batch, args.resolution = str(path), query.batch, resolution
+    return run_file(args)
 
 
 def run_file(args) -> int:
