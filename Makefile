@@ -30,7 +30,7 @@ test: setup browser
 
 # Speed and memory figures: printed, never asserted.
 bench: setup
-	for f in benchmarks/bench_*.py; do $(BIN)/python $$f || exit 1; done
+	for f in benchmarks/bench_*.py; do $(BIN)/python -m benchmarks.$$(basename $$f .py) || exit 1; done
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache

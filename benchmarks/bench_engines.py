@@ -5,7 +5,7 @@ Prints, from one run:
     weights, same input shape, same thread count), and their ratio;
   * the time of a fresh engine build versus a cache hit (the same build asked for again), per backend.
 
-Figures are printed, never asserted. Usage: python benchmarks/bench_engines.py [--model M]
+Figures are printed, never asserted. Usage: python -m benchmarks.bench_engines [--model M]
 [--resolution R] [--threads N] [--device cpu|cuda] [--seconds S]
 """
 

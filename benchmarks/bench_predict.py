@@ -2,7 +2,7 @@
 predict a configuration against the time to export and measure it, and `recommend --verify` on this CPU.
 Prints figures; asserts nothing.
 
-    python benchmarks/bench_predict.py [--sweep DIR] [--target T] [--budget-ms MS] [--verify N]
+    python -m benchmarks.bench_predict [--sweep DIR] [--target T] [--budget-ms MS] [--verify N]
 
 Without --sweep it runs the shipped `demo` sweep into a temporary directory first (a few minutes). For
 the issue's evaluation, pass a sweep of `paper_efficientnet_b0` with scales [1, 2, 4, 8] and layers on.
@@ -48,7 +48,7 @@ def noise(path) -> None:
     from scaleprof.predict.samples import load_points
 
     points, _, _ = load_points(path)
-    cvs = sorted(float((p.get("latency") or {}).get("cv") or p.get("latency_cv") or 0) for p in points)
+    cvs = sorted(float(p.latency.cv or 0) for p in points)
     if cvs:
         print(f"timing noise of the measured points: median CV {100 * statistics.median(cvs):.1f}%, "
               f"worst {100 * cvs[-1]:.1f}% ({len(points)} points)")
@@ -115,7 +115,6 @@ def verify(cal, model: str, budget: float, count: int) -> None:
 
 
 def main(argv=None) -> int:
-    sys.path.insert(0, str(ROOT / "src"))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sweep", help="a CPU sweep directory (default: run the shipped demo sweep first)")
     parser.add_argument("--budget-ms", type=float, help="recommend's budget (default: the sweep's median latency)")

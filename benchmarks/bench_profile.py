@@ -6,7 +6,7 @@
    helper layers (NCHWc reorders), the overhead ratio (median profiled iteration / end-to-end median), and whether the
    per-layer counts sum to the model totals.
 
-    .venv/bin/python benchmarks/bench_profile.py [--out scaleprof-out/bench_profile] [--families a,b]
+    .venv/bin/python -m benchmarks.bench_profile [--out scaleprof-out/bench_profile] [--families a,b]
 """
 
 from __future__ import annotations

@@ -30,8 +30,7 @@ def wall(argv) -> list[float]:
 
 
 def main() -> None:
-    sys.path.insert(0, str(ROOT / "tests" / "report"))
-    from synthetic import fill_store, synthetic_rows
+    from tests.report.synthetic import fill_store, synthetic_rows
 
     from scaleprof.export import ExportOptions, export_onnx
     from scaleprof.models import base_spec

@@ -1,7 +1,7 @@
 """Sweep overhead: how much of a sweep's wall time is spent outside measurement, and how fast a
 re-run is once everything is cached. Prints figures; asserts nothing.
 
-    python benchmarks/bench_sweep.py [--config demo] [--jobs 1 2] [--out DIR]
+    python -m benchmarks.bench_sweep [--config demo] [--jobs 1 2] [--out DIR]
 
 Runs of one config:
 1. cold, once per --jobs value, each into an empty directory of its own (scaling search, counting,
@@ -54,27 +54,26 @@ def describe(name: str, wall: float, report_s: float, result, measure_s: float) 
           f"(report {report_s:.1f} s; {stages or 'no stages'}{load})")
 
 
-def latencies(out: Path) -> dict[tuple, dict]:
+def latencies(out: Path) -> dict:
     from scaleprof.sweep.store import Store
 
     with Store(out, create=False) as store:
-        return {(p["point_key"], p["target"]): p["latency"] for p in store.points()}
+        return {(p.point_key, p.target): p.latency for p in store.points()}
 
 
 def noise(out: Path, reference: dict | None, reference_name: str) -> str:
     measured = latencies(out)
-    cvs = [float(lat.get("cv") or 0.0) for lat in measured.values()]
+    cvs = [float(lat.cv or 0.0) for lat in measured.values()]
     text = f"timing noise: median CV {100 * statistics.median(cvs):.1f}%, largest {100 * max(cvs):.1f}%"
     shared = [k for k in measured if reference and k in reference]
     if shared:
-        ratios = [measured[k]["median"] / reference[k]["median"] for k in shared]
+        ratios = [measured[k].median / reference[k].median for k in shared]
         text += (f"; median latency vs {reference_name}: x{statistics.median(ratios):.3f} "
                  f"(range x{min(ratios):.3f} .. x{max(ratios):.3f})")
     return text
 
 
 def main(argv=None) -> int:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     from scaleprof.sweep.config import resolve_config
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -3,7 +3,7 @@ per number of optimisation profiles (one static profile per resolution, batch 1)
 the plan size, whether two builds give the same bytes, and the activation memory the builder
 reported per profile against the predicted acts x batch x 4 bytes.
 
-    .venv/bin/python benchmarks/bench_tensorrt_rtx.py [--out scaleprof-out/bench_tensorrt_rtx] [--profiles 1,3,6]
+    .venv/bin/python -m benchmarks.bench_tensorrt_rtx [--out scaleprof-out/bench_tensorrt_rtx] [--profiles 1,3,6]
 """
 
 from __future__ import annotations

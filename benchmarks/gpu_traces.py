@@ -6,7 +6,7 @@ CUDA; ONNX Runtime's CUDA provider when onnxruntime-gpu is installed) and writes
   ort_cuda_layers.json      the LayerTrace scaleprof parsed from it
   torch_cuda_layers.json    the raw torch.profiler trace per module (kernel times per iteration)
   environment.json          GPU name, driver clocks, versions
-Usage: python benchmarks/gpu_traces.py DIR   (prints what it skipped and why)
+Usage: python -m benchmarks.gpu_traces DIR   (prints what it skipped and why)
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ model, strategy, alpha and s give its spec again: the flops it finds are the rec
 it checks), writes them to tests/fixtures/gpu/h100/layer_counts.json, rebuilds a results store from
 the recorded points with those counts, and writes that store's report.
 
-Usage: python benchmarks/h100_report.py [OUT_DIR]   (default: a temporary directory; the report.md
+Usage: python -m benchmarks.h100_report [OUT_DIR]   (default: a temporary directory; the report.md
 is also copied to tests/fixtures/gpu/h100/gpu_validation_report_per_batch.md)
 """
 
@@ -49,7 +49,8 @@ def count_layers(points: list[dict]) -> dict[str, int]:
 
 def fill_store(out: Path, results: dict, layer_counts: dict[str, int]) -> None:
     """A results store holding the recorded points (and their environments) with their layer counts."""
-    from scaleprof.sweep.store import PointRecord, Store
+    from scaleprof.sweep.result import PointResult
+    from scaleprof.sweep.store import Store
 
     with Store(out) as store:
         sweep = store.begin_sweep("gpu-validation-efficientnet_b0",
@@ -57,19 +58,15 @@ def fill_store(out: Path, results: dict, layer_counts: dict[str, int]) -> None:
         for env in results["environments"]:
             store.put_environment(env["env_key"], env["target"], env["environment"])
         for p in results["points"]:
-            latency = {"median": p["latency_ms_median"], "mean": p["latency_ms_mean"], "p90": p["latency_ms_p90"],
-                       "p99": p["latency_ms_p99"], "cv": p["latency_cv"], "iterations": p["iterations"],
-                       "ci95": [p["latency_ci95_low"], p["latency_ci95_high"]], "batch": p["batch"],
-                       "throughput": p["throughput"]}
             spec = {k: p[k] for k in ("depth_multiplier", "width_multiplier", "flops_ratio")}
-            store.put_point(PointRecord(
+            store.put_point(PointResult(
                 point_key=f"{config_key(p)}|{p['resolution_requested']}|b{p['batch']}|{p['precision']}",
                 target=p["target"], env_key=p["env_key"], status="ok", model=p["model"], strategy=p["strategy"],
                 alpha=p["alpha"], scale=p["scale"], resolution=p["resolution"], batch=p["batch"],
                 precision=p["precision"], backend=p["backend"], device=p["device"],
                 resolution_requested=p["resolution_requested"], spec=spec, flops=p["flops"], params=p["params"],
                 acts=p["acts"], layer_count=layer_counts[config_key(p)], engine_key=p["engine_key"],
-                latency=latency), sweep)
+                latency=PointResult.from_flat(p).latency), sweep)
         store.end_sweep(sweep)
 
 

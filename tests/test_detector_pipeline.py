@@ -48,15 +48,15 @@ def swept(tmp_path_factory):
 def test_scaled_detector_is_measured_with_full_layer_coverage(swept):
     _, points, _, _ = swept
     spec = scale_spec(MODEL, STRATEGY, SCALE)
-    assert {p["batch"] for p in points} == {1, 2}
+    assert {p.batch for p in points} == {1, 2}
     assert spec.resolution == RES and spec.flops_ratio == pytest.approx(SCALE, rel=0.05)
     for point in points:
-        assert point["spec"]["resolution"] == RES and point["resolution"] == RES
-        assert point["layer_summary"]["coverage"] == 1.0
-        categories = {layer["category"] for layer in point["layers"]}
+        assert point.spec["resolution"] == RES and point.resolution == RES
+        assert point.layers.coverage == 1.0
+        categories = {layer.category for layer in point.layer_rows}
         assert {"head", "fusion", "resample", "conv", "depthwise conv", "SE"} <= categories
         # layers carry ONNX-node counts: acts equal the PyTorch count exactly (flops add folded biases)
-        assert sum(layer["acts"] for layer in point["layers"]) == point["acts"] * point["batch"]
+        assert sum(layer.acts for layer in point.layer_rows) == point.acts * point.batch
 
 
 def test_export_has_ten_outputs_dynamic_batch_and_parity(swept):
@@ -137,11 +137,12 @@ def test_tensorrt_rtx_builds_the_detector_and_maps_its_layers(swept, tmp_path):
 def test_report_ranks_detectors_and_classifiers_apart():
     """A target that measured both gets one group per task, and a sentence comparing their predictors."""
     from scaleprof.report.analysis import analyze, grouped
+    from scaleprof.sweep.result import LATENCY_MS, PointResult
 
     def row(model, strategy, scale, flops, acts, latency):
-        return {"model": model, "strategy": strategy, "alpha": None, "scale": scale, "resolution": 512, "batch": 1,
-                "precision": "fp32", "target": "cpu-ort", "flops": flops, "params": 1e6, "acts": acts,
-                "latency_ms_median": latency, "throughput": 1e3 / latency}
+        return PointResult.from_flat({"model": model, "strategy": strategy, "alpha": None, "scale": scale,
+                                      "resolution": 512, "batch": 1, "precision": "fp32", "target": "cpu-ort",
+                                      "flops": flops, "params": 1e6, "acts": acts, LATENCY_MS: latency})
 
     rows = [row(MODEL, s, k, 2.5e9 * k, a, 100 * k) for s, k, a in (("d", 2, 9e7), ("w", 2, 6e7), ("r", 4, 2e8))]
     rows += [row("tf_efficientnet_b0", s, k, 4e8 * k, a, a / 1e6) for s, k, a in

@@ -22,8 +22,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent / "report"))       # synthetic stores
-from synthetic import fill_store, synthetic_rows  # noqa: E402
+from tests.report.synthetic import fill_store, synthetic_rows
 
 MEMORY_LIMIT = 6 << 30           # torch and onnxruntime map about 3 GB of address space
 SWEEP = "models: [efficientnet_b0]\nstrategies: [d]\nscales: [1]\ntargets: [cpu-ort]\n"
@@ -376,31 +375,12 @@ def test_unexpected_errors_are_one_line_with_a_debug_hint(monkeypatch, capsys):
         cli.main(["--debug", "models"])
 
 
-def test_a_killed_builds_folder_goes_and_new_folders_follow_the_umask(tmp_path):
-    from scaleprof.core.files import make_temp_dir, owner_tag, remove_stale
-
-    host = owner_tag().rsplit("-", 1)[0]
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    stale = tmp_path / f".build-{host}-{dead.stdout.strip()}.x1"
-    trash = tmp_path / f".trash-ort-0123456789abcdef-{host}-{dead.stdout.strip()}.5"
-    other_host = tmp_path / f".build-00000000-{dead.stdout.strip()}.x2"
-    for folder in (stale, trash, other_host):
-        (folder / "part").mkdir(parents=True)
-    previous = os.umask(0o022)
-    try:
-        fresh = make_temp_dir(tmp_path, ".build-")
-    finally:
-        os.umask(previous)
-    remove_stale(tmp_path, ".trash-", "")
-    assert not stale.exists() and not trash.exists() and other_host.exists()
-    assert fresh.stat().st_mode & 0o777 == 0o755 and owner_tag() in fresh.name
-
-
 def test_sqlite_overflow_is_one_line(tmp_path):
     from scaleprof.errors import BadInput
-    from scaleprof.sweep.store import PointRecord, Store
+    from scaleprof.sweep.result import PointResult
+    from scaleprof.sweep.store import Store
 
     with Store(tmp_path) as store:
         with pytest.raises(BadInput, match="too large to store"):
-            store.put_point(PointRecord("k", "t", "e", "ok", "m", "d", None, 2.0, 224, 10**30, "fp32", "ort", "cpu"))
+            store.put_point(PointResult("k", "t", "e", "ok", "m", "d", None, 2.0, 224, 10**30, "fp32", "ort", "cpu"))
         assert store.points(None) == []

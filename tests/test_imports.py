@@ -6,13 +6,10 @@ import json
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent / "report"))      # the report tests' synthetic store
-
-from synthetic import fill_store, synthetic_rows  # noqa: E402
+from tests.report.synthetic import fill_store, synthetic_rows
 
 PACKAGES = ["scaleprof.models", "scaleprof.complexity", "scaleprof.export", "scaleprof.engines", "scaleprof.report",
             "scaleprof.sweep", "scaleprof.profile", "scaleprof.cli"]

@@ -71,7 +71,7 @@ def cache_dir(tmp_path):
 @pytest.fixture
 def trt10():
     """The toy engine's inspector JSON as TensorRT 10 writes it (tests/fixtures/tensorrt/README.md)."""
-    from tensorrt_fixtures import FIXTURES
+    from tests.engines.tensorrt_fixtures import FIXTURES
 
     from scaleprof.engines.tensorrt.inspector import read_inspector
 

@@ -42,7 +42,7 @@ def test_missing_tensorrt_is_one_line_naming_the_install():
 @pytest.mark.skipif(HAVE_TRT, reason="TensorRT is installed here")
 def test_backend_tensorrt_fails_cleanly_from_the_command_line(tmp_path):
     """`scaleprof build --backend tensorrt` without TensorRT: exit 1, one line on stderr."""
-    from tensorrt_fixtures import toy_onnx
+    from tests.engines.tensorrt_fixtures import toy_onnx
 
     onnx_path = toy_onnx(tmp_path / "toy.onnx")
     proc = subprocess.run([sys.executable, "-m", "scaleprof.cli", "build", str(onnx_path), "--backend", "tensorrt",

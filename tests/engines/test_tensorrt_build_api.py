@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import types
 
-from tensorrt_fixtures import NODE_ORDER
+from tests.engines.tensorrt_fixtures import NODE_ORDER
 
 from scaleprof.engines.base import BuildSpec, ShapePoint as P
 from scaleprof.engines.tensorrt.build_api import build_serialized

@@ -4,7 +4,7 @@ The fixtures are hand-made in the documented formats (tests/fixtures/tensorrt/RE
 from __future__ import annotations
 
 import pytest
-from tensorrt_fixtures import DW, FIXTURES, NODE_ORDER, SE, STEM
+from tests.engines.tensorrt_fixtures import DW, FIXTURES, NODE_ORDER, SE, STEM
 
 from scaleprof.engines.tensorrt.inspector import (metadata_nodes, parse_inspector, read_inspector, strip_profile,
                                                   unsupported_nodes)

@@ -3,7 +3,7 @@ profile stage's TensorRTLayerResolver (tests/fixtures/tensorrt/README.md)."""
 
 from __future__ import annotations
 
-from tensorrt_fixtures import DW, HEAD, NODE_ORDER, SE, SE_NODES, STEM
+from tests.engines.tensorrt_fixtures import DW, HEAD, NODE_ORDER, SE, SE_NODES, STEM
 
 from scaleprof.engines.tensorrt.inspector import InspectorLayer
 from scaleprof.engines.tensorrt.layer_map import (InspectorLayerMap, foreign_node_span, resolve_layer,
@@ -75,7 +75,7 @@ def test_tensorrt_engine_hands_the_profile_stage_its_resolver(tmp_path):
     from scaleprof.engines.base import EngineManifest, LayerEvent, ShapePoint
     from scaleprof.engines.layer_map import OnnxGraph
     from scaleprof.engines.tensorrt.engine import TensorRTEngine
-    from tensorrt_fixtures import toy_onnx
+    from tests.engines.tensorrt_fixtures import toy_onnx
 
     graph = OnnxGraph(str(toy_onnx(tmp_path / "toy.onnx")))
     manifest = EngineManifest(backend="tensorrt", backend_version="10.8.0", device="cuda", device_name="GPU",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from tensorrt_fixtures import FIXTURES, HEAD, NODE_ORDER, SE, SE_NODES, STEM
+from tests.engines.tensorrt_fixtures import FIXTURES, HEAD, NODE_ORDER, SE, SE_NODES, STEM
 
 from scaleprof.engines.tensorrt.layer_map import InspectorLayerMap
 from scaleprof.engines.tensorrt.layer_times import (LayerTimes, parse_profile, profile_records, profile_trace,

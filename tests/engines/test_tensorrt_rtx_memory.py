@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from tensorrt_fixtures import FIXTURES
+from tests.engines.tensorrt_fixtures import FIXTURES
 
 from scaleprof.engines.tensorrt.build_log import BuildLog
 from scaleprof.engines.tensorrt.network_layers import layer_counts, layer_summary, memory_rows

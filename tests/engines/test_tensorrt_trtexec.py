@@ -10,7 +10,7 @@ import os
 import stat
 
 import pytest
-from tensorrt_fixtures import FIXTURES, NODE_ORDER, SE_NODES, toy_onnx
+from tests.engines.tensorrt_fixtures import FIXTURES, NODE_ORDER, SE_NODES, toy_onnx
 
 from scaleprof.engines.base import ShapePoint as P, ShapeRange as R
 from scaleprof.engines.tensorrt.options import precision_mode

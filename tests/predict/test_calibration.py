@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from predict_synthetic import network, samples, true_latency
+from tests.predict.synthetic import network, samples, true_latency
 
 from scaleprof.errors import BadInput
 from scaleprof.predict import calibrate, find, load, save

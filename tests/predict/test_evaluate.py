@@ -1,7 +1,7 @@
 """Held-out evaluation: splits never test on a training network; the structural model is compared with the
 best single-metric fit on the same split."""
 
-from predict_synthetic import samples
+from tests.predict.synthetic import samples
 
 from scaleprof.predict.evaluate import (best_single_metric, evaluate, leave_largest_scale_out, leave_one_strategy_out,
                                         select_calibration, small_calibration, structural_score)

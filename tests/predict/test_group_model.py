@@ -2,7 +2,7 @@
 
 import pytest
 
-from predict_synthetic import TRUE, TRUE_C0, network, samples, true_group_times, true_latency
+from tests.predict.synthetic import TRUE, TRUE_C0, network, samples, true_group_times, true_latency
 
 from scaleprof.predict.group_model import LatencyModel, fit, fit_end_to_end, fit_from_layers, nnls_relative
 

@@ -1,7 +1,7 @@
 """The report's prediction sections, on synthetic stores with seeded specs and features."""
 
 import pytest
-from predict_synthetic import bisection_scales, fill_store, seed_caches
+from tests.predict.synthetic import bisection_scales, fill_store, seed_caches
 
 from scaleprof.report import write_report
 from scaleprof.report.prediction import REPORT_ALPHAS

@@ -15,6 +15,7 @@ import pytest
 
 from scaleprof.engines.base import LayerEvent, LayerTrace, ShapePoint
 from scaleprof.engines.torch_layers import ROOT, merge_folded_norms
+from scaleprof.sweep.result import PointResult
 
 H100 = Path(__file__).resolve().parents[1] / "fixtures" / "gpu" / "h100"
 
@@ -169,7 +170,7 @@ def test_analysis_of_the_h100_sweep_pooled_matches_its_recorded_report():
 
     points = json.loads((H100 / "gpu_validation_results.json").read_text())["points"]
     assert len(points) == 96
-    analysis = analyze(points)
+    analysis = analyze([PointResult.from_flat(p) for p in points])
     table = _report_table()
     assert {t for t, _ in table} == {t for t, b in analysis.ranking if b == "pooled"} == {"gpu-torch", "gpu-ort-cuda"}
     for target in ("gpu-torch", "gpu-ort-cuda"):
@@ -185,11 +186,11 @@ def test_analysis_of_the_h100_sweep_pooled_matches_its_recorded_report():
     assert ort_r == {"acts": 0.953, "flops": 0.927, "params": 0.361}
 
 
-def _points_with_layer_counts() -> list[dict]:
+def _points_with_layer_counts() -> list[PointResult]:
     counts = json.loads((H100 / "layer_counts.json").read_text())
     points = json.loads((H100 / "gpu_validation_results.json").read_text())["points"]
-    return [{**p, "layer_count": counts[f"{p['model']}|{p['strategy']}|{p['alpha']}|{float(p['scale']):g}"]}
-            for p in points]
+    return [PointResult.from_flat({**p, "layer_count": counts[f"{p['model']}|{p['strategy']}|{p['alpha']}|"
+                                                               f"{float(p['scale']):g}"]}) for p in points]
 
 
 def test_per_batch_verdicts_of_the_h100_sweep():

@@ -1,11 +1,6 @@
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))      # synthetic
-
-from synthetic import fill_store, synthetic_rows  # noqa: E402
+from tests.report.synthetic import fill_store, synthetic_rows
 
 
 @pytest.fixture

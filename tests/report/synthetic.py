@@ -6,7 +6,9 @@ import math
 import random
 
 from scaleprof.report.analysis import expected_exponents
-from scaleprof.sweep.store import PointRecord, Store
+from scaleprof.profile.types import LatencyStats, LayerReport
+from scaleprof.sweep.result import PointResult
+from scaleprof.sweep.store import Store
 
 BASE = {"flops": 390_000_000, "params": 5_300_000, "acts": 6_700_000}     # roughly EfficientNet-B0
 
@@ -28,6 +30,11 @@ def synthetic_rows(strategies=("d", "w", "r", "dwr"), scales=(1, 2, 4), target="
                              "precision": "fp32", "target": target, **counts,
                              "latency_ms_median": latency, "throughput": batch * 1000 / latency})
     return rows
+
+
+def points(rows) -> list[PointResult]:
+    """Flat rows (results.json's form) as the measured points the analysis reads."""
+    return [PointResult.from_flat(r) for r in rows]
 
 
 def layers_for(row, n=12):
@@ -55,22 +62,22 @@ def fill_store(directory, rows, layers=True, env_key="env0", failures=()):
                                    "versions": {"python": "3"}, "clocks": {}})
         for r in rows:
             lat = r["latency_ms_median"]
-            rec = PointRecord(
+            rec = PointResult(
                 point_key=f"{r['model']}|{r['strategy']}|{r['alpha']}|{r['scale']:g}|auto|b{r['batch']}|fp32",
                 target=r["target"], env_key=env_key, status="ok", model=r["model"], strategy=r["strategy"],
                 alpha=r["alpha"], scale=r["scale"], resolution=r["resolution"], batch=r["batch"],
                 precision=r["precision"], backend="ort", device="cpu",
                 spec={"model": r["model"], "depth_multiplier": 1.0, "width_multiplier": 1.0, "flops_ratio": r["scale"]},
                 flops=r["flops"], params=r["params"], acts=r["acts"], engine_key="e" * 16,
-                latency={"median": lat, "mean": lat, "min": lat, "max": lat, "p90": lat, "p99": lat, "std": 0.0,
-                         "cv": 0.0, "ci95": [lat * 0.99, lat * 1.01], "iterations": 20, "total_s": 1.0,
-                         "batch": r["batch"], "timing_method": "perf_counter", "throughput": r["throughput"]},
-                layer_summary={"layer_sum_ms": 1.1 * lat, "end_to_end_ms": lat, "coverage": 1.0,
-                               "profiler": "onnxruntime", "iterations": 20} if layers else None,
-                layers=layers_for(r) if layers else [])
+                latency=LatencyStats(median=lat, mean=lat, min=lat, max=lat, p90=lat, p99=lat, std=0.0, cv=0.0,
+                                     ci95=(lat * 0.99, lat * 1.01), iterations=20, total_s=1.0, batch=r["batch"],
+                                     timing_method="perf_counter"),
+                layers=LayerReport.from_dict({"layer_sum_ms": 1.1 * lat, "end_to_end_ms": lat, "coverage": 1.0,
+                                              "profiler": "onnxruntime", "iterations": 20},
+                                             layers_for(r)) if layers else None)
             store.put_point(rec, sweep)
         for f in failures:
-            store.put_point(PointRecord(point_key=f"fail|{f}", target=rows[0]["target"], env_key=env_key,
+            store.put_point(PointResult(point_key=f"fail|{f}", target=rows[0]["target"], env_key=env_key,
                                         status="failed", model=f, strategy="d", alpha=None, scale=2.0,
                                         resolution=None, batch=1, precision="fp32", backend="ort", device="cpu",
                                         error=f"export failed for {f}"), sweep)

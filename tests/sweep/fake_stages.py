@@ -9,12 +9,14 @@ import hashlib
 import json
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from scaleprof.errors import EnvironmentProblem
+from scaleprof.profile.types import LatencyStats, LayerReport, LayerRow
 from scaleprof.report.analysis import expected_exponents
 from scaleprof.sweep.stages import Stages
+from scaleprof.sweep.store import Store
 
 # The grid the runner and executor tests sweep with these stages.
 GRID = """
@@ -100,9 +102,9 @@ class FakeStages(Stages):
         time.sleep(self.delay)
         c = self.count(engine["spec"], resolution)
         median = 1.5 * c.acts * batch / 1e6 + 2.0
-        return {"median": median, "mean": median, "min": median, "max": median, "p90": median, "p99": median,
-                "std": 0.0, "cv": 0.0, "ci95": [median, median], "iterations": 10, "total_s": self.delay,
-                "batch": batch, "timing_method": "fake", "throughput": batch * 1000 / median}
+        return LatencyStats(median=median, mean=median, min=median, max=median, p90=median, p99=median, std=0.0,
+                            cv=0.0, ci95=(median, median), iterations=10, total_s=self.delay, batch=batch,
+                            timing_method="fake")
 
     def device_peaks(self, engine):
         if self.fail_roofline:
@@ -111,11 +113,21 @@ class FakeStages(Stages):
 
     def layers(self, engine, spec, batch, resolution, timing, latency, inputs=None):
         self.calls["layers"] += 1
-        layers = [{"name": f"layer{i}", "onnx_nodes": [f"/n{i}/Conv"], "op_type": "Conv", "category": "conv",
-                   "time_ms": latency["median"] / 4, "mean_ms": latency["median"] / 4,
-                   "flops": 1000 * (i + 1), "params": 10, "acts": 100 * (i + 1)} for i in range(4)]
-        return {"layer_sum_ms": latency["median"], "end_to_end_ms": latency["median"], "coverage": 1.0,
-                "profiler": "fake", "iterations": 1}, layers
+        layers = tuple(LayerRow(name=f"layer{i}", onnx_nodes=(f"/n{i}/Conv",), op_type="Conv", category="conv",
+                                time_ms=latency.median / 4, mean_ms=latency.median / 4, flops=1000 * (i + 1),
+                                params=10, acts=100 * (i + 1)) for i in range(4))
+        return LayerReport(layers=layers, layer_sum_ms=latency.median, end_to_end_ms=latency.median, coverage=1.0,
+                           profiler="fake", iterations=1)
+
+
+VOLATILE = ("row_id", "stage_seconds")
+
+
+def stored(out) -> list:
+    """Every stored point with its layers, without what differs between two runs of one grid."""
+    with Store(out, create=False) as store:
+        rows = store.points(status=None, with_layers=True)
+    return sorted((replace(r, **{k: None for k in VOLATILE}) for r in rows), key=lambda r: (r.target, r.point_key))
 
 
 def main(argv=None) -> int:

@@ -8,27 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from fake_stages import GRID, FakeStages
+from tests.sweep.fake_stages import GRID, FakeStages, stored
 from scaleprof.errors import BadInput
 from scaleprof.sweep.config import parse_config
 from scaleprof.sweep.executors import make_executor
 from scaleprof.sweep.executors.local import PREPARE_STAGE, PreparingExecutor
 from scaleprof.sweep.executors.plan import bundles, network_plans
 from scaleprof.sweep.runner import run_sweep
-from scaleprof.sweep.store import Store
 
 NETWORKS = 11            # s = 1 (shared) + 5 strategies x s in {2, 4}
-VOLATILE = ("id", "created", "sweep_id", "stage_seconds")
-
-
-def stored(out) -> list[dict]:
-    """Every stored point with its layers, without what differs between two runs of one grid."""
-    with Store(out, create=False) as store:
-        rows = store.points(status=None, with_layers=True)
-    return sorted(({k: v for k, v in r.items() if k not in VOLATILE} for r in rows),
-                  key=lambda r: (r["target"], r["point_key"]))
-
-
 @dataclass
 class MarkingStages(FakeStages):
     """Exports leave a marker naming the process; the first timing notes the markers of others."""

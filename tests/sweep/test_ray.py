@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from fake_stages import FakeStages
+from tests.sweep.fake_stages import FakeStages, stored
 from scaleprof.sweep.config import parse_config
 from scaleprof.sweep.executors.ray_driver import RayExecutor
 from scaleprof.sweep.runner import run_sweep
@@ -29,8 +29,8 @@ from scaleprof.sweep.store import STORE_NAME, Store
 pytest.importorskip("ray", reason="the Ray tests need Ray: pip install 'scaleprof[ray]'")
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="finds the cluster's processes in /proc (Linux)")
 
-HERE = Path(__file__).resolve().parent
-SCRIPT = HERE / "fake_stages.py"
+SCRIPT = Path(__file__).resolve().with_name("fake_stages.py")
+ROOT = SCRIPT.parents[2]          # where the workers import tests.sweep.fake_stages from
 TARGETS = ("cpu-a", "cpu-b")
 GRID = """
 name: fake-ray
@@ -44,7 +44,6 @@ POINTS = 60              # 30 per target
 # A loopback cluster for the tests alone: no token authentication, whatever ~/.ray holds (Ray turns
 # it on for every cluster once a token file exists, but not for the nodes joining it).
 RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
-VOLATILE = ("id", "created", "sweep_id", "stage_seconds")
 
 
 def free_port() -> int:
@@ -60,7 +59,7 @@ class LocalCluster:
     def __init__(self):
         self.temp_dir = tempfile.mkdtemp(prefix="spray-", dir="/tmp")   # short: Ray's socket paths
         src = Path(sys.modules["scaleprof"].__file__).resolve().parents[1]
-        self.env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(src), str(HERE)]), **RAY_ENV}
+        self.env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(src), str(ROOT)]), **RAY_ENV}
         self.sessions: list[int] = []
         self.address = f"127.0.0.1:{free_port()}"
 
@@ -130,13 +129,6 @@ def cluster():
             yield local
         finally:
             local.stop()
-
-
-def stored(out) -> list[dict]:
-    with Store(out, create=False) as store:
-        rows = store.points(status=None, with_layers=True)
-    return sorted(({k: v for k, v in r.items() if k not in VOLATILE} for r in rows),
-                  key=lambda r: (r["target"], r["point_key"]))
 
 
 def ok_keys(out) -> list[tuple[str, str]]:
@@ -213,7 +205,7 @@ def test_a_worker_killed_mid_task_is_retried_and_every_point_stored_once(cluster
 
 def _driver(config_path, out, *extra) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(sys.modules["scaleprof"].__file__).parents[1]),
-                                                        str(HERE)])}
+                                                        str(ROOT)])}
     return subprocess.Popen([sys.executable, str(SCRIPT), str(config_path), str(out), *extra], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -254,7 +246,7 @@ def test_a_target_nobody_serves_is_pending_not_failed(cluster, tmp_path):
     assert len(about_c) == 1 and "pending" in about_c[0] and "target:cpu-c" in about_c[0], said
     with Store(tmp_path) as store:
         assert store.counts() == {"ok": 30}
-        assert {p["target"] for p in store.points()} == {"cpu-a"}
+        assert {p.target for p in store.points()} == {"cpu-a"}
 
 
 def test_ray_auto_without_a_cluster_runs_on_this_machine_and_writes_the_local_report(tmp_path, monkeypatch):
@@ -265,7 +257,7 @@ def test_ray_auto_without_a_cluster_runs_on_this_machine_and_writes_the_local_re
     for name, value in RAY_ENV.items():
         monkeypatch.setenv(name, value)
     src = Path(sys.modules["scaleprof"].__file__).resolve().parents[1]
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(src), str(HERE)]))    # the workers it starts
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(src), str(ROOT)]))    # the workers it starts
     config = parse_config(GRID.replace("targets: [{name: cpu-a, backend: ort, device: cpu}, "
                                        "{name: cpu-b, backend: ort, device: cpu}]", "targets: [cpu-ort]"))
     run_sweep(config, tmp_path / "local", stages=FakeStages(), progress=False, log=lambda m: None)

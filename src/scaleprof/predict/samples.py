@@ -17,6 +17,7 @@ from typing import Callable
 from scaleprof.errors import BadInput
 from scaleprof.predict.features import FEATURES_VERSION, NetworkFeatures, spec_features
 from scaleprof.predict.group_model import PROFILE_GROUPS
+from scaleprof.sweep.result import PointResult
 
 
 def cache_root() -> Path:
@@ -128,14 +129,14 @@ def distinct(samples) -> list:
     return out
 
 
-def layer_times(layers: list[dict]) -> dict:
-    """Per-layer rows of a profile -> ms per feature group (layers that did not execute are left out)."""
+def layer_times(layers) -> dict:
+    """A profile's LayerRows -> ms per feature group (layers that did not execute are left out)."""
     times: dict[str, float] = {}
-    for layer in layers or ():
-        if layer.get("status") == "not-executed":
+    for layer in layers:
+        if layer.status == "not-executed":
             continue
-        group = PROFILE_GROUPS.get(str(layer.get("category", "")), "overhead")
-        times[group] = times.get(group, 0.0) + float(layer.get("time_ms") or 0.0)
+        group = PROFILE_GROUPS.get(layer.category, "overhead")
+        times[group] = times.get(group, 0.0) + float(layer.time_ms or 0.0)
     return times
 
 
@@ -145,38 +146,37 @@ def _family(model: str) -> str:
     return family_of(model).name
 
 
-def sample_from_point(point: dict) -> Sample:
-    """A Sample from a results-store point (Store.points(with_layers=True)) or a results.json row."""
+def sample_from_point(point: PointResult) -> Sample:
+    """A Sample from a measured point (a results store's, or a results.json row's)."""
     from scaleprof.models import ModelSpec
 
-    if point.get("spec"):
-        spec = ModelSpec.from_dict(point["spec"])
+    if point.spec:
+        spec = ModelSpec.from_dict(point.spec)
     else:
-        spec = spec_for(point["model"], point.get("strategy"), float(point["scale"]), point.get("alpha"))
-    features = features_for(spec, point.get("resolution"))
-    if point.get("flops") and abs(features.flops - int(point["flops"])) > 0.005 * int(point["flops"]):
-        raise BadInput(f"{point['model']} {point.get('strategy')} x{point['scale']}: the recorded flops "
-                       f"({point['flops']}) are not what this scaleprof counts ({features.flops}); "
+        spec = spec_for(point.model, point.strategy, float(point.scale), point.alpha)
+    features = features_for(spec, point.resolution)
+    if point.flops and abs(features.flops - int(point.flops)) > 0.005 * int(point.flops):
+        raise BadInput(f"{point.model} {point.strategy} x{point.scale}: the recorded flops "
+                       f"({point.flops}) are not what this scaleprof counts ({features.flops}); "
                        "calibrate from a store written by this version")
-    latency = point.get("latency") or {}
-    ci = latency.get("ci95") or [point.get("latency_ci95_low"), point.get("latency_ci95_high")]
-    return Sample(target=point["target"], env_key=point.get("env_key") or "", model=point["model"],
-                  family=_family(point["model"]), strategy=str(point.get("strategy") or "none"),
-                  alpha=point.get("alpha"), scale=float(point["scale"]), resolution=int(point["resolution"]),
-                  batch=int(point["batch"]), precision=str(point.get("precision") or "fp32"),
-                  latency_ms=float(point["latency_ms_median"]), features=features,
-                  ci95=tuple(float(c) for c in ci if c is not None),
-                  cv=latency.get("cv", point.get("latency_cv")), layer_times=layer_times(point.get("layers")))
+    latency = point.latency
+    return Sample(target=point.target, env_key=point.env_key, model=point.model, family=_family(point.model),
+                  strategy=point.strategy, alpha=point.alpha, scale=float(point.scale),
+                  resolution=int(point.resolution), batch=int(point.batch), precision=point.precision,
+                  latency_ms=float(latency.median), features=features,
+                  ci95=tuple(float(c) for c in latency.ci95 or () if c is not None),
+                  cv=latency.cv, layer_times=layer_times(point.layer_rows))
 
 
-def load_points(path) -> tuple[list[dict], list[dict], str]:
+def load_points(path) -> tuple[list[PointResult], list[dict], str]:
     """(points, environments, description) from a sweep directory (results.sqlite) or a results.json."""
     path = Path(path)
     if path.is_file() and path.suffix == ".json":
         try:
             data = json.loads(path.read_text())
-            return list(data["points"]), list(data.get("environments") or []), str(path)
-        except (OSError, ValueError, KeyError, TypeError) as err:
+            points = [PointResult.from_flat(row) for row in data["points"]]
+            return points, list(data.get("environments") or []), str(path)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
             raise BadInput(f"{path}: not a results.json written by `scaleprof report` ({err})") from None
     from scaleprof.sweep.store import STORE_NAME, Store
 

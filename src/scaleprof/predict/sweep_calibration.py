@@ -48,14 +48,14 @@ def calibrate_source(path, target: str | None = None, env_key: str | None = None
     """One calibration per (target, environment) in a sweep directory or results.json; ``target`` and
     ``env_key`` restrict them. BadInput for a target the source does not hold, or too few points."""
     points, environments, where = load_points(path)
-    targets = sorted({p["target"] for p in points})
+    targets = sorted({p.target for p in points})
     if target is not None and target not in targets:
         from scaleprof.errors import nearest
 
         raise BadInput(f"target {target!r} is not in {where}{nearest(target, targets)}; "
                        f"measured targets: {', '.join(targets) or 'none'}")
-    chosen = [p for p in points if (target is None or p["target"] == target)
-              and (env_key is None or p.get("env_key") == env_key)]
+    chosen = [p for p in points if (target is None or p.target == target)
+              and (env_key is None or p.env_key == env_key)]
     if not chosen:
         raise BadInput(f"{where}: no measured points" + (f" of {target!r}" if target else "")
                        + (f" in environment {env_key}" if env_key else ""))

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from functools import cache
 
 
 @dataclass(frozen=True)
@@ -22,19 +23,22 @@ class TimingSettings:
 
 @dataclass(frozen=True)
 class LatencyStats:
+    """End-to-end latency of one engine at one shape. A store written by an older scaleprof (or a
+    results file from elsewhere) may lack the spread figures: they read back as None."""
+
     median: float                    # milliseconds per batch
-    mean: float
-    min: float
-    max: float
-    p90: float
-    p99: float
-    std: float
-    cv: float                        # std / mean
-    ci95: tuple[float, float]        # 95% confidence interval of the median (ms)
-    iterations: int
-    total_s: float                   # wall time spent in timed iterations
     batch: int
-    timing_method: str               # "perf_counter", "cuda-events", ...
+    mean: float | None = None
+    min: float | None = None
+    max: float | None = None
+    p90: float | None = None
+    p99: float | None = None
+    std: float | None = None
+    cv: float | None = None          # std / mean
+    ci95: tuple[float, float] | None = None    # 95% confidence interval of the median (ms)
+    iterations: int | None = None
+    total_s: float | None = None     # wall time spent in timed iterations
+    timing_method: str | None = None  # "perf_counter", "cuda-events", ...
     stop_reason: str = ""            # "ci target reached", "minimums reached", "time cap"
     warmup_iters: int = 0            # untimed iterations run first
     contention: dict | None = None   # what other processes took meanwhile (profile.contention.Contention)
@@ -53,6 +57,14 @@ class LatencyStats:
         data = asdict(self)
         data["throughput"] = self.throughput
         return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "LatencyStats":
+        """The inverse of to_dict (derived and unknown keys are ignored)."""
+        data = {k: v for k, v in data.items() if k in _field_names(cls)}
+        if data.get("ci95") is not None:
+            data["ci95"] = tuple(data["ci95"])
+        return cls(**data)
 
 
 @dataclass(frozen=True)
@@ -107,6 +119,11 @@ class LayerRow:
         data["onnx_nodes"] = list(self.onnx_nodes)
         return data
 
+    @classmethod
+    def from_dict(cls, data: dict) -> "LayerRow":
+        data = {k: v for k, v in data.items() if k in _field_names(cls)}
+        return cls(**{**data, "onnx_nodes": tuple(data.get("onnx_nodes") or ())})
+
 
 @dataclass(frozen=True)
 class LayerReport:
@@ -153,6 +170,13 @@ class LayerReport:
             "device_peaks": self.device_peaks,
         }
 
+    @classmethod
+    def from_dict(cls, summary: dict, layers: list[dict]) -> "LayerReport":
+        """The inverse of to_dict, from its summary (to_dict less "layers") and the layer rows."""
+        known = {k: v for k, v in summary.items() if k in _field_names(cls)}
+        known.setdefault("end_to_end_ms", None)
+        return cls(**{**known, "layers": tuple(LayerRow.from_dict(row) for row in layers)})
+
 
 @dataclass(frozen=True)
 class Measurement:
@@ -180,3 +204,8 @@ class Measurement:
         if self.layers is not None:
             data.update(self.layers.to_dict())
         return data
+
+
+@cache
+def _field_names(cls) -> frozenset[str]:
+    return frozenset(f.name for f in fields(cls))

@@ -53,9 +53,8 @@ def write_report(directory, budgets: list[float] | None = None, plots: bool = Tr
         configured = sorted({b for s in sweeps for b in (s["config"].get("budget_ms") or [])})
         budgets = configured or None
     result = analysis.analyze(points, budgets)
-    doc = document.build(result, failures, environments, sweeps, with_plots=plots)
-    doc.sections[-1:-1] = prediction.sections(result, environments)      # before Environment
-    _unique_image_names(doc)
+    doc = document.build(result, failures, environments, sweeps, with_plots=plots,
+                         more=prediction.sections(result, environments))
 
     files = directory / "report_files"
     images = list(_images(doc))
@@ -84,12 +83,3 @@ def _images(doc):
             elif isinstance(block, Section):
                 yield from walk(block.blocks)
     yield from walk(doc.sections)
-
-
-def _unique_image_names(doc) -> None:
-    seen: dict[str, int] = {}
-    for image in _images(doc):
-        n = seen.get(image.name, 0)
-        seen[image.name] = n + 1
-        if n:
-            image.name = f"{image.name}-{n + 1}"

@@ -1,9 +1,8 @@
 """What the measurements say: fits, correlations, growth exponents, rankings and budgets.
 
-Works on plain rows (dicts, one per measured point, as the results store returns them):
-``model, strategy, alpha, scale, resolution, batch, precision, target, flops, params, acts,
-layer_count, latency_ms_median, throughput`` (flops/params/acts per image, pycls conventions;
-layer_count: layers executed per inference, None in stores from before it was counted).
+Works on the measured points as the results store returns them (``PointResult``: flops, params
+and acts per image, pycls conventions; layer_count: layers executed per inference, None in stores
+from before it was counted).
 
 Latency is per batch, so it is compared with the batch's work: flops x batch and acts x batch
 (params and the layers launched do not grow with the batch). Groups are targets (target/precision
@@ -27,10 +26,10 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-METRICS = ("flops", "params", "acts", "layers")
+from scaleprof.sweep.result import METRIC_FIELDS, PointResult
+
+METRICS = tuple(METRIC_FIELDS)              # flops, params, acts, layers
 COUNTED = ("flops", "params", "acts")       # the metrics whose growth with s SCALING.md §1 predicts
-PER_BATCH = ("flops", "acts")               # work that grows with the batch
-COLUMNS = {"layers": "layer_count"}         # a metric's key in the rows, where it differs
 POOLED = "pooled"                           # the batch of a slice that pools every batch size
 
 
@@ -108,51 +107,40 @@ def task_of(model: str) -> str:
     return next((f.task for f in FAMILIES.values() if model in f.bases), "classification")
 
 
-def group_of(row: dict, multi_precision: set[str] = frozenset(), mixed_tasks: set[str] = frozenset()) -> str:
-    """The analysis group of a row: its target, or target/precision when that target has several,
+def group_of(row: PointResult, multi_precision: set[str] = frozenset(), mixed_tasks: set[str] = frozenset()) -> str:
+    """The analysis group of a point: its target, or target/precision when that target has several,
     followed by "(detectors)" or "(classifiers)" when the target measured both."""
-    target = str(row["target"])
-    group = f"{target}/{row['precision']}" if target in multi_precision else target
-    return f"{group} ({TASK_GROUPS[task_of(str(row['model']))]})" if target in mixed_tasks else group
+    group = f"{row.target}/{row.precision}" if row.target in multi_precision else row.target
+    return f"{group} ({TASK_GROUPS[task_of(row.model)]})" if row.target in mixed_tasks else group
 
 
-def metric_value(row: dict, metric: str) -> float | None:
-    """The work a batch does: flops and acts per image x batch; params and layers once. None where
-    the row lacks the metric (the layer count of a point stored before it was counted)."""
-    value = row.get(COLUMNS.get(metric, metric))
-    if value is None:
-        return None
-    return float(value) * int(row.get("batch") or 1) if metric in PER_BATCH else float(value)
+def strategy_label(row: PointResult) -> str:
+    alpha = row.alpha
+    return f"{row.strategy}({alpha:g})" if alpha is not None and row.strategy == "dWr" else row.strategy
 
 
-def strategy_label(row: dict) -> str:
-    alpha = row.get("alpha")
-    strategy = str(row["strategy"])
-    return f"{strategy}({alpha:g})" if alpha is not None and strategy == "dWr" else strategy
-
-
-def grouped(rows: list[dict]) -> dict[str, list[dict]]:
+def grouped(rows: list[PointResult]) -> dict[str, list[PointResult]]:
     precisions, tasks = defaultdict(set), defaultdict(set)
     for row in rows:
-        precisions[str(row["target"])].add(row["precision"])
-        tasks[str(row["target"])].add(task_of(str(row["model"])))
+        precisions[row.target].add(row.precision)
+        tasks[row.target].add(task_of(row.model))
     multi = {t for t, p in precisions.items() if len(p) > 1}
     mixed = {t for t, k in tasks.items() if len(k) > 1}
-    groups: dict[str, list[dict]] = defaultdict(list)
+    groups: dict[str, list[PointResult]] = defaultdict(list)
     for row in rows:
-        if row.get("latency_ms_median"):
+        if row.latency_ms:
             groups[group_of(row, multi, mixed)].append(row)
     return dict(sorted(groups.items()))
 
 
-def sliced(rows: list[dict]) -> dict[tuple[str, int | str], list[dict]]:
-    """(group, batch size) -> its rows; with several batch sizes in a group, also (group, POOLED)
+def sliced(rows: list[PointResult]) -> dict[tuple[str, int | str], list[PointResult]]:
+    """(group, batch size) -> its points; with several batch sizes in a group, also (group, POOLED)
     -> all of them (after the batch sizes)."""
-    out: dict[tuple[str, int | str], list[dict]] = {}
+    out: dict[tuple[str, int | str], list[PointResult]] = {}
     for group, members in grouped(rows).items():
-        batches = sorted({int(r["batch"]) for r in members})
+        batches = sorted({r.batch for r in members})
         for batch in batches:
-            out[(group, batch)] = [r for r in members if int(r["batch"]) == batch]
+            out[(group, batch)] = [r for r in members if r.batch == batch]
         if len(batches) > 1:
             out[(group, POOLED)] = members
     return out
@@ -181,15 +169,15 @@ class MetricFits:
         return self.loglog.r if self.loglog else None
 
 
-def metric_fits(rows: list[dict]) -> dict[tuple, dict[str, MetricFits]]:
+def metric_fits(rows: list[PointResult]) -> dict[tuple, dict[str, MetricFits]]:
     """Per slice (sliced) and metric: the linear and log-log fits of latency (no fit for a metric some
     of the slice's rows lack)."""
     out = {}
     for key, members in sliced(rows).items():
-        y = [float(r["latency_ms_median"]) for r in members]
+        y = [r.latency_ms for r in members]
         out[key] = {}
         for metric in METRICS:
-            x = [metric_value(r, metric) for r in members]
+            x = [r.metric(metric) for r in members]
             known = None not in x
             out[key][metric] = MetricFits(slice_label(key), metric, fit_linear(x, y) if known else None,
                                           fit_loglog(x, y) if known else None)
@@ -230,7 +218,7 @@ class Exponents:
     expected: dict[str, float] | None
 
 
-def growth_exponents(rows: list[dict]) -> list[Exponents]:
+def growth_exponents(rows: list[PointResult]) -> list[Exponents]:
     """Per group, model, strategy, batch and resolution setting: the log-log slope against s of
     latency, flops, params, acts and layers (the paper's table, measured on this target; layers None
     where not counted)."""
@@ -238,22 +226,22 @@ def growth_exponents(rows: list[dict]) -> list[Exponents]:
     for group, members in grouped(rows).items():
         series = defaultdict(list)
         for r in members:
-            fixed = r.get("resolution_requested")
-            series[(r["model"], strategy_label(r), r["strategy"], r.get("alpha"), int(r["batch"]),
+            fixed = r.resolution_requested
+            series[(r.model, strategy_label(r), r.strategy, r.alpha, r.batch,
                     "auto" if fixed in (None, "auto") else str(fixed))].append(r)
         ordered = sorted(series.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][4], kv[0][5]))
         for (model, label, strategy, alpha, batch, res), pts in ordered:
-            scales = sorted({float(p["scale"]) for p in pts})
+            scales = sorted({float(p.scale) for p in pts})
             if len(scales) < 2:
                 continue
-            s = np.array([float(p["scale"]) for p in pts])
+            s = np.array([float(p.scale) for p in pts])
             measured, rs = {}, {}
             for what in ("latency", *METRICS):
-                col = "latency_ms_median" if what == "latency" else COLUMNS.get(what, what)
-                if any(p.get(col) is None for p in pts):
+                values = [p.latency_ms if what == "latency" else getattr(p, METRIC_FIELDS[what]) for p in pts]
+                if None in values:
                     measured[what] = rs[what] = None
                     continue
-                y = np.array([float(p[col]) for p in pts])
+                y = np.array(values, dtype=float)
                 fit = fit_loglog(s, y)
                 measured[what] = fit.slope if fit else None
                 if fit and np.ptp(np.log(y)) == 0:       # a constant (params under r): slope 0, r undefined
@@ -271,31 +259,30 @@ class BudgetPick:
     group: str
     batch: int
     budget_ms: float
-    row: dict | None          # the highest-flops point within the budget, None if none fits
+    row: PointResult | None   # the highest-flops point within the budget, None if none fits
     fitting: int              # how many points fit
     total: int
 
 
-def within_budget(rows: list[dict], budget_ms: float) -> list[BudgetPick]:
+def within_budget(rows: list[PointResult], budget_ms: float) -> list[BudgetPick]:
     """For each group and batch size: the largest (highest-flops) configuration whose median
     latency is within ``budget_ms``; ties go to the faster one."""
     out = []
     for group, members in grouped(rows).items():
         by_batch = defaultdict(list)
         for r in members:
-            by_batch[int(r["batch"])].append(r)
+            by_batch[r.batch].append(r)
         for batch, pts in sorted(by_batch.items()):
-            fit = [p for p in pts if float(p["latency_ms_median"]) <= budget_ms]
-            best = max(fit, key=lambda p: (metric_value(p, "flops"), -float(p["latency_ms_median"])),
-                       default=None)
+            fit = [p for p in pts if p.latency_ms <= budget_ms]
+            best = max(fit, key=lambda p: (p.metric("flops"), -p.latency_ms), default=None)
             out.append(BudgetPick(group, batch, budget_ms, best, len(fit), len(pts)))
     return out
 
 
-def default_budgets(rows: list[dict]) -> list[float]:
+def default_budgets(rows: list[PointResult]) -> list[float]:
     """Without a configured budget: the median measured latency (two significant digits), so the
     answer splits the sweep roughly in half."""
-    lat = [float(r["latency_ms_median"]) for r in rows if r.get("latency_ms_median")]
+    lat = [r.latency_ms for r in rows if r.latency_ms]
     if not lat:
         return []
     m = float(np.median(lat))
@@ -305,23 +292,24 @@ def default_budgets(rows: list[dict]) -> list[float]:
 
 # ------------------------------------------------------------------------------------ layers
 
-def category_times(layers: list[dict]) -> dict[str, float]:
+def category_times(layers) -> dict[str, float]:
+    """Per category, the summed time of a profile's LayerRows (ms)."""
     out = defaultdict(float)
     for layer in layers:
-        out[str(layer.get("category") or "other")] += float(layer["time_ms"])
+        out[layer.category or "other"] += float(layer.time_ms)
     return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 
-def top_layers(layers: list[dict], n: int = 15) -> list[dict]:
-    return sorted(layers, key=lambda l: -float(l["time_ms"]))[:n]
+def top_layers(layers, n: int = 15) -> list:
+    return sorted(layers, key=lambda l: -float(l.time_ms))[:n]
 
 
-def layer_predictions(layers: list[dict]) -> dict[str, MetricFits]:
+def layer_predictions(layers) -> dict[str, MetricFits]:
     """Within one engine: does a layer's time follow its flops or its acts? (layers with counts)"""
     out = {}
     for metric in ("flops", "acts"):
-        pts = [(float(l[metric]), float(l["time_ms"])) for l in layers
-               if l.get(metric) and float(l["time_ms"]) > 0]
+        pts = [(float(getattr(l, metric)), float(l.time_ms)) for l in layers
+               if getattr(l, metric) and float(l.time_ms) > 0]
         x = [p[0] for p in pts]
         y = [p[1] for p in pts]
         out[metric] = MetricFits("layers", metric, fit_linear(x, y), fit_loglog(x, y))
@@ -332,7 +320,7 @@ def layer_predictions(layers: list[dict]) -> dict[str, MetricFits]:
 
 @dataclass
 class Analysis:
-    rows: list[dict]
+    rows: list[PointResult]
     fits: dict[tuple, dict[str, MetricFits]]       # per slice: (group, batch or POOLED)
     ranking: dict[tuple, list[MetricFits]]
     exponents: list[Exponents]
@@ -387,8 +375,8 @@ class Analysis:
         return out
 
 
-def analyze(rows: list[dict], budgets: list[float] | None = None) -> Analysis:
-    rows = [r for r in rows if r.get("latency_ms_median")]
+def analyze(rows: list[PointResult], budgets: list[float] | None = None) -> Analysis:
+    rows = [r for r in rows if r.latency_ms]
     fits = metric_fits(rows)
     values = list(budgets) if budgets else default_budgets(rows)
     picks = [p for b in values for p in within_budget(rows, b)]

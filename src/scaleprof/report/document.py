@@ -14,8 +14,9 @@ from typing import Any, Union
 
 from scaleprof.core.text import slug
 from scaleprof.report import plots
-from scaleprof.report.analysis import (POOLED, Analysis, category_times, grouped, layer_predictions, metric_value,
-                                       slice_label, sliced, strategy_label, top_layers)
+from scaleprof.report.analysis import (POOLED, Analysis, category_times, grouped, layer_predictions, slice_label,
+                                       sliced, strategy_label, top_layers)
+from scaleprof.sweep.result import PointResult
 
 
 @dataclass
@@ -25,11 +26,25 @@ class Table:
     caption: str = ""
 
 
-@dataclass
+@dataclass(frozen=True)
 class Image:
     name: str              # file stem in report_files/
     png: bytes
     alt: str
+
+
+class ImageNames:
+    """Hands out a document's images with unique file stems as they are made (two targets whose
+    names slug alike get "-2", "-3"...); a document without plots has none (``None``)."""
+
+    def __init__(self):
+        self._taken: dict[str, int] = {}
+
+    def image(self, stem: str, png: bytes, alt: str) -> Image:
+        stem = slug(stem)
+        n = self._taken.get(stem, 0)
+        self._taken[stem] = n + 1
+        return Image(f"{stem}-{n + 1}" if n else stem, png, alt)
 
 
 Block = Union[str, Table, Image]
@@ -68,29 +83,32 @@ def fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
-def point_label(row: dict, with_target: bool = False) -> str:
-    res = f" @{row['resolution']}" if row.get("resolution") else ""
-    text = f"{row['model']} {strategy_label(row)} x{float(row['scale']):g}{res} b{row['batch']}"
-    return f"{text} [{row['target']}]" if with_target else text
+def point_label(row: PointResult, with_target: bool = False) -> str:
+    res = f" @{row.resolution}" if row.resolution else ""
+    text = f"{row.model} {strategy_label(row)} x{float(row.scale):g}{res} b{row.batch}"
+    return f"{text} [{row.target}]" if with_target else text
 
 
-def build(analysis: Analysis, failures: list[dict], environments: list[dict], sweeps: list[dict],
-          with_plots: bool = True) -> Document:
+def build(analysis: Analysis, failures: list[PointResult], environments: list[dict], sweeps: list[dict],
+          with_plots: bool = True, more: list[Section] = ()) -> Document:
+    """The report of ``analysis``; ``more`` (the prediction sections) goes before the environment."""
+    images = ImageNames() if with_plots else None
     groups = grouped(analysis.rows)
     names = sorted({s["name"] for s in sweeps}) or ["(no sweep)"]
-    sections = [_summary(analysis, groups, failures, sweeps), _predictors(analysis, with_plots),
-                _exponents(analysis, groups, with_plots), _budget(analysis), _layers(groups, with_plots),
+    sections = [_summary(analysis, groups, failures, sweeps), _predictors(analysis, images),
+                _exponents(analysis, groups, images), _budget(analysis), _layers(groups, images),
                 _batch_resolution(analysis.rows)]
-    contended = [r for r in analysis.rows if (r.get("contention") or {}).get("flagged")]
+    contended = [r for r in analysis.rows if r.contended]
     if contended:
         sections.append(_contention(contended))
     if failures:
         sections.append(_failures(failures))
+    sections += more
     sections.append(_environment(environments))
     return Document(title=f"scaleprof report: {', '.join(names)}", sections=sections)
 
 
-def _summary(analysis: Analysis, groups: dict, failures: list[dict], sweeps: list[dict]) -> Section:
+def _summary(analysis: Analysis, groups: dict, failures: list[PointResult], sweeps: list[dict]) -> Section:
     rows = analysis.rows
     summary = Section("Summary", anchor="summary")
     summary.blocks.append(
@@ -102,16 +120,16 @@ def _summary(analysis: Analysis, groups: dict, failures: list[dict], sweeps: lis
                           "inference, once). Verdicts are per target and batch size.")
     for verdict in analysis.verdicts().values():
         summary.blocks.append(verdict)
-    recorded = [r for r in rows if r.get("contention")]
+    recorded = [r for r in rows if r.contention]
     if recorded:
-        flagged = sum(1 for r in recorded if r["contention"].get("flagged"))
-        threshold = max(float(r["contention"].get("threshold") or 0.0) for r in recorded)
+        flagged = sum(1 for r in recorded if r.contended)
+        threshold = max(float(r.contention.get("threshold") or 0.0) for r in recorded)
         summary.blocks.append(
             f"Contention: {flagged} of {len(recorded)} point(s) were timed while other processes took more than "
             f"{threshold:.0%} of the machine's CPU time (or ran on its GPU)"
             + (" (listed under 'Measured under contention'; re-time them on a quiet machine with "
                "`scaleprof sweep CONFIG --remeasure-noisy`)." if flagged else "."))
-    cvs = sorted(float((r.get("latency") or {}).get("cv") or 0.0) for r in rows)
+    cvs = sorted(float(r.latency.cv or 0.0) for r in rows)
     if cvs:
         median_cv = cvs[len(cvs) // 2]
         noisy = sum(1 for cv in cvs if cv > NOISY_CV)
@@ -122,7 +140,7 @@ def _summary(analysis: Analysis, groups: dict, failures: list[dict], sweeps: lis
     return summary
 
 
-def _predictors(analysis: Analysis, with_plots: bool) -> Section:
+def _predictors(analysis: Analysis, images: ImageNames | None) -> Section:
     pred = _section("Which metric predicts latency", "predictors",
                     "Per target and batch size, latency fitted against each metric: linear (latency = a x metric "
                     "+ b) and log-log (latency = c x metric^k). r is Pearson's correlation (of the logs for "
@@ -136,7 +154,7 @@ def _predictors(analysis: Analysis, with_plots: bool) -> Section:
     slices = sliced(analysis.rows)
     for (group, batch), ranked in analysis.ranking.items():
         members = slices[(group, batch)]
-        known = [m for m in ranked if all(metric_value(r, m.metric) is not None for r in members)]
+        known = [m for m in ranked if all(r.metric(m.metric) is not None for r in members)]
         for i, m in enumerate(known, 1):      # a metric not recorded (layers, older stores): no row
             lin, log = m.linear, m.loglog
             unit, unit_label = plots.UNITS[m.metric]
@@ -145,15 +163,15 @@ def _predictors(analysis: Analysis, with_plots: bool) -> Section:
                                _r(m.r_log), fmt(log.slope if log else None), _pct(log.mape if log else None),
                                lin.n if lin else len(members)])
     pred.blocks.append(table)
-    if with_plots:
-        pred.blocks += [Image(slug(f"fits-{slice_label(key)}"),
-                              plots.metric_fits_plot(slice_label(key), members, analysis.fits[key]),
-                              f"{slice_label(key)}: latency against each metric with linear fits")
+    if images:
+        pred.blocks += [images.image(f"fits-{slice_label(key)}",
+                                     plots.metric_fits_plot(slice_label(key), members, analysis.fits[key]),
+                                     f"{slice_label(key)}: latency against each metric with linear fits")
                         for key, members in slices.items() if key[1] != POOLED and len(members) >= 2]
     return pred
 
 
-def _exponents(analysis: Analysis, groups: dict, with_plots: bool) -> Section:
+def _exponents(analysis: Analysis, groups: dict, images: ImageNames | None) -> Section:
     exp = _section("Growth exponents against s (measured)", "exponents",
                    "Log-log slope against the flops factor s of latency, flops, params, acts and layers "
                    "(executed per inference), per strategy (the table of Dollar et al. 2021, measured here; "
@@ -173,9 +191,9 @@ def _exponents(analysis: Analysis, groups: dict, with_plots: bool) -> Section:
         exp.blocks.append(table)
     else:
         exp.blocks.append("Fewer than two scales per strategy: no exponents to fit.")
-    if with_plots:
+    if images:
         exp.blocks += _plot_per_group(
-            groups, "scaling", lambda members: len({float(r["scale"]) for r in members}) >= 2,
+            images, groups, "scaling", lambda members: len({float(r.scale) for r in members}) >= 2,
             plots.scaling_plot, "{group}: log-log latency and activations against s per strategy")
     return exp
 
@@ -189,106 +207,105 @@ def _budget(analysis: Analysis) -> Section:
     for p in analysis.budgets:
         r = p.row
         table.rows.append([p.group, p.batch, fmt(p.budget_ms), point_label(r) if r else "nothing fits",
-                           fmt(r["latency_ms_median"]) if r else "-", fmt(r["throughput"]) if r else "-",
-                           fmt(r["flops"] / 1e9) if r else "-", f"{p.fitting} / {p.total}"])
+                           fmt(r.latency_ms) if r else "-", fmt(r.throughput) if r else "-",
+                           fmt(r.flops / 1e9) if r else "-", f"{p.fitting} / {p.total}"])
     bud.blocks.append(table if table.rows else "No measured points.")
     return bud
 
 
-def _layers(groups: dict, with_plots: bool) -> Section:
+def _layers(groups: dict, images: ImageNames | None) -> Section:
     lay = _section("Per-layer breakdown", "layers",
                    "Layer times come from the backend's profiler in a run separate from the end-to-end "
                    "timing (profilers add synchronisation, so a profiled iteration takes longer than the end-to-end "
                    "median: their ratio is the overhead ratio; the layer sum adds the per-layer medians). Coverage "
                    "is the share of layer time mapped to ONNX nodes with counts.")
     for group, members in groups.items():
-        with_layers = [r for r in members if r.get("layers")]
+        with_layers = [r for r in members if r.layer_rows]
         if with_layers:
-            lay.blocks += _group_layers(group, with_layers, with_plots)
-    if not any(r.get("layers") for members in groups.values() for r in members):
+            lay.blocks += _group_layers(group, with_layers, images)
+    if not any(r.layer_rows for members in groups.values() for r in members):
         lay.blocks.append("No per-layer profiles in this store (profile.layers was off).")
     return lay
 
 
-def _group_layers(group: str, with_layers: list[dict], with_plots: bool) -> list[Block]:
+def _group_layers(group: str, with_layers: list[PointResult], images: ImageNames | None) -> list[Block]:
     """One target's per-layer tables, the largest point's slowest layers and categories, and plots."""
     blocks: list = [Section(group, level=3)]
     table = Table(["point", "layers", "layer sum (ms)", "profiled iteration (ms)", "end-to-end (ms)",
                    "overhead ratio", "coverage", "profiler"], [])
     for r in with_layers:
-        s = r.get("layer_summary") or {}
-        e2e = s.get("end_to_end_ms") or r["latency_ms_median"]
-        profiled = s.get("iteration_ms") or s.get("layer_sum_ms")
+        s = r.layers
+        e2e = s.end_to_end_ms or r.latency_ms
+        profiled = s.iteration_ms or s.layer_sum_ms
         ratio = profiled / e2e if profiled and e2e else None
-        table.rows.append([point_label(r), len(r["layers"]), fmt(s.get("layer_sum_ms")), fmt(s.get("iteration_ms")),
-                           fmt(e2e), fmt(ratio), _pct(s.get("coverage")), s.get("profiler", "-")])
+        table.rows.append([point_label(r), len(s.layers), fmt(s.layer_sum_ms), fmt(s.iteration_ms),
+                           fmt(e2e), fmt(ratio), _pct(s.coverage), s.profiler])
     blocks.append(table)
-    largest = max(with_layers, key=lambda r: (r["flops"] * r["batch"], r["latency_ms_median"]))
+    largest = max(with_layers, key=lambda r: (r.flops * r.batch, r.latency_ms))
+    largest_layers = largest.layer_rows
     title = f"{group}: slowest layers of {point_label(largest)}"
-    total = sum(float(l["time_ms"]) for l in largest["layers"]) or 1.0
+    total = sum(float(l.time_ms) for l in largest_layers) or 1.0
     top = Table(["layer", "ONNX nodes", "op", "category", "time (ms)", "share", "MMACs", "K acts"], [],
                 caption=title)
-    for l in top_layers(largest["layers"], 12):
-        nodes = l.get("onnx_nodes") or []
-        top.rows.append([l["name"], ", ".join(nodes[:3]) + (f" (+{len(nodes) - 3})" if len(nodes) > 3 else ""),
-                         l.get("op_type", ""), l.get("category", ""), fmt(float(l["time_ms"])),
-                         _pct(float(l["time_ms"]) / total), fmt(l["flops"] / 1e6), fmt(l["acts"] / 1e3)])
+    for l in top_layers(largest_layers, 12):
+        nodes = l.onnx_nodes
+        top.rows.append([l.name, ", ".join(nodes[:3]) + (f" (+{len(nodes) - 3})" if len(nodes) > 3 else ""),
+                         l.op_type, l.category, fmt(float(l.time_ms)),
+                         _pct(float(l.time_ms) / total), fmt(l.flops / 1e6), fmt(l.acts / 1e3)])
     blocks.append(top)
-    cat_rows = Table(["point"] + list(category_times(largest["layers"]))[:8], [],
+    cat_rows = Table(["point"] + list(category_times(largest_layers))[:8], [],
                      caption=f"{group}: time by op category (ms)")
     for r in with_layers:
-        times = category_times(r["layers"])
+        times = category_times(r.layer_rows)
         cat_rows.rows.append([point_label(r)] + [fmt(times.get(c, 0.0)) for c in cat_rows.headers[1:]])
     blocks.append(cat_rows)
-    fits = layer_predictions(largest["layers"])
+    fits = layer_predictions(largest_layers)
     blocks.append(
         f"Measured against predicted, per layer of {point_label(largest)}: time vs flops r={_r(fits['flops'].r)} "
         f"(log-log r={_r(fits['flops'].r_log)}); time vs acts r={_r(fits['acts'].r)} "
         f"(log-log r={_r(fits['acts'].r_log)}).")
-    if with_plots:
-        blocks.append(Image(slug(f"top-layers-{group}"), plots.top_layers_plot(title, largest["layers"]), title))
-        blocks.append(Image(slug(f"categories-{group}"),
-                            plots.categories_plot(f"{group}: time by op category",
-                                                  [(point_label(r), r["layers"]) for r in with_layers]),
-                            f"{group}: time by op category per point"))
-        blocks.append(Image(slug(f"layer-pred-{group}"),
-                            plots.layer_prediction_plot(f"{group}: per-layer time vs prediction, "
-                                                        f"{point_label(largest)}", largest["layers"]),
-                            f"{group}: measured layer time against predicted flops and acts"))
+    if images:
+        blocks.append(images.image(f"top-layers-{group}", plots.top_layers_plot(title, largest_layers), title))
+        blocks.append(images.image(f"categories-{group}",
+                                   plots.categories_plot(f"{group}: time by op category",
+                                                         [(point_label(r), r.layer_rows) for r in with_layers]),
+                                   f"{group}: time by op category per point"))
+        blocks.append(images.image(f"layer-pred-{group}",
+                                   plots.layer_prediction_plot(f"{group}: per-layer time vs prediction, "
+                                                               f"{point_label(largest)}", largest_layers),
+                                   f"{group}: measured layer time against predicted flops and acts"))
     return blocks
 
 
-def _batch_resolution(rows: list[dict]) -> Section:
+def _batch_resolution(rows: list[PointResult]) -> Section:
     grid = Section("Batch size x resolution", anchor="grid")
     specs = defaultdict(list)
     for r in rows:
-        specs[(r["target"], r["precision"], r["model"], strategy_label(r), float(r["scale"]))].append(r)
-    multi = {k: v for k, v in specs.items() if len({(p["batch"], p["resolution"]) for p in v}) > 1}
+        specs[(r.target, r.precision, r.model, strategy_label(r), float(r.scale))].append(r)
+    multi = {k: v for k, v in specs.items() if len({(p.batch, p.resolution) for p in v}) > 1}
     if not multi:
         grid.blocks.append("Every configuration was measured at a single batch size and resolution; "
                            "the table below lists all points.")
     for (target, precision, model, strategy, scale), pts in sorted(multi.items()):
-        batches = sorted({p["batch"] for p in pts})
-        resolutions = sorted({p["resolution"] for p in pts})
-        cell = {(p["batch"], p["resolution"]): p for p in pts}
-        for what, col, unit in (("latency", "latency_ms_median", "ms per batch"),
-                                ("throughput", "throughput", "img/s")):
+        batches = sorted({p.batch for p in pts})
+        resolutions = sorted({p.resolution for p in pts})
+        cell = {(p.batch, p.resolution): p for p in pts}
+        for what, col, unit in (("latency", "latency_ms", "ms per batch"), ("throughput", "throughput", "img/s")):
             t = Table(["batch \\ resolution"] + [str(r) for r in resolutions], [],
                       caption=f"{target} {precision}: {model} {strategy} x{scale:g}, {what} ({unit})")
             for b in batches:
-                t.rows.append([b] + [fmt(cell[(b, r)][col]) if (b, r) in cell else "-" for r in resolutions])
+                t.rows.append([b] + [fmt(getattr(cell[(b, r)], col)) if (b, r) in cell else "-" for r in resolutions])
             grid.blocks.append(t)
     every = Table(["target", "precision", "model", "strategy", "s", "resolution", "batch", "GMACs", "M params",
                    "M acts", "layers", "latency (ms)", "95% CI (ms)", "CV", "throughput (img/s)", "contended"], [],
                   caption="All measured points")
-    for r in sorted(rows, key=lambda r: (r["target"], r["model"], strategy_label(r), r["scale"], r["batch"])):
-        lat = r.get("latency") or {}
-        ci = lat.get("ci95")
-        every.rows.append([r["target"], r["precision"], r["model"], strategy_label(r), fmt(float(r["scale"])),
-                           r["resolution"], r["batch"], fmt(r["flops"] / 1e9), fmt(r["params"] / 1e6),
-                           fmt(r["acts"] / 1e6), fmt(r.get("layer_count")), fmt(r["latency_ms_median"]),
-                           f"{fmt(ci[0])} - {fmt(ci[1])}" if ci else "-", _pct(lat.get("cv")),
-                           fmt(r["throughput"]), _contended(r.get("contention"))])
+    for r in sorted(rows, key=lambda r: (r.target, r.model, strategy_label(r), r.scale, r.batch)):
+        ci = r.latency.ci95
+        every.rows.append([r.target, r.precision, r.model, strategy_label(r), fmt(float(r.scale)),
+                           r.resolution, r.batch, fmt(r.flops / 1e9), fmt(r.params / 1e6),
+                           fmt(r.acts / 1e6), fmt(r.layer_count), fmt(r.latency_ms),
+                           f"{fmt(ci[0])} - {fmt(ci[1])}" if ci else "-", _pct(r.latency.cv),
+                           fmt(r.throughput), _contended(r.contention)])
     grid.blocks.append(every)
     return grid
 
@@ -299,15 +316,15 @@ def _contended(contention: dict | None) -> str:
     return f"yes ({contention.get('other_share', 0):.0%} of the CPU)" if contention.get("flagged") else "no"
 
 
-def _contention(contended: list[dict]) -> Section:
+def _contention(contended: list[PointResult]) -> Section:
     """The points timed while other processes took a share of the machine or its GPU."""
     table = Table(["target", "point", "other processes (cores)", "share of the CPU", "load", "GPU processes",
                    "latency (ms)"], [])
-    for r in sorted(contended, key=lambda r: (r["target"], point_label(r))):
-        c = r["contention"]
-        table.rows.append([r["target"], point_label(r), f"{c.get('other_cores', 0):.2f} of {c.get('cores', '?')}",
+    for r in sorted(contended, key=lambda r: (r.target, point_label(r))):
+        c = r.contention
+        table.rows.append([r.target, point_label(r), f"{c.get('other_cores', 0):.2f} of {c.get('cores', '?')}",
                            _pct(c.get("other_share")), fmt(c.get("load_end")),
-                           len((c.get("gpu") or {}).get("other_processes") or ()), fmt(r["latency_ms_median"])])
+                           len((c.get("gpu") or {}).get("other_processes") or ()), fmt(r.latency_ms)])
     return _section("Measured under contention", "contention",
                     "These points were timed while other processes took more than the threshold share of the "
                     "machine's CPU time (the kernel's accounting, this process excluded) or ran on its GPU: their "
@@ -315,11 +332,11 @@ def _contention(contended: list[dict]) -> Section:
                     "`--wait-quiet S` waits for a quiet machine before each point.", table)
 
 
-def _failures(failures: list[dict]) -> Section:
+def _failures(failures: list[PointResult]) -> Section:
     return _section("Failed points", "failures",
                     "These points failed; the sweep went on. Re-running the sweep retries them.",
                     Table(["target", "point", "error"],
-                          [[f["target"], point_label(f), f.get("error") or ""] for f in failures]))
+                          [[f.target, point_label(f), f.error or ""] for f in failures]))
 
 
 def _environment(environments: list[dict]) -> Section:
@@ -349,10 +366,10 @@ def _section(title: str, anchor: str, *blocks: Block) -> Section:
     return Section(title, blocks=list(blocks), anchor=anchor)
 
 
-def _plot_per_group(groups: dict, name: str, wanted, plot, alt: str) -> list[Image]:
+def _plot_per_group(images: ImageNames, groups: dict, name: str, wanted, plot, alt: str) -> list[Image]:
     """An image ``name-GROUP`` per target whose points are ``wanted(members)``, drawn by
     ``plot(group, members)``; ``alt`` names the target as {group}."""
-    return [Image(slug(f"{name}-{group}"), plot(group, members), alt.format(group=group))
+    return [images.image(f"{name}-{group}", plot(group, members), alt.format(group=group))
             for group, members in groups.items() if wanted(members)]
 
 

@@ -8,8 +8,10 @@ from collections import defaultdict
 import numpy as np
 
 from scaleprof.report.analysis import (
-    METRICS, MetricFits, category_times, layer_predictions, metric_value, strategy_label, top_layers,
+    METRICS, MetricFits, category_times, layer_predictions, strategy_label, top_layers,
 )
+from scaleprof.profile.types import LayerRow
+from scaleprof.sweep.result import PointResult
 
 UNITS = {"flops": (1e9, "GMACs per batch"), "params": (1e6, "M params"), "acts": (1e6, "M acts per batch"),
          "layers": (1, "layer")}
@@ -69,18 +71,18 @@ def _category_colors(cats):
             for c in cats}
 
 
-def metric_fits_plot(group: str, rows: list[dict], fits: dict[str, MetricFits]) -> bytes:
+def metric_fits_plot(group: str, rows: list[PointResult], fits: dict[str, MetricFits]) -> bytes:
     """Latency against flops, params, acts and (where counted) layers, coloured by strategy, with the
     linear fit and r."""
     plt = _plt()
-    metrics = [m for m in METRICS if all(metric_value(r, m) is not None for r in rows)]
+    metrics = [m for m in METRICS if all(r.metric(m) is not None for r in rows)]
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.4 * len(metrics), 3.8), squeeze=False)
     axes = axes[0]
     colors = _colors({strategy_label(r) for r in rows})
-    y = np.array([float(r["latency_ms_median"]) for r in rows])
+    y = np.array([r.latency_ms for r in rows])
     for ax, metric in zip(axes, metrics):
         unit, label = UNITS[metric]
-        x = np.array([metric_value(r, metric) for r in rows]) / unit
+        x = np.array([r.metric(metric) for r in rows]) / unit
         for key, color in colors.items():
             sel = [i for i, r in enumerate(rows) if strategy_label(r) == key]
             ax.scatter(x[sel], y[sel], color=color, label=key, s=28, zorder=3)
@@ -102,22 +104,22 @@ def metric_fits_plot(group: str, rows: list[dict], fits: dict[str, MetricFits]) 
     return _png(fig)
 
 
-def scaling_plot(group: str, rows: list[dict]) -> bytes:
+def scaling_plot(group: str, rows: list[PointResult]) -> bytes:
     """Log-log curves against s per strategy: latency (left) and activations (right)."""
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
     series = defaultdict(list)
     for r in rows:
-        extra = f" b{r['batch']}" if len({x['batch'] for x in rows}) > 1 else ""
-        multi_model = len({x["model"] for x in rows}) > 1
+        extra = f" b{r.batch}" if len({x.batch for x in rows}) > 1 else ""
+        multi_model = len({x.model for x in rows}) > 1
         key = (f"{r['model']} " if multi_model else "") + strategy_label(r) + extra
         series[key].append(r)
     colors = _colors(series)
     for key, pts in sorted(series.items()):
-        pts = sorted(pts, key=lambda p: float(p["scale"]))
-        s = [float(p["scale"]) for p in pts]
-        axes[0].plot(s, [float(p["latency_ms_median"]) for p in pts], "o-", color=colors[key], label=key)
-        axes[1].plot(s, [float(p["acts"]) / 1e6 for p in pts], "o-", color=colors[key], label=key)
+        pts = sorted(pts, key=lambda p: float(p.scale))
+        s = [float(p.scale) for p in pts]
+        axes[0].plot(s, [p.latency_ms for p in pts], "o-", color=colors[key], label=key)
+        axes[1].plot(s, [float(p.acts) / 1e6 for p in pts], "o-", color=colors[key], label=key)
     for ax, ylabel in zip(axes, ("latency (ms per batch)", "M acts per image")):
         _log_axes(ax, x_base=2)
         ax.set_xlabel("flops factor s")
@@ -130,15 +132,14 @@ def scaling_plot(group: str, rows: list[dict]) -> bytes:
     return _png(fig)
 
 
-def top_layers_plot(title: str, layers: list[dict], n: int = 15) -> bytes:
+def top_layers_plot(title: str, layers: tuple[LayerRow, ...], n: int = 15) -> bytes:
     plt = _plt()
     top = top_layers(layers, n)[::-1]
     fig, ax = plt.subplots(figsize=(11, 0.28 * len(top) + 1.2))
-    cats = sorted({str(l.get("category") or "other") for l in top})
+    cats = sorted({l.category or "other" for l in top})
     colors = _category_colors(cats)
-    names = [_short(str(l["name"])) for l in top]
-    ax.barh(range(len(top)), [float(l["time_ms"]) for l in top],
-            color=[colors[str(l.get("category") or "other")] for l in top])
+    names = [_short(l.name) for l in top]
+    ax.barh(range(len(top)), [float(l.time_ms) for l in top], color=[colors[l.category or "other"] for l in top])
     ax.set_yticks(range(len(top)))
     ax.set_yticklabels(names, fontsize=7)
     ax.set_xlabel("median time per layer (ms)")
@@ -149,7 +150,7 @@ def top_layers_plot(title: str, layers: list[dict], n: int = 15) -> bytes:
     return _png(fig)
 
 
-def categories_plot(title: str, points: list[tuple[str, list[dict]]]) -> bytes:
+def categories_plot(title: str, points: list[tuple[str, tuple[LayerRow, ...]]]) -> bytes:
     """Stacked bars: time by op category for each (label, layers)."""
     plt = _plt()
     per = [(label, category_times(layers)) for label, layers in points]
@@ -170,17 +171,17 @@ def categories_plot(title: str, points: list[tuple[str, list[dict]]]) -> bytes:
     return _png(fig)
 
 
-def layer_prediction_plot(title: str, layers: list[dict]) -> bytes:
+def layer_prediction_plot(title: str, layers: tuple[LayerRow, ...]) -> bytes:
     """Per layer: measured time against predicted flops and acts (log-log), with r."""
     plt = _plt()
     fits = layer_predictions(layers)
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
-    cats = sorted({str(l.get("category") or "other") for l in layers})
+    cats = sorted({l.category or "other" for l in layers})
     colors = _category_colors(cats)
     for ax, metric in zip(axes, ("flops", "acts")):
         for cat in cats:
-            pts = [(float(l[metric]), float(l["time_ms"])) for l in layers
-                   if str(l.get("category") or "other") == cat and l.get(metric) and float(l["time_ms"]) > 0]
+            pts = [(float(getattr(l, metric)), float(l.time_ms)) for l in layers
+                   if (l.category or "other") == cat and getattr(l, metric) and float(l.time_ms) > 0]
             if pts:
                 ax.scatter(*zip(*pts), s=10, color=colors[cat], label=cat, alpha=0.7)
         f = fits[metric]

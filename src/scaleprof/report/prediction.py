@@ -32,12 +32,12 @@ def _signed(value) -> str:
     return "-" if value is None else f"{100 * value:+.1f}%"
 
 
-def _countable(point: dict) -> bool:
-    spec = point.get("spec") or {}
+def _countable(point: PointResult) -> bool:
+    spec = point.spec or {}
     return bool(spec.get("arch")) and bool(spec.get("family"))
 
 
-def _samples(points: list[dict]) -> tuple[list, list[str]]:
+def _samples(points: list[PointResult]) -> tuple[list, list[str]]:
     """Samples of the points with full specs; notes for what could not be read."""
     from scaleprof.predict import sample_from_point
 
@@ -161,8 +161,8 @@ def _side_by_side(analysis) -> Section | None:
     """Configurations measured on two or more targets."""
     by_config = defaultdict(dict)
     for r in analysis.rows:
-        key = (r["model"], r["strategy"], r.get("alpha"), float(r["scale"]), r["resolution"], r["batch"], r["precision"])
-        by_config[key][r["target"]] = r
+        key = (r.model, r.strategy, r.alpha, float(r.scale), r.resolution, r.batch, r.precision)
+        by_config[key][r.target] = r
     targets = sorted({t for v in by_config.values() if len(v) > 1 for t in v})
     shared = {k: v for k, v in sorted(by_config.items(), key=lambda kv: tuple(map(str, kv[0]))) if len(v) > 1}
     if len(targets) < 2 or not shared:
@@ -173,7 +173,7 @@ def _side_by_side(analysis) -> Section | None:
     table = Table(["configuration"] + [f"{t} (ms)" for t in targets] + [f"speedup vs {first}: {t}" for t in targets[1:]], [])
     for rows in shared.values():
         any_row = next(iter(rows.values()))
-        lat = [rows[t]["latency_ms_median"] if t in rows else None for t in targets]
+        lat = [rows[t].latency_ms if t in rows else None for t in targets]
         table.rows.append([point_label(any_row)] + [fmt(v) for v in lat]
                           + [fmt(lat[0] / v) if lat[0] and v else "-" for v in lat[1:]])
     sec.blocks.append(table)
@@ -194,23 +194,23 @@ def _metric_table(analysis, targets) -> Table:
     return table
 
 
-def _winners(rows: list[dict], targets) -> Table:
+def _winners(rows: list[PointResult], targets) -> Table:
     """Per target, batch and s > 1: the fastest strategy (all strategies at s have about equal flops)."""
     table = Table(["target", "batch", "s", "fastest strategy", "latency (ms)", "slowest strategy", "latency (ms)"], [],
                   caption="Which strategy wins at equal flops")
     cells = defaultdict(list)
     for r in rows:
-        if r["target"] in targets and float(r["scale"]) > 1:
-            cells[(r["target"], r["batch"], float(r["scale"]), r["model"])].append(r)
+        if r.target in targets and float(r.scale) > 1:
+            cells[(r.target, r.batch, float(r.scale), r.model)].append(r)
     for (target, batch, scale, _model), members in sorted(cells.items()):
         if len(members) < 2:
             continue
-        fast = min(members, key=lambda r: r["latency_ms_median"])
-        slow = max(members, key=lambda r: r["latency_ms_median"])
-        table.rows.append([target, batch, fmt(scale), _strategy(fast), fmt(fast["latency_ms_median"]),
-                           _strategy(slow), fmt(slow["latency_ms_median"])])
+        fast = min(members, key=lambda r: r.latency_ms)
+        slow = max(members, key=lambda r: r.latency_ms)
+        table.rows.append([target, batch, fmt(scale), _strategy(fast), fmt(fast.latency_ms),
+                           _strategy(slow), fmt(slow.latency_ms)])
     return table
 
 
-def _strategy(row: dict) -> str:
-    return f"dWr({row['alpha']:g})" if row.get("alpha") is not None else str(row["strategy"])
+def _strategy(row: PointResult) -> str:
+    return f"dWr({row.alpha:g})" if row.alpha is not None else row.strategy

@@ -19,11 +19,13 @@ import io
 import json
 import math
 
+from scaleprof.sweep.result import LATENCY_MS, PointResult
+
 
 COLUMNS = (
     "model", "strategy", "alpha", "scale", "resolution", "batch", "precision", "target",
     "backend", "device", "flops", "params", "acts", "layer_count", "engine_layers",
-    "latency_ms_median", "latency_ms_mean", "latency_ms_p90", "latency_ms_p99", "latency_cv",
+    LATENCY_MS, "latency_ms_mean", "latency_ms_p90", "latency_ms_p99", "latency_cv",
     "latency_ci95_low", "latency_ci95_high", "iterations", "throughput",
     "infer_samples_per_sec", "infer_step_time", "infer_batch_size", "infer_img_size",
     "param_count", "infer_gmacs", "infer_macts",
@@ -32,40 +34,32 @@ COLUMNS = (
 )
 
 
-def result_row(point: dict) -> dict:
-    """One stored point (Store.points()) -> one flat row of results.csv / results.json."""
-    lat = point.get("latency") or {}
-    spec = point.get("spec") or {}
-    summary = point.get("layer_summary") or {}
-    ci = lat.get("ci95") or (None, None)
-    contention = point.get("contention") or {}
-    median = point.get("latency_ms_median")
-    throughput = point.get("throughput")
-    return {
-        "model": point["model"], "strategy": point["strategy"], "alpha": point.get("alpha"),
-        "scale": point["scale"], "resolution": point.get("resolution"), "batch": point["batch"],
-        "precision": point["precision"], "target": point["target"],
-        "backend": point.get("backend"), "device": point.get("device"),
-        "flops": point.get("flops"), "params": point.get("params"), "acts": point.get("acts"),
-        "layer_count": point.get("layer_count"), "engine_layers": summary.get("executed_layers"),
-        "latency_ms_median": median, "latency_ms_mean": lat.get("mean"), "latency_ms_p90": lat.get("p90"),
-        "latency_ms_p99": lat.get("p99"), "latency_cv": lat.get("cv"),
-        "latency_ci95_low": ci[0], "latency_ci95_high": ci[1], "iterations": lat.get("iterations"),
-        "throughput": throughput,
-        "infer_samples_per_sec": _round(throughput, 2),
-        "infer_step_time": _round(median, 3),
-        "infer_batch_size": point["batch"],
-        "infer_img_size": point.get("resolution"),
-        "param_count": _round(point["params"] / 1e6, 2) if point.get("params") is not None else None,
-        "infer_gmacs": _round(point["flops"] / 1e9, 4) if point.get("flops") is not None else None,
-        "infer_macts": _round(point["acts"] / 1e6, 3) if point.get("acts") is not None else None,
+def result_row(point: PointResult) -> dict:
+    """One measured point -> one flat row of results.csv / results.json: its flat form
+    (PointResult.flat, the store's columns) and the columns derived from it."""
+    flat = point.flat()
+    lat = point.latency
+    spec = point.spec or {}
+    layers = point.layers
+    ci = lat.ci95 or (None, None)
+    contention = point.contention or {}
+    derived = {
+        "engine_layers": layers.executed_layers if layers else None,
+        "latency_ms_mean": lat.mean, "latency_ms_p90": lat.p90, "latency_ms_p99": lat.p99, "latency_cv": lat.cv,
+        "latency_ci95_low": ci[0], "latency_ci95_high": ci[1], "iterations": lat.iterations,
+        "infer_samples_per_sec": _round(point.throughput, 2),
+        "infer_step_time": _round(point.latency_ms, 3),
+        "infer_batch_size": point.batch,
+        "infer_img_size": point.resolution,
+        "param_count": _round(point.params / 1e6, 2) if point.params is not None else None,
+        "infer_gmacs": _round(point.flops / 1e9, 4) if point.flops is not None else None,
+        "infer_macts": _round(point.acts / 1e6, 3) if point.acts is not None else None,
         "depth_multiplier": spec.get("depth_multiplier"), "width_multiplier": spec.get("width_multiplier"),
         "flops_ratio": spec.get("flops_ratio"),
-        "resolution_requested": point.get("resolution_requested", "auto"),
-        "layer_sum_ms": summary.get("layer_sum_ms"), "layer_coverage": summary.get("coverage"),
-        "engine_key": point.get("engine_key"), "env_key": point.get("env_key"),
+        "layer_sum_ms": layers.layer_sum_ms if layers else None, "layer_coverage": layers.coverage if layers else None,
         "contended": contention.get("flagged"), "other_cores": _round(contention.get("other_cores"), 3),
     }
+    return {k: derived[k] if k in derived else flat[k] for k in COLUMNS}
 
 
 def _round(value, digits):
@@ -83,6 +77,7 @@ def to_csv(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
+FAILURE_COLUMNS = ("model", "strategy", "alpha", "scale", "batch", "precision", "target", "error")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -96,13 +91,11 @@ def _cell(value):
     return value
 
 
-def to_json(rows: list[dict], environments: list[dict], failures: list[dict], convention: str) -> str:
+def to_json(rows: list[dict], environments: list[dict], failures: list[PointResult], convention: str) -> str:
     return json.dumps({
         "convention": convention,
         "latency": "milliseconds per batch (median over timed iterations); throughput in images/s",
         "points": rows,
-        "failures": [{"model": f["model"], "strategy": f["strategy"], "alpha": f.get("alpha"),
-                      "scale": f["scale"], "batch": f["batch"], "precision": f["precision"],
-                      "target": f["target"], "error": f.get("error")} for f in failures],
+        "failures": [{k: f.flat()[k] for k in FAILURE_COLUMNS} for f in failures],
         "environments": environments,
     }, indent=2, sort_keys=False, default=str)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import sys
 
+from scaleprof.profile.types import LatencyStats
+
 
 class Progress:
     """A sweep's display for ``total`` points; ``enabled=None`` means "when stderr is a terminal"."""
@@ -33,13 +35,13 @@ class Progress:
         if self.bar is not None:
             self.bar.update(self.task, description=f"{stage}: {point.label}")
 
-    def advance(self, point, latency: dict | None, failed: str | None = None) -> None:
+    def advance(self, point, latency: LatencyStats | None, failed: str | None = None) -> None:
         """``point`` is done: measured (``latency``), failed (the error) or measured by another sweep."""
         self.done += 1
         if latency:
-            what = f"{latency['median']:.2f} ms ({latency.get('throughput', 0):.1f} img/s)"
-            contention = latency.get("contention") or {}
-            if contention.get("flagged"):
+            what = f"{latency.median:.2f} ms ({latency.throughput:.1f} img/s)"
+            contention = latency.contention or {}
+            if latency.contended:
                 what += (f" [contended: other processes took {contention.get('other_cores', 0):.2f} of "
                          f"{contention.get('cores', '?')} cores]")
         elif failed:

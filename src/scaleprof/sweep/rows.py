@@ -8,6 +8,7 @@ from pathlib import Path
 
 from scaleprof.core.text import parse_json
 from scaleprof.errors import BadInput
+from scaleprof.sweep.result import LATENCY_MS
 
 BAD = object()                          # a stored value that could not be decoded
 
@@ -34,12 +35,18 @@ class RowDecoder:
         """A point's counts and shape are numbers, and a measured one's latency a positive finite one."""
         bad = [k for k in ("batch", "scale", "flops", "params", "acts", "layer_count", "resolution")
                if point.get(k) is not None and not _finite(point[k])]
-        if point.get("status") == "ok" and not (_finite(point.get("latency_ms_median"))
-                                                and point["latency_ms_median"] > 0):
-            bad.append("latency_ms_median")
+        if point.get("status") == "ok" and not (_finite(point.get(LATENCY_MS)) and point[LATENCY_MS] > 0):
+            bad.append(LATENCY_MS)
         if bad:
             self.problems.append(f"{self.path}: {where}: malformed {', '.join(bad)}; left out")
         return not bad
+
+    def typed(self, build, where: str):
+        """``build()``, or BAD (and a line in ``problems``) when the row's values do not fit its types."""
+        try:
+            return build()
+        except (TypeError, ValueError, KeyError) as err:
+            return self._bad(where, f"{self.path}: {where}: malformed ({err}); left out")
 
     def _bad(self, where: str, message: str):
         if where:

@@ -33,7 +33,9 @@ from scaleprof.errors import ScaleprofError
 from scaleprof.sweep.grid import Point, SweepConfig
 from scaleprof.sweep.progress import Progress
 from scaleprof.sweep.stages import LayerInputs, Stages, UpstreamStages
-from scaleprof.sweep.store import STORE_NAME, PointRecord, Store, StoreError
+from scaleprof.profile.types import LatencyStats, LayerReport
+from scaleprof.sweep.result import PointResult
+from scaleprof.sweep.store import STORE_NAME, Store, StoreError
 
 # Every stage a point goes through, in order; roofline calibration is a stage of its own.
 STAGES = ("scale", "count", "export", "build", "time", "roofline", "layers", "store")
@@ -65,9 +67,8 @@ class SweepResult:
 class Measured(NamedTuple):
     """One network measured at one shape: stored for every point it stands for."""
 
-    latency: dict
-    layer_summary: dict | None
-    layers: list
+    latency: LatencyStats
+    layers: LayerReport | None
     engine_key: str
 
 
@@ -268,14 +269,12 @@ class PointGroup:
         resolution = self.resolution(point)
         with self.stage("time", point, showing="timing"):
             latency = sweep.stages.time(self.engine, point.batch, resolution, sweep.config.timing)
-        summary, layers = None, []
-        if sweep.config.layers:
-            summary, layers = self.profile_layers(point, resolution, latency)
-        measured = Measured(latency, summary, layers, self.engine_key)
+        layers = self.profile_layers(point, resolution, latency) if sweep.config.layers else None
+        measured = Measured(latency, layers, self.engine_key)
         sweep.measured[self.measured_key(point)] = measured
         self.store_ok(point, measured)
 
-    def profile_layers(self, point: Point, resolution: int, latency: dict) -> tuple[dict, list[dict]]:
+    def profile_layers(self, point: Point, resolution: int, latency: LatencyStats) -> LayerReport:
         stages = self.sweep.stages
         with self.stage("count", point, showing="profiling layers"):
             counts = stages.layer_counts(self.engine, resolution)
@@ -289,19 +288,16 @@ class PointGroup:
     def store_ok(self, point: Point, measured: Measured, reused: bool = False) -> None:
         resolution = self.resolution(point)
         counts = self.counts[resolution]
-        latency = dict(measured.latency)
-        contention = latency.pop("contention", None)     # stored in a column of its own
         stored = self.record(point, "ok", resolution=resolution, spec=self.spec.to_dict(), flops=counts.flops,
                              params=counts.params, acts=counts.acts, layer_count=getattr(counts, "layer_count", None),
-                             engine_key=measured.engine_key, latency=latency, layer_summary=measured.layer_summary,
-                             layers=measured.layers, contention=contention)
+                             engine_key=measured.engine_key, latency=measured.latency, layers=measured.layers)
         self.finished(point, measured.latency, stored, reused)
 
     def record(self, point: Point, status: str, **fields) -> bool:
         """Store one point in its own transaction; False when another sweep stored it first."""
         sweep = self.sweep
         with self.stage("store", per_point=False):
-            rec = PointRecord(point_key=point.key, target=point.target, env_key=self.env_key, status=status,
+            rec = PointResult(point_key=point.key, target=point.target, env_key=self.env_key, status=status,
                               model=point.model, strategy=point.strategy, alpha=point.alpha, scale=point.scale,
                               resolution=fields.pop("resolution", point.resolution), batch=point.batch,
                               precision=point.precision, backend=self.target.backend, device=self.target.device,
@@ -309,7 +305,7 @@ class PointGroup:
                               stage_seconds=dict(self.seconds), **fields)
             return sweep.store.put_point(rec, sweep.sweep_id, force=self.replacing(point))
 
-    def finished(self, point: Point, latency: dict | None, stored: bool, reused: bool = False) -> None:
+    def finished(self, point: Point, latency: LatencyStats | None, stored: bool, reused: bool = False) -> None:
         result = self.sweep.result
         self.pending.remove(point)
         if stored:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
 from scaleprof.errors import EnvironmentProblem, ScaleprofError
+from scaleprof.profile.types import LatencyStats, LayerReport
 from scaleprof.sweep.grid import Point, SweepConfig, Target
 
 
@@ -63,8 +64,8 @@ class Stages(ABC):
         """-> (engine, engine_key, cached)"""
 
     @abstractmethod
-    def time(self, engine, batch: int, resolution: int, timing) -> dict:
-        """-> LatencyStats.to_dict()"""
+    def time(self, engine, batch: int, resolution: int, timing) -> LatencyStats:
+        """End-to-end latency of ``engine`` at one shape."""
 
     def layer_counts(self, engine, resolution: int):
         """Per-ONNX-node counts for layer profiling (LayerInputs.counts)."""
@@ -75,9 +76,9 @@ class Stages(ABC):
         return None
 
     @abstractmethod
-    def layers(self, engine, spec, batch: int, resolution: int, timing, latency: dict,
-               inputs: LayerInputs | None = None) -> tuple[dict, list[dict]]:
-        """-> (summary dict, layer dicts)"""
+    def layers(self, engine, spec, batch: int, resolution: int, timing, latency: LatencyStats,
+               inputs: LayerInputs | None = None) -> LayerReport:
+        """Per-layer profile of ``engine`` at one shape, mapped to the ONNX nodes and their counts."""
 
     def release(self, engine) -> None:
         pass
@@ -228,11 +229,11 @@ class UpstreamStages(Stages):
         result = build_engine(onnx_path, build, cache_dir, model_source=rebuild_model)
         return result.engine, result.key, result.cached
 
-    def time(self, engine, batch: int, resolution: int, timing) -> dict:
+    def time(self, engine, batch: int, resolution: int, timing) -> LatencyStats:
         from scaleprof.engines.base import ShapePoint
         from scaleprof.profile.timing import time_engine
 
-        return time_engine(engine, ShapePoint(batch, resolution), timing, progress=False).to_dict()
+        return time_engine(engine, ShapePoint(batch, resolution), timing, progress=False)
 
     def layer_counts(self, engine, resolution: int):
         """Per-ONNX-node counts of the engine's ONNX file at ``resolution`` (cached)."""
@@ -263,18 +264,16 @@ class UpstreamStages(Stages):
                                             cache_dir=self.cache_dir)
         return self._peaks[key]
 
-    def layers(self, engine, spec, batch: int, resolution: int, timing, latency: dict, inputs=None):
+    def layers(self, engine, spec, batch: int, resolution: int, timing, latency: LatencyStats,
+               inputs: LayerInputs | None = None) -> LayerReport:
         from scaleprof.engines.base import ShapePoint
         from scaleprof.profile import profile_layers
 
         if inputs is None:
             inputs = LayerInputs(self.layer_counts(engine, resolution), self.device_peaks(engine))
         counts, peaks = inputs
-        report = profile_layers(engine, ShapePoint(batch, resolution), counts,
-                                end_to_end_ms=latency["median"], iterations=timing.layer_iters, peaks=peaks)
-        data = report.to_dict()
-        layers = data.pop("layers")
-        return data, layers
+        return profile_layers(engine, ShapePoint(batch, resolution), counts,
+                              end_to_end_ms=latency.median, iterations=timing.layer_iters, peaks=peaks)
 
     def release(self, engine) -> None:
         engine.release()

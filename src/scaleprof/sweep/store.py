@@ -19,7 +19,6 @@ import json
 import sqlite3
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -27,6 +26,8 @@ from scaleprof.core.files import check_replaceable
 from scaleprof.core.text import first_line
 from scaleprof.errors import BadInput, EnvironmentProblem
 from scaleprof.sweep.grid import definition, describe_definition
+from scaleprof.profile.types import LatencyStats, LayerReport
+from scaleprof.sweep.result import LATENCY_MS, PointResult
 from scaleprof.sweep.rows import BAD, RowDecoder
 
 SCHEMA_VERSION = 2
@@ -77,7 +78,7 @@ CREATE TABLE IF NOT EXISTS points (
     layer_count INTEGER,
     engine_key TEXT,
     latency_json TEXT,
-    latency_ms_median REAL,
+    {latency} REAL,
     throughput REAL,
     layer_summary_json TEXT,
     stage_seconds_json TEXT,
@@ -103,39 +104,7 @@ CREATE TABLE IF NOT EXISTS layers (
     PRIMARY KEY (point_id, idx)
 );
 CREATE INDEX IF NOT EXISTS points_target ON points(target, status);
-"""
-
-
-@dataclass
-class PointRecord:
-    """Everything stored for one point (one transaction)."""
-
-    point_key: str
-    target: str
-    env_key: str
-    status: str                       # "ok" or "failed"
-    model: str
-    strategy: str
-    alpha: float | None
-    scale: float
-    resolution: int | None            # the resolution measured (None only for failures before it is known)
-    batch: int
-    precision: str
-    backend: str
-    device: str
-    resolution_requested: str = "auto"   # "auto" (the strategy's choice) or the configured size
-    spec: dict | None = None
-    flops: int | None = None          # per image
-    params: int | None = None
-    acts: int | None = None
-    layer_count: int | None = None    # layers executed per inference (conv, linear, elementwise, other)
-    engine_key: str | None = None
-    latency: dict | None = None       # LatencyStats.to_dict()
-    layer_summary: dict | None = None  # layer_sum_ms, end_to_end_ms, coverage, profiler, iterations
-    layers: list[dict] = field(default_factory=list)   # LayerRow-like dicts
-    stage_seconds: dict = field(default_factory=dict)  # count/export/build/profile/store seconds
-    error: str | None = None
-    contention: dict | None = None    # profile.contention.Contention.to_dict() of the timing
+""".format(latency=LATENCY_MS)
 
 
 class StoreError(EnvironmentProblem):
@@ -327,7 +296,7 @@ class Store:
             "SELECT 1 FROM points WHERE point_key=? AND target=? AND env_key=? AND status='ok'",
             (point_key, target, env_key)).fetchone() is not None
 
-    def put_point(self, rec: PointRecord, sweep_id: int | None = None, force: bool = False) -> bool:
+    def put_point(self, rec: PointResult, sweep_id: int | None = None, force: bool = False) -> bool:
         """Store one point and its layers in one transaction. Returns False when an ``ok`` row for the
         same identity exists already and ``force`` is off (another sweep measured it first)."""
         with self._writing() as conn:
@@ -338,29 +307,13 @@ class Store:
                     return False
                 conn.execute("DELETE FROM layers WHERE point_id=?", (old["id"],))
                 conn.execute("DELETE FROM points WHERE id=?", (old["id"],))
-            latency = rec.latency or {}
-            cur = conn.execute(
-                "INSERT INTO points(point_key, target, env_key, status, sweep_id, model, strategy, alpha,"
-                " scale, resolution, resolution_requested, batch, precision, backend, device, spec_json,"
-                " flops, params, acts, layer_count, engine_key, latency_json, latency_ms_median, throughput,"
-                " layer_summary_json, stage_seconds_json, error, created, contention_json)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (rec.point_key, rec.target, rec.env_key, rec.status, sweep_id, rec.model, rec.strategy,
-                 rec.alpha, rec.scale, rec.resolution, rec.resolution_requested, rec.batch, rec.precision,
-                 rec.backend, rec.device,
-                 _dumps(rec.spec), rec.flops, rec.params, rec.acts, rec.layer_count, rec.engine_key,
-                 _dumps(rec.latency), latency.get("median"), latency.get("throughput"), _dumps(rec.layer_summary),
-                 _dumps(rec.stage_seconds), rec.error, time.time(), _dumps(rec.contention)))
-            point_id = cur.lastrowid
+            columns = {**rec.flat(), **_json_columns(rec), "sweep_id": sweep_id, "created": time.time()}
+            cur = conn.execute(f"INSERT INTO points({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                               tuple(columns.values()))
             conn.executemany(
                 "INSERT INTO layers(point_id, idx, name, onnx_nodes_json, op_type, category, time_ms,"
                 " mean_ms, flops, params, acts, opaque, extras_json) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                [(point_id, i, str(l["name"]), json.dumps(list(l.get("onnx_nodes", ()))),
-                  str(l.get("op_type", "")), str(l.get("category", "")), float(l["time_ms"]),
-                  float(l.get("mean_ms", l["time_ms"])), int(l.get("flops") or 0), int(l.get("params") or 0),
-                  int(l.get("acts") or 0), int(bool(l.get("opaque"))),
-                  _dumps({k: v for k, v in l.items() if k not in _LAYER_COLUMNS}))
-                 for i, l in enumerate(rec.layers)])
+                [_layer_values(cur.lastrowid, i, row.to_dict()) for i, row in enumerate(rec.layer_rows)])
             return True
 
     @contextmanager
@@ -373,25 +326,29 @@ class Store:
         except OverflowError as err:        # SQLite holds integers up to 2**63 - 1
             raise BadInput(f"{self.path}: a value too large to store ({first_line(err)})") from None
 
-    def points(self, status: str | None = "ok", with_layers: bool = False) -> list[dict]:
-        """Stored points as flat dicts (latency/spec/etc. decoded), oldest first. A row whose JSON or
-        numbers are malformed is left out, with a line in ``problems`` naming it."""
+    def points(self, status: str | None = "ok", with_layers: bool = False) -> list[PointResult]:
+        """Stored points, oldest first (with their layer profiles when ``with_layers``). A row whose JSON
+        or numbers are malformed is left out, with a line in ``problems`` naming it."""
         query = "SELECT * FROM points" + (" WHERE status=?" if status else "") + " ORDER BY id"
         rows = self.conn.execute(query, (status,) if status else ()).fetchall()
         out = []
         for r in rows:
             d = {"layer_count": None, **dict(r)}         # an older store's rows lack the newer columns
             where = f"point row {d['id']} ({d['point_key']} [{d['target']}])"
-            for col in ("spec_json", "latency_json", "layer_summary_json", "stage_seconds_json", "contention_json"):
-                text = d.pop(col, None)
-                d[col[:-5]] = self.rows.json(text, dict, f"{where} {col}") if text else None
-            if any(v is BAD for v in d.values()) or not self.rows.numbers_ok(d, where):
+            decoded = {col: self.rows.json(d[col], dict, f"{where} {col}") if d.get(col) else None
+                       for col in ("spec_json", "latency_json", "layer_summary_json", "stage_seconds_json",
+                                   "contention_json")}
+            if any(v is BAD for v in decoded.values()) or not self.rows.numbers_ok(d, where):
                 continue
-            if with_layers:
-                d["layers"] = self.layers(d["id"], where)
-                if d["layers"] is BAD:
+            layers = None
+            if with_layers and decoded["layer_summary_json"] is not None:
+                rows_of_layers = self.layers(d["id"], where)
+                if rows_of_layers is BAD:
                     continue
-            out.append(d)
+                layers = (decoded["layer_summary_json"], rows_of_layers)
+            result = self.rows.typed(lambda: _result(d, decoded, layers), where)
+            if result is not BAD:
+                out.append(result)
         return out
 
     def layers(self, point_id: int, where: str = ""):
@@ -426,6 +383,35 @@ class Store:
 
 _LAYER_COLUMNS = ("name", "onnx_nodes", "op_type", "category", "time_ms", "mean_ms", "flops",
                   "params", "acts", "opaque")
+
+
+def _json_columns(rec: PointResult) -> dict:
+    latency = rec.latency.to_dict() if rec.latency else None
+    contention = latency.pop("contention", None) if latency else None     # a column of its own
+    summary = rec.layers.to_dict() if rec.layers else None
+    if summary:
+        summary.pop("layers")
+    return {"spec_json": _dumps(rec.spec), "latency_json": _dumps(latency), "layer_summary_json": _dumps(summary),
+            "stage_seconds_json": _dumps(rec.stage_seconds), "contention_json": _dumps(contention)}
+
+
+def _layer_values(point_id: int, idx: int, layer: dict) -> tuple:
+    return (point_id, idx, str(layer["name"]), json.dumps(list(layer.get("onnx_nodes", ()))),
+            str(layer.get("op_type", "")), str(layer.get("category", "")), float(layer["time_ms"]),
+            float(layer.get("mean_ms", layer["time_ms"])), int(layer.get("flops") or 0), int(layer.get("params") or 0),
+            int(layer.get("acts") or 0), int(bool(layer.get("opaque"))),
+            _dumps({k: v for k, v in layer.items() if k not in _LAYER_COLUMNS}))
+
+
+def _result(row: dict, decoded: dict, layers: tuple | None) -> PointResult:
+    """A stored row (its JSON columns decoded) as a PointResult."""
+    latency = None
+    if decoded["latency_json"] is not None or row.get(LATENCY_MS) is not None:
+        latency = LatencyStats.from_dict({"median": row[LATENCY_MS], "batch": row["batch"],
+                                          **(decoded["latency_json"] or {}), "contention": decoded["contention_json"]})
+    return PointResult.from_flat(row, latency=latency, layers=LayerReport.from_dict(*layers) if layers else None,
+                                 spec=decoded["spec_json"], stage_seconds=decoded["stage_seconds_json"],
+                                 row_id=row["id"])
 
 
 def _dumps(value: Any) -> str | None:

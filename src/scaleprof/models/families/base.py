@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING
 
 from scaleprof.core.limits import MIN_RESOLUTION     # noqa: F401 - every family here downsamples by 32
@@ -28,7 +29,7 @@ def round8(value: float, minimum: int = 8) -> int:
     return max(minimum, int(round(value / 8.0)) * 8)
 
 
-class Family:
+class Family(ABC):
     name: str = ""
     title: str = ""
     bases: tuple[str, ...] = ()          # timm registry names of the base models
@@ -45,15 +46,17 @@ class Family:
     resolution_multiple: int | None = None   # inputs must be multiples of this (None: any; searched in 8s)
 
     # -- what each family writes -------------------------------------------------------------------
+    @abstractmethod
     def base_arch(self, model: str) -> dict:
-        raise NotImplementedError
+        """The knobs of a timm base model, as JSON-able data."""
 
+    @abstractmethod
     def build(self, arch: dict, device="cpu", dtype=None) -> torch.nn.Module:
-        raise NotImplementedError
+        """The network of these knobs (random weights)."""
 
+    @abstractmethod
     def with_knobs(self, base: dict, depths: list[int], width: float, group: float = 1.0) -> dict:
         """The base arch with these stage depths, width multiplier and group-width multiplier."""
-        raise NotImplementedError
 
     # -- shared ----------------------------------------------------------------------------------
     def default_resolution(self, model: str) -> int:

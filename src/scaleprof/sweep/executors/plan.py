@@ -165,7 +165,7 @@ class PreparedStages(Stages):
     def device_peaks(self, engine):
         return self.inner.device_peaks(engine)
 
-    def layers(self, engine, spec, batch: int, resolution: int, timing, latency: dict, inputs=None):
+    def layers(self, engine, spec, batch: int, resolution: int, timing, latency, inputs=None):
         return self.inner.layers(engine, spec, batch, resolution, timing, latency, inputs)
 
     def release(self, engine) -> None:

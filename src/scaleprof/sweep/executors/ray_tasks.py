@@ -24,7 +24,7 @@ from scaleprof.sweep.executors.plan import ONNX_DIR, NetworkPlan, Prepared, Prep
 from scaleprof.sweep.grid import Point, SweepConfig, Target
 from scaleprof.sweep.runner import PointGroup, SweepResult, SweepRun
 from scaleprof.sweep.stages import Stages
-from scaleprof.sweep.store import PointRecord
+from scaleprof.sweep.result import PointResult
 
 CACHE_VARIABLE = "SCALEPROF_CACHE"          # a host's cache directory (default ~/.cache/scaleprof)
 # Measurements run in workers of their own (a runtime environment of their own), never in one that
@@ -91,7 +91,7 @@ class BundleOutcome:
     """What one bundle's task returns: the host's environment and one record per point."""
 
     env: tuple[str, dict] | None
-    records: list[PointRecord] = field(default_factory=list)
+    records: list[PointResult] = field(default_factory=list)
     reused: set[str] = field(default_factory=set)           # point keys stored from an earlier measurement
     stage_seconds: dict[str, float] = field(default_factory=dict)
     error: str = ""                                           # the host cannot measure the target
@@ -101,10 +101,10 @@ class _Collector:
     """Stands in for the store on a host: keeps the records for the driver."""
 
     def __init__(self):
-        self.records: list[PointRecord] = []
+        self.records: list[PointResult] = []
         self.reused: set[str] = set()
 
-    def put_point(self, rec: PointRecord, sweep_id=None, force: bool = False) -> bool:
+    def put_point(self, rec: PointResult, sweep_id=None, force: bool = False) -> bool:
         self.records.append(rec)
         return True
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from synthetic import fill_store, synthetic_rows
+from tests.report.synthetic import fill_store, synthetic_rows
 from scaleprof.report import write_report
 from scaleprof.report.tables import COLUMNS
 

@@ -7,18 +7,23 @@ import sqlite3
 import pytest
 
 from scaleprof.errors import EnvironmentProblem
-from scaleprof.sweep.store import SCHEMA_VERSION, STORE_NAME, PointRecord, Store, StoreError
+from scaleprof.profile.types import LatencyStats, LayerReport
+from scaleprof.sweep.result import PointResult
+from scaleprof.sweep.store import SCHEMA_VERSION, STORE_NAME, Store, StoreError
 
 
 def record(key="p1", status="ok", median=3.0, layers=2, **kw):
-    return PointRecord(point_key=key, target="cpu-ort", env_key="env", status=status, model="m", strategy="d",
+    rows = [{"name": f"l{i}", "time_ms": 1.0, "mean_ms": 1.0, "op_type": "Conv", "category": "conv", "flops": 1,
+             "params": 0, "acts": 1, "onnx_nodes": [f"/n{i}"], "bytes": 7} for i in range(layers)]
+    ok = status == "ok"
+    return PointResult(point_key=key, target="cpu-ort", env_key="env", status=status, model="m", strategy="d",
                        alpha=None, scale=2.0, resolution=224, batch=1, precision="fp32", backend="ort",
                        device="cpu", flops=10, params=2, acts=5,
-                       latency={"median": median, "throughput": 1000 / median} if status == "ok" else None,
-                       layers=[{"name": f"l{i}", "time_ms": 1.0, "category": "conv", "flops": 1, "acts": 1,
-                                "onnx_nodes": [f"/n{i}"], "bytes": 7}
-                               for i in range(layers if status == "ok" else 0)],
-                       error=None if status == "ok" else "boom", **kw)
+                       latency=LatencyStats(median=median, batch=1) if ok else None,
+                       layers=LayerReport.from_dict({"layer_sum_ms": float(layers), "end_to_end_ms": median,
+                                                     "coverage": 1.0, "profiler": "test", "iterations": 1},
+                                                    rows) if ok else None,
+                       error=None if ok else "boom", **kw)
 
 
 def test_store_is_wal_and_versioned(tmp_path):
@@ -32,9 +37,10 @@ def test_point_roundtrip_with_layers(tmp_path):
     with Store(tmp_path) as store:
         assert store.put_point(record())
         [p] = store.points(with_layers=True)
-        assert p["latency_ms_median"] == 3.0 and p["latency"]["median"] == 3.0
-        assert [l["name"] for l in p["layers"]] == ["l0", "l1"]
-        assert p["layers"][0]["onnx_nodes"] == ["/n0"] and p["layers"][0]["bytes"] == 7   # extras kept
+        assert p.latency_ms == 3.0 and p.latency == LatencyStats(median=3.0, batch=1)
+        assert [l.name for l in p.layer_rows] == ["l0", "l1"] and p.layers.profiler == "test"
+        assert p.layer_rows[0].onnx_nodes == ("/n0",) and p.layer_rows[0].bytes == 7   # extras kept
+        assert p == record(row_id=p.row_id)                                    # what was put comes back
 
 
 def test_no_duplicates_force_replaces_failed_is_retried(tmp_path):
@@ -46,7 +52,7 @@ def test_no_duplicates_force_replaces_failed_is_retried(tmp_path):
         assert not store.put_point(record(status="failed"))           # a failure never replaces a measurement
         assert store.put_point(record(median=6.0), force=True)        # --force replaces
         rows = store.points(status=None, with_layers=True)
-        assert len(rows) == 1 and rows[0]["latency_ms_median"] == 6.0 and len(rows[0]["layers"]) == 2
+        assert len(rows) == 1 and rows[0].latency_ms == 6.0 and len(rows[0].layer_rows) == 2
         assert store.conn.execute("SELECT count(*) FROM layers").fetchone()[0] == 2
         assert store.measured_keys("cpu-ort", "env") == {"p1"}
         assert store.measured_keys("cpu-ort", "other-env") == set()   # another environment: not measured
@@ -102,6 +108,6 @@ def test_failing_write_rolls_back_the_whole_point(tmp_path):
         with pytest.raises(StoreError, match="disk is full.*points stored before are intact"):
             store.put_point(record("during"))
         store.conn = real
-        assert [p["point_key"] for p in store.points(status=None)] == ["before"]
+        assert [p.point_key for p in store.points(status=None)] == ["before"]
         assert store.integrity_ok()
         assert store.put_point(record("after"))

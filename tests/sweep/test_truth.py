@@ -3,12 +3,13 @@ the contended points; stores of the previous schema stay readable and are upgrad
 
 from __future__ import annotations
 
+import json
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 
-from fake_stages import FakeCounts, FakeStages
+from tests.sweep.fake_stages import FakeCounts, FakeStages
 from scaleprof.errors import BadInput
 from scaleprof.sweep.config import parse_config
 from scaleprof.sweep.runner import run_sweep
@@ -45,10 +46,10 @@ class NeighbourStages(FakeStages):
         latency = super().time(engine, batch, resolution, timing)
         busy = engine["spec"].strategy in self.busy and engine["spec"].scale != 1
         share = 0.6 if busy else 0.01
-        latency["contention"] = {"wall_s": 1.0, "cores": 2, "other_cpu_s": 2 * share, "own_cpu_s": 1.0,
-                                 "steal_s": 0.0, "load_start": 1.0, "load_end": 1.0, "threshold": 0.1,
-                                 "gpu": {}, "other_cores": 2 * share, "other_share": share, "flagged": busy}
-        return latency
+        return replace(latency, contention={
+            "wall_s": 1.0, "cores": 2, "other_cpu_s": 2 * share, "own_cpu_s": 1.0, "steal_s": 0.0, "load_start": 1.0,
+            "load_end": 1.0, "threshold": 0.1, "gpu": {}, "other_cores": 2 * share, "other_share": share,
+            "flagged": busy})
 
 
 def _run(out, stages, **kw):
@@ -58,10 +59,11 @@ def _run(out, stages, **kw):
 def test_points_store_layer_count_and_contention(tmp_path):
     _run(tmp_path, NeighbourStages(busy=("w",)))
     with Store(tmp_path, create=False) as store:
-        points = {(p["strategy"], p["scale"]): p for p in store.points()}
-    assert points[("d", 2.0)]["layer_count"] == 378 and points[("w", 2.0)]["layer_count"] == 189
-    assert points[("w", 2.0)]["contention"]["flagged"] and not points[("d", 2.0)]["contention"]["flagged"]
-    assert "contention" not in points[("w", 2.0)]["latency"]         # one place: its own column
+        points = {(p.strategy, p.scale): p for p in store.points()}
+        [stored] = store.conn.execute("SELECT latency_json FROM points WHERE strategy='w' AND scale=2").fetchone()
+    assert points[("d", 2.0)].layer_count == 378 and points[("w", 2.0)].layer_count == 189
+    assert points[("w", 2.0)].contended and not points[("d", 2.0)].contended
+    assert "contention" not in json.loads(stored)                    # one place: its own column
 
 
 def test_remeasure_noisy_times_only_the_flagged_points_again(tmp_path):
@@ -111,7 +113,7 @@ def test_a_version_1_store_is_read_as_it_is_and_a_sweep_upgrades_it(tmp_path):
     with Store(tmp_path, create=False) as store:                    # reading (report, dry run)
         old = store.points()
         assert store.version == 1 and len(old) == 4
-        assert all(p["layer_count"] is None and p["contention"] is None for p in old)
+        assert all(p.layer_count is None and p.contention is None for p in old)
     assert _version(tmp_path) == "1"                                 # untouched by reading
     messages = []
     grid = GRID.replace("scales: [1, 2]", "scales: [1, 2, 4]")
@@ -121,7 +123,7 @@ def test_a_version_1_store_is_read_as_it_is_and_a_sweep_upgrades_it(tmp_path):
     assert _version(tmp_path) == str(SCHEMA_VERSION)
     with Store(tmp_path) as store:
         points = store.points()
-    assert sum(p["layer_count"] is None for p in points) == 4 and sum(p["layer_count"] == 189 for p in points) >= 1
+    assert sum(p.layer_count is None for p in points) == 4 and sum(p.layer_count == 189 for p in points) >= 1
 
 
 def test_the_report_of_a_version_1_store(tmp_path):

@@ -6,7 +6,9 @@ from __future__ import annotations
 from scaleprof.predict.features import FEATURES_VERSION, GroupWork, NetworkFeatures
 from scaleprof.predict.group_model import OVERHEAD, group_terms
 from scaleprof.predict.samples import Sample, cached_json
-from scaleprof.sweep.store import PointRecord, Store
+from scaleprof.profile.types import LatencyStats
+from scaleprof.sweep.result import PointResult
+from scaleprof.sweep.store import Store
 
 # ms per layer, per flop, per byte: the "true" target the fits must recover
 TRUE = {"conv": [0.010, 2e-8, 1e-9], "depthwise conv": [0.004, 5e-8, 3e-9], "SE": [0.002, 0.0, 2e-9],
@@ -108,11 +110,11 @@ def fill_store(directory, strategies=("d", "w", "r", "dw", "dr", "wr", "dwr"), s
                                "device_name": "Synthetic", "threads": None, "host": "test", "versions": {}})
         for strategy, s, f in configurations(strategies, scales):
             lat = true_latency(f) * slower
-            store.put_point(PointRecord(
+            store.put_point(PointResult(
                 point_key=f"{strategy}|{s:g}", target=target, env_key=env_key, status="ok", model="efficientnet_b0",
                 strategy=strategy, alpha=None, scale=s, resolution=f.resolution, batch=1, precision="fp32",
                 backend=backend, device=device, spec=spec_dict(strategy, s, f), flops=f.flops, params=f.params,
-                acts=f.acts, latency={"median": lat, "cv": 0.01, "ci95": [0.99 * lat, 1.01 * lat]}), sweep)
+                acts=f.acts, latency=LatencyStats(median=lat, batch=1, cv=0.01, ci95=(0.99 * lat, 1.01 * lat))), sweep)
         store.end_sweep(sweep)
 
 

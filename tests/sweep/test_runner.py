@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from fake_stages import GRID, FakeStages
+from tests.sweep.fake_stages import GRID, FakeStages
 from scaleprof.errors import EnvironmentProblem
 from scaleprof.sweep.config import parse_config
 from scaleprof.sweep.runner import MEASURE_STAGES, STAGES, dry_run, run_sweep
@@ -53,8 +53,8 @@ def test_sweep_measures_every_point_once_and_resumes(tmp_path):
     with Store(tmp_path) as store:
         assert store.integrity_ok()
         p = store.points(with_layers=True)[0]
-        assert len(p["layers"]) == 4 and p["layer_summary"]["profiler"] == "fake"
-        assert set(p["stage_seconds"]) >= {"scale", "count", "export", "build", "time", "roofline", "layers"}
+        assert len(p.layer_rows) == 4 and p.layers.profiler == "fake"
+        assert set(p.stage_seconds) >= {"scale", "count", "export", "build", "time", "roofline", "layers"}
 
 
 def test_every_stage_is_timed_under_its_own_name(tmp_path):
@@ -79,8 +79,8 @@ def test_failures_are_isolated_recorded_and_retried(tmp_path):
     assert result.failed == 4 and result.measured == 26          # w x2, w x4 at batch 1 and 2
     with Store(tmp_path) as store:
         failed = store.points("failed")
-        assert {f["strategy"] for f in failed} == {"w"}
-        assert all(f["error"].startswith("export: RuntimeError: cannot export <w> & friends") for f in failed)
+        assert {f.strategy for f in failed} == {"w"}
+        assert all(f.error.startswith("export: RuntimeError: cannot export <w> & friends") for f in failed)
     result = run_sweep(config(), tmp_path, stages=FakeStages(), progress=False, log=lambda m: None)
     assert (result.measured, result.skipped, result.failed) == (4, 26, 0)
     with Store(tmp_path) as store:
@@ -182,7 +182,7 @@ def test_disk_full_while_writing_is_one_line_and_the_store_stays_intact(tmp_path
     assert "Traceback" not in stderr
     with Store(out) as store:
         assert store.integrity_ok()
-        keys = [p["point_key"] for p in store.points()]
+        keys = [p.point_key for p in store.points()]
         assert set(before) <= set(keys) and len(keys) == len(set(keys))
         # every stored point is whole: each has its 4 layer rows
         assert store.conn.execute("SELECT count(*) FROM layers").fetchone()[0] == 4 * len(keys)

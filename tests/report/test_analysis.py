@@ -7,7 +7,7 @@ import statistics
 
 import pytest
 
-from synthetic import BASE, synthetic_rows
+from tests.report.synthetic import BASE, points, synthetic_rows
 from scaleprof.report.analysis import (
     analyze, expected_exponents, fit_linear, fit_loglog, growth_exponents, pearson_r, within_budget,
 )
@@ -15,7 +15,7 @@ from scaleprof.report.analysis import (
 
 def test_latency_linear_in_acts_ranks_acts_first_with_r_1():
     rows = synthetic_rows(strategies=("d", "w", "r", "dwr", "dWr"), a_ms_per_mact=1.5, b_ms=2.0)
-    a = analyze(rows)
+    a = analyze(points(rows))
     ranked = a.ranking[("cpu-ort", 1)]
     assert [m.metric for m in ranked][0] == "acts"
     acts = ranked[0]
@@ -30,13 +30,13 @@ def test_latency_linear_in_flops_ranks_flops_first():
     rows = synthetic_rows(strategies=("d", "w", "r", "dwr"))
     for r in rows:
         r["latency_ms_median"] = 4e-9 * r["flops"] + 1.0
-    a = analyze(rows)
+    a = analyze(points(rows))
     assert a.ranking[("cpu-ort", 1)][0].metric == "flops" and a.ranking[("cpu-ort", 1)][0].r == pytest.approx(1.0)
 
 
 def test_batch_work_is_compared_per_batch():
     rows = synthetic_rows(strategies=("d", "w", "r"), batches=(1, 4, 16))
-    a = analyze(rows)
+    a = analyze(points(rows))
     best = a.ranking[("cpu-ort", "pooled")][0]          # pooled, the batch's work (acts x batch) still fits
     assert best.metric == "acts" and best.r == pytest.approx(1.0)
     for batch in (1, 4, 16):
@@ -47,7 +47,7 @@ def test_batch_work_is_compared_per_batch():
 
 def test_groups_are_targets():
     rows = synthetic_rows(target="cpu-ort") + synthetic_rows(target="cpu-torch", a_ms_per_mact=3.0)
-    a = analyze(rows)
+    a = analyze(points(rows))
     assert set(a.ranking) == {("cpu-ort", 1), ("cpu-torch", 1)}
     assert a.fits[("cpu-torch", 1)]["acts"].linear.slope * 1e6 == pytest.approx(3.0)
 
@@ -80,7 +80,7 @@ def test_expected_exponents_follow_the_table():
 
 def test_growth_exponents_are_measured_per_strategy():
     rows = synthetic_rows(strategies=("d", "w", "r", "dwr", "dWr"), scales=(1, 2, 4, 8), b_ms=0.0)
-    found = {e.strategy: e for e in growth_exponents(rows)}
+    found = {e.strategy: e for e in growth_exponents(points(rows))}
     assert set(found) == {"d", "w", "r", "dwr", "dWr(0.8)"}
     for label, e in found.items():
         for what in ("flops", "params", "acts"):
@@ -92,19 +92,19 @@ def test_growth_exponents_are_measured_per_strategy():
 def test_budget_picks_the_largest_config_that_fits():
     rows = synthetic_rows(strategies=("d", "w", "r"), batches=(1, 4))
     budget = 20.0
-    picks = {p.batch: p for p in within_budget(rows, budget)}
+    picks = {p.batch: p for p in within_budget(points(rows), budget)}
     for batch, pick in picks.items():
         fitting = [r for r in rows if r["batch"] == batch and r["latency_ms_median"] <= budget]
         assert pick.fitting == len(fitting)
         if fitting:
-            assert pick.row["flops"] == max(r["flops"] for r in fitting)
-            assert pick.row["latency_ms_median"] <= budget
+            assert pick.row.flops == max(r["flops"] for r in fitting)
+            assert pick.row.latency_ms <= budget
     assert picks[1].row is not None
-    assert all(p.row is None and p.fitting == 0 for p in within_budget(rows, 0.001))
+    assert all(p.row is None and p.fitting == 0 for p in within_budget(points(rows), 0.001))
 
 
 def test_default_budget_is_the_median_latency():
-    a = analyze(synthetic_rows())
+    a = analyze(points(synthetic_rows()))
     assert len(a.budget_values) == 1 and a.budgets
     assert BASE["acts"] * 1.5 / 1e6 < a.budget_values[0] < 100
     median = statistics.median(r["latency_ms_median"] for r in synthetic_rows())
@@ -119,7 +119,7 @@ def test_layer_count_is_a_metric_and_verdicts_are_per_batch():
                                       if r["strategy"] == "dwr" else 1))
         if r["batch"] == 1:
             r["latency_ms_median"] = 0.02 * r["layer_count"] + 0.5
-    a = analyze(rows)
+    a = analyze(points(rows))
     assert a.best_metric(("cpu-ort", 1)).metric == "layers" and a.best_metric(("cpu-ort", 1)).r == pytest.approx(1.0)
     assert a.best_metric(("cpu-ort", 64)).metric == "acts"
     verdicts = a.verdicts()
@@ -129,12 +129,12 @@ def test_layer_count_is_a_metric_and_verdicts_are_per_batch():
     assert layers.slope == pytest.approx(0.02) and layers.intercept == pytest.approx(0.5)
     # the layers a batch runs do not grow with it; the exponent against s is measured
     assert a.fits[("cpu-ort", 64)]["layers"].linear.n == 12
-    d = next(e for e in growth_exponents(rows) if e.strategy == "d" and e.batch == 1)
+    d = next(e for e in growth_exponents(points(rows)) if e.strategy == "d" and e.batch == 1)
     assert d.measured["layers"] == pytest.approx(1.0, abs=0.01) and "layers" not in d.expected
 
 
 def test_rows_without_a_layer_count_fit_the_other_metrics():
     rows = synthetic_rows(strategies=("d", "w", "r"))
     rows[0]["layer_count"] = 189                           # one point counted, the others not: no layers fit
-    a = analyze(rows)
+    a = analyze(points(rows))
     assert a.fits[("cpu-ort", 1)]["layers"].linear is None and a.best_metric(("cpu-ort", 1)).metric == "acts"

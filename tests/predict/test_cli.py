@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from predict_synthetic import bisection_scales, fill_store, seed_caches
+from tests.predict.synthetic import bisection_scales, fill_store, seed_caches
 
 STRATEGIES = ("d", "w", "r", "dw", "dr", "wr", "dwr")
 
