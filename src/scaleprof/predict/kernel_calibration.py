@@ -8,7 +8,8 @@ minus its kernels' gives the run's own cost per run and per kernel. Sampling is 
 proportion to how much of a CNN's time a generator's kernels take, then also to how wrong the kernel
 model still is on them (its leave-one-out error).
 
-Every time kept is the minimum over a graph's timed runs: on a quiet machine within a few percent of
+Caches are flushed before every timed run (in a network each kernel meets its weights, and the buffer
+it writes, cold). Every time kept is the minimum over a graph's timed runs: on a quiet machine within a few percent of
 the median, on a loaded one the only statistic that other processes' time slices do not inflate.
 """
 
@@ -29,6 +30,7 @@ REFIT_EVERY = 20
 EXPLORE_SHARE = 0.4                  # of the budget sampled by importance alone
 TIMED_SECONDS = (0.04, 0.4)          # per graph: at least / at most this long timing it (after two warm-ups)
 MIN_RUNS = 5
+FLUSH_MB = 64                        # more than this CPU's last-level cache slice (and most others')
 RUN_EVERY = 2                        # graphs also timed whole without the profiler: one in RUN_EVERY
 
 
@@ -57,8 +59,24 @@ def ort_settings(config: dict) -> tuple[int | None, str]:
     return config.get("threads"), level
 
 
-def _run_times(session, inputs: dict, rng) -> list[float]:
-    """Milliseconds per run: two warm-up runs, then at least MIN_RUNS and TIMED_SECONDS[0] seconds."""
+class CacheFlush:
+    """Writes a buffer larger than the CPU's caches: a kernel timed again and again otherwise finds its
+    weights and maps in cache, which in a network (every kernel's weights in turn) it does not."""
+
+    def __init__(self, megabytes: int = FLUSH_MB):
+        import numpy as np
+
+        self.buffer = np.empty(megabytes * 2 ** 20 // 8, dtype=np.float64)
+        self.value = 0.0
+
+    def __call__(self) -> None:
+        self.value += 1.0
+        self.buffer.fill(self.value)
+
+
+def _run_times(session, inputs: dict, rng, flush=None) -> list[float]:
+    """Milliseconds per run: two warm-up runs, then at least MIN_RUNS and TIMED_SECONDS[0] seconds (the
+    caches flushed before each run when ``flush`` is given; its time is not counted)."""
     binding = session.io_binding()
     for name, shape in inputs.items():
         binding.bind_cpu_input(name, rng.standard_normal(shape).astype("float32"))
@@ -68,6 +86,8 @@ def _run_times(session, inputs: dict, rng) -> list[float]:
         session.run_with_iobinding(binding)
     runs, start = [], time.perf_counter()
     while len(runs) < MIN_RUNS or time.perf_counter() - start < TIMED_SECONDS[0]:
+        if flush is not None:
+            flush()
         t0 = time.perf_counter()
         session.run_with_iobinding(binding)
         runs.append(1e3 * (time.perf_counter() - t0))
@@ -77,7 +97,7 @@ def _run_times(session, inputs: dict, rng) -> list[float]:
 
 
 def time_graph(model, inputs: dict, threads: int | None, level: str, seed: int = 0,
-               with_run: bool = True) -> tuple[list, tuple | None]:
+               with_run: bool = True, flush=None) -> tuple[list, tuple | None]:
     """Time one graph: its kernels with ONNX Runtime's profiler, [(Kernel, fastest ms)], and (with_run)
     its whole run without the profiler, (kernels, run ms, their profiled sum): the profiler adds its own
     cost to every kernel, and the run adds dispatch costs no kernel event holds."""
@@ -96,14 +116,14 @@ def time_graph(model, inputs: dict, threads: int | None, level: str, seed: int =
         so = session_options(threads, level, profile_prefix=str(Path(work) / "profile"))
         so.optimized_model_filepath = str(Path(work) / "optimized.onnx")
         session = onnxruntime.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-        count = len(_run_times(session, inputs, rng))
+        count = len(_run_times(session, inputs, rng, flush))
         events = json.loads(Path(session.end_profiling()).read_text())
         optimized = onnx.load(so.optimized_model_filepath)
         run_ms = None
         if with_run:
             plain = onnxruntime.InferenceSession(so.optimized_model_filepath, session_options(threads, "disable"),
                                                  providers=["CPUExecutionProvider"])
-            run_ms = min(_run_times(plain, inputs, rng))
+            run_ms = min(_run_times(plain, inputs, rng, flush))
     by_name = {k.name: k for k in graph_kernels(optimized, inputs).kernels}
     rows = [(by_name[e.name], min(e.times_ms)) for e in parse_profile(events, count)
             if e.name in by_name]
@@ -174,6 +194,7 @@ def calibrate_kernels(target: str, budget_min: float = DEFAULT_BUDGET_MIN, seed:
     threads, level = ort_settings(config)
     env_key, environment = _environment(config)
     rng = np.random.default_rng(seed)
+    flush = CacheFlush()
     rows, runs, produced, model, graphs = [], [], {}, None, 0
     start = time.perf_counter()
     budget_s = 60.0 * budget_min
@@ -181,7 +202,8 @@ def calibrate_kernels(target: str, budget_min: float = DEFAULT_BUDGET_MIN, seed:
         names, p = _weights(GENERATORS, produced, model)
         gen = names[int(rng.choice(len(names), p=p))]
         label, graph, inputs = gen(rng)
-        timed, run = time_graph(graph, inputs, threads, level, seed=graphs, with_run=graphs % RUN_EVERY == 0)
+        timed, run = time_graph(graph, inputs, threads, level, seed=graphs, with_run=graphs % RUN_EVERY == 0,
+                                flush=flush)
         rows += timed
         runs += [run] if run else []
         graphs += 1
