@@ -3,7 +3,7 @@ the zoo does not hold, against their measured latency, beside a flops-only and a
 leave-one-network-out on the same networks; per layer, the five most expensive kernels' predicted and
 measured shares; prediction time against build + measure time. Prints figures; asserts nothing.
 
-    python benchmarks/bench_predict_onnx.py [--target cpu-ort-1t] [--calibration FILE | --budget MIN]
+    python -m benchmarks.bench_predict_onnx [--target cpu-ort-1t] [--calibration FILE | --budget MIN]
                                             [--work DIR] [--nets mobilenet_v2 ...] [--repeats 5]
 
 Without --calibration it runs `calibrate --kernels` first (the budget, default 8 minutes); the networks

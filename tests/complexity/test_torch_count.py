@@ -1,4 +1,4 @@
-"""count_model / count_spec: pycls conventions (SCALING.md §2), from shapes only."""
+"""count_model / count_spec: pycls conventions (docs/conventions.md#counting), from shapes only."""
 
 import pytest
 import torch

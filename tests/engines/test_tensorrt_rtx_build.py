@@ -201,7 +201,7 @@ def test_unknown_operator_is_named_with_its_node(tmp_path):
     conv, weight = _conv()
     odd = helper.make_node("FancyOp", ["c"], ["out"], name="weird_node", domain="com.example")
     path = _model(tmp_path / "unknown.onnx", [conv, odd], [weight], domains=["com.example"])
-    with pytest.raises(EnvironmentProblem) as info:
+    with pytest.raises(BadInput) as info:            # the file is what is wrong: exit 2
         build_engine(path, _spec(P(1, 32)), tmp_path / "engines")
     message = str(info.value)
     assert "\n" not in message and "cannot parse unknown.onnx" in message
@@ -214,7 +214,7 @@ def test_weights_that_do_not_fit_their_node_are_named(tmp_path):
     conv, weight = _conv(channels=5)                    # the input has 3 channels
     conv.output[0] = "out"
     path = _model(tmp_path / "badweights.onnx", [conv], [weight])
-    with pytest.raises(EnvironmentProblem, match=r"node 'stem_conv' \(Conv\): .*[Kk]ernel weight"):
+    with pytest.raises(BadInput, match=r"node 'stem_conv' \(Conv\): .*[Kk]ernel weight"):
         build_engine(path, _spec(P(1, 32)), tmp_path / "engines")
 
 
@@ -229,7 +229,7 @@ def test_truncated_file(b0_onnx, tmp_path):
     cut.write_bytes(b0_onnx.read_bytes()[: b0_onnx.stat().st_size // 2])
     with pytest.raises(BadInput, match="corrupt or truncated"):
         build_engine(cut, _spec(P(1, 64)), tmp_path / "engines")
-    with pytest.raises(EnvironmentProblem, match="cannot parse cut.onnx: .*(parse|deserializ)"):
+    with pytest.raises(BadInput, match="cannot parse cut.onnx: .*(parse|deserializ)"):
         build_serialized(trt, cut, _spec(P(1, 64)), precision_mode(11, "fp32", "fp32"), cache_bytes=None)
 
 
@@ -260,12 +260,14 @@ def test_a_failure_reports_its_own_error_not_an_earlier_one(tmp_path, foreign_on
     odd = helper.make_node("FancyOp", ["c"], ["out"], name="weird_node", domain="com.example")
     path = _model(tmp_path / "unknown.onnx", [conv, odd], [weight], domains=["com.example"])
     mode = precision_mode(11, "fp32", "fp32")
-    with pytest.raises(EnvironmentProblem, match="weird_node"):
+    with pytest.raises(BadInput, match="weird_node"):
         build_serialized(trt, path, _spec(P(1, 32)), mode, cache_bytes=None)
-    # Turing has no fp32 GEMM kernels in TensorRT-RTX: building the Linear layer for it fails
-    with pytest.raises(EnvironmentProblem) as info:
+    # Turing has no fp32 GEMM kernels in TensorRT-RTX: building the Linear layer for it is refused
+    with pytest.raises(BadInput) as info:
         build_serialized(trt, foreign_onnx, _spec(P(1, 32)), mode, cache_bytes=None, targets=("SM75",))
-    assert "weird_node" not in str(info.value) and "could not build" in str(info.value)
+    message = str(info.value)
+    assert "weird_node" not in message and "compute capability 7.5 (Turing)" in message
+    assert "drop 7.5 from compute_capabilities" in message
 
 
 # --- layers and memory ---------------------------------------------------------------------

@@ -73,7 +73,7 @@ def test_bad_scale():
             scale_spec("resnet50", "w", bad)
 
 
-# Growth exponents over s in {1, 2, 4, 8, 16} (log-log slope) against SCALING.md's table:
+# Growth exponents over s in {1, 2, 4, 8, 16} (log-log slope) against docs/conventions.md#growth-exponents:
 # within 0.05 for flops and 0.1 for params and acts. The table is exact before rounding and ignores
 # the stem and head, which no strategy but w/r scales: they are why e.g. depth scaling grows
 # activations a little slower than s (measured ~0.92 for both bases).

@@ -5,7 +5,7 @@ import pytest
 from scaleprof.errors import BadInput
 from scaleprof.models import parse_strategy
 
-# SCALING.md's table: growth exponents of (flops, params, acts) before rounding.
+# docs/conventions.md#growth-exponents: growth exponents of (flops, params, acts) before rounding.
 TABLE = {"d": (1, 1, 1), "w": (1, 1, 0.5), "r": (1, 0, 1), "dw": (1, 1, 0.75), "dr": (1, 0.5, 1),
          "wr": (1, 0.5, 0.75), "dwr": (1, 2 / 3, 5 / 6), "dWr": (1, 0.9, 0.6)}
 
@@ -20,7 +20,7 @@ def test_named_exponents_match_table(name):
 def test_dwr_alpha_and_pycls_specs():
     s = parse_strategy("dWr", 0.5)
     assert (s.e_d, s.e_w, s.e_r, s.alpha) == (0.25, 0.25, 0.125, 0.5)
-    # d1_w8_r1 is dWr(0.8) (SCALING.md); the g letter scales group width like width
+    # d1_w8_r1 is dWr(0.8) (docs/conventions.md#strategies); the g letter scales group width like width
     p = parse_strategy("d1_w8_g8_r1")
     q = parse_strategy("dWr")
     assert (p.e_d, p.e_w, p.e_r) == pytest.approx((q.e_d, q.e_w, q.e_r))

@@ -15,7 +15,7 @@ BASE = {"flops": 390_000_000, "params": 5_300_000, "acts": 6_700_000}     # roug
 
 def synthetic_rows(strategies=("d", "w", "r", "dwr"), scales=(1, 2, 4), target="cpu-ort",
                    a_ms_per_mact=1.5, b_ms=2.0, batches=(1,), model="efficientnet_b0", noise=0.0, seed=0):
-    """Points whose counts grow exactly as SCALING.md's table and whose latency is a*acts + b."""
+    """Points whose counts grow exactly as docs/conventions.md#growth-exponents says and whose latency is a*acts + b."""
     rng = random.Random(seed)
     rows = []
     for strategy in strategies:

@@ -1,5 +1,5 @@
-"""Stages that need no runtime: counts follow SCALING.md's exponents, latency = a * acts + b, and a
-measurement takes ``delay`` seconds. Also a script: ``python fake_stages.py CONFIG OUT [--delay S]
+"""Stages that need no runtime: counts grow as docs/conventions.md#growth-exponents says, latency = a * acts + b,
+and a measurement takes ``delay`` seconds. Also a script: ``python fake_stages.py CONFIG OUT [--delay S]
 [--jobs N] [--ray ADDRESS]`` runs a sweep with them (the SIGKILL and concurrency tests run it as a real process)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Counting flops, params and activations from an ONNX graph (pycls conventions, SCALING.md §2).
+"""Counting flops, params and activations from an ONNX graph (pycls conventions, docs/conventions.md#counting).
 
 Works for any ONNX file with one image input (N, C, H, W): symbolic dims are made concrete with the
 batch and resolution asked for, shapes come from ONNX shape inference (with data propagation, so

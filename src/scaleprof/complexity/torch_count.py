@@ -1,5 +1,5 @@
 """Counting the PyTorch network of a ModelSpec: build it on the meta device, count it by the cost
-rules of scaleprof.core.costs (pycls conventions, SCALING.md §2).
+rules of scaleprof.core.costs (pycls conventions, docs/conventions.md#counting).
 
 Importing this module does not import torch; counting does.
 """

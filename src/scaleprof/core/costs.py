@@ -1,6 +1,6 @@
 """What a torch layer costs: flops, params and activations from shapes alone (pycls conventions).
 
-The rules, written once for every stage that counts (SCALING.md §2, pycls ``complexity``):
+The rules, written once for every stage that counts (docs/conventions.md#counting, pycls ``complexity``):
 
 - Conv: k_h * k_w * (C_in / groups) * C_out * H_out * W_out (+ C_out * H_out * W_out with a bias);
   acts = output elements.

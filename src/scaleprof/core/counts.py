@@ -1,4 +1,4 @@
-"""Counts: flops, params and activations per layer and in total (pycls conventions, SCALING.md §2).
+"""Counts: flops, params and activations per layer and in total (pycls conventions, docs/conventions.md#counting).
 
 Pure records, no torch: the torch walk (scaleprof.core.costs) and the ONNX counter
 (scaleprof.complexity.onnx_count) both produce them."""

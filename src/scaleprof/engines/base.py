@@ -8,7 +8,9 @@
         trace = engine.profile_layers(ShapePoint(1, 224), iterations=20)
 
 Backends: "ort" (ONNX Runtime, the embedded default), "torch" (PyTorch, the baseline),
-"tensorrt". Engines are cached by content (scaleprof.engines.cache).
+"tensorrt" (TensorRT 10 and 11) and "tensorrt-rtx" (TensorRT-RTX: builds without a GPU, runs on
+RTX-class GPUs): scaleprof.engines.registry.BACKENDS lists them. Engines are cached by content
+(scaleprof.engines.cache).
 
 An engine also tells the profile stage how its layers are named: ``engine.layer_resolver(graph)``
 (scaleprof.engines.layer_map). The torch backend runs the network the ONNX file was exported from,
@@ -216,6 +218,9 @@ torch backend reads out of the file's metadata (scaleprof.export.rebuild.rebuild
 class Backend(ABC):
     """A runtime that turns an ONNX file into an Engine. Import the runtime lazily, in methods."""
 
+    # False: the artifact does not depend on the device it was built on (an ahead-of-time plan)
+    device_bound = True
+
     name: str = ""
     install_hint: str = ""          # what to install, when it says more than its line in registry.BACKENDS
     model_source: ModelSource | None = None     # where the network comes from, for backends that run it
@@ -253,6 +258,20 @@ class Backend(ABC):
     def build_key_parts(self, spec: BuildSpec) -> dict:
         """Extra key parts the backend's build depends on (e.g. TensorRT's builder options)."""
         return {}
+
+    def run_refusal(self, device: str) -> str | None:
+        """Why this backend's engines cannot run on ``device`` here, in one line; None when they can
+        (or when building would find out first). Asked before building an engine only to run it."""
+        return None
+
+    def key_options(self, spec: BuildSpec):
+        """The build options as the cache key holds them; a backend that knows its options' meaning
+        returns them canonical (defaults left out, lists in one order)."""
+        return sorted((k, repr(v)) for k, v in spec.options)
+
+    def key_device(self, spec: BuildSpec) -> dict:
+        """What of the device the artifact depends on: the device and its name."""
+        return {"device": spec.device, "device_name": self.device_name(spec.device)}
 
 
 ProgressCallback = Callable[[str], None]

@@ -111,13 +111,12 @@ def cache_key(onnx_digest: str, backend: Backend, spec: BuildSpec) -> str:
         "onnx_sha256": onnx_digest,
         "backend": backend.name,
         "backend_version": backend.version(),
-        "device": spec.device,
-        "device_name": backend.device_name(spec.device),
+        **backend.key_device(spec),
         "precision": spec.precision,
         "threads": spec.threads,
         "shapes": [str(p) for p in sorted(spec.shapes)],
         "ranges": [[str(r.min), str(r.opt), str(r.max)] for r in spec.ranges],
-        "options": sorted((k, repr(v)) for k, v in spec.options),
+        "options": backend.key_options(spec),
         "backend_parts": backend.build_key_parts(spec),
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=repr).encode()).hexdigest()
@@ -187,7 +186,8 @@ def open_engine(directory: str | Path, *, model_source: ModelSource | None = Non
         raise EnvironmentProblem(f"engine {directory} was built for {m.device} ({m.device_name}), "
                                  f"which this host cannot use: {err}") from None
     here_version, here_device = backend.version(), backend.device_name(m.device)
-    if here_version != m.backend_version or here_device != m.device_name:
+    # An ahead-of-time plan is not bound to the host it was built on (the library checks its targets on load)
+    if here_version != m.backend_version or (backend.device_bound and here_device != m.device_name):
         raise EnvironmentProblem(
             f"engine {directory} was built with {m.backend} {m.backend_version} for {m.device_name}, "
             f"this host has {m.backend} {here_version} on {here_device}; {rebuild_hint(m)}")
@@ -251,20 +251,23 @@ def check_request(spec: BuildSpec) -> None:
 
 
 def build_engine(onnx_path: str | Path, spec: BuildSpec, cache_dir: str | Path, *, force: bool = False,
-                 progress: ProgressCallback | None = None, model_source: ModelSource | None = None) -> BuildResult:
+                 progress: ProgressCallback | None = None, model_source: ModelSource | None = None,
+                 digest: str | None = None) -> BuildResult:
     """The engine for (onnx, spec): from the cache when an intact entry exists, else built.
-    ``model_source``: what rebuilds the network, for a backend that runs it (torch)."""
+    ``model_source``: what rebuilds the network, for a backend that runs it (torch); ``digest``:
+    onnx_sha256 of the file, when the caller has it already."""
     start = time.perf_counter()
     say = progress or (lambda _msg: None)
     onnx_path, cache_dir = Path(onnx_path), Path(cache_dir)
     backend = backend_for(spec.backend, spec.device, model_source=model_source)
     check_request(spec)
-    digest = onnx_sha256(onnx_path)
+    digest = digest or onnx_sha256(onnx_path)
     key = cache_key(digest, backend, spec)
     entry, manifest, problem = lookup(cache_dir, key, backend.name)
     if manifest is not None and not force:
         # Same bytes, perhaps another path now: point the (in-memory) manifest at the file we were given.
-        manifest = dataclasses.replace(manifest, onnx_path=str(onnx_path.resolve()))
+        # The device too: a backend whose key leaves the device out (an ahead-of-time build) runs where asked.
+        manifest = dataclasses.replace(manifest, onnx_path=str(onnx_path.resolve()), device=spec.device)
         return BuildResult(backend.load(entry, manifest), True, key, entry, time.perf_counter() - start)
     if problem:
         say(f"cached engine {entry} is unusable ({problem}); rebuilding")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from typing import Iterable, Sequence
 
-from scaleprof.core.limits import MAX_RESOLUTION, check_batch
+from scaleprof.core.limits import MAX_RESOLUTION, MIN_RESOLUTION, check_batch
 from scaleprof.engines.base import ShapePoint, ShapeRange
 from scaleprof.errors import BadInput
 
@@ -65,6 +65,9 @@ def check_point(point: ShapePoint, what: str) -> ShapePoint:
     check_batch(point.batch, f"{what}: batch")
     if point.resolution > MAX_RESOLUTION:
         raise BadInput(f"{what}: resolution {point.resolution} is above {MAX_RESOLUTION}, the largest scaleprof runs")
+    if point.resolution < MIN_RESOLUTION:
+        raise BadInput(f"{what}: resolution {point.resolution} is below {MIN_RESOLUTION}, the smallest scaleprof runs "
+                       f"(the networks' total stride)")
     return point
 
 

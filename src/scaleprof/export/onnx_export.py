@@ -122,17 +122,20 @@ def _check_memory(spec: ModelSpec, options: ExportOptions, resolution: int) -> N
     """Refuse, before building anything, an export whose tensors this machine cannot hold: the weights
     three times (the PyTorch network, the file being written, ONNX Runtime's session for parity) and
     the activations of the largest input traced or checked, estimated from the spec's counts (a
-    network given under a name scaleprof does not scale is not estimated)."""
+    network given under a name scaleprof does not scale is not estimated). The counts are taken at
+    the export resolution, which the network must take (a detector takes only multiples of its
+    largest stride), and the activations scaled by area to the largest input."""
     from scaleprof.core.limits import check_fits, inference_bytes
     from scaleprof.models.scaling import quick_counts
 
-    shapes = parity_shapes(options, resolution, 32) if options.check_parity else []
+    shapes = parity_shapes(options, resolution, _family_facts(spec)[1]) if options.check_parity else []
     batch, largest = max(shapes + [(options.static_batch if not options.dynamic else 1, resolution)],
                          key=lambda shape: shape[0] * shape[1] ** 2)
     try:
-        _, params, acts = quick_counts(spec, largest)
+        _, params, acts = quick_counts(spec, resolution)
     except BadInput:
         return
+    acts = int(acts * (largest / resolution) ** 2)
     check_fits(inference_bytes(3 * params, acts, batch, largest),
                f"exporting {spec.label} at {batch}x3x{largest}x{largest}")
 

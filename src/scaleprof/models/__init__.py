@@ -5,8 +5,9 @@ alpha)``, ``parse_strategy``, ``list_models``, ``all_models``, ``family_of``, ``
 
     spec        ModelSpec: the concrete description of one (scaled) network
     strategies  how a flops factor splits into depth, width, group width and resolution
-    families/   one module per model family (EfficientNet, EfficientNetV2, RegNet, ResNet, TResNet),
-                registered with @register_family; families.base holds what they share
+    families/   one module per model family (EfficientNet, EfficientNetV2, RegNet, ResNet, TResNet,
+                and the detector EfficientDet), registered with @register_family; families.base holds
+                what they share
     meta        building on torch's meta device without initialising weights
     recording   reading a base model's constructor arguments from timm's builder calls
     registry    the zoo: base models by name, base_spec, build_model

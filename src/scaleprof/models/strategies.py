@@ -1,6 +1,6 @@
 """Scaling strategies: how a flops factor s splits into depth, width, group width and resolution.
 
-Dollar, Singh & Girshick, "Fast and Accurate Model Scaling" (CVPR 2021), SCALING.md §1: a strategy
+Dollar, Singh & Girshick, "Fast and Accurate Model Scaling" (CVPR 2021), docs/conventions.md#strategies: a strategy
 gives exponents with d = s^e_d, w = s^e_w, r = s^e_r and e_d + 2 e_w + 2 e_r = 1, so flops
 (~ d w^2 r^2) grow by s before rounding.
 
@@ -58,7 +58,7 @@ class Strategy:
 
     @property
     def expected_growth(self) -> dict[str, float]:
-        """Exponents of flops, params and acts in s before rounding (SCALING.md table):
+        """Exponents of flops, params and acts in s before rounding (docs/conventions.md#growth-exponents):
         params ~ d w^2 (resolution-free), acts ~ d w r^2."""
         return {"flops": self.e_d + 2 * self.e_w + 2 * self.e_r,
                 "params": self.e_d + 2 * self.e_w,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from scaleprof.engines.layer_map import OnnxGraph
 
-# ONNX ops that pycls counts (SCALING.md §2); everything else counts 0 by convention.
+# ONNX ops that pycls counts (docs/conventions.md#counting); everything else counts 0 by convention.
 COUNTED_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul", "MaxPool", "BatchNormalization"}
 
 ACTIVATIONS = {"Relu", "LeakyRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Clip", "Elu", "Selu",

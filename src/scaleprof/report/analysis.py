@@ -29,7 +29,7 @@ import numpy as np
 from scaleprof.sweep.result import METRIC_FIELDS, PointResult
 
 METRICS = tuple(METRIC_FIELDS)              # flops, params, acts, layers
-COUNTED = ("flops", "params", "acts")       # the metrics whose growth with s SCALING.md §1 predicts
+COUNTED = ("flops", "params", "acts")       # the metrics whose growth with s the conventions predict
 POOLED = "pooled"                           # the batch of a slice that pools every batch size
 
 
@@ -193,8 +193,8 @@ def rank_metrics(fits: dict[tuple, dict[str, MetricFits]]) -> dict[tuple, list[M
 
 
 def expected_exponents(strategy: str, alpha: float | None = None) -> dict[str, float] | None:
-    """Growth of flops, params and acts as powers of s, exact before rounding (SCALING.md §1), from
-    scaleprof.models.strategies; None for "none" or a name it does not know."""
+    """Growth of flops, params and acts as powers of s, exact before rounding, from
+    scaleprof.models.strategies (docs/conventions.md#growth-exponents); None for "none" or a name it does not know."""
     from scaleprof.errors import BadInput
     from scaleprof.models.strategies import parse_strategy
 

@@ -359,7 +359,7 @@ def _environment(environments: list[dict]) -> Section:
 def convention(sweeps: list[dict]) -> str:
     """The counting convention the sweeps recorded (scaleprof.complexity.CONVENTION at sweep time)."""
     found = sorted({s["config"].get("convention") for s in sweeps if s["config"].get("convention")})
-    return " | ".join(found) or "pycls (SCALING.md §2)"
+    return " | ".join(found) or "pycls (docs/conventions.md#counting)"
 
 
 def _section(title: str, anchor: str, *blocks: Block) -> Section:

@@ -5,7 +5,7 @@ benchmark.py: ``infer_samples_per_sec``, ``infer_step_time`` (ms per batch step)
 ``infer_batch_size``, ``infer_img_size``, ``param_count`` (millions), ``infer_gmacs``
 (GMACs per image), ``infer_macts`` (activations per image, millions)), so a scaleprof CSV can
 be merged with timm's tables. scaleprof's own columns keep exact integers: ``flops`` (multiply-adds
-per image), ``params``, ``acts`` (per image), pycls conventions (SCALING.md §2), and ``layer_count``
+per image), ``params``, ``acts`` (per image), pycls conventions (docs/conventions.md#counting), and ``layer_count``
 (layers executed per inference, from the counts) and, where the layers were profiled,
 ``engine_layers`` (the layers the engine itself ran, after its fusions). ``contended`` says whether other processes took a share of the
 machine while the point was timed (``other_cores``: how many cores they kept busy); both are empty

@@ -9,7 +9,9 @@ is the only module of scaleprof.tools that the subcommand modules import.
     engine            --backend --device --threads --precision  build, profile (--precision also export)
     timing            --warmup --min-iters --min-time ...       profile (defaults: TimingSettings)
     output            -o/--out --cache-dir --json               most
+    calibration       --target --calibration --any-environment --precision   predict, recommend
     sweep run         --force --no-progress --wait-quiet --remeasure-noisy   sweep, demo
+                      --jobs --ray
 
 Building the parser imports no stage: everything heavier than argparse is imported when a value is
 read (the timing defaults too, see TimingOption).

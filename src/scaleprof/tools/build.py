@@ -1,13 +1,34 @@
-"""`scaleprof build FILE.onnx --backend ort|torch|tensorrt`: an engine for a shape set, from the cache
-when an intact one exists. Prints where the engine is and whether it came from the cache."""
+"""`scaleprof build FILE.onnx --backend ort|torch|tensorrt|tensorrt-rtx`: an engine for a shape set,
+from the cache when an intact one exists. Prints where the engine is and whether it came from the
+cache.
+
+A cache hit reads the ONNX file's facts from a memo in the cache (scaleprof.engines.onnx_facts) and
+hashes its bytes: neither onnx nor torch is imported. Progress ("building ...") is a status line on
+a terminal that is cleared when the command ends, so an error stays the one line on stderr."""
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
-from scaleprof.tools.args import add_engine_arguments, add_output_arguments, build_spec, default_resolution, say
+from scaleprof.tools.args import add_engine_arguments, add_output_arguments, build_spec
 
+# TensorRT's options for --help, kept here so building the parser imports no engine code
+# (tests/engines/test_engines_build_cli.py checks that they are the options the backend takes).
+TRT_OPTIONS = (
+    ("profiles", "per-shape|per-resolution|single: how shapes become optimisation profiles"),
+    ("opt_level", "0..5: the builder optimisation level (default 3)"),
+    ("workspace_mib", "N: the builder's workspace limit"),
+    ("timing_cache", "PATH (TensorRT 10/11)"),
+    ("trtexec", "PATH: build and time through trtexec (TensorRT 10/11)"),
+    ("compute_capabilities", "default|current|8.6,8.9,12.0: the GPUs a TensorRT-RTX plan targets "
+                             "(the manifest names those built and dropped)"),
+    ("determinism", "check: build twice and record whether the plans are byte-identical"),
+    ("gpu_memory_gib", "N: refuse a plan whose weights plus any profile's activations exceed N GiB"),
+    ("runtime_cache", "PATH: TensorRT-RTX's runtime cache of the kernels it compiles on the GPU, read and "
+                      "written where the engine runs (needs the GPU)"),
+)
 NAME = "build"
 HELP = "build (or fetch from the cache) a runtime engine for an ONNX file"
 
@@ -17,7 +38,8 @@ def add_arguments(parser) -> None:
     add_engine_arguments(parser)
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="backend option, repeatable: ort ep=cuda|tensorrt, opt_level=basic|extended|all; "
-                             "torch channels_last=true, compile=true|max-autotune, cuda_graph=false")
+                             "torch channels_last=true, compile=true|max-autotune, cuda_graph=false; "
+                             "tensorrt and tensorrt-rtx: " + "; ".join(f"{k}={v}" for k, v in TRT_OPTIONS))
     parser.add_argument("--trtexec", metavar="PATH",
                         help="tensorrt: build through this trtexec (same as --option trtexec=PATH)")
     shapes = parser.add_argument_group("shape set")
@@ -47,30 +69,57 @@ def parse_option(text: str):
 
 
 def run(args) -> int:
-    from scaleprof.core.onnx_file import image_input, load_model
-    from scaleprof.engines.cache import build_engine, default_cache_dir
-    from scaleprof.export.rebuild import rebuild_model
+    from scaleprof.engines.cache import build_engine, default_cache_dir, onnx_sha256
+    from scaleprof.engines.onnx_facts import cached_facts, read_facts, remember_facts
     from scaleprof.engines.shapes import shape_set
     from scaleprof.errors import BadInput
+    from scaleprof.export.rebuild import rebuild_model
 
     onnx_path = Path(args.onnx)
     if not onnx_path.is_file():
         raise BadInput(f"{onnx_path}: no such ONNX file")
     if args.trtexec and args.backend != "tensorrt":
         raise BadInput("--trtexec builds TensorRT engines: use it with --backend tensorrt")
-    needs_default = not (args.resolution or args.shapes or args.min_shapes or args.max_shapes)
-    input_name, _ = image_input(load_model(onnx_path, load_weights=False), onnx_path)
+    cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir(args.out)
+    digest = onnx_sha256(onnx_path)
+    memo = cached_facts(cache_dir, digest)
+    facts = memo or read_facts(onnx_path)
     points, ranges = shape_set(
         shapes=args.shapes, batch=args.batch, resolution=args.resolution, min_shapes=args.min_shapes,
-        opt_shapes=args.opt_shapes, max_shapes=args.max_shapes, input_name=input_name,
-        default_resolution=default_resolution(onnx_path) if needs_default else 224)
+        opt_shapes=args.opt_shapes, max_shapes=args.max_shapes, input_name=facts.input,
+        default_resolution=facts.resolution)
+    facts.check_resolutions(points, ranges)
     options = [parse_option(o) for o in args.option] + ([("trtexec", args.trtexec)] if args.trtexec else [])
     spec = build_spec(args, points, ranges, options)
-    cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir(args.out)
-    result = build_engine(onnx_path, spec, cache_dir, force=args.force, progress=say(args),
-                          model_source=rebuild_model)
+    status = StatusLine(enabled=not args.json and sys.stderr.isatty())
+    try:
+        result = build_engine(onnx_path, spec, cache_dir, force=args.force, progress=status,
+                              model_source=rebuild_model, digest=digest)
+    finally:
+        status.clear()
+    if memo is None:
+        remember_facts(cache_dir, digest, facts)
     _print(result, args.json)
     return 0
+
+
+class StatusLine:
+    """Progress on a terminal's last line, cleared when the command ends (never left above an error)."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.shown = False
+
+    def __call__(self, message: str) -> None:
+        if self.enabled:
+            sys.stderr.write(f"\r\033[K{message}")
+            sys.stderr.flush()
+            self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
 
 
 def _print(result, as_json: bool) -> None:
@@ -88,8 +137,11 @@ def _print(result, as_json: bool) -> None:
             "artifact": str(result.engine.artifact_path),
         }, indent=2))
     else:
+        # build_seconds (the backend's build, what `inspect` shows) and the command's whole wall time
         how = (f"from the cache ({result.seconds * 1e3:.0f} ms)" if result.cached
-               else f"built in {result.seconds:.2f} s")
+               else f"built in {m.build_seconds:.2f} s ({result.seconds:.2f} s with hashing and checks)")
         print(f"engine: {result.directory}  {how}")
+        if result.replaced:
+            print(f"  replaced a cached engine that was unusable: {result.replaced}")
         print(f"  {m.backend} {m.backend_version} on {m.device} ({m.device_name}), {m.precision}, "
               f"shapes {describe(m.shapes, m.ranges)}")

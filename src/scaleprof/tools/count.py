@@ -1,5 +1,5 @@
 """`scaleprof count MODEL [--strategy S --alpha A --scale F] [--resolution R] [--batch B] [--per-layer]`:
-flops, params and activations from shapes alone (pycls conventions, SCALING.md §2)."""
+flops, params and activations from shapes alone (pycls conventions, docs/conventions.md#counting)."""
 
 from __future__ import annotations
 

@@ -111,6 +111,7 @@ def _text(info: dict) -> str:
                   f"artifact   {m['artifact']} ({'present' if info['artifact_present'] else 'MISSING'}), "
                   f"built in {m['build_seconds']:.2f} s, key {m['key']}",
                   f"from       {m['onnx_path']}"]
+        lines += _engine_lines(m["extras"])
         if "network_layers" in info:
             lines += _layer_lines(info["network_layers"])
         if "onnx" in info and "kind" in info["onnx"]:
@@ -151,6 +152,37 @@ def _text(info: dict) -> str:
     else:
         lines.append(f"graph      counts unavailable: {oc['unavailable']}")
     return "\n".join(lines)
+
+
+def _engine_lines(extras: dict, top: int = 12) -> list[str]:
+    """A TensorRT-family engine's layers after fusion (the first ``top`` of profile 0, with their
+    tactics, data types and ONNX origins), weights, GPU targets and determinism."""
+    lines = []
+    rows = [r for r in extras.get("fused_layers") or () if r["profile"] == 0]
+    if rows:
+        kinds: dict[str, int] = {}
+        for r in rows:
+            kinds[r["type"]] = kinds.get(r["type"], 0) + 1
+        nodes = {n for r in rows for n in r["onnx_nodes"]}
+        weights = f"; weights {extras['weights_bytes'] / 2**20:.1f} MiB" if extras.get("weights_bytes") else ""
+        lines.append(f"fused      {len(rows)} layers after fusion "
+                     f"({', '.join(f'{n} {t}' for t, n in sorted(kinds.items(), key=lambda kv: -kv[1]))}), "
+                     f"running {len(nodes)} ONNX nodes{weights}")
+        for r in rows[:top]:
+            origin = ", ".join(r["onnx_nodes"][:2]) + (f" +{len(r['onnx_nodes']) - 2}" if len(r["onnx_nodes"]) > 2 else "")
+            lines.append(f"           {r['name'][:44]:44} {r['type'][:14]:14} {'/'.join(r['outputs']) or '-':5} "
+                         f"{r['tactic'][:24] or '-':24} <- {origin or '-'}")
+        if len(rows) > top:
+            lines.append(f"           ... {len(rows) - top} more (--json lists them all, the graph JSON has their tensors)")
+    elif extras.get("weights_bytes"):
+        lines.append(f"fused      weights {extras['weights_bytes'] / 2**20:.1f} MiB")
+    if extras.get("built_targets") is not None:
+        dropped = ", ".join(extras.get("dropped_targets") or ()) or "none"
+        lines.append(f"targets    asked {', '.join(extras['compute_capabilities'])}; "
+                     f"built {', '.join(extras['built_targets'])}; dropped {dropped}")
+    if extras.get("determinism"):
+        lines.append(f"determinism {extras['determinism']}")
+    return lines
 
 
 def _layer_lines(net: dict, top: int = 10) -> list[str]:

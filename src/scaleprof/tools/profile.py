@@ -35,6 +35,8 @@ def _open(args):
     """(engine, shape) from an engine directory, or from an ONNX file built with the engine options."""
     from scaleprof.engines.base import ShapePoint
     from scaleprof.engines.cache import build_engine, default_cache_dir, open_engine
+    from scaleprof.engines.registry import get_backend
+    from scaleprof.errors import EnvironmentProblem
     from scaleprof.export.rebuild import rebuild_model
     from scaleprof.profile.timing import check_memory
 
@@ -55,6 +57,9 @@ def _open(args):
         raise BadInput(f"{target} is neither an engine directory nor an .onnx file")
     shape = ShapePoint(args.batch, args.resolution or default_resolution(target))
     spec = build_spec(args, (shape,))
+    refusal = get_backend(spec.backend).run_refusal(spec.device)
+    if refusal:                                      # before a build whose engine could not run here
+        raise EnvironmentProblem(refusal)
     check_memory(target, shape, spec.precision)
     cache = Path(args.cache_dir) if args.cache_dir else default_cache_dir(args.out)
     return build_engine(target, spec, cache, model_source=rebuild_model).engine, shape

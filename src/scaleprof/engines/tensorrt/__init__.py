@@ -4,8 +4,10 @@ TensorRT's Python API. Nothing in this package imports ``tensorrt`` at module le
     library      which Python module provides TensorRT's API (a TensorRTLibrary: TENSORRT,
                  TENSORRT_RTX), importing it (the only import, one line on how to install it when
                  missing), its logger and IProfiler adapter
-    build_log    what the builder logs during one build: its first telling error, and the
-                 activation memory per optimisation profile
+    build_log    what the builder logs during one build: its first telling error, the
+                 activation memory per optimisation profile, the weights memory, the layer report
+    engine_layers  the builder's layer report (the engine's layers after fusion, with ONNX
+                 origins, tactics, data types) as inspector JSON, and the manifest's rows of it
     options      build options, precision mode (builder flag or strongly typed network), cache-key
                  parts, timing-cache and side-file paths
     profiles     optimisation profiles: planning, per-input dims, choosing one for a shape
@@ -15,6 +17,7 @@ TensorRT's Python API. Nothing in this package imports ``tensorrt`` at module le
                  and the builder's activation memory against acts x batch x element size
     trtexec      the same build through trtexec, its timing command lines and --exportTimes JSON
     runner       device buffers (torch CUDA tensors) and the CUDA-graph / CUDA-event timed runner
+    runtime_cache  TensorRT-RTX's IRuntimeCache where the engine runs (option runtime_cache)
     engine       TensorRTEngine: load, run, runner, IProfiler layer profile, layer_resolver
     inspector    the engine inspector's layer JSON (TensorRT 10 and 11 schemas)
     layer_map    TensorRT layer -> ONNX nodes (Metadata, fused names, Myelin regions), for the
@@ -22,7 +25,7 @@ TensorRT's Python API. Nothing in this package imports ``tensorrt`` at module le
     layer_times  IProfiler times per iteration, trtexec's --exportProfile JSON
     backend      TensorRTBackend: host checks, cache-key parts, build orchestration, manifest
     rtx          TensorRTRTXBackend (``tensorrt-rtx``): ahead-of-time builds without a GPU,
-                 compute-capability targets in the key
+                 compute-capability targets in the key, the targets the plan really holds
 
 The pure modules (options, profiles, inspector, layer_map, layer_times, build_log, trtexec's
 command lines) are tested without a GPU; the API build runs for real with TensorRT-RTX (no GPU

@@ -3,12 +3,15 @@
 scaleprof.engines.tensorrt.trtexec). Both write the same engine directory:
 
     engine.plan                 the serialized plan
-    engine.plan.graph.json      IEngineInspector JSON (LayerInformationFormat.JSON)
+    engine.plan.graph.json      IEngineInspector JSON (LayerInformationFormat.JSON); where the plan
+                                is not loaded, the same from the builder's layer report
     engine.plan.profile.json    per-layer times, trtexec --exportProfile format (after profiling)
     engine.plan.timing.json     end-to-end times, trtexec --exportTimes format (trtexec runs)
     engine.plan.layers.json     the network's layers before fusion (Python-API builds)
     onnx_nodes.json             the ONNX graph's node order (maps Myelin regions to nodes)
-    manifest.json               with the activation memory per optimisation profile
+    manifest.json               with the engine's layers after fusion (ONNX origins, tactics, data
+                                types), weights and activation memory per optimisation profile,
+                                the GPU targets built, and determinism when measured
 
 ``TensorRTBackend`` is parameterised by the library that provides TensorRT's API
 (``library``, scaleprof.engines.tensorrt.library): a backend for another such library is a
@@ -29,8 +32,10 @@ from scaleprof.engines.devices import compute_capability, device_index, gpu_name
 from scaleprof.engines.tensorrt import trtexec as trtexec_tool
 from scaleprof.engines.tensorrt.build_api import build_with_api
 from scaleprof.engines.tensorrt.engine import TensorRTEngine
+from scaleprof.engines.tensorrt.engine_layers import layer_rows, layers_per_profile
 from scaleprof.engines.tensorrt.inspector import read_inspector
 from scaleprof.engines.tensorrt.library import TENSORRT, TensorRTLibrary, import_library, library_importable
+from scaleprof.engines.tensorrt.network_layers import check_gpu_memory
 from scaleprof.engines.tensorrt.options import (NODES_NAME, PLAN_NAME, PrecisionMode, TrtOptions, key_parts,
                                                 onnx_float_precision, precision_mode, sidecar_paths,
                                                 timing_cache_path, trt_options)
@@ -74,6 +79,12 @@ class BuildPlan:
     @property
     def side_files(self) -> dict[str, Path]:
         return sidecar_paths(self.plan_path)
+
+
+def determinism_note(deterministic: bool | None) -> str:
+    if deterministic is None:
+        return "not measured (--option determinism=check builds twice and compares the bytes)"
+    return f"measured: a second build gave {'the same' if deterministic else 'other'} bytes"
 
 
 class TensorRTBackend(Backend):
@@ -124,8 +135,18 @@ class TensorRTBackend(Backend):
                                      f"({self.library.install_hint})")
         return name
 
+    def key_options(self, spec: BuildSpec) -> dict:
+        return trt_options(spec).key()
+
+    def check_options(self, opts: TrtOptions) -> None:
+        """Options this library has no use for, refused before anything is built."""
+        if opts.runtime_cache and not self.library.runtime_cache:
+            raise BadInput(f"{self.library.title} has no runtime cache: drop the runtime_cache option "
+                           f"(it is TensorRT-RTX's)")
+
     def build_key_parts(self, spec: BuildSpec) -> dict:
         opts = trt_options(spec)
+        self.check_options(opts)
         return key_parts(spec, trt_version=self.build_version(opts), gpu_name=self.device_name(spec.device),
                          compute_capability=compute_capability(self.cuda_index(spec.device)),
                          builder="trtexec" if opts.trtexec else "python-api")
@@ -153,6 +174,8 @@ class TensorRTBackend(Backend):
                 load_plan=self.can_load_plans())
             inputs, profiles = built.inputs, built.profiles
         build_seconds = time.perf_counter() - started
+        memory.update(check_gpu_memory(plan.opts.gpu_memory_gib, memory.get("activation_bytes") or (),
+                                       memory.get("weights_bytes"), [profile_to_json(r) for r in profiles]))
         (plan.directory / NODES_NAME).write_text(json.dumps(list(plan.facts.node_order)), encoding="utf-8")
         return self.load(plan.directory, self.draft(plan, inputs, profiles, build_seconds, memory))
 
@@ -187,7 +210,8 @@ class TensorRTBackend(Backend):
         from scaleprof.engines.cache import draft_manifest
 
         opts, side = plan.opts, plan.side_files
-        graph = side["graph"] if side["graph"].is_file() else None
+        graph = read_inspector(side["graph"]) if side["graph"].is_file() else None
+        layers = layer_rows(graph) if graph else None
         return draft_manifest(
             self, plan.spec, plan.onnx_path, PLAN_NAME,
             builder="trtexec" if opts.trtexec else "python-api",
@@ -205,21 +229,26 @@ class TensorRTBackend(Backend):
             timing_cache=str(plan.timing_cache) if plan.timing_cache is not None else None,
             compute_capability=compute_capability(self.cuda_index(plan.spec.device)),
             inputs={n: [d if isinstance(d, int) else -1 for d in dims] for n, dims in inputs.items()},
-            graph_json=graph.name if graph else None,
+            graph_json=side["graph"].name if graph else None,
             layers_json=side["layers"].name if side["layers"].is_file() else None,
             library=self.library.module,
             profile_json=side["profile"].name,
             onnx_nodes=NODES_NAME,
-            engine_layers=len(read_inspector(graph).profile_layers(0)) if graph else None,
+            engine_layers=len(graph.profile_layers(0)) if graph else None,
+            engine_layers_per_profile=layers_per_profile(layers) if layers else None,
+            fused_layers=layers,
             build_seconds_tensorrt=round(build_seconds, 3),
-            **self.target_extras(plan.spec), **memory)
+            determinism=determinism_note(memory.get("deterministic")),
+            runtime_cache=opts.runtime_cache,
+            **{"deterministic": None, **memory},
+            **self.target_extras(plan.spec, plan.plan_path))
 
     # what another library changes (scaleprof.engines.tensorrt.rtx) ----------------------------
     def targets(self, spec: BuildSpec) -> tuple[str, ...]:
         """ComputeCapability members the builder targets; () for TensorRT: the GPU it builds on."""
         return ()
 
-    def target_extras(self, spec: BuildSpec) -> dict:
+    def target_extras(self, spec: BuildSpec, plan_path: Path) -> dict:
         return {}
 
     def can_load_plans(self) -> bool:

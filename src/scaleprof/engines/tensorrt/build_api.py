@@ -14,7 +14,9 @@ loaders: each takes what the previous one made):
                         first and the network's layers and the builder's memory lines kept
     build_with_api      build_serialized, then the plan, the timing cache and the layer file written;
                         where the plan can be loaded here, the inspector's layer JSON and each
-                        profile's device memory from the engine
+                        profile's device memory from the engine; else the same JSON from the
+                        builder's own layer report (engine_layers); on request a second build
+                        whose bytes are compared with the first (determinism, measured)
 
 ``trt`` is always a parameter, the module scaleprof.engines.tensorrt.library imported, so the
 control flow is tested against a recording stand-in, and every library with TensorRT's API takes
@@ -23,12 +25,14 @@ the same path.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from scaleprof.core.files import write_atomic
 from scaleprof.engines.base import BuildSpec, ShapeRange
 from scaleprof.engines.shapes import fits_model_input
+from scaleprof.engines.tensorrt.engine_layers import graph_document, parse_layer_report
 from scaleprof.engines.tensorrt.library import logger_for
 from scaleprof.engines.tensorrt.network_layers import layers_document, network_layers
 from scaleprof.engines.tensorrt.options import PrecisionMode, TrtOptions, trt_options
@@ -54,7 +58,7 @@ def parse_errors(parser, node_order=()) -> list[str]:
 
 def parse_network(trt, builder, onnx_path: Path, mode: PrecisionMode, node_order=()):
     """(network, parser) for ``onnx_path``; the parser owns the weights, so it lives as long as the
-    network. A file the parser rejects is one line naming the first offending nodes."""
+    network. A file the parser rejects is bad input: one line naming the first offending nodes."""
     logger = logger_for(trt)
     flags = 0
     if mode.strongly_typed:
@@ -64,7 +68,7 @@ def parse_network(trt, builder, onnx_path: Path, mode: PrecisionMode, node_order
     if not parser.parse_from_file(str(onnx_path)):
         errors = parse_errors(parser, node_order)
         shown = "; ".join(errors[:5]) + (f"; and {len(errors) - 5} more" if len(errors) > 5 else "")
-        raise EnvironmentProblem(f"{library_title(trt)} cannot parse {onnx_path.name}: "
+        raise BadInput(f"{library_title(trt)} cannot parse {onnx_path.name}: "
                                  f"{shown or logger.last_error()}")
     return network, parser
 
@@ -134,6 +138,8 @@ class BuiltPlan:
     profiles: tuple[ShapeRange, ...]    # in profile-index order
     layers: list                        # the network's layers before fusion (network_layers)
     activation_bytes: list              # per profile, as the builder logged it ([] when it did not)
+    weights_bytes: int | None = None    # as the builder logged it
+    layer_report: str | None = None     # the builder's 'Layers:' message (engine_layers)
 
 
 def build_serialized(trt, onnx_path: Path, spec: BuildSpec, mode: PrecisionMode, *, cache_bytes: bytes | None = b"",
@@ -153,10 +159,35 @@ def build_serialized(trt, onnx_path: Path, spec: BuildSpec, mode: PrecisionMode,
     layers = network_layers(network)
     plan = builder.build_serialized_network(network, config)
     if plan is None:
-        raise EnvironmentProblem(f"{library_title(trt)} could not build an engine for {onnx_path.name}: "
-                                 f"{logger.last_error()}")
+        raise build_failure(trt, onnx_path, logger.last_error())
     new_cache = bytes(config.get_timing_cache().serialize()) if cache_bytes is not None else None
-    return BuiltPlan(bytes(plan), new_cache, inputs, profiles, layers, logger.book.activation_bytes())
+    book = logger.book
+    return BuiltPlan(bytes(plan), new_cache, inputs, profiles, layers, book.activation_bytes(),
+                     book.weights_bytes, book.layer_report)
+
+
+# The builder cannot compile an operator for a GPU target (e.g. fp32 GEMMs for Turing, SM75): the
+# request is what is wrong, not the host.
+_TARGET_REFUSED = re.compile(r"Cannot compile operation '(?P<node>[^']*)' for (?P<arch>\w+) \(SM(?P<sm>\d+)\): "
+                             r"(?P<why>[^.]*)")
+
+
+# ... or a data type for targets without it (fp8 before Ada, sm89)
+_TYPE_REFUSED = re.compile(r"Cannot compile for target\(s\) (?P<sms>[sm\d, ]+), because (?P<why>[^.]*)")
+
+
+def build_failure(trt, onnx_path: Path, cause: str) -> Exception:
+    def cc(sm: str) -> str:
+        return f"{sm[:-1]}.{sm[-1]}"
+
+    if m := _TARGET_REFUSED.search(cause):
+        return BadInput(f"{library_title(trt)} cannot build node {m['node']!r} for compute capability "
+                        f"{cc(m['sm'])} ({m['arch']}): {m['why']}; drop {cc(m['sm'])} from compute_capabilities")
+    if m := _TYPE_REFUSED.search(cause):
+        targets = ", ".join(cc(sm) for sm in re.findall(r"sm(\d+)", m["sms"]))
+        return BadInput(f"{library_title(trt)} cannot build {onnx_path.name} for compute capability {targets}: "
+                        f"{m['why']}; drop {targets} from compute_capabilities")
+    return EnvironmentProblem(f"{library_title(trt)} could not build an engine for {onnx_path.name}: {cause}")
 
 
 def library_title(trt) -> str:
@@ -189,9 +220,10 @@ def inspect_plan(trt, plan: bytes, graph_path: Path) -> dict:
 def build_with_api(trt, onnx_path: Path, side: dict, plan_path: Path, spec: BuildSpec, mode: PrecisionMode, *,
                    timing_cache: Path | None, node_order=(), targets: tuple[str, ...] = (),
                    load_plan: bool = True) -> tuple[BuiltPlan, dict]:
-    """Build ``plan_path``, update ``timing_cache`` (None: none is used), write the layer file and,
-    with ``load_plan``, the inspector's layer JSON (``side``: sidecar_paths of the plan). Returns the
-    build and the memory figures for the manifest."""
+    """Build ``plan_path``, update ``timing_cache`` (None: none is used), write the layer file and
+    the inspector's layer JSON (``side``: sidecar_paths of the plan): from the loaded engine with
+    ``load_plan``, else from the builder's layer report. Returns the build and the manifest's
+    memory and determinism figures."""
     cache_bytes = None
     if timing_cache is not None:
         cache_bytes = timing_cache.read_bytes() if timing_cache.is_file() else b""
@@ -202,7 +234,14 @@ def build_with_api(trt, onnx_path: Path, side: dict, plan_path: Path, spec: Buil
         timing_cache.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(timing_cache, built.timing_cache)
     write_atomic(side["layers"], layers_document(built.layers, trt.__name__, trt.__version__))
-    memory = {"activation_bytes": built.activation_bytes, "activation_source": "builder log"}
+    figures = {"activation_bytes": built.activation_bytes, "activation_source": "builder log",
+               "weights_bytes": built.weights_bytes}
     if load_plan:
-        memory = inspect_plan(trt, built.plan, side["graph"]) or memory
-    return built, memory
+        figures.update(inspect_plan(trt, built.plan, side["graph"]))
+    elif built.layer_report:
+        write_atomic(side["graph"], graph_document(parse_layer_report(built.layer_report)))
+    if trt_options(spec).determinism == "check":
+        again = build_serialized(trt, onnx_path, spec, mode, cache_bytes=cache_bytes, node_order=node_order,
+                                 targets=targets)
+        figures["deterministic"] = again.plan == built.plan
+    return built, figures

@@ -6,7 +6,8 @@ failure reports its own first error, never an earlier build's. Besides errors an
 keeps what the builder says about memory. TensorRT-RTX's ahead-of-time builder logs, per
 optimisation profile, ``Constructing optimization profile number K [k/N].`` (VERBOSE) and, once
 that profile's memory is planned, ``Total Activation Memory: N bytes`` (INFO); then, once per plan,
-``Total Weights Memory: N bytes``.
+``Total Weights Memory: N bytes``. With ProfilingVerbosity.DETAILED it ends with one VERBOSE
+``Layers:`` message listing the engine's layers after fusion (scaleprof.engines.tensorrt.engine_layers).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import re
 ERROR, WARNING = 1, 2                 # tensorrt.ILogger.Severity: INTERNAL_ERROR 0 .. VERBOSE 4
 _PROFILE_START = re.compile(r"Constructing optimization profile number (\d+)")
 _ACTIVATION = re.compile(r"Total Activation Memory: (\d+) bytes")
+_LAYER_REPORT = "Layers:\n"
 _WEIGHTS = re.compile(r"Total Weights Memory: (\d+) bytes")
 # Without a CUDA driver the library follows a failure with these; they never say what went wrong.
 _NO_DRIVER = re.compile(r"cudaError 35|CUDA driver version is insufficient")
@@ -32,12 +34,15 @@ class BuildLog:
         self.messages: list[tuple[int, str]] = []
         self.activation: dict[int, int] = {}
         self.weights_bytes: int | None = None
+        self.layer_report: str | None = None
         self._profile: int | None = None
         self._unlabelled = 0
 
     def record(self, severity: int, text: str) -> None:
         if severity <= WARNING:
             self.messages = self.messages[-(self.keep - 1):] + [(severity, text)]
+        elif text.startswith(_LAYER_REPORT):
+            self.layer_report = text
         elif started := _PROFILE_START.search(text):
             self._profile = int(started.group(1))
         elif found := _ACTIVATION.search(text):

@@ -27,6 +27,7 @@ from scaleprof.engines.tensorrt.library import (TENSORRT, TensorRTLibrary, impor
 from scaleprof.engines.tensorrt.options import NODES_NAME, sidecar_paths
 from scaleprof.engines.tensorrt.profiles import engine_profiles, select_profile, symbolic_shape
 from scaleprof.engines.tensorrt.runner import TensorRTRunner, bind_buffers, io_tensors
+from scaleprof.engines.tensorrt.runtime_cache import RuntimeCache
 from scaleprof.errors import BadInput, EnvironmentProblem
 
 
@@ -40,6 +41,7 @@ class TensorRTEngine(Engine):
         self._device = None
         self._run_context = None
         self._layer_map: InspectorLayerMap | None = None
+        self._runtime_cache: RuntimeCache | None = None
 
     # lifecycle ---------------------------------------------------------------------------
     def _import(self):
@@ -83,14 +85,22 @@ class TensorRTEngine(Engine):
             raise EnvironmentProblem(f"{self.library.title} could not load {self.artifact_path.name} (built for "
                                      f"another GPU or version?): {logger_for(trt).last_error()}")
         self._trt, self._engine = trt, engine
+        if self.manifest.extras.get("runtime_cache"):
+            self._runtime_cache = RuntimeCache(engine, self.manifest.extras["runtime_cache"])
         self._device = device
         self._stream = torch.cuda.Stream(device=device)
 
     def release(self) -> None:
+        if self._runtime_cache is not None:
+            self._runtime_cache.save()
+            self._runtime_cache = None
         self._run_context = None
         self._engine = None
         self._stream = None
         self._trt = None
+
+    def _new_context(self, engine):
+        return self._runtime_cache.context(engine) if self._runtime_cache else engine.create_execution_context()
 
     def _require(self):
         if self._engine is None:
@@ -118,7 +128,7 @@ class TensorRTEngine(Engine):
         inputs unless ``inputs`` are given). Returns (context, {name: tensor})."""
         trt, engine = self._require()
         logger_for(trt).book.reset()                  # the messages of this shape's setup and runs
-        context = context or engine.create_execution_context()
+        context = context or self._new_context(engine)
         if context is None:
             raise EnvironmentProblem(f"{self.library.title} could not create an execution context: "
                                      f"{logger_for(trt).last_error()}")
@@ -135,7 +145,7 @@ class TensorRTEngine(Engine):
         if len(dims) != 4 or dims[2] != dims[3]:
             raise BadInput(f"input shape {dims} is not a square NCHW image batch")
         if self._run_context is None:
-            self._run_context = engine.create_execution_context()
+            self._run_context = self._new_context(engine)
         context, tensors = self._prepare(ShapePoint(int(dims[0]), int(dims[2])), self._run_context, inputs)
         if not context.execute_async_v3(self._stream.cuda_stream):
             raise EnvironmentProblem(f"{self.library.title} could not run the engine: {logger_for(trt).last_error()}")

@@ -14,6 +14,9 @@ Formats (TensorRT docs; trtexec's sampleReporting; NVIDIA's trt-engine-explorer)
 - Fused layer names join the ONNX layer names with ``" + "``; pointwise fusions read
   ``PWN(a, PWN(b, c))``; Myelin (the graph compiler) regions read
   ``{ForeignNode[FIRST...LAST]}``, naming only the first and last ONNX node they swallow.
+  TensorRT-RTX lists the layers inside such a region: ``NODE_myl0_5`` (one ONNX node's kernel,
+  ``NODE [profile k]_mylk_5`` in profile k) or ``__myl_CorrSilu_myl0_6`` (a generated fusion
+  whose nodes only its Metadata names); scaleprof.engines.tensorrt.engine_layers reads them.
 
 Which ONNX nodes each layer executes: scaleprof.engines.tensorrt.layer_map; per-layer times:
 scaleprof.engines.tensorrt.layer_times.
@@ -31,6 +34,8 @@ from typing import Iterable, Mapping
 from scaleprof.errors import BadInput
 
 _PROFILE_SUFFIX = re.compile(r"\s*\[profile\s+(\d+)\]\s*$")
+# TensorRT-RTX names the layers of its graph compiler's region k 'NODE_mylK_N' ('NODE [profile 1]_myl1_N')
+_MYELIN_SUFFIX = re.compile(r"_myl\d+_\d+$")
 # an entry ends at the ']' followed by a separator, the next entry or the end ('[' may occur in names)
 _META_ENTRY = re.compile(r"\[ONNX Layer:\s*(.*?)\](?=\s*(?:[\x1e\x1f]|\[ONNX Layer:|$))", re.S)
 
@@ -94,7 +99,9 @@ class InspectorGraph:
 
 
 def strip_profile(name: str) -> tuple[str, int]:
-    """'conv1 + relu1 [profile 2]' -> ('conv1 + relu1', 2); no suffix is profile 0."""
+    """'conv1 + relu1 [profile 2]' -> ('conv1 + relu1', 2); no suffix is profile 0. A TensorRT-RTX
+    graph-compiler layer 'conv1 [profile 2]_myl2_7' is ('conv1', 2) too."""
+    name = _MYELIN_SUFFIX.sub("", name)
     m = _PROFILE_SUFFIX.search(name)
     return (name[:m.start()], int(m.group(1))) if m else (name, 0)
 
@@ -140,7 +147,7 @@ def parse_inspector(data) -> InspectorGraph:
             tactic=str(raw.get("TacticName", "")),
             inputs=tuple(_tensor_info(t) for t in raw.get("Inputs", ()) or ()),
             outputs=tuple(_tensor_info(t) for t in raw.get("Outputs", ()) or ()),
-            profile=strip_profile(name)[1],
+            profile=int(raw["Profile"]) if isinstance(raw.get("Profile"), int) else strip_profile(name)[1],
             raw=raw,
         ))
     if "I/O Tensors" in data:

@@ -45,6 +45,7 @@ class TensorRTLibrary:
     api_major: int | None = None      # the TensorRT API generation it follows, when its version does not say
     builds_without_gpu: bool = False  # an ahead-of-time builder: plans are built on any host
     runs_on: str = "an NVIDIA GPU"    # what running its plans needs, for the one-line refusal
+    runtime_cache: bool = False       # IRuntimeCache: kernels compiled on the GPU, kept in a file
 
     def api_generation(self, version: str) -> int:
         """The TensorRT major version whose semantics apply (precision flags, strong typing)."""
@@ -59,7 +60,7 @@ TENSORRT = TensorRTLibrary(module="tensorrt", title="TensorRT", install_hint=INS
 TENSORRT_RTX = TensorRTLibrary(
     module="tensorrt_rtx", title="TensorRT-RTX",
     install_hint="pip install 'scaleprof[tensorrt-rtx]' (x86-64 Linux or Windows; building needs no GPU)",
-    timing_cache=False, trtexec=False, api_major=11, builds_without_gpu=True,
+    timing_cache=False, trtexec=False, api_major=11, builds_without_gpu=True, runtime_cache=True,
     runs_on="an RTX-class NVIDIA GPU (Ampere or later)")
 
 

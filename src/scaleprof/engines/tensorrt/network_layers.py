@@ -97,13 +97,24 @@ def predicted_activation_bytes(acts_per_image: int, batch: int, precision: str) 
     return int(acts_per_image) * int(batch) * ELEMENT_BYTES.get(precision, 4)
 
 
-def memory_rows(extras: Mapping, precision: str, acts_at: Callable[[int], int | None]) -> list[dict]:
-    """Per optimisation profile: its largest shape, the activation memory reported for it (manifest
-    extras ``activation_bytes``), and the predicted bytes at that shape (``acts_at(resolution)``:
-    predicted acts per image, None when unknown)."""
+def engine_profiles_json(manifest) -> list[dict]:
+    """The manifest's optimisation profiles; a static engine's one shape as its single profile."""
+    profiles = manifest.extras.get("profiles") or []
+    if profiles or not manifest.shapes:
+        return profiles
+    top = max(manifest.shapes)
+    point = {"batch": top.batch, "resolution": top.resolution}
+    return [{"min": point, "opt": point, "max": point}]
+
+
+def memory_rows(extras: Mapping, precision: str, acts_at: Callable[[int], int | None],
+                profiles: Sequence[Mapping] | None = None) -> list[dict]:
+    """Per optimisation profile (``profiles``, default the extras'): its largest shape, the activation
+    memory reported for it (manifest extras ``activation_bytes``), and the predicted bytes at that
+    shape (``acts_at(resolution)``: predicted acts per image, None when unknown)."""
     reported = list(extras.get("activation_bytes") or ())
     rows = []
-    for index, profile in enumerate(extras.get("profiles") or ()):
+    for index, profile in enumerate(extras.get("profiles") or () if profiles is None else profiles):
         top = profile["max"]
         acts = acts_at(top["resolution"])
         predicted = predicted_activation_bytes(acts, top["batch"], precision) if acts else None
@@ -122,19 +133,41 @@ def describe_engine_layers(directory: Path, manifest) -> dict:
 
     counted: dict[int, object] = {}
     onnx_path = Path(manifest.onnx_path)
+    dims = next(iter((manifest.extras.get("inputs") or {"": [-1]}).values()))
+    batch = dims[0] if dims and isinstance(dims[0], int) and dims[0] > 0 else 1    # a static batch's counts
 
     def counts_at(resolution: int):
         if resolution not in counted:
-            counted[resolution] = count_onnx(onnx_path, 1, resolution) if onnx_path.is_file() else None
+            counted[resolution] = count_onnx(onnx_path, batch, resolution) if onnx_path.is_file() else None
         return counted[resolution]
 
     layers = read_layers(Path(directory) / manifest.extras["layers_json"])
-    profiles = manifest.extras.get("profiles") or []
-    resolution = profiles[0]["max"]["resolution"] if profiles else min(p.resolution for p in manifest.shapes)
+    profiles = engine_profiles_json(manifest)
+    resolution = profiles[0]["max"]["resolution"]
     counts = counts_at(resolution)
     per_node = {c.name: (int(c.flops), int(c.params), int(c.acts)) for c in counts.layers} if counts else {}
     memory = memory_rows(manifest.extras, manifest.precision,
-                         lambda r: counts_at(r).acts if counts_at(r) is not None else None)
+                         lambda r: counts_at(r).acts if counts_at(r) is not None else None, profiles)
     return {"summary": layer_summary(layers), "counts_resolution": resolution if counts else None,
             "layers": layer_counts(layers, per_node), "memory": memory,
             "memory_source": manifest.extras.get("activation_source")}
+
+
+def check_gpu_memory(gib: float | None, activation_bytes: Sequence[int], weights_bytes: int | None,
+                     profiles: Sequence[Mapping]) -> dict:
+    """Each profile's activations plus the weights against the target GPU's ``gib`` (None: no
+    check, {}). A profile that does not fit is a BadInput naming it and what it needs."""
+    if gib is None:
+        return {}
+    budget = int(gib * 2**30)
+    weights = int(weights_bytes or 0)
+    if not activation_bytes:
+        raise BadInput("gpu_memory_gib: the builder reported no activation memory to check")
+    for index, activations in enumerate(activation_bytes):
+        if activations + weights > budget:
+            top = profiles[index]["max"] if index < len(profiles) else None
+            shape = f" ({top['batch']}x3x{top['resolution']}x{top['resolution']})" if top else ""
+            raise BadInput(f"optimisation profile {index}{shape} needs {activations / 2**30:.2f} GiB of activations "
+                           f"+ {weights / 2**30:.2f} GiB of weights, more than the target GPU's {gib:g} GiB "
+                           f"(gpu_memory_gib): build smaller batches or resolutions")
+    return {"gpu_memory_gib": gib, "fits_gpu_memory": True}

@@ -23,7 +23,8 @@ from scaleprof.engines.tensorrt.profiles import PROFILE_MODES, plan_profiles
 from scaleprof.errors import BadInput, EnvironmentProblem
 
 DEFAULT_OPT_LEVEL = 3                       # TensorRT's own default builder optimisation level
-OPTION_NAMES = ("profiles", "opt_level", "workspace_mib", "timing_cache", "trtexec", "compute_capabilities")
+OPTION_NAMES = ("profiles", "opt_level", "workspace_mib", "timing_cache", "trtexec", "compute_capabilities",
+                "determinism", "gpu_memory_gib", "runtime_cache")
 PLAN_NAME = "engine.plan"
 NODES_NAME = "onnx_nodes.json"
 
@@ -40,6 +41,16 @@ class TrtOptions:
     timing_cache: str | None = None      # timing cache file; None: the per-device default path
     trtexec: str | None = None           # build and profile through this trtexec instead of the API
     compute_capabilities: tuple[str, ...] = ()   # TensorRT-RTX's targets ("8.6", ...) or ("current",); () default
+    determinism: str | None = None       # "check": build twice, compare the plans' bytes
+    gpu_memory_gib: float | None = None  # the target GPU's memory, for the per-profile check
+    runtime_cache: str | None = None     # TensorRT-RTX IRuntimeCache file, used when the engine runs
+
+    def key(self) -> dict:
+        """The options as the cache key holds them: canonical values, defaults left out, so
+        equivalent spellings (8.9,8.6 and 8.6,8.9; opt_level=3 and none) give one key."""
+        defaults = TrtOptions()
+        return {name: list(value) if isinstance(value, tuple) else value
+                for name, value in self.__dict__.items() if value != getattr(defaults, name)}
 
 
 def trt_options(spec: BuildSpec) -> TrtOptions:
@@ -66,8 +77,32 @@ def trt_options(spec: BuildSpec) -> TrtOptions:
             raise BadInput(f"TensorRT option workspace_mib={workspace}: must be positive (MiB)")
     cache = opts.get("timing_cache")
     trtexec = opts.get("trtexec")
+    runtime_cache = opts.get("runtime_cache")
     return TrtOptions(profiles, level, workspace, str(cache) if cache else None,
-                      str(trtexec) if trtexec else None, compute_capabilities(opts.get("compute_capabilities")))
+                      str(trtexec) if trtexec else None, compute_capabilities(opts.get("compute_capabilities")),
+                      determinism_option(opts.get("determinism")), gpu_memory(opts.get("gpu_memory_gib")),
+                      str(Path(str(runtime_cache)).expanduser().resolve()) if runtime_cache else None)
+
+
+def determinism_option(value) -> str | None:
+    text = "" if value is None or value is False else str(value).strip().lower()
+    if text in ("", "off", "none"):
+        return None
+    if text in ("check", "true"):
+        return "check"
+    raise BadInput(f"TensorRT option determinism={value!r}: use determinism=check (build twice and compare)")
+
+
+def gpu_memory(value) -> float | None:
+    if value is None:
+        return None
+    try:
+        gib = float(value)
+    except (TypeError, ValueError):
+        raise BadInput(f"TensorRT option gpu_memory_gib={value!r} is not a number") from None
+    if not 0 < gib < 1e6:
+        raise BadInput(f"TensorRT option gpu_memory_gib={value!r}: give the target GPU's memory in GiB, e.g. 24")
+    return gib
 
 
 def compute_capabilities(value) -> tuple[str, ...]:

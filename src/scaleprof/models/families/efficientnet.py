@@ -33,8 +33,8 @@ class EfficientNetFamily(Family):
     # TF's BatchNorm epsilon. They scale like the others: pad_type and bn_eps are builder kwargs.
     bases = tuple(f"efficientnet_b{i}" for i in range(8)) + tuple(f"tf_efficientnet_b{i}" for i in range(8))
     block_pattern = re.compile(r"^blocks\.(\d+)\.(\d+)(\.|$)")
-    # EfficientNet paper resolutions (SCALING.md, timm's _gen_efficientnet docstring); timm's own
-    # trained weights use other sizes, but the named B-models are defined at these.
+    # EfficientNet paper resolutions (docs/conventions.md#compound-scaling, timm's _gen_efficientnet
+    # docstring); timm's own trained weights use other sizes, but the named B-models are defined at these.
     paper_resolution = {f"{prefix}efficientnet_b{i}": r for prefix in ("", "tf_")
                         for i, r in enumerate((224, 240, 260, 300, 380, 456, 528, 600))}
 
