@@ -181,3 +181,17 @@ def test_cli_bad_input_is_one_line(calibration, tmp_path):
     one_line_error(scaleprof("predict", tail, "--target", "cpu-ort", "--calibration", path), "not of 'cpu-ort'")
     one_line_error(scaleprof("calibrate", "--kernels", "--target", "cpu-torch", "--budget", "0.1"),
                    "ONNX Runtime's CPU kernels only")
+
+
+def test_zoo_model_goes_through_the_kernel_model(calibration, tmp_path):
+    """With only a kernel calibration, `predict MODEL` exports the configuration once and predicts its kernels."""
+    _, path = calibration
+    env = {**os.environ, "SCALEPROF_CACHE_DIR": str(tmp_path / "cache")}
+    done = subprocess.run([sys.executable, "-m", "scaleprof.cli", "predict", "efficientnet_b0", "--resolution", "64",
+                           "--target", "cpu-ort-1t", "--calibration", str(path.parent), "--json", "--per-layer"],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["resolution"] == [64, 64] and data["latency_ms"] > 0
+    assert any(row["kind"] == "depthwise conv" for row in data["per_layer"])
+    assert list((tmp_path / "cache" / "onnx").glob("efficientnet_b0-*.onnx"))
