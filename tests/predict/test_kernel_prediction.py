@@ -195,3 +195,31 @@ def test_zoo_model_goes_through_the_kernel_model(calibration, tmp_path):
     assert data["resolution"] == [64, 64] and data["latency_ms"] > 0
     assert any(row["kind"] == "depthwise conv" for row in data["per_layer"])
     assert list((tmp_path / "cache" / "onnx").glob("efficientnet_b0-*.onnx"))
+
+
+def test_a_sweeps_layer_profiles_join_the_kernel_data(calibration, tmp_path):
+    """A one-point sweep profiled per layer here: its layers become timed kernels of the calibration."""
+    import shutil
+
+    _, path = calibration
+    store = tmp_path / "kernels"
+    store.mkdir()
+    shutil.copy(path, store / path.name)
+    (tmp_path / "sweep.yaml").write_text(
+        "models: [efficientnet_b0]\nstrategies: [w]\nscales: [1]\nresolutions: [64]\n"
+        "targets:\n  - {name: cpu-ort-1t, backend: ort, device: cpu, threads: 1}\n"
+        "timing: {min_time_s: 0.2, max_time_s: 1.0, layers: true}\n")
+    env = {**os.environ, "SCALEPROF_CACHE_DIR": str(tmp_path / "cache")}
+    swept = subprocess.run([sys.executable, "-m", "scaleprof.cli", "sweep", str(tmp_path / "sweep.yaml"), "-o",
+                            str(tmp_path / "sweep")], capture_output=True, text=True, env=env, timeout=900)
+    assert swept.returncode == 0, swept.stderr
+    done = subprocess.run([sys.executable, "-m", "scaleprof.cli", "calibrate", "--kernels", "--target", "cpu-ort-1t",
+                           str(tmp_path / "sweep"), "-o", str(store)], capture_output=True, text=True, env=env,
+                          timeout=900)
+    assert done.returncode == 0, done.stderr
+    added = int(done.stdout.split("added ")[1].split()[0])
+    assert added > 10
+    assert len(load_kernels(store / path.name).rows) == len(load_kernels(path).rows) + added
+    refused = subprocess.run([sys.executable, "-m", "scaleprof.cli", "calibrate", "--kernels", "--target", "cpu-ort",
+                              str(tmp_path / "sweep"), "-o", str(store)], capture_output=True, text=True, env=env)
+    one_line_error(refused, "no kernel calibration of target 'cpu-ort'")

@@ -1,7 +1,7 @@
 """scaleprof calibrate DIR [--target T]: fit each target's latency model from a sweep's measurements,
 save it in the calibration store, and print its held-out accuracy against the best single-metric fit.
-scaleprof calibrate --kernels --target T [--budget MIN]: time generated kernels on this machine for
-`predict FILE.onnx`."""
+scaleprof calibrate --kernels --target T [--budget MIN] [DIR]: time generated kernels on this machine for
+`predict FILE.onnx` (and add a sweep's per-layer profiles of T to them)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ HELP = ("fit a per-target latency model from a sweep's points, or (--kernels) ti
 
 def add_arguments(parser) -> None:
     parser.add_argument("dir", nargs="?",
-                        help="a sweep's output directory (results.sqlite), or a results.json from `report`")
+                        help="a sweep's output directory (results.sqlite), or a results.json from `report`; with "
+                             "--kernels, its per-layer profiles are added to the target's kernel calibration")
     parser.add_argument("--target", help="calibrate only this target (default: every target in the store)")
     parser.add_argument("--kernels", action="store_true",
                         help="time generated kernels and short fused chains on this machine for --target "
@@ -59,18 +60,30 @@ def run_kernels(args) -> int:
     from pathlib import Path
 
     from scaleprof.errors import BadInput
-    from scaleprof.predict import DEFAULT_BUDGET_MIN, calibrate_kernels, save_kernels
+    from scaleprof.predict import DEFAULT_BUDGET_MIN, calibrate_kernels, find_kernels, save_kernels
+    from scaleprof.predict.sweep_kernels import sweep_kernel_rows
 
-    if args.dir or not args.target:
-        raise BadInput("--kernels times kernels on this machine: give --target T and no sweep directory")
-    budget = DEFAULT_BUDGET_MIN if args.budget is None else args.budget
+    if not args.target:
+        raise BadInput("--kernels needs --target T (an ONNX Runtime CPU target: cpu-ort, cpu-ort-<N>t)")
 
     def progress(graphs, elapsed, budget_s, label):
         if not args.json and graphs % 50 == 0:
             print(f"  {graphs} graphs timed, {elapsed / 60:.1f} of {budget_s / 60:.1f} min ({label})", file=sys.stderr)
 
-    cal = calibrate_kernels(args.target, budget, args.seed, progress)
-    path = save_kernels(cal, Path(args.out) if args.out else None)
+    out = Path(args.out) if args.out else None
+    if args.dir and args.budget is None:                 # a sweep's profiles, added to the stored calibration
+        cal = find_kernels(args.target, out)
+    else:
+        budget = DEFAULT_BUDGET_MIN if args.budget is None else args.budget
+        cal = calibrate_kernels(args.target, budget, args.seed, progress)
+    if args.dir:
+        say = None if args.json else (lambda line: print(line, file=sys.stderr))
+        rows, added = sweep_kernel_rows(args.dir, cal, say)
+        cal = cal.with_rows(rows, source=added["source"])
+        if not args.json:
+            print(f"added {added['kernels']} profiled kernels of {added['points']} sweep points from {added['source']} "
+                  f"({added['layers_unmatched']} profiled layers matched no kernel)")
+    path = save_kernels(cal, out)
     keys = {key: {"timed": len(m.points), "median_error": m.error} for key, m in sorted(cal.model.keys.items())}
     if args.json:
         print(json.dumps({"target": cal.target, "env_key": cal.env_key, "path": str(path), "graphs": cal.graphs,

@@ -146,18 +146,13 @@ def _layer_lines(prediction) -> list[str]:
 
 def run_zoo_kernels(args, query) -> int:
     """A zoo configuration through the kernel model: exported once (static shape, cached), then as a file."""
-    from scaleprof.export import ExportOptions, export_onnx
     from scaleprof.predict import spec_for
-    from scaleprof.predict.samples import cache_root
+    from scaleprof.predict.sweep_kernels import exported_file
 
     spec = spec_for(query.model, query.strategy, query.scale, query.alpha)
     resolution = query.resolution or spec.resolution
-    path = cache_root() / "onnx" / f"{query.model}-{spec.key}-{query.batch}x{resolution}-{query.precision}.onnx"
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        export_onnx(spec, path, ExportOptions(precision=query.precision, dynamic=False, static_batch=query.batch,
-                                              resolution=resolution, check_parity=False))
-    args.model, args.batch, args.resolution = str(path), query.batch, resolution
+    args.model = str(exported_file(spec, query.batch, resolution, query.precision))
+    args.batch, args.resolution = query.batch, resolution
     return run_file(args)
 
 
