@@ -8,8 +8,10 @@ minus its kernels' gives the run's own cost per run and per kernel. Sampling is 
 proportion to how much of a CNN's time a generator's kernels take, then also to how wrong the kernel
 model still is on them (its leave-one-out error).
 
-Caches are flushed before every timed run, then the graph's inputs read again: in a network each
-kernel meets its weights cold and its input warm (the kernel before it just wrote it). Every time kept is the minimum over a graph's timed runs: on a quiet machine within a few percent of
+Runs alternate cold (caches flushed, then the graph's inputs read again: a kernel's input was just
+written by the kernel before it) and warm; a kernel's time is its warm time plus its cold penalty in
+proportion to how much of the L2 cache it moves (kernels that move little keep their code and bytes
+cached between alike neighbours in a network; those that move more meet weights and output cold). Every time kept is the minimum over a graph's timed runs: on a quiet machine within a few percent of
 the median, on a loaded one the only statistic that other processes' time slices do not inflate.
 """
 
@@ -29,7 +31,7 @@ DEFAULT_BUDGET_MIN = 8.0
 REFIT_EVERY = 20
 EXPLORE_SHARE = 0.4                  # of the budget sampled by importance alone
 TIMED_SECONDS = (0.04, 0.4)          # per graph: at least / at most this long timing it (after two warm-ups)
-MIN_RUNS = 5
+MIN_RUNS = 6                         # three cold and three warm
 FLUSH_MB = 64                        # more than this CPU's last-level cache slice (and most others')
 RUN_EVERY = 2                        # graphs also timed whole without the profiler: one in RUN_EVERY
 
@@ -59,6 +61,15 @@ def ort_settings(config: dict) -> tuple[int | None, str]:
     return config.get("threads"), level
 
 
+def l2_cache_bytes() -> int:
+    """The per-core L2 cache of this CPU (Linux sysfs), 1 MiB where it cannot be read."""
+    try:
+        text = Path("/sys/devices/system/cpu/cpu0/cache/index2/size").read_text().strip().upper()
+        return int(text.rstrip("KMB")) * {"K": 2 ** 10, "M": 2 ** 20}.get(text[-1], 1)
+    except (OSError, ValueError, IndexError):
+        return 2 ** 20
+
+
 class CacheFlush:
     """Writes a buffer larger than the CPU's caches: a kernel timed again and again otherwise finds its
     weights and maps in cache, which in a network (every kernel's weights in turn) it does not."""
@@ -68,6 +79,7 @@ class CacheFlush:
 
         self.buffer = np.empty(megabytes * 2 ** 20 // 8, dtype=np.float64)
         self.value = 0.0
+        self.l2_bytes = l2_cache_bytes()
 
     def __call__(self) -> None:
         self.value += 1.0
@@ -87,16 +99,27 @@ def _run_times(session, inputs: dict, rng, flush=None) -> list[float]:
         session.run_with_iobinding(binding)
     runs, start = [], time.perf_counter()
     while len(runs) < MIN_RUNS or time.perf_counter() - start < TIMED_SECONDS[0]:
-        if flush is not None:
+        if flush is not None and len(runs) % 2 == 0:      # cold and warm runs in turn
             flush()
             for array in arrays:           # a kernel's input was just written by the kernel before it
                 array.sum()
         t0 = time.perf_counter()
         session.run_with_iobinding(binding)
         runs.append(1e3 * (time.perf_counter() - t0))
-        if time.perf_counter() - start > TIMED_SECONDS[1] and len(runs) >= 3:
+        if time.perf_counter() - start > TIMED_SECONDS[1] and len(runs) >= 4:
             break
     return runs
+
+
+def blended_ms(kernel, times: list, flush) -> float:
+    """A kernel's time inside a network, from its cold (even) and warm (odd) runs: as warm as the caches
+    would keep what it touches. A small kernel finds its code and its few bytes cached (the kernels
+    around it are alike); one that moves more than the caches hold meets its weights and output cold."""
+    if flush is None or len(times) < 2:
+        return min(times)
+    cold, warm = min(times[0::2]), min(times[1::2])
+    share = min(1.0, (kernel.bytes_read + kernel.bytes_written) / (2 * flush.l2_bytes))
+    return warm + max(cold - warm, 0.0) * share
 
 
 def time_graph(model, inputs: dict, threads: int | None, level: str, seed: int = 0,
@@ -126,12 +149,14 @@ def time_graph(model, inputs: dict, threads: int | None, level: str, seed: int =
         if with_run:
             plain = onnxruntime.InferenceSession(so.optimized_model_filepath, session_options(threads, "disable"),
                                                  providers=["CPUExecutionProvider"])
-            run_ms = min(_run_times(plain, inputs, rng, flush))
+            runs = _run_times(plain, inputs, rng, flush)
+            run_ms = min(runs[1::2] if flush is not None else runs)
     by_name = {k.name: k for k in graph_kernels(optimized, inputs).kernels}
-    rows = [(by_name[e.name], min(e.times_ms)) for e in parse_profile(events, count)
-            if e.name in by_name]
+    timed = [(by_name[e.name], list(e.times_ms)) for e in parse_profile(events, count) if e.name in by_name]
+    rows = [(k, blended_ms(k, times, flush)) for k, times in timed]
+    warm = sum(min(times[1::2] if flush is not None and len(times) > 1 else times) for _, times in timed)
     executed = sum(1 for k, _ in rows if k.kind != "view")
-    return rows, ((executed, run_ms, sum(ms for _, ms in rows)) if with_run else None)
+    return rows, ((executed, run_ms, warm) if with_run else None)
 
 
 @dataclass(frozen=True)
