@@ -29,7 +29,8 @@ scales: [{SCALE}]
 batch_sizes: [1, 2]
 resolutions: [auto]
 targets: [cpu-ort]
-timing: {{warmup_iters: 1, warmup_s: 0.0, min_iters: 3, min_time_s: 0.05, max_time_s: 0.3, layer_iters: 2, layers: true}}
+timing: {{warmup_iters: 1, warmup_s: 0.0, min_iters: 3, min_time_s: 0.05, max_time_s: 0.3, layer_iters: 2, layers: true,
+         retry_budget_s: 2}}
 """
 
 

@@ -26,14 +26,15 @@ def scaleprof(capsys):
     return call
 
 
-def _spec(*shapes, **options):
-    return BuildSpec(backend="tensorrt-rtx", device="cuda", shapes=tuple(shapes), options=tuple(options.items()))
+def _spec(*shapes, precision="fp32", **options):
+    return BuildSpec(backend="tensorrt-rtx", device="cuda", precision=precision, shapes=tuple(shapes),
+                     options=tuple(options.items()))
 
 
-def _build(onnx_path, directory, *shapes, **options):
+def _build(onnx_path, directory, *shapes, precision="fp32", **options):
     from scaleprof.engines.cache import build_engine
 
-    return build_engine(onnx_path, _spec(*shapes, **options), directory).engine
+    return build_engine(onnx_path, _spec(*shapes, precision=precision, **options), directory).engine
 
 
 @pytest.fixture(scope="module")
@@ -117,10 +118,10 @@ def test_an_fp8_plan_drops_the_targets_before_ada(tmp_path):
     from scaleprof.errors import BadInput
 
     path = fp8_onnx(tmp_path / "fp8.onnx")
-    extras = _build(path, tmp_path, P(1, 32)).manifest.extras
+    extras = _build(path, tmp_path, P(1, 32), precision="fp8").manifest.extras
     assert extras["built_targets"] == ["8.9"] and extras["dropped_targets"] == ["8.0", "8.6"]
     with pytest.raises(BadInput, match="compute capability 8.0: .*fp8.*drop 8.0"):
-        _build(path, tmp_path, P(1, 32), compute_capabilities="8.0,8.9")
+        _build(path, tmp_path, P(1, 32), precision="fp8", compute_capabilities="8.0,8.9")
 
 
 # --- determinism, memory, runtime cache ------------------------------------------------------

@@ -116,7 +116,7 @@ def test_unwritable_output_directory_fails_before_exporting(tmp_path):
 
 
 @pytest.mark.parametrize("options, message", [
-    (ExportOptions(precision="int8"), "unknown precision"),
+    (ExportOptions(precision="int4"), "unknown precision"),
     (ExportOptions(opset=7), "opset 7"),
     (ExportOptions(rtol=-1.0), "tolerance"),
     (ExportOptions(exporter="magic"), "unknown exporter"),

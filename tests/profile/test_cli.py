@@ -99,3 +99,18 @@ def test_device_peaks_cached_per_device(tmp_path, monkeypatch):
 def test_device_peaks_real_calibration(tmp_path):
     peaks = device_peaks("cpu", cache_dir=tmp_path)
     assert peaks.macs_per_s > 1e8 and peaks.bytes_per_s > 1e8
+
+
+def test_several_engines_are_timed_in_interleaved_rounds(run_cli, tiny_engine, tiny_onnx, tmp_path):
+    code, out, err = run_cli(tiny_engine.directory, tiny_engine.directory, "--batch", 2, "--json",
+                             "--cache-dir", tmp_path, *FAST)
+    assert code == 0, err
+    data = json.loads(out)
+    assert len(data) == 2
+    for one in data:
+        rounds = one["rounds"]
+        assert rounds["kept"] + rounds["discarded"] >= 3 and set(rounds) == {"kept", "discarded", "contended", "reason"}
+        assert "round" in one["stop_reason"] and one["batch"] == 2
+    code, out, err = run_cli(tiny_engine.directory, tiny_engine.directory, "--batch", 2, "--cache-dir", tmp_path, *FAST)
+    assert code == 0, err
+    assert out.count("rounds   ") == 2 and "kept" in out

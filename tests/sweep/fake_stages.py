@@ -97,11 +97,13 @@ class FakeStages(Stages):
         self.calls["build"] += 1
         return {"spec": spec}, "engine-" + spec.key, False
 
+    def median_ms(self, engine, batch, resolution) -> float:
+        return 1.5 * self.count(engine["spec"], resolution).acts * batch / 1e6 + 2.0
+
     def time(self, engine, batch, resolution, timing):
         self.calls["time"] += 1
         time.sleep(self.delay)
-        c = self.count(engine["spec"], resolution)
-        median = 1.5 * c.acts * batch / 1e6 + 2.0
+        median = self.median_ms(engine, batch, resolution)
         return LatencyStats(median=median, mean=median, min=median, max=median, p90=median, p99=median, std=0.0,
                             cv=0.0, ci95=(median, median), iterations=10, total_s=self.delay, batch=batch,
                             timing_method="fake")
@@ -130,6 +132,38 @@ def stored(out) -> list:
     return sorted((replace(r, **{k: None for k in VOLATILE}) for r in rows), key=lambda r: (r.target, r.point_key))
 
 
+@dataclass
+class RoundStages(FakeStages):
+    """FakeStages whose sweeps time in interleaved rounds: an inference sleeps ``inference_s`` and
+    returns the fake latency, three times it during the runner calls in ``slow_calls`` ((first, last)
+    call numbers: a scripted neighbour)."""
+
+    inference_s: float = 0.0003
+    slow_calls: tuple = ()
+    broken_scales: tuple = ()                        # the runners of these networks raise
+    inferences: int = 0
+    loaded: dict = field(default_factory=dict)       # spec key -> times loaded (runner asked for)
+
+    def runner(self, engine, batch, resolution):
+        key = engine["spec"].key
+        self.loaded[key] = self.loaded.get(key, 0) + 1
+        ms = self.median_ms(engine, batch, resolution)
+
+        def run() -> float:
+            if engine["spec"].scale in self.broken_scales:
+                raise RuntimeError(f"runner of x{engine['spec'].scale:g} broke")
+            self.inferences += 1
+            time.sleep(self.inference_s)
+            slow = any(a <= self.inferences <= b for a, b in self.slow_calls)
+            return ms * (3.0 if slow else 1.0)
+        return run
+
+
+ROUND_TIMING = """
+timing: {min_iters: 5, min_time_s: 0.06, rounds: 3, target_ci: 0.5, max_time_s: 0.5, warmup_iters: 1}
+"""
+
+
 def main(argv=None) -> int:
     from scaleprof.errors import ScaleprofError
     from scaleprof.sweep.config import load_config
@@ -142,11 +176,14 @@ def main(argv=None) -> int:
     parser.add_argument("--force", action="store_true")
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--ray", help="a Ray cluster's address, or auto")
+    parser.add_argument("--rounds", type=float, metavar="INFERENCE_S",
+                        help="time in interleaved rounds (RoundStages), each inference taking INFERENCE_S")
     args = parser.parse_args(argv)
     try:
         from scaleprof.sweep.executors import make_executor
 
-        result = run_sweep(load_config(args.config), args.out, stages=FakeStages(delay=args.delay),
+        stages = FakeStages(delay=args.delay) if args.rounds is None else RoundStages(inference_s=args.rounds)
+        result = run_sweep(load_config(args.config), args.out, stages=stages,
                            force=args.force, progress=False, executor=make_executor(args.jobs, args.ray))
     except ScaleprofError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -90,7 +90,8 @@ def test_timing_and_profile_together_is_one_line():
     (MINIMAL + "batch_sizes: [0]\n", "batch_sizes must be a positive integer, got 0"),
     (MINIMAL + "batch_sizes: [1.5]\n", "batch_sizes: expected integers"),
     (MINIMAL + "resolutions: [big]\n", "resolutions: expected 'auto' or a pixel size"),
-    (MINIMAL + "precisions: [fp8]\n", "unknown precision 'fp8'"),
+    (MINIMAL + "precisions: [fp4]\n", "unknown precision 'fp4'"),
+    (MINIMAL + "precisions: [fp8]\n", "the grid is empty: no target takes any of the precisions (fp8"),
     (MINIMAL + "timing: [1]\n", "timing: expected a mapping of timing settings"),
     (MINIMAL.replace("[cpu-ort]", "[cpu-ortt]"), "unknown preset 'cpu-ortt' (did you mean 'cpu-ort'?)"),
     (MINIMAL.replace("[cpu-ort]", "[{name: x, backend: onnxruntime}]"), "unknown backend 'onnxruntime'"),
@@ -147,3 +148,12 @@ def test_unknown_shipped_config_name_suggests_the_nearest(tmp_path, monkeypatch)
     monkeypatch.chdir(tmp_path)
     with pytest.raises(BadInput, match=r"dmo: no such config file.*did you mean 'demo'\?.*shipped: .*paper_efficientnet_b0"):
         resolve_config("dmo")
+
+
+def test_a_target_skips_the_precisions_its_backend_does_not_build():
+    from scaleprof.sweep.config import from_dict
+
+    config = from_dict({"models": ["efficientnet_b0"], "strategies": ["d"], "scales": [1],
+                        "precisions": ["fp32", "int8", "fp8"], "targets": ["cpu-ort", "cpu-torch"]})
+    assert sorted((p.target, p.precision) for p in config.points()) == [
+        ("cpu-ort", "fp32"), ("cpu-ort", "int8"), ("cpu-torch", "fp32")]

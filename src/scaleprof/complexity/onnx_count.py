@@ -10,7 +10,8 @@ its shapes alone:
 - Gemm / MatMul: C_in*C_out per output row (+ C_out with a bias; a MatMul followed by an Add of a
   constant is a linear layer with a bias). acts = output elements.
 - MaxPool / GlobalMaxPool: acts = output elements, no flops.
-- params: elements of the constant weight inputs of those nodes and of normalisation nodes
+- params: elements of the constant weight inputs (in a QDQ file, a weight read through a
+  DequantizeLinear of a constant counts as that constant) of those nodes and of normalisation nodes
   (BatchNormalization scale and bias = 2*C, as in PyTorch), PRelu slopes. ONNX has no notion of
   "learnable", so every constant weight of a counted node is a param (see ``compare_counts``).
 - Everything else adds 0. Per image: batch-dependent totals are divided by the batch.
@@ -109,6 +110,8 @@ def _infer_shapes(model, input_name: str, dims: tuple) -> tuple[dict, dict]:
     for node in model.graph.node:
         if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
             consts[node.output[0]] = tuple(node.attribute[0].t.dims)
+        elif node.op_type == "DequantizeLinear" and node.input[0] in consts:
+            consts[node.output[0]] = consts[node.input[0]]      # a QDQ file's weight, dequantized
     shapes.update(consts)
     return shapes, consts
 

@@ -5,7 +5,8 @@ At batch 1 on a GPU, latency follows how many kernels are launched more than how
 they do; flops, params and acts do not count them, this does. The count approximates what an
 inference engine runs:
 
-- BatchNorm is folded into the conv before it (exported graphs and engines do so): it adds 0.
+- BatchNorm is folded into the conv before it (exported graphs and engines do so): it adds 0; so
+  do a QDQ file's Quantize/DequantizeLinear nodes (fused into the op they surround).
 - Views and metadata (reshape, flatten, permute, shape queries, dropout at inference) add 0.
 - Everything else is one layer: conv, linear (matmul, gemm), elementwise (activations, adds, SE
   gating multiplies) or other (pooling, reductions, concatenation, copies, padding).
@@ -29,6 +30,9 @@ _ELEMENTWISE = {"add", "sub", "mul", "div", "true_divide", "truediv", "pow", "ne
                 "hardtanh", "mish", "softplus", "layer_norm", "layernormalization", "group_norm",
                 "groupnormalization", "instance_norm", "instancenormalization"}
 _FOLDED = {"batch_norm", "batchnormalization"}
+# A QDQ file's Quantize/DequantizeLinear pairs mark the precision of the op they surround; engines
+# fuse them into it (TensorRT always; ONNX Runtime's CPU EP where it has an integer kernel).
+_QDQ = {"quantizelinear", "dequantizelinear", "quantize_per_tensor", "dequantize"}
 _FREE = {"get", "size", "dim", "numel", "assert", "empty", "zeros", "ones", "view", "view_as", "reshape",
          "flatten", "unflatten", "squeeze", "unsqueeze", "permute", "transpose", "t", "expand",
          "expand_as", "getitem", "split", "chunk", "narrow", "unbind", "dropout", "dropout2d", "identity",
@@ -47,7 +51,7 @@ def op_kind(op: str) -> str | None:
     if name.endswith("_") and name[:-1] in _ELEMENTWISE | _CONV | _LINEAR | _FREE:
         name = name[:-1]          # in-place variants (relu_, add_)
     name = _ALIASES.get(name, name)
-    if name in _FREE or name in _FOLDED:
+    if name in _FREE or name in _FOLDED or name in _QDQ:
         return None
     if name in _CONV:
         return "conv"

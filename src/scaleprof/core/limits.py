@@ -10,13 +10,13 @@ from __future__ import annotations
 import os
 import resource
 
+from scaleprof.core.onnx_file import ELEMENT_BYTES as BYTES_PER_ELEMENT
 from scaleprof.errors import BadInput
 
 MAX_BATCH = 4096                    # the largest batch the dynamic exports declare (torch.export Dim max)
 MIN_RESOLUTION = 32                 # every family here downsamples by 32
 MAX_RESOLUTION = 4096
 THREADS_PER_CORE = 4                # more intra-op threads than this per core only adds contention
-BYTES_PER_ELEMENT = {"fp32": 4, "fp16": 2}
 
 
 def cpu_cores() -> int:

@@ -13,8 +13,12 @@ from pathlib import Path
 from scaleprof.core.text import first_line
 from scaleprof.errors import BadInput
 
-# Element types scaleprof exports and builds engines for (the ONNX file's float type).
-PRECISIONS = ("fp32", "fp16")
+# Element types scaleprof exports and builds engines for: the ONNX file's float type, or the type
+# of its quantized tensors (a QDQ file: QuantizeLinear/DequantizeLinear pairs around float ops).
+PRECISIONS = ("fp32", "fp16", "int8", "fp8")
+QUANTIZED = ("int8", "fp8")             # fp8: E4M3 (FLOAT8E4M3FN), for TensorRT-family backends
+ELEMENT_BYTES = {"fp32": 4, "fp16": 2, "int8": 1, "fp8": 1}
+_QUANTIZED_TYPES = {2: "uint8", 3: "int8", 17: "fp8"}    # onnx.TensorProto UINT8, INT8, FLOAT8E4M3FN
 
 # metadata_props keys written by export_onnx (all values are JSON text)
 META_SPEC = "scaleprof.spec"          # ModelSpec.to_json()
@@ -105,3 +109,29 @@ def metadata_props(model) -> tuple[dict, dict]:
             except json.JSONDecodeError:
                 raise BadInput(f"metadata {key!r} is not valid JSON") from None
     return raw, parsed
+
+
+def quantized_precision(model) -> str | None:
+    """'int8' or 'fp8' when the model is a QDQ file (its DequantizeLinear nodes read tensors of that
+    type: an initializer or a QuantizeLinear's zero point), None for a float model. The type is read
+    from the graph alone, so a QDQ file from any tool is recognised; uint8 activations are int8."""
+    found = quantized_types(model)
+    if not found:
+        return None
+    return "fp8" if "fp8" in found else "int8"
+
+
+def quantized_types(model) -> set[str]:
+    """The quantized element types a QDQ file holds: 'int8', 'uint8' (asymmetric activations),
+    'fp8'; empty for a float model."""
+    inits = {i.name: i.data_type for i in model.graph.initializer}
+    found = set()
+    for node in model.graph.node:
+        if node.op_type == "DequantizeLinear":
+            names = [node.input[0]] + list(node.input[2:3])
+        elif node.op_type == "QuantizeLinear":
+            names = list(node.input[2:3])
+        else:
+            continue
+        found.update(_QUANTIZED_TYPES[inits[n]] for n in names if inits.get(n) in _QUANTIZED_TYPES)
+    return found

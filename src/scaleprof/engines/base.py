@@ -59,7 +59,7 @@ class ShapeRange:
 class BuildSpec:
     backend: str = "ort"
     device: str = "cpu"                         # "cpu" or "cuda" (or "cuda:N")
-    precision: str = "fp32"                     # "fp32" or "fp16"
+    precision: str = "fp32"                     # "fp32", "fp16", or "int8"/"fp8" from a QDQ file of that type
     threads: int | None = None                  # intra-op threads (CPU); None = backend default
     shapes: tuple[ShapePoint, ...] = (ShapePoint(1, 224),)   # every shape the engine must take
     ranges: tuple[ShapeRange, ...] = ()         # optional explicit ranges (TensorRT profiles)

@@ -31,11 +31,11 @@ from pathlib import Path
 
 from scaleprof.core.files import make_temp_dir, owner_tag, remove_stale
 from scaleprof.core.limits import check_threads
-from scaleprof.core.onnx_file import PRECISIONS, image_input, load_model
+from scaleprof.core.onnx_file import PRECISIONS, QUANTIZED, image_input, load_model, quantized_precision
 from scaleprof.core.text import first_line
 from scaleprof.engines.base import Backend, BuildSpec, Engine, EngineManifest, ModelSource, ProgressCallback
 from scaleprof.engines.devices import check_device
-from scaleprof.engines.registry import backend_for, get_backend
+from scaleprof.engines.registry import BUILDS, backend_for, builds, get_backend
 from scaleprof.engines.shapes import describe, fits_model_input
 from scaleprof.errors import BadInput, EnvironmentProblem
 
@@ -241,13 +241,30 @@ def lookup(cache_dir: Path, key: str, backend_name: str) -> tuple[Path, EngineMa
     return entry, (None if problem else m), problem
 
 
-def check_request(spec: BuildSpec) -> None:
-    """BadInput for a BuildSpec no backend can build: no shapes, an unknown precision, bad threads."""
+def check_request(spec: BuildSpec, backend: Backend | None = None) -> None:
+    """BadInput for a BuildSpec no backend (or not ``backend``) can build: no shapes, an unknown
+    precision or one the backend does not build, bad threads."""
     if not spec.shapes and not spec.ranges:
         raise BadInput("empty shape set: give at least one shape")
     if spec.precision not in PRECISIONS:
-        raise BadInput(f"unknown precision {spec.precision!r}: use {' or '.join(PRECISIONS)}")
+        raise BadInput(f"unknown precision {spec.precision!r}: use {', '.join(PRECISIONS)}")
+    if backend is not None and not builds(backend.name, spec.precision):
+        hint = " (fp8 QDQ files are for tensorrt-rtx and tensorrt)" if spec.precision == "fp8" else ""
+        raise BadInput(f"the {backend.name} backend does not build {spec.precision} engines: it builds "
+                       f"{', '.join(BUILDS[backend.name])}{hint}")
     check_threads(spec.threads)
+
+
+def check_file_precision(model, spec: BuildSpec, onnx_path: Path) -> None:
+    """BadInput when the file cannot give the precision asked for: a QDQ file builds in its own
+    quantized type only, and an int8/fp8 engine needs a QDQ file of that type."""
+    held = quantized_precision(model)
+    if held is not None and spec.precision != held:
+        raise BadInput(f"{onnx_path} is an {held} QDQ file: it builds {held} engines only (--precision {held}); "
+                       f"export the model again for {spec.precision}")
+    if held is None and spec.precision in QUANTIZED:
+        raise BadInput(f"{onnx_path} is not quantized: an {spec.precision} engine is built from an {spec.precision} "
+                       f"QDQ file (scaleprof export --precision {spec.precision})")
 
 
 def build_engine(onnx_path: str | Path, spec: BuildSpec, cache_dir: str | Path, *, force: bool = False,
@@ -260,7 +277,7 @@ def build_engine(onnx_path: str | Path, spec: BuildSpec, cache_dir: str | Path, 
     say = progress or (lambda _msg: None)
     onnx_path, cache_dir = Path(onnx_path), Path(cache_dir)
     backend = backend_for(spec.backend, spec.device, model_source=model_source)
-    check_request(spec)
+    check_request(spec, backend)
     digest = digest or onnx_sha256(onnx_path)
     key = cache_key(digest, backend, spec)
     entry, manifest, problem = lookup(cache_dir, key, backend.name)
@@ -271,8 +288,10 @@ def build_engine(onnx_path: str | Path, spec: BuildSpec, cache_dir: str | Path, 
         return BuildResult(backend.load(entry, manifest), True, key, entry, time.perf_counter() - start)
     if problem:
         say(f"cached engine {entry} is unusable ({problem}); rebuilding")
-    name, dims = image_input(load_model(onnx_path, load_weights=False), onnx_path)
+    model = load_model(onnx_path, load_weights=False)
+    name, dims = image_input(model, onnx_path)
     fits_model_input(dims, spec.shapes, spec.ranges, name)
+    check_file_precision(model, spec, onnx_path)
     _writable_dir(cache_dir)
     say(f"building {backend.name} engine for {onnx_path.name} ({describe(spec.shapes, spec.ranges)})")
     manifest, theirs = _build_entry(backend, onnx_path, spec, cache_dir, entry, key, digest)

@@ -73,8 +73,16 @@ class OnnxGraph:
         return [t for t in self.nodes[name].output if t]
 
     def weight_shape(self, name: str) -> tuple | None:
+        """The shape of the node's weight (its second input): an initializer, or in a QDQ file the
+        initializer a DequantizeLinear reads."""
         node = self.nodes[name]
-        return self.initializers.get(node.input[1]) if len(node.input) > 1 else None
+        if len(node.input) < 2:
+            return None
+        weight = node.input[1]
+        source = self.producer.get(weight)
+        if source is not None and self.nodes[source].op_type == "DequantizeLinear":
+            weight = self.nodes[source].input[0]
+        return self.initializers.get(weight)
 
     def attribute(self, name: str, key: str, default=None):
         for a in self.nodes[name].attribute:

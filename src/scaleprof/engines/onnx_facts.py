@@ -6,6 +6,7 @@ the file's content hash in the engine cache, so a cache hit never imports onnx (
                  else 224
     rule         (base, multiple): dynamic resolutions must be base + k * multiple (same-padding
                  frozen at export, a detector's largest stride); (0, 1) when any resolution goes
+    quantized    "int8" or "fp8" for a QDQ file (the precision it builds in), else None
 
 The memo ``<cache>/.onnx-facts/<sha256>.json`` is written once per file content, after its first
 engine is in the cache; one that cannot be read is recomputed.
@@ -31,6 +32,7 @@ class OnnxFacts:
     dims: tuple
     resolution: int
     rule: tuple[int, int] = (0, 1)
+    quantized: str | None = None
 
     def check_resolutions(self, points: Iterable[ShapePoint], ranges: Iterable[ShapeRange] = ()) -> None:
         """BadInput for a resolution the graph cannot take (off its base + k * multiple rule)."""
@@ -45,7 +47,8 @@ class OnnxFacts:
 
 
 def read_facts(onnx_path: Path) -> OnnxFacts:
-    from scaleprof.core.onnx_file import META_EXPORT, META_SPEC, image_input, load_model, metadata_props
+    from scaleprof.core.onnx_file import (META_EXPORT, META_SPEC, image_input, load_model, metadata_props,
+                                          quantized_precision)
 
     model = load_model(onnx_path, load_weights=False)
     name, dims = image_input(model, onnx_path)
@@ -58,14 +61,17 @@ def read_facts(onnx_path: Path) -> OnnxFacts:
     if isinstance(export, dict) and isinstance(export.get("spatial_multiple"), int) and export["spatial_multiple"] > 1:
         base = export.get("resolution") if isinstance(export.get("resolution"), int) else resolution
         rule = (base, export["spatial_multiple"])
-    return OnnxFacts(name, tuple(dims), resolution, rule)
+    return OnnxFacts(name, tuple(dims), resolution, rule, quantized_precision(model))
 
 
 def cached_facts(cache_dir: Path, digest: str) -> OnnxFacts | None:
     """The memo of the file whose onnx_sha256 is ``digest``; None when there is none (or it is unreadable)."""
     try:
         data = json.loads(_memo(cache_dir, digest).read_text(encoding="utf-8"))
-        return OnnxFacts(data["input"], tuple(data["dims"]), int(data["resolution"]), tuple(data["rule"]))
+        quantized = data["quantized"]            # a memo written before precisions were recorded: recomputed
+        if quantized not in (None, "int8", "fp8"):
+            return None
+        return OnnxFacts(data["input"], tuple(data["dims"]), int(data["resolution"]), tuple(data["rule"]), quantized)
     except (OSError, ValueError, KeyError, TypeError):
         return None
 

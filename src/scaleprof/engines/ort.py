@@ -14,8 +14,11 @@ in the engine directory's ``trt_cache/``). Options (``BuildSpec.options``):
                 ORT cannot serialise TensorRT-compiled nodes and TensorRT fuses by itself)
     ep          auto | cpu | cuda | tensorrt (auto: cpu on cpu, cuda on cuda)
 
-Precision comes from the ONNX file's own types (export with --precision fp16 for an fp16 engine);
-only the TensorRT EP can lower an fp32 model to fp16 by itself.
+Precision comes from the ONNX file's own types (export with --precision fp16 for an fp16 engine, or
+int8 for a QDQ file: the CPU EP fuses Q/DQ pairs into integer kernels where it has one, and the
+manifest's ``layer_precisions``/``conv_precisions`` say how many nodes of the optimised graph run in
+int8, in float and as separate Q/DQ conversions); only the TensorRT EP can lower an fp32 model to
+fp16 by itself.
 
 Timing (Runner): IO binding with inputs placed on the device once, outside the timed region;
 ``time.perf_counter`` around ``run_with_iobinding``; on CUDA the call ends with
@@ -42,7 +45,8 @@ from scaleprof.engines.base import (Backend, BuildSpec, Engine, EngineManifest, 
                                     ShapePoint)
 from scaleprof.engines.devices import cuda_present, device_index, name_of_device
 from scaleprof.engines.layer_map import OnnxGraph
-from scaleprof.engines.ort_layers import OrtResolver, parse_profile
+from scaleprof.core.onnx_file import load_model, quantized_precision
+from scaleprof.engines.ort_layers import OrtResolver, layer_precisions, parse_profile
 from scaleprof.engines.shapes import check_accepts, covering_range
 from scaleprof.core.text import first_line
 from scaleprof.errors import BadInput, EnvironmentProblem
@@ -125,18 +129,28 @@ class OrtBackend(Backend):
             raise BadInput(f"ONNX Runtime cannot load {onnx_path}: {first_line(err)}") from None
         inputs = session.get_inputs()
         input_type = inputs[0].type
-        model_precision = "fp16" if input_type == "tensor(float16)" else "fp32"
+        float_precision = "fp16" if input_type == "tensor(float16)" else "fp32"
+        model_precision = quantized_precision(load_model(onnx_path, load_weights=False)) or float_precision
         if model_precision != spec.precision and ep != "tensorrt":
             raise BadInput(f"{onnx_path} is an {model_precision} model; ONNX Runtime runs a model in its own "
                            f"precision: export it with --precision {spec.precision} for an {spec.precision} engine")
         del session
+        ran = layer_precisions(_onnx().load(str(Path(directory) / ARTIFACT), load_external_data=False),
+                               float_precision)
         manifest = draft_manifest(self, spec, onnx_path, ARTIFACT, optimized_model=ARTIFACT, ep=ep,
                                   graph_optimization_level=level, input=inputs[0].name, input_type=input_type,
-                                  model_precision=model_precision)
+                                  model_precision=model_precision, layer_precisions=ran["layer_precisions"],
+                                  conv_precisions=ran["conv_precisions"])
         return OrtEngine(directory, manifest)
 
     def load(self, directory: Path, manifest: EngineManifest) -> Engine:
         return OrtEngine(directory, manifest)
+
+
+def _onnx():
+    import onnx
+
+    return onnx
 
 
 def resolve_options(spec: BuildSpec) -> tuple[str, str]:

@@ -100,3 +100,36 @@ class OrtResolver(LayerResolver):
         if node.op_type == "QuickGelu":
             return ["Sigmoid", "Mul"]
         return []
+
+
+# --- the precision each optimised node runs in -----------------------------------------------
+
+QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
+_CONV_OPS = ("Conv", "FusedConv", "QLinearConv", "ConvInteger", "NhwcFusedConv")
+
+
+def node_precision(node, float_precision: str) -> str:
+    """'int8' for ONNX Runtime's integer kernels (QLinear*, QGemm, *Integer: a Q/DQ pair fused into
+    the op), 'qdq' for a Quantize/DequantizeLinear left as its own kernel (a conversion), else the
+    model's float type (a node the QDQ fusions did not take computes in float between a DQ and a Q)."""
+    if node.op_type in QDQ_OPS:
+        return "qdq"
+    if node.op_type.startswith("QLinear") or node.op_type in ("QGemm", "QAttention") or "Integer" in node.op_type:
+        return "int8"
+    return float_precision
+
+
+def layer_precisions(optimised, float_precision: str = "fp32") -> dict:
+    """What ONNX Runtime's optimised graph (an onnx.ModelProto) runs in: nodes by precision, the
+    convolutions by precision, and the nodes themselves (name, op type, precision)."""
+    nodes = [(n.name, n.op_type, node_precision(n, float_precision)) for n in optimised.graph.node]
+
+    def tally(rows) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for _, _, precision in rows:
+            counts[precision] = counts.get(precision, 0) + 1
+        return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+
+    return {"layer_precisions": tally(nodes),
+            "conv_precisions": tally(r for r in nodes if r[1] in _CONV_OPS),
+            "layers": [{"name": n, "op_type": op, "precision": p} for n, op, p in nodes]}

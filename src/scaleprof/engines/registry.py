@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 
+from scaleprof.core.onnx_file import PRECISIONS
 from scaleprof.engines.base import Backend, ModelSource
 from scaleprof.engines.devices import check_device
 from scaleprof.errors import BadInput, EnvironmentProblem, nearest
@@ -29,6 +30,16 @@ ALIASES = {"onnxruntime": "ort", "pytorch": "torch", "trt": "tensorrt", "trt-rtx
 
 # Backends whose engines run on GPUs only: their default device is cuda
 GPU_ONLY = ("tensorrt", "tensorrt-rtx")
+
+# The precisions each backend builds (int8/fp8 from QDQ files of that type). ONNX Runtime's CPU
+# EP would only emulate fp8 in float; PyTorch runs the float network the file was exported from.
+BUILDS: dict[str, tuple[str, ...]] = {"ort": ("fp32", "fp16", "int8"), "torch": ("fp32", "fp16"),
+                                      "tensorrt": PRECISIONS, "tensorrt-rtx": PRECISIONS}
+
+
+def builds(backend: str, precision: str) -> bool:
+    """Whether ``backend`` (any spelling) builds ``precision`` engines."""
+    return precision in BUILDS.get(canonical_name(backend), PRECISIONS)
 
 _instances: dict[str, Backend] = {}
 

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from scaleprof import __version__
 from scaleprof.core.files import atomic_target
+from scaleprof.core.onnx_file import QUANTIZED
 from scaleprof.errors import BadInput, ScaleprofError
 from scaleprof.export.onnx_io import META_EXPORT, check_writable_target, set_metadata
 from scaleprof.export.options import DEFAULT_OPSET, OUTPUT_NAME, ExportOptions, export_resolution, validate_options
@@ -25,8 +28,8 @@ from scaleprof.export.parity import ParityCheck, check_parity, parity_shapes, ra
 from scaleprof.export.passes import dynamic_pads, fold_constants
 from scaleprof.export.recalibration import recalibrate_bn
 from scaleprof.export.same_padding import freeze_same_padding
-from scaleprof.export.writing import (check_file, export_record, io_shapes, predicted_counts, run_exporter,
-                                      stamp)
+from scaleprof.export.writing import (check_file, export_record, io_shapes, opset_of, predicted_counts,
+                                      run_exporter, stamp)
 from scaleprof.models.spec import ModelSpec
 
 # What callers import from this module (DEFAULT_OPSET and recalibrate_bn live beside it).
@@ -47,6 +50,7 @@ class ExportResult:
     seconds: dict = field(default_factory=dict)   # export, fold, check, parity, total
     size_bytes: int = 0
     opset: int | None = None                # the opset the file declares (dynamo may write a newer one)
+    quantization: dict | None = None        # int8/fp8: the quantization settings kept in the file
 
     @property
     def max_abs(self) -> float:
@@ -70,6 +74,7 @@ class _Prepared:
     exported: object            # what the exporter traces (an fp16 copy for fp16)
     multiple: int               # dynamic resolutions must keep this residue (0: static export)
     seeded: bool                # the weights are build_model(spec, seed=options.seed)'s
+    recalibrated: bool          # BatchNorm was given data statistics (asked for, or an fp8 export)
     outputs: list               # output names, in the order the network returns them
 
 
@@ -88,19 +93,27 @@ def export_onnx(spec: ModelSpec, path, options: ExportOptions | None = None, mod
     _check_memory(spec, options, resolution)
     timings = {}
     t_all = time.perf_counter()
+    images = _calibration_images(options, resolution)        # a bad image folder: refused before export work
     prepared = _prepare(spec, model, options, resolution)
-    with atomic_target(path) as tmp:
-        say(f"exporting {spec.label} (opset {options.opset}, {options.precision}, "
+    quantized = options.precision in QUANTIZED
+    with atomic_target(path) as tmp, _scratch(quantized, path.parent) as scratch:
+        float_path = Path(scratch) / "fp32.onnx" if quantized else tmp      # a QDQ file is made from it
+        say(f"exporting {spec.label} (opset {options.opset}, {'fp32' if quantized else options.precision}, "
             f"{'dynamic' if options.dynamic else 'static'} shapes)")
         with _timed(timings, "export"):
-            _trace(prepared.exported, tmp, options, resolution, prepared.outputs)
+            _trace(prepared.exported, float_path, options, resolution, prepared.outputs)
         with _timed(timings, "fold"):
-            onnx_model, folded = _folded(tmp)
-            record = export_record(onnx_model, options, resolution, prepared.multiple, prepared.seeded, prepared.outputs)
+            onnx_model, folded = _folded(float_path)
+            record = export_record(onnx_model, options, resolution, prepared.multiple, prepared.recalibrated,
+                                   prepared.seeded, prepared.outputs)
             stamp(onnx_model, spec, predicted_counts(prepared.reference, resolution), record)
-            onnx.save(onnx_model, str(tmp))
+            onnx.save(onnx_model, str(float_path))
         with _timed(timings, "check"):
-            check_file(tmp)
+            check_file(float_path)
+        if quantized:
+            say(f"quantizing to {options.precision} (QDQ) on {_calibration_source(options, sum(map(len, images)))}")
+            with _timed(timings, "quantize"):
+                onnx_model, record = _quantize(float_path, tmp, options, record, images)
         parity = ()
         if options.check_parity:
             with _timed(timings, "parity"):
@@ -115,7 +128,8 @@ def export_onnx(spec: ModelSpec, path, options: ExportOptions | None = None, mod
     timings["total"] = time.perf_counter() - t_all
     return ExportResult(path=path, spec=spec, options=options, input_shape=in_shape, output_shape=out_shape,
                         parity=tuple(parity), spatial_multiple=prepared.multiple, folded_nodes=folded,
-                        nodes=len(onnx_model.graph.node), seconds=timings, size_bytes=size, opset=record["opset"])
+                        nodes=len(onnx_model.graph.node), seconds=timings, size_bytes=size, opset=record["opset"],
+                        quantization=record.get("quantization"))
 
 
 def _check_memory(spec: ModelSpec, options: ExportOptions, resolution: int) -> None:
@@ -161,14 +175,69 @@ def _prepare(spec: ModelSpec, model, options: ExportOptions, resolution: int) ->
         model = build_model(spec, "cpu", seed=options.seed)
     model = copy.deepcopy(model).float().eval()
     torch.manual_seed(options.seed)
-    if options.recalibrate_bn:
+    recalibrated = options.recalibrate_bn or options.precision == "fp8"    # why fp8: scaleprof.export.quantize
+    if recalibrated:
         recalibrate_bn(model, resolution, options.seed)
     multiple = freeze_same_padding(model, resolution, verify=options.dynamic)
     outputs, family_multiple = _family_facts(spec)
     multiple = max(multiple, family_multiple)
     exported = copy.deepcopy(model).half() if options.precision == "fp16" else model
     return _Prepared(reference=model, exported=exported, multiple=multiple if options.dynamic else 0, seeded=seeded,
-                     outputs=outputs)
+                     recalibrated=recalibrated, outputs=outputs)
+
+
+def _scratch(needed: bool, where: Path):
+    """A temporary folder beside the target for the fp32 file a QDQ file is made from (none needed
+    otherwise)."""
+    if not needed:
+        return contextlib.nullcontext(None)
+    return tempfile.TemporaryDirectory(prefix=".scaleprof-export-", dir=where)
+
+
+def _calibration_images(options: ExportOptions, resolution: int) -> list:
+    """The calibration inputs of an int8/fp8 export ([] for a float one): the folder's images, else
+    seeded random ones."""
+    if options.precision not in QUANTIZED:
+        return []
+    from scaleprof.export.quantize import in_batches, random_calibration
+
+    if options.calibration_images is not None:
+        from scaleprof.export.calibration_images import load_images
+
+        images = load_images(options.calibration_images, resolution, options.calibration_count)
+    else:
+        images = random_calibration(options.calibration_count, resolution, options.seed)
+    return images if options.dynamic else in_batches(images, options.static_batch)
+
+
+def _calibration_source(options: ExportOptions, count: int) -> str:
+    if options.calibration_images is not None:
+        return f"{count} image{'s' if count > 1 else ''} of {options.calibration_images}"
+    return f"{count} seeded random N(0, 1) images (latency does not depend on the values)"
+
+
+def _quantize(float_path: Path, tmp: Path, options: ExportOptions, record: dict, images: list):
+    """The QDQ file written to ``tmp`` from the checked fp32 file, its export record naming the
+    quantization; (the model, the record)."""
+    import onnx
+
+    from scaleprof.export.quantize import non_finite_scales, quantize_qdq
+
+    settings = quantize_qdq(float_path, tmp, options.precision, record["input"], images, options.int8_activations)
+    bad = non_finite_scales(tmp)
+    if bad:
+        raise ScaleprofError(f"{options.precision} calibration left {len(bad)} scale(s) that are not finite "
+                             f"(first {bad[0]}): the calibration images give those tensors no spread", exit_code=1)
+    settings["calibration"] = {"source": "images" if options.calibration_images else "random",
+                               "folder": options.calibration_images, "images": sum(map(len, images)),
+                               "resolution": images[0].shape[-1] if images else None}
+    onnx_model = onnx.load(str(tmp))
+    onnx_model.producer_name, onnx_model.producer_version = "scaleprof", __version__   # quantize_static renames it
+    record = dict(record, opset=opset_of(onnx_model), quantization=settings)
+    set_metadata(onnx_model, {META_EXPORT: record})
+    onnx.save(onnx_model, str(tmp))
+    check_file(tmp)
+    return onnx_model, record
 
 
 def _family_facts(spec: ModelSpec) -> tuple[list[str], int]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from scaleprof.core.onnx_file import PRECISIONS
+from scaleprof.core.onnx_file import PRECISIONS, QUANTIZED
 from scaleprof.errors import BadInput
 
 INPUT_NAME = "input"
@@ -17,14 +17,19 @@ OUTPUT_NAME = "logits"
 DEFAULT_OPSET = 17
 # Parity tolerance: fail when max|onnx - torch| > atol + rtol * max|torch| (normalised by the output's
 # scale: an element-wise relative error is meaningless for logits near zero).
-DEFAULT_TOLERANCE = {"fp32": (1e-3, 1e-5), "fp16": (5e-2, 1e-3)}   # precision -> (rtol, atol)
+# A QDQ file is compared with the fp32 network it came from: its rounding is the quantization's, so
+# int8's bound is wide and fp8's (ONNX Runtime's fp8 scales fit a distribution, and the CPU emulates
+# fp8) only catches a broken file (non-finite outputs, outputs of another magnitude).
+DEFAULT_TOLERANCE = {"fp32": (1e-3, 1e-5), "fp16": (5e-2, 1e-3), "int8": (0.5, 0.0), "fp8": (2.0, 0.0)}
+INT8_ACTIVATIONS = ("int8", "uint8")
+CALIBRATION_IMAGES = 8                  # random calibration images, and the most taken from a folder
 EXPORTERS = ("torchscript", "dynamo")
 
 
 @dataclass(frozen=True)
 class ExportOptions:
     opset: int = DEFAULT_OPSET
-    precision: str = "fp32"                 # "fp32" or "fp16" (weights and activations; TensorRT 11 is strongly typed)
+    precision: str = "fp32"                 # "fp32", "fp16" (TensorRT 11 is strongly typed), "int8" or "fp8" (QDQ)
     dynamic: bool = True                    # dynamic batch and spatial axes; False: static (batch, 3, R, R)
     static_batch: int = 1                   # the batch of a static export
     resolution: int | None = None           # the export (and static) resolution; None: spec.resolution
@@ -36,6 +41,9 @@ class ExportOptions:
     recalibrate_bn: bool = False            # give BN data statistics first (see recalibrate_bn())
     exporter: str = "torchscript"
     seed: int = 0                           # build_model's weight seed (and the parity inputs')
+    calibration_images: str | None = None   # int8/fp8: a folder of images; None: seeded random images
+    calibration_count: int = CALIBRATION_IMAGES
+    int8_activations: str = "int8"          # int8: symmetric (TensorRT); uint8: asymmetric (ONNX Runtime's CPU kernels)
 
     def tolerance(self) -> tuple[float, float]:
         rtol, atol = DEFAULT_TOLERANCE[self.precision]
@@ -47,7 +55,16 @@ def validate_options(options: ExportOptions) -> None:
     import onnx
 
     if options.precision not in PRECISIONS:
-        raise BadInput(f"unknown precision {options.precision!r}: choose fp32 or fp16")
+        raise BadInput(f"unknown precision {options.precision!r}: choose {', '.join(PRECISIONS)}")
+    if options.precision not in QUANTIZED and options.calibration_images is not None:
+        raise BadInput(f"calibration images are for int8 and fp8 exports, not {options.precision}")
+    if options.int8_activations not in INT8_ACTIVATIONS:
+        raise BadInput(f"int8 activations {options.int8_activations!r}: choose {' or '.join(INT8_ACTIVATIONS)}")
+    if options.int8_activations != "int8" and options.precision != "int8":
+        raise BadInput(f"uint8 activations are an int8 export's choice, not {options.precision}'s")
+    if isinstance(options.calibration_count, bool) or not isinstance(options.calibration_count, int) \
+            or options.calibration_count < 1:
+        raise BadInput(f"calibration image count must be a positive integer, got {options.calibration_count!r}")
     if options.exporter not in EXPORTERS:
         raise BadInput(f"unknown exporter {options.exporter!r}: choose {' or '.join(EXPORTERS)}")
     newest = onnx.defs.onnx_opset_version()

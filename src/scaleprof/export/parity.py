@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from scaleprof.core.onnx_file import QUANTIZED
 from scaleprof.errors import ScaleprofError
 from scaleprof.export.options import INPUT_NAME, OUTPUT_NAME, ExportOptions
 
@@ -25,6 +26,7 @@ class ParityCheck:
     max_rel: float          # max_abs / max |torch|
     ref_scale: float        # max |torch|
     ok: bool
+    top1: float | None = None   # int8/fp8: the fraction of images whose top class agrees with fp32's
 
 
 def parity_shapes(options: ExportOptions, resolution: int, multiple: int) -> list[tuple[int, int]]:
@@ -38,7 +40,9 @@ def parity_shapes(options: ExportOptions, resolution: int, multiple: int) -> lis
 
 def check_parity(reference, path: Path, shapes, options: ExportOptions, outputs=(OUTPUT_NAME,)) -> list[ParityCheck]:
     """One ParityCheck per (batch, resolution): seeded N(0, 1) inputs through ``reference`` (fp32
-    PyTorch) and through the file; a different output shape is a ParityError at once. A network with
+    PyTorch) and through the file; a different output shape is a ParityError at once. An int8/fp8
+    (QDQ) file is compared with the fp32 network too: its error is the quantization's, and for a
+    classifier the check also counts the images whose top class agrees (``top1``). A network with
     several outputs (a detector's class and box maps per level) is checked output by output, each
     against its own scale; the check reports the output closest to failing."""
     import numpy as np
@@ -80,7 +84,11 @@ def _compare(out, ref, batch: int, res: int, options: ExportOptions) -> ParityCh
     rtol, atol = options.tolerance()
     max_abs = float(np.max(np.abs(out - ref))) if np.all(np.isfinite(out)) else float("inf")
     scale = float(np.max(np.abs(ref)))
-    return ParityCheck(batch, res, max_abs, max_abs / scale if scale else max_abs, scale, max_abs <= atol + rtol * scale)
+    top1 = None
+    if options.precision in QUANTIZED and ref.ndim == 2:      # a classifier's logits
+        top1 = float(np.mean(np.argmax(out, axis=1) == np.argmax(ref, axis=1)))
+    return ParityCheck(batch, res, max_abs, max_abs / scale if scale else max_abs, scale,
+                       max_abs <= atol + rtol * scale, top1)
 
 
 def raise_on_failure(label: str, checks, options: ExportOptions) -> None:
@@ -91,7 +99,7 @@ def raise_on_failure(label: str, checks, options: ExportOptions) -> None:
     rtol, atol = options.tolerance()
     worst = max(bad, key=lambda p: p.max_rel)
     raise ParityError(
-        f"parity check failed for {label} ({options.precision}): at {worst.batch}x3x"
+        f"parity check failed for {label} ({options.precision}{' against fp32' if options.precision in QUANTIZED else ''}): at {worst.batch}x3x"
         f"{worst.resolution}x{worst.resolution} max abs error {worst.max_abs:.3g} "
         f"(relative {worst.max_rel:.3g}) exceeds atol {atol:g} + rtol {rtol:g} x {worst.ref_scale:.3g}; "
         "nothing was written (loosen with --tolerance)")

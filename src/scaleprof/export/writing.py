@@ -68,14 +68,14 @@ def opset_of(onnx_model) -> int | None:
     return next((o.version for o in onnx_model.opset_import if o.domain in ("", "ai.onnx")), None)
 
 
-def export_record(onnx_model, options: ExportOptions, resolution: int, multiple: int, seeded: bool,
-                  outputs=(OUTPUT_NAME,)) -> dict:
+def export_record(onnx_model, options: ExportOptions, resolution: int, multiple: int, recalibrated: bool,
+                  seeded: bool, outputs=(OUTPUT_NAME,)) -> dict:
     """How the file was made (read back as ``read_metadata(path).export``); ``outputs`` only when the
     network has more than one."""
     record = {
         "opset": opset_of(onnx_model), "precision": options.precision, "dynamic": options.dynamic,
         "static_batch": None if options.dynamic else options.static_batch, "resolution": resolution,
-        "spatial_multiple": multiple, "exporter": options.exporter, "recalibrated_bn": options.recalibrate_bn,
+        "spatial_multiple": multiple, "exporter": options.exporter, "recalibrated_bn": recalibrated,
         "seed": options.seed, "weights": "seeded" if seeded else "given",
         "input": INPUT_NAME, "output": outputs[0],
         "versions": _versions(), "tolerance": dict(zip(("rtol", "atol"), options.tolerance())),

@@ -18,9 +18,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from scaleprof.core.onnx_file import ELEMENT_BYTES  # noqa: F401 (bytes per element, per precision)
+
 FEATURES_VERSION = 1            # part of the features cache key: bump when the derivation changes
 GROUPS = ("conv", "depthwise conv", "SE", "elementwise", "pooling", "linear")
-ELEMENT_BYTES = {"fp32": 4, "fp16": 2}
 _SQUARES = {k * k for k in range(1, 12, 2)}
 _ACTIVATIONS = ("relu", "silu", "swish", "sigmoid", "gelu", "hardswish", "hardsigmoid", "mish", "tanh",
                 "elu", "leakyrelu", "prelu", "hardtanh", "quickgelu")

@@ -59,7 +59,11 @@ def calibrate_source(path, target: str | None = None, env_key: str | None = None
     if not chosen:
         raise BadInput(f"{where}: no measured points" + (f" of {target!r}" if target else "")
                        + (f" in environment {env_key}" if env_key else ""))
-    samples = [sample_from_point(p) for p in chosen]
+    faithful = [p for p in chosen if not p.contended]      # a contended latency would carry its error on
+    if not faithful:
+        raise BadInput(f"{where}: all {len(chosen)} points were measured under contention: nothing to calibrate "
+                       "from; time them again with `scaleprof sweep CONFIG --remeasure-noisy`")
+    samples = [sample_from_point(p) for p in faithful]
     envs = {(e["target"].get("name"), e["env_key"]): e for e in environments}
     found = []
     for name, key in sorted({(s.target, s.env_key) for s in samples}):

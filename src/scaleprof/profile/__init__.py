@@ -6,7 +6,9 @@ and the device roofline (device_peaks).
     report = profile_layers(engine, ShapePoint(1, 224), count_onnx(onnx_path), stats.median,
                             iterations=20, peaks=device_peaks("cpu", cache_dir=out / "cache"))
 
-Modules: timing (the timed loop) and stats (median, its confidence interval, the stopping rule);
+Modules: timing (the timed loop; time_engines: several in interleaved rounds) and stats (median,
+its confidence interval, the stopping rule); rounds (interleaved rounds of several networks) and
+control (the control network that judges a round contended);
 contention (what other processes took on the machine and its GPU while a point was timed, from the
 kernel's accounting; waiting for a quiet machine);
 environment (backend, device, versions, clocks; device names from scaleprof.engines.devices);

@@ -17,7 +17,9 @@ POOLS = {"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "Reduce
 GLOBAL_POOLS = {"GlobalAveragePool", "GlobalMaxPool", "ReduceMean", "ReduceMax"}
 REFORMAT = {"Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Concat", "Split", "Slice", "Gather",
             "Identity", "Cast", "Pad", "SpaceToDepth", "DepthToSpace", "Expand", "Tile", "Shape",
-            "ReorderInput", "ReorderOutput", "MemcpyToHost", "MemcpyFromHost", "Copy", "Reformat", "Shuffle"}
+            "ReorderInput", "ReorderOutput", "MemcpyToHost", "MemcpyFromHost", "Copy", "Reformat", "Shuffle",
+            "QuantizeLinear", "DequantizeLinear"}     # a QDQ pair an engine did not fuse: a type conversion
+_QDQ = ("QuantizeLinear", "DequantizeLinear")
 ELEMENTWISE = {"Add", "Sum", "Sub", "Mul", "Div"}
 NORMS = {"BatchNormalization", "InstanceNormalization", "LayerNormalization", "GroupNormalization"}
 
@@ -59,10 +61,11 @@ def _path_to_pool(graph: OnnxGraph, tensor: str, source: str, depth: int) -> lis
     node = graph.nodes[name]
     if node.op_type in GLOBAL_POOLS and node.input and node.input[0] == source:
         return [name]
+    step = 0 if node.op_type in _QDQ else 1      # a QDQ file's pairs do not count towards the depth
     for t in graph.inputs(name):
         if t in graph.initializers:
             continue
-        sub = _path_to_pool(graph, t, source, depth - 1)
+        sub = _path_to_pool(graph, t, source, depth - step)
         if sub:
             return sub + [name]
     return None
@@ -104,7 +107,14 @@ def _is_swish(graph: OnnxGraph, members) -> bool:
     for m in members:
         node = graph.nodes[m]
         if node.op_type == "Mul":
-            prods = [graph.producer.get(t) for t in node.input]
+            prods = [_through_qdq(graph, graph.producer.get(t)) for t in node.input]
             if any(p and graph.nodes[p].op_type == "Sigmoid" for p in prods):
                 return True
     return False
+
+
+def _through_qdq(graph: OnnxGraph, name: str | None) -> str | None:
+    """The node a QDQ file's Quantize/DequantizeLinear chain starts from (``name`` itself otherwise)."""
+    while name is not None and graph.nodes[name].op_type in _QDQ:
+        name = graph.producer.get(graph.nodes[name].input[0])
+    return name

@@ -22,7 +22,8 @@ def validate_settings(settings: TimingSettings) -> None:
         ("warm-up iterations", settings.warmup_iters, 0), ("warm-up time", settings.warmup_s, 0),
         ("minimum iterations", settings.min_iters, 1), ("minimum time", settings.min_time_s, 0),
         ("maximum time", settings.max_time_s, 1e-9), ("layer-profiling iterations", settings.layer_iters, 1),
-        ("wait for a quiet machine", settings.wait_quiet_s, 0),
+        ("wait for a quiet machine", settings.wait_quiet_s, 0), ("rounds", settings.rounds, 1),
+        ("control tolerance", settings.control_tolerance, 1e-9), ("retry budget", settings.retry_budget_s, 0),
     )
     for what, value, least in checks:
         if value is None or not math.isfinite(value) or value < least:
@@ -106,6 +107,29 @@ def time_engine(engine, shape, settings: TimingSettings = TimingSettings(), prog
     runner = engine.runner(shape)
     return time_runner(runner, settings, shape.batch, progress, label=f"timing {shape}",
                        device=engine.manifest.device)
+
+
+def time_engines(engines: list, settings: TimingSettings = TimingSettings()) -> list[LatencyStats]:
+    """End-to-end latency of several (engine, shape) pairs, timed in interleaved rounds
+    (scaleprof.profile.rounds) with the first as the control network: a slowdown falls on all of
+    them alike, and rounds in which the control ran slow are set aside. Engines are loaded here."""
+    from scaleprof.engines.shapes import check_accepts
+    from scaleprof.profile.rounds import Interleaver, RoundSettings, SliceTimer, pooled_stats
+
+    validate_settings(settings)
+    runners = []
+    for engine, shape in engines:
+        check_accepts(engine, shape)
+        engine.load()
+        runners.append(engine.runner(shape))
+    device = engines[0][0].manifest.device
+    interleaver = Interleaver({i: SliceTimer(r) for i, r in enumerate(runners)}, SliceTimer(runners[0]),
+                              RoundSettings.from_timing(settings), watch=lambda: ContentionWatch(device))
+    pooled = interleaver.run()
+    if interleaver.failed:
+        raise next(iter(interleaver.failed.values()))
+    return [pooled_stats(pooled[i], shape.batch, getattr(runners[i], "timing_method", "perf_counter"))
+            for i, (_, shape) in enumerate(engines)]
 
 
 class _Bar:

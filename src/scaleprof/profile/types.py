@@ -19,6 +19,9 @@ class TimingSettings:
     max_time_s: float = 10.0         # cap on timed iterations
     layer_iters: int = 20            # iterations of the separate layer-profiling run
     wait_quiet_s: float = 0.0        # before timing, wait up to this long for other processes to go quiet
+    rounds: int = 3                  # a sweep times its points interleaved: quiet rounds each point needs
+    control_tolerance: float = 0.10  # a round whose control network ran this much slower than its best is contended
+    retry_budget_s: float = 60.0     # seconds of contended rounds (per target) after which no more are run
 
 
 @dataclass(frozen=True)
@@ -42,11 +45,15 @@ class LatencyStats:
     stop_reason: str = ""            # "ci target reached", "minimums reached", "time cap"
     warmup_iters: int = 0            # untimed iterations run first
     contention: dict | None = None   # what other processes took meanwhile (profile.contention.Contention)
+    rounds: dict | None = None       # timed in interleaved rounds: kept, discarded, contended, reason
+                                     # (profile.rounds.Pooled.provenance); None: timed in one run
 
     @property
     def contended(self) -> bool:
-        """Measured while other processes took a share of the machine (or the GPU)."""
-        return bool(self.contention and self.contention.get("flagged"))
+        """Could not be measured faithfully: in rounds, too few quiet ones (the control network's
+        judgement, or other processes busy in every round); in one run, other processes took a
+        share of the machine (or the GPU) meanwhile."""
+        return point_contended(self.rounds, self.contention)
 
     @property
     def throughput(self) -> float:
@@ -65,6 +72,14 @@ class LatencyStats:
         if data.get("ci95") is not None:
             data["ci95"] = tuple(data["ci95"])
         return cls(**data)
+
+
+def point_contended(rounds: dict | None, contention: dict | None) -> bool:
+    """Whether a stored timing is contended (LatencyStats.contended from its dicts): the rounds'
+    verdict where it was timed in rounds, else the /proc flag of its single run."""
+    if rounds is not None:
+        return bool(rounds.get("contended"))
+    return bool(contention and contention.get("flagged"))
 
 
 @dataclass(frozen=True)
@@ -199,6 +214,7 @@ class Measurement:
             "timing_method": lat.timing_method,
             "stop_reason": lat.stop_reason,
             "contention": lat.contention,
+            "rounds": lat.rounds,
             "environment": self.environment.to_dict(),
         }
         if self.layers is not None:

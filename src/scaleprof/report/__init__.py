@@ -4,7 +4,9 @@
     paths = write_report("out/")     # report.html, report.md, results.csv, results.json, report_files/
 
     analysis.py  what the measurements say: fits, correlations, growth exponents, rankings, budgets
+    faithful.py  what is said of points that could not be measured faithfully (no verdict from them)
     document.py  the report's content, format-free: sections of paragraphs, tables and images
+    precisions.py  precisions at equal configuration: speedup over fp32, activation bytes, rankings
     plots.py     the document's plots (PNG bytes)
     html.py      report.html (self-contained) from the document
     markdown.py  report.md (plots in report_files/) from the same document
@@ -31,12 +33,13 @@ class ReportPaths:
     failures: int
     verdicts: tuple[str, ...]
     problems: tuple[str, ...] = ()      # store rows left out (malformed), one line each
+    unfaithful: str | None = None       # one line when the machine could not be measured faithfully
 
 
 def write_report(directory, budgets: list[float] | None = None, plots: bool = True) -> ReportPaths:
     """Read DIR/results.sqlite and write the report files beside it (each written atomically). Rows
     of the store that cannot be read are left out and named in ``ReportPaths.problems``."""
-    from scaleprof.report import analysis, document, html, markdown, prediction, tables
+    from scaleprof.report import analysis, document, html, markdown, precisions, prediction, tables
     from scaleprof.sweep.store import Store
 
     bad = [b for b in budgets or () if not (isinstance(b, (int, float)) and 0 < b < math.inf)]
@@ -54,7 +57,7 @@ def write_report(directory, budgets: list[float] | None = None, plots: bool = Tr
         budgets = configured or None
     result = analysis.analyze(points, budgets)
     doc = document.build(result, failures, environments, sweeps, with_plots=plots,
-                         more=prediction.sections(result, environments))
+                         more=precisions.sections(result) + prediction.sections(result, environments))
 
     files = directory / "report_files"
     images = list(_images(doc))
@@ -65,7 +68,8 @@ def write_report(directory, budgets: list[float] | None = None, plots: bool = Tr
     rows = [tables.result_row(p) for p in points]
     paths = ReportPaths(directory / "report.html", directory / "report.md", directory / "results.csv",
                        directory / "results.json", len(points), len(failures),
-                       tuple(result.verdicts().values()), problems)
+                       tuple(result.verdicts().values()) + tuple(precisions.verdicts(result)), problems,
+                       result.unfaithful())
     write_atomic(paths.csv, tables.to_csv(rows))
     write_atomic(paths.json, tables.to_json(rows, environments, failures, document.convention(sweeps)))
     write_atomic(paths.markdown, markdown.render(doc, files.name))

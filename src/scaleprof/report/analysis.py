@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from scaleprof.report.faithful import listing, no_verdict, too_few, unfaithful_line
 from scaleprof.sweep.result import METRIC_FIELDS, PointResult
 
 METRICS = tuple(METRIC_FIELDS)              # flops, params, acts, layers
@@ -320,12 +321,21 @@ def layer_predictions(layers) -> dict[str, MetricFits]:
 
 @dataclass
 class Analysis:
+    """What the measurements say. ``rows`` are the points measured faithfully, the ones every fit,
+    verdict, exponent and budget rests on; ``measured`` adds the contended ones (tables list them,
+    marked; verdicts name them as left out)."""
+
     rows: list[PointResult]
     fits: dict[tuple, dict[str, MetricFits]]       # per slice: (group, batch or POOLED)
     ranking: dict[tuple, list[MetricFits]]
     exponents: list[Exponents]
     budgets: list[BudgetPick]
     budget_values: list[float] = field(default_factory=list)
+    measured: list[PointResult] = field(default_factory=list)
+
+    @property
+    def contended(self) -> list[PointResult]:
+        return [r for r in self.measured if r.contended]
 
     def best_metric(self, key: tuple) -> MetricFits | None:
         ranked = self.ranking.get(key) or []
@@ -336,12 +346,16 @@ class Analysis:
         predicts latency best, with the r values."""
         out = {}
         slices = sliced(self.rows)
-        for key, ranked in self.ranking.items():
+        for key, members in sliced(self.measured or self.rows).items():
             group, batch = key
             if batch == POOLED:
                 continue
-            defined = [m for m in ranked if m.r is not None]
+            left_out = [r for r in members if r.contended]
             n = len(slices.get(key, []))
+            if left_out and too_few(n, len(members)):
+                out[key] = no_verdict(group, batch, n, len(members), _labels(left_out))
+                continue
+            defined = [m for m in self.ranking.get(key, []) if m.r is not None]
             if not defined:
                 out[key] = (f"On {group} at batch {batch}: not enough distinct points ({n}) to correlate "
                             "latency with a metric.")
@@ -351,8 +365,17 @@ class Analysis:
             log = f" (log-log r={best.r_log:.3f})" if best.r_log is not None else ""
             out[key] = (f"On {group} at batch {batch}, {best.metric} predicts latency best: Pearson "
                         f"r={best.r:.3f}{log}{'; ' + others if others else ''} (n={n} points).")
+            if left_out:
+                out[key] += (f" Verdict from {n} of {len(members)} points; {len(left_out)} contended: "
+                             f"{_labels(left_out)}.")
         out.update(self.task_contrasts())
         return out
+
+    def unfaithful(self) -> str | None:
+        """One line when a neighbour stayed through the timing, or when no point could be measured
+        faithfully (scaleprof.report.faithful); else None."""
+        reasons = [(r.latency.rounds or {}).get("reason") or "" for r in self.contended]
+        return unfaithful_line(len(self.measured), reasons)
 
     def task_contrasts(self) -> dict[tuple, str]:
         """Per target and batch size that measured detectors and classifiers: how their best
@@ -375,9 +398,16 @@ class Analysis:
         return out
 
 
+def _labels(rows: list[PointResult]) -> str:
+    return listing([f"{r.model} {strategy_label(r)} x{float(r.scale):g}" for r in rows])
+
+
 def analyze(rows: list[PointResult], budgets: list[float] | None = None) -> Analysis:
-    rows = [r for r in rows if r.latency_ms]
+    """Fits, verdicts, exponents and budgets from the points measured faithfully (contended ones,
+    LatencyStats.contended, are left out of them and named)."""
+    measured = [r for r in rows if r.latency_ms]
+    rows = [r for r in measured if not r.contended]
     fits = metric_fits(rows)
     values = list(budgets) if budgets else default_budgets(rows)
     picks = [p for b in values for p in within_budget(rows, b)]
-    return Analysis(rows, fits, rank_metrics(fits), growth_exponents(rows), picks, values)
+    return Analysis(rows, fits, rank_metrics(fits), growth_exponents(rows), picks, values, measured)

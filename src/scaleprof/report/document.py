@@ -95,12 +95,11 @@ def build(analysis: Analysis, failures: list[PointResult], environments: list[di
     images = ImageNames() if with_plots else None
     groups = grouped(analysis.rows)
     names = sorted({s["name"] for s in sweeps}) or ["(no sweep)"]
-    sections = [_summary(analysis, groups, failures, sweeps), _predictors(analysis, images),
-                _exponents(analysis, groups, images), _budget(analysis), _layers(groups, images),
-                _batch_resolution(analysis.rows)]
-    contended = [r for r in analysis.rows if r.contended]
-    if contended:
-        sections.append(_contention(contended))
+    sections = [_summary(analysis, grouped(analysis.measured), failures, sweeps), _predictors(analysis, images),
+                _exponents(analysis, groups, images), _budget(analysis), _layers(grouped(analysis.measured), images),
+                _batch_resolution(analysis.measured)]
+    if analysis.contended:
+        sections.append(_contention(analysis.contended))
     if failures:
         sections.append(_failures(failures))
     sections += more
@@ -109,7 +108,7 @@ def build(analysis: Analysis, failures: list[PointResult], environments: list[di
 
 
 def _summary(analysis: Analysis, groups: dict, failures: list[PointResult], sweeps: list[dict]) -> Section:
-    rows = analysis.rows
+    rows = analysis.measured
     summary = Section("Summary", anchor="summary")
     summary.blocks.append(
         f"{len(rows)} measured points on {len(groups)} target(s) ({', '.join(groups) or 'none'}); "
@@ -120,15 +119,10 @@ def _summary(analysis: Analysis, groups: dict, failures: list[PointResult], swee
                           "inference, once). Verdicts are per target and batch size.")
     for verdict in analysis.verdicts().values():
         summary.blocks.append(verdict)
-    recorded = [r for r in rows if r.contention]
-    if recorded:
-        flagged = sum(1 for r in recorded if r.contended)
-        threshold = max(float(r.contention.get("threshold") or 0.0) for r in recorded)
-        summary.blocks.append(
-            f"Contention: {flagged} of {len(recorded)} point(s) were timed while other processes took more than "
-            f"{threshold:.0%} of the machine's CPU time (or ran on its GPU)"
-            + (" (listed under 'Measured under contention'; re-time them on a quiet machine with "
-               "`scaleprof sweep CONFIG --remeasure-noisy`)." if flagged else "."))
+    summary.blocks += _how_measured(rows)
+    unfaithful = analysis.unfaithful()
+    if unfaithful:
+        summary.blocks.append(unfaithful)
     cvs = sorted(float(r.latency.cv or 0.0) for r in rows)
     if cvs:
         median_cv = cvs[len(cvs) // 2]
@@ -297,7 +291,8 @@ def _batch_resolution(rows: list[PointResult]) -> Section:
                 t.rows.append([b] + [fmt(getattr(cell[(b, r)], col)) if (b, r) in cell else "-" for r in resolutions])
             grid.blocks.append(t)
     every = Table(["target", "precision", "model", "strategy", "s", "resolution", "batch", "GMACs", "M params",
-                   "M acts", "layers", "latency (ms)", "95% CI (ms)", "CV", "throughput (img/s)", "contended"], [],
+                   "M acts", "layers", "latency (ms)", "95% CI (ms)", "CV", "throughput (img/s)",
+                   "contended (how timed)"], [],
                   caption="All measured points")
     for r in sorted(rows, key=lambda r: (r.target, r.model, strategy_label(r), r.scale, r.batch)):
         ci = r.latency.ci95
@@ -305,31 +300,60 @@ def _batch_resolution(rows: list[PointResult]) -> Section:
                            r.resolution, r.batch, fmt(r.flops / 1e9), fmt(r.params / 1e6),
                            fmt(r.acts / 1e6), fmt(r.layer_count), fmt(r.latency_ms),
                            f"{fmt(ci[0])} - {fmt(ci[1])}" if ci else "-", _pct(r.latency.cv),
-                           fmt(r.throughput), _contended(r.contention)])
+                           fmt(r.throughput), _contended(r.latency)])
     grid.blocks.append(every)
     return grid
 
 
-def _contended(contention: dict | None) -> str:
-    if not contention:
+def _how_measured(rows: list[PointResult]) -> list[str]:
+    """The summary's lines on how the latencies were obtained: rounds kept and discarded, and the
+    points left out of the verdicts."""
+    out = []
+    in_rounds = [r for r in rows if r.latency.rounds]
+    if in_rounds:
+        kept = sum(r.latency.rounds.get("kept", 0) for r in in_rounds)
+        discarded = sum(r.latency.rounds.get("discarded", 0) for r in in_rounds)
+        out.append(f"Timing: {len(in_rounds)} point(s) timed in interleaved rounds with a control network; over "
+                   f"the points, {kept} slices from quiet rounds pooled and {discarded} from contended rounds (the "
+                   "control ran slower than its best by more than the tolerance) set aside.")
+    contended = [r for r in rows if r.contended]
+    if contended:
+        out.append(f"Contention: {len(contended)} of {len(rows)} point(s) could not be measured faithfully "
+                   "(listed under 'Measured under contention'); the verdicts, fits, exponents, budgets and the "
+                   "predictor's calibration leave them out. Re-time them with `scaleprof sweep CONFIG "
+                   "--remeasure-noisy`.")
+    return out
+
+
+def _contended(latency) -> str:
+    rounds = latency.rounds
+    if rounds is not None:
+        how = f"{rounds.get('kept', 0)} kept / {rounds.get('discarded', 0)} discarded rounds"
+        return f"yes ({how})" if latency.contended else f"no ({how})"
+    if not latency.contention:
         return "-"
-    return f"yes ({contention.get('other_share', 0):.0%} of the CPU)" if contention.get("flagged") else "no"
+    share = latency.contention.get("other_share", 0)
+    return f"yes ({share:.0%} of the CPU)" if latency.contended else f"no (one run, {share:.0%} of the CPU)"
 
 
 def _contention(contended: list[PointResult]) -> Section:
-    """The points timed while other processes took a share of the machine or its GPU."""
-    table = Table(["target", "point", "other processes (cores)", "share of the CPU", "load", "GPU processes",
-                   "latency (ms)"], [])
+    """The points that could not be measured faithfully, with the evidence."""
+    table = Table(["target", "point", "why", "rounds kept / discarded", "other processes (cores)",
+                   "share of the CPU", "load", "GPU processes", "latency (ms)"], [])
     for r in sorted(contended, key=lambda r: (r.target, point_label(r))):
-        c = r.contention
-        table.rows.append([r.target, point_label(r), f"{c.get('other_cores', 0):.2f} of {c.get('cores', '?')}",
+        c, rounds = r.contention or {}, r.latency.rounds
+        table.rows.append([r.target, point_label(r), rounds.get("reason") if rounds else "timed in one run, flagged",
+                           f"{rounds.get('kept', 0)} / {rounds.get('discarded', 0)}" if rounds else "-",
+                           f"{c.get('other_cores', 0):.2f} of {c.get('cores', '?')}" if c else "-",
                            _pct(c.get("other_share")), fmt(c.get("load_end")),
                            len((c.get("gpu") or {}).get("other_processes") or ()), fmt(r.latency_ms)])
     return _section("Measured under contention", "contention",
-                    "These points were timed while other processes took more than the threshold share of the "
-                    "machine's CPU time (the kernel's accounting, this process excluded) or ran on its GPU: their "
-                    "latency may be off. `scaleprof sweep CONFIG --remeasure-noisy` times them again; "
-                    "`--wait-quiet S` waits for a quiet machine before each point.", table)
+                    "These points could not be measured faithfully: timed in rounds, too few of their rounds were "
+                    "quiet (a control network, timed in every round, ran slower than its best) or other processes "
+                    "kept the machine busy through every round; timed in one run, other processes took more than "
+                    "the threshold share of the CPU or ran on the GPU. No verdict, fit or calibration uses them. "
+                    "`scaleprof sweep CONFIG --remeasure-noisy` times them again; `--wait-quiet S` waits for a "
+                    "quiet machine first.", table)
 
 
 def _failures(failures: list[PointResult]) -> Section:

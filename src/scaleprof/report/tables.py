@@ -7,9 +7,11 @@ benchmark.py: ``infer_samples_per_sec``, ``infer_step_time`` (ms per batch step)
 be merged with timm's tables. scaleprof's own columns keep exact integers: ``flops`` (multiply-adds
 per image), ``params``, ``acts`` (per image), pycls conventions (docs/conventions.md#counting), and ``layer_count``
 (layers executed per inference, from the counts) and, where the layers were profiled,
-``engine_layers`` (the layers the engine itself ran, after its fusions). ``contended`` says whether other processes took a share of the
-machine while the point was timed (``other_cores``: how many cores they kept busy); both are empty
-for points stored before scaleprof recorded them.
+``engine_layers`` (the layers the engine itself ran, after its fusions). ``contended`` says whether
+the point could not be measured faithfully (LatencyStats.contended; ``contended_why`` says why),
+``rounds_kept`` / ``rounds_discarded`` how its latency was obtained (quiet rounds pooled, contended
+ones set aside; empty for a point timed in one run) and ``other_cores`` how many cores other
+processes kept busy meanwhile; all are empty for points stored before scaleprof recorded them.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import io
 import json
 import math
 
+from scaleprof.core.onnx_file import ELEMENT_BYTES
 from scaleprof.sweep.result import LATENCY_MS, PointResult
 
 
@@ -31,6 +34,8 @@ COLUMNS = (
     "param_count", "infer_gmacs", "infer_macts",
     "depth_multiplier", "width_multiplier", "flops_ratio", "resolution_requested",
     "layer_sum_ms", "layer_coverage", "engine_key", "env_key", "contended", "other_cores",
+    "rounds_kept", "rounds_discarded", "contended_why",
+    "act_bytes",                # the batch's activations at the precision's bytes per element
 )
 
 
@@ -43,6 +48,7 @@ def result_row(point: PointResult) -> dict:
     layers = point.layers
     ci = lat.ci95 or (None, None)
     contention = point.contention or {}
+    rounds = lat.rounds or {}
     derived = {
         "engine_layers": layers.executed_layers if layers else None,
         "latency_ms_mean": lat.mean, "latency_ms_p90": lat.p90, "latency_ms_p99": lat.p99, "latency_cv": lat.cv,
@@ -57,9 +63,21 @@ def result_row(point: PointResult) -> dict:
         "depth_multiplier": spec.get("depth_multiplier"), "width_multiplier": spec.get("width_multiplier"),
         "flops_ratio": spec.get("flops_ratio"),
         "layer_sum_ms": layers.layer_sum_ms if layers else None, "layer_coverage": layers.coverage if layers else None,
-        "contended": contention.get("flagged"), "other_cores": _round(contention.get("other_cores"), 3),
+        "contended": lat.contended if (lat.rounds or contention) else None,
+        "other_cores": _round(contention.get("other_cores"), 3),
+        "rounds_kept": rounds.get("kept"), "rounds_discarded": rounds.get("discarded"),
+        "contended_why": rounds.get("reason") or ("flagged in one run" if lat.contended and not lat.rounds else None),
+        "act_bytes": activation_bytes(point),
     }
     return {k: derived[k] if k in derived else flat[k] for k in COLUMNS}
+
+
+def activation_bytes(point: PointResult) -> int | None:
+    """The batch's activations in bytes at the point's precision (acts x batch x bytes per element:
+    fp32 4, fp16 2, int8 and fp8 1); None when acts are unknown."""
+    if point.acts is None:
+        return None
+    return int(point.acts) * point.batch * ELEMENT_BYTES.get(point.precision, 4)
 
 
 def _round(value, digits):

@@ -7,9 +7,11 @@ earlier stages, every measurement kept in one SQLite store per output directory.
     stages.py    the pipeline as the runner sees it: Stages; UpstreamStages calls scaleprof's stages
     runner.py    run_sweep (resumable; groups share an export and an engine; each stage timed under
                  its own name) and dry_run
+    rounds.py    the timing phase in interleaved rounds per target, with a control network
     progress.py  what a running sweep shows on stderr
     store.py     the results store: WAL, one transaction per point, versioned schema; a target name
                  stands for one definition in a store
+    round_store  the store's record of each timing round (resuming a stopped sweep)
     rows.py      reading stored rows defensively (a malformed row is left out, by name)
     executors/   where the groups run: here (the default), --jobs N worker processes, --ray hosts
 

@@ -8,7 +8,8 @@ into the SweepConfig of scaleprof.sweep.grid.
     scales: [1, 2, 4]                # required: flops factors s > 0
     batch_sizes: [1]                 # default [1]
     resolutions: [auto]              # "auto" (what the strategy chose) or pixel sizes; default [auto]
-    precisions: [fp32]               # fp32 | fp16; default [fp32]
+    precisions: [fp32]               # fp32 | fp16 | int8 | fp8; default [fp32] (a target skips one
+                                     # its backend does not build: int8 not on torch, fp8 TensorRT only)
     targets:                         # required: preset names or full definitions
       - cpu-ort
       - {name: cpu-ort-1t, backend: ort, device: cpu, threads: 1, options: {graph_optimization_level: all}}
@@ -33,6 +34,7 @@ from pathlib import Path
 
 from scaleprof.core.limits import MAX_RESOLUTION, MIN_RESOLUTION, check_batch, check_threads
 from scaleprof.core.onnx_file import PRECISIONS
+from scaleprof.engines.registry import BUILDS
 from scaleprof.errors import BadInput, nearest
 from scaleprof.profile.types import TimingSettings
 from scaleprof.sweep.bounded_yaml import MAX_CONFIG_BYTES, load_yaml
@@ -48,7 +50,8 @@ REQUIRED = ("models", "strategies", "scales", "targets")
 TARGET_KEYS = ("name", "backend", "device", "threads", "options")
 TIMING_SECTION_KEYS = TIMING_KEYS + ("layers",)
 OLD_TIMING_KEY = "profile"          # what ``timing:`` was called before
-POSITIVE_TIMING = ("min_iters", "min_time_s", "max_time_s", "layer_iters", "target_ci")   # the rest may be 0
+POSITIVE_TIMING = ("min_iters", "min_time_s", "max_time_s", "layer_iters", "target_ci", "rounds",
+                   "control_tolerance")   # the rest may be 0
 MAX_NAME = 100                      # characters of a sweep or target name
 
 
@@ -124,11 +127,16 @@ def from_dict(data: dict, default_name: str = "sweep", where: str = "config",
                          source=source, **{axis: tuple(unique(values)) for axis, values in axes.items()})
     if not config.points():
         fail("the grid is empty: no target takes any of the precisions "
-             f"({', '.join(axes['precisions'])}; {', '.join(f'{k} is {v}-only' for k, v in PRESET_PRECISION.items())})")
+             f"({', '.join(axes['precisions'])}; {', '.join(f'{k} is {v}-only' for k, v in PRESET_PRECISION.items())}; "
+             f"{_builds_text()})")
     if timing_key == OLD_TIMING_KEY:        # said once the config is known to be valid: errors stay one line
         print(f"{where}: note: '{OLD_TIMING_KEY}:' is now called 'timing:'; read as 'timing:' (rename it)",
               file=sys.stderr)
     return config
+
+
+def _builds_text() -> str:
+    return "; ".join(f"{backend} builds {'/'.join(precisions)}" for backend, precisions in BUILDS.items())
 
 
 def _check_name(name, fail) -> str:

@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from scaleprof.engines.registry import builds
 from scaleprof.profile.types import TimingSettings
 
 DEFAULT_ALPHA = 0.8
@@ -108,7 +109,7 @@ class SweepConfig:
         out = []
         for model, (strategy, alpha), scale, precision, target in itertools.product(
                 self.models, self._strategy_alphas(), self.scales, self.precisions, self.targets):
-            if PRESET_PRECISION.get(target.name, precision) != precision:
+            if PRESET_PRECISION.get(target.name, precision) != precision or not builds(target.backend, precision):
                 continue
             for resolution, batch in itertools.product(self.resolutions, self.batch_sizes):
                 out.append(Point(model, strategy, alpha, float(scale), resolution, batch,

@@ -40,8 +40,12 @@ class Progress:
         self.done += 1
         if latency:
             what = f"{latency.median:.2f} ms ({latency.throughput:.1f} img/s)"
-            contention = latency.contention or {}
-            if latency.contended:
+            contention, rounds = latency.contention or {}, latency.rounds
+            if rounds:
+                what += f" [{rounds.get('kept', 0)} quiet rounds, {rounds.get('discarded', 0)} discarded]"
+            if latency.contended and rounds:
+                what += f" [contended: {rounds.get('reason')}]"
+            elif latency.contended:
                 what += (f" [contended: other processes took {contention.get('other_cores', 0):.2f} of "
                          f"{contention.get('cores', '?')} cores]")
         elif failed:

@@ -100,8 +100,7 @@ class Executor:
         return {t.name: stages.environment(t) for t in config.targets}
 
     def run(self, sweep: SweepRun, groups: list[list[Point]], say: Callable[[str], None]) -> None:
-        for group in groups:
-            PointGroup(sweep, group).run()
+        measure_groups(sweep, groups, say)
 
     def close(self) -> None:
         """Called once the sweep is over (or stopped)."""
@@ -139,7 +138,7 @@ def run_sweep(config: SweepConfig, out_dir: str | Path, *, stages: Stages | None
                 say(f"{result.skipped} of {len(points)} points already measured in {store.path}; "
                     f"{'re-measuring them (--force)' if force else 'skipping them'}")
             if noisy:
-                say(f"re-measuring {len(noisy)} point(s) whose timing was flagged as contended (--remeasure-noisy)")
+                say(f"re-measuring {len(noisy)} point(s) that could not be measured faithfully (--remeasure-noisy)")
             run = SweepRun(config, stages, store, sweep_id, envs, out_dir, force, noisy,
                            Progress(len(todo), progress), result)
             try:
@@ -151,6 +150,18 @@ def run_sweep(config: SweepConfig, out_dir: str | Path, *, stages: Stages | None
     finally:
         executor.close()
     return result
+
+
+def measure_groups(sweep: SweepRun, groups: list[list[Point]], say: Callable[[str], None]) -> None:
+    """Every group here: timed in interleaved rounds per target (scaleprof.sweep.rounds) where the
+    pipeline gives single-inference runners, else one point after the other."""
+    if not sweep.stages.interleaves:
+        for group in groups:
+            PointGroup(sweep, group).run()
+        return
+    from scaleprof.sweep.rounds import measure_in_rounds
+
+    measure_in_rounds(sweep, [PointGroup(sweep, group) for group in groups], say)
 
 
 def _unmeasured(store: Store, config: SweepConfig, envs: dict, points: list[Point], force: bool,
@@ -199,6 +210,7 @@ class PointGroup:
         self.engine_key = ""
 
     def run(self) -> None:
+        """Every point of the group, one after the other (pipelines without Stages.runner)."""
         try:
             self.scale_and_count()
             fresh = self.store_measured_earlier()
@@ -266,12 +278,15 @@ class PointGroup:
         if not self.replacing(point) and sweep.store.is_measured(point.key, point.target, self.env_key):
             self.finished(point, None, stored=False)      # a concurrent sweep got there first
             return
-        resolution = self.resolution(point)
         with self.stage("time", point, showing="timing"):
-            latency = sweep.stages.time(self.engine, point.batch, resolution, sweep.config.timing)
-        layers = self.profile_layers(point, resolution, latency) if sweep.config.layers else None
+            latency = sweep.stages.time(self.engine, point.batch, self.resolution(point), sweep.config.timing)
+        self.keep(point, latency)
+
+    def keep(self, point: Point, latency: LatencyStats) -> None:
+        """Profile the layers of a timed point (where the sweep does) and store it."""
+        layers = self.profile_layers(point, self.resolution(point), latency) if self.sweep.config.layers else None
         measured = Measured(latency, layers, self.engine_key)
-        sweep.measured[self.measured_key(point)] = measured
+        self.sweep.measured[self.measured_key(point)] = measured
         self.store_ok(point, measured)
 
     def profile_layers(self, point: Point, resolution: int, latency: LatencyStats) -> LayerReport:
@@ -315,14 +330,15 @@ class PointGroup:
             result.skipped += 1
         self.sweep.progress.advance(point, latency if stored else None)
 
-    def fail_pending(self, err: Exception) -> None:
-        """Record every point not yet stored as failed in the current stage, with the error."""
+    def fail_pending(self, err: Exception, points: list[Point] | None = None) -> None:
+        """Record every point not yet stored (or ``points``) as failed in the current stage, with the error."""
         message = f"{self.current}: {_describe(err)}"
-        if not isinstance(err, ScaleprofError):
+        if not isinstance(err, ScaleprofError) and err.__traceback__ is not None:
             frame = traceback.extract_tb(err.__traceback__)[-1]
             message += f" [{Path(frame.filename).name}:{frame.lineno}]"
         result = self.sweep.result
-        for point in self.pending:
+        for point in list(self.pending if points is None else points):
+            self.pending.remove(point)
             self.record(point, "failed", error=message)
             result.failed += 1
             result.failures.append((point.label, message))
@@ -334,6 +350,7 @@ class PointGroup:
                 self.sweep.stages.release(self.engine)
             except Exception:  # noqa: BLE001 - releasing is best effort; the points are stored
                 pass
+            self.engine = None
 
     def replacing(self, point: Point) -> bool:
         """Whether a stored measurement of ``point`` is to be replaced (--force, or a contended one)."""

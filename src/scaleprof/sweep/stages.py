@@ -67,6 +67,17 @@ class Stages(ABC):
     def time(self, engine, batch: int, resolution: int, timing) -> LatencyStats:
         """End-to-end latency of ``engine`` at one shape."""
 
+    def runner(self, engine, batch: int, resolution: int):
+        """A single-inference callable (returns ms; may carry ``timing_method``), the engine loaded
+        first: what a sweep times in interleaved rounds (scaleprof.sweep.rounds). A pipeline without
+        it has its points timed whole, one after the other (``time``)."""
+        raise NotImplementedError
+
+    @property
+    def interleaves(self) -> bool:
+        """Whether this pipeline gives runners, so that its sweeps time in interleaved rounds."""
+        return type(self).runner is not Stages.runner
+
     def layer_counts(self, engine, resolution: int):
         """Per-ONNX-node counts for layer profiling (LayerInputs.counts)."""
         return None
@@ -234,6 +245,15 @@ class UpstreamStages(Stages):
         from scaleprof.profile.timing import time_engine
 
         return time_engine(engine, ShapePoint(batch, resolution), timing, progress=False)
+
+    def runner(self, engine, batch: int, resolution: int):
+        from scaleprof.engines.base import ShapePoint
+        from scaleprof.engines.shapes import check_accepts
+
+        shape = ShapePoint(batch, resolution)
+        check_accepts(engine, shape)
+        engine.load()
+        return engine.runner(shape)
 
     def layer_counts(self, engine, resolution: int):
         """Per-ONNX-node counts of the engine's ONNX file at ``resolution`` (cached)."""

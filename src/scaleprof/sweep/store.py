@@ -26,16 +26,18 @@ from scaleprof.core.files import check_replaceable
 from scaleprof.core.text import first_line
 from scaleprof.errors import BadInput, EnvironmentProblem
 from scaleprof.sweep.grid import definition, describe_definition
-from scaleprof.profile.types import LatencyStats, LayerReport
+from scaleprof.profile.types import LatencyStats, LayerReport, point_contended
 from scaleprof.sweep.result import LATENCY_MS, PointResult
+from scaleprof.sweep.round_store import ROUNDS_SCHEMA, forget_slices, put_round, stored_rounds
 from scaleprof.sweep.rows import BAD, RowDecoder
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 STORE_NAME = "results.sqlite"
 # version -> the statements that bring a store of that version to the next one (additions only)
 UPGRADES = {
     1: ("ALTER TABLE points ADD COLUMN layer_count INTEGER",       # layers executed (Counts.layer_count)
         "ALTER TABLE points ADD COLUMN contention_json TEXT"),    # what other processes took while timing
+    2: ROUNDS_SCHEMA,
 }
 
 _SCHEMA = """
@@ -178,7 +180,7 @@ class Store:
             if tables:
                 raise StoreError(f"{self.path}: an SQLite file that is not a scaleprof results store; "
                                  "use another output directory")
-            for statement in _SCHEMA.split(";"):
+            for statement in [*_SCHEMA.split(";"), *ROUNDS_SCHEMA]:
                 if statement.strip():
                     conn.execute(statement)
             conn.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
@@ -368,10 +370,35 @@ class Store:
         return out
 
     def contended_keys(self, target: str, env_key: str) -> set[str]:
-        """Keys of the measured points of ``target`` whose timing was flagged as contended."""
-        rows = self.conn.execute("SELECT point_key, contention_json FROM points WHERE target=? AND env_key=?"
-                                 " AND status='ok' AND contention_json IS NOT NULL", (target, env_key)).fetchall()
-        return {r[0] for r in rows if json.loads(r[1]).get("flagged")}
+        """Keys of the measured points of ``target`` whose timing is contended (LatencyStats.contended:
+        the rounds' verdict, or the /proc flag of a point timed in one run)."""
+        rows = self.conn.execute("SELECT point_key, latency_json, contention_json FROM points WHERE target=?"
+                                 " AND env_key=? AND status='ok'", (target, env_key)).fetchall()
+        out = set()
+        for key, latency, contention in rows:
+            latency = self.rows.json(latency, dict, "") if latency else {}
+            contention = self.rows.json(contention, dict, "") if contention else None
+            if latency is not BAD and contention is not BAD and point_contended(latency.get("rounds"), contention):
+                out.add(key)
+        return out
+
+    # ------------------------------------------------------------------ interleaved rounds (sweep.round_store)
+    def put_round(self, target: str, env_key: str, sweep_id: int | None, index: int, seconds: float, control: str,
+                  control_ms: list[float], evidence: dict | None, slices: dict[str, list[float]]) -> None:
+        """One finished round of ``target``'s timing and each point's samples in it (one transaction)."""
+        with self._writing() as conn:
+            put_round(conn, target, env_key, sweep_id, index, seconds, control, control_ms, evidence, slices)
+
+    def rounds(self, target: str, env_key: str) -> list[dict]:
+        """``target``'s stored rounds, oldest first (sweep.round_store.stored_rounds)."""
+        return stored_rounds(self.conn, self.rows, target, env_key) if self.version >= 3 else []
+
+    def forget_slices(self, target: str, env_key: str, point_keys) -> None:
+        """Drop the stored slices of these points (about to be measured afresh: --force, --remeasure-noisy)."""
+        keys = list(point_keys)
+        if self.version >= 3 and keys:
+            with self._writing() as conn:
+                forget_slices(conn, target, env_key, keys)
 
     def counts(self) -> dict[str, int]:
         rows = self.conn.execute("SELECT status, count(*) FROM points GROUP BY status").fetchall()

@@ -136,7 +136,7 @@ def add_engine_arguments(parser, description: str | None = None) -> None:
                        help=f"{DEFAULT_BACKEND} (ONNX Runtime, default), torch (PyTorch), tensorrt or tensorrt-rtx")
     group.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda for tensorrt and tensorrt-rtx, else cpu)")
     group.add_argument("--threads", type=int, help="intra-op threads on the CPU (default: the runtime's)")
-    add_precision_argument(group, "the engine's precision", default=None)
+    add_precision_argument(group, "the engine's precision; an int8/fp8 QDQ file builds in its own", default=None)
 
 
 def engine_arguments_given(args) -> list[str]:
@@ -167,14 +167,16 @@ def default_device(backend: str) -> str:
     return "cuda" if ALIASES.get(backend, backend) in GPU_ONLY else "cpu"
 
 
-def build_spec(args, shapes, ranges=(), options=()):
-    """The BuildSpec the engine group's values ask for, for ``shapes`` (and TensorRT ``ranges``)."""
+def build_spec(args, shapes, ranges=(), options=(), file_precision: str | None = None):
+    """The BuildSpec the engine group's values ask for, for ``shapes`` (and TensorRT ``ranges``);
+    without --precision, a QDQ file builds in its own type (``file_precision``: int8 or fp8), any
+    other in fp32."""
     from scaleprof.core.limits import check_threads
     from scaleprof.engines.base import BuildSpec
 
     backend = args.backend or DEFAULT_BACKEND
     return BuildSpec(backend=backend, device=args.device or default_device(backend),
-                     precision=args.precision or PRECISIONS[0], threads=check_threads(args.threads, "--threads"),
+                     precision=args.precision or file_precision or PRECISIONS[0], threads=check_threads(args.threads, "--threads"),
                      shapes=tuple(shapes), ranges=tuple(ranges), options=tuple(sorted(options)))
 
 
@@ -260,10 +262,10 @@ def add_sweep_run_arguments(parser) -> None:
     group.add_argument("--force", action="store_true", help="re-measure points already in the store")
     group.add_argument("--no-progress", action="store_true", help="one line per point instead of a progress bar")
     group.add_argument("--wait-quiet", type=float, metavar="S",
-                       help="before timing each point, wait up to S seconds for other processes to leave the "
+                       help="before each round of timing, wait up to S seconds for other processes to leave the "
                             "machine quiet (default: the config's timing.wait_quiet_s)")
     group.add_argument("--remeasure-noisy", action="store_true",
-                       help="time again the stored points whose timing was flagged as contended")
+                       help="time again the stored points that could not be measured faithfully (contended)")
     group.add_argument("--jobs", type=int, default=1, metavar="N",
                        help="scale, count, export and build in N worker processes; measurement stays serial "
                             "(on a CPU target it starts once all is prepared); default 1")
@@ -324,3 +326,5 @@ def print_report_paths(paths) -> None:
         print(verdict)
     print(f"report: {paths.html}")
     print(f"        {paths.markdown}, {paths.csv}, {paths.json}")
+    if paths.unfaithful:
+        print(paths.unfaithful)         # last: what the figures above cannot be trusted for

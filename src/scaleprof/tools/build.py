@@ -90,7 +90,7 @@ def run(args) -> int:
         default_resolution=facts.resolution)
     facts.check_resolutions(points, ranges)
     options = [parse_option(o) for o in args.option] + ([("trtexec", args.trtexec)] if args.trtexec else [])
-    spec = build_spec(args, points, ranges, options)
+    spec = build_spec(args, points, ranges, options, facts.quantized)
     status = StatusLine(enabled=not args.json and sys.stderr.isatty())
     try:
         result = build_engine(onnx_path, spec, cache_dir, force=args.force, progress=status,

@@ -111,6 +111,12 @@ def _text(info: dict) -> str:
                   f"artifact   {m['artifact']} ({'present' if info['artifact_present'] else 'MISSING'}), "
                   f"built in {m['build_seconds']:.2f} s, key {m['key']}",
                   f"from       {m['onnx_path']}"]
+        ran, convs = m["extras"].get("layer_precisions"), m["extras"].get("conv_precisions")
+        if ran:
+            graph = "network layers before fusion" if m["extras"].get("layers_json") else "nodes of the optimised graph"
+            lines.append(f"runs in    {_tally(ran)} ({graph}; qdq: a Quantize/DequantizeLinear pair's half)")
+        if convs:
+            lines.append(f"           convolutions: {_tally(convs)}")
         lines += _engine_lines(m["extras"])
         if "network_layers" in info:
             lines += _layer_lines(info["network_layers"])
@@ -137,11 +143,20 @@ def _text(info: dict) -> str:
         if exp.get("spatial_multiple", 1) > 1:
             lines.append(f"           resolutions must be {exp.get('resolution', '?')} + k*{exp['spatial_multiple']} "
                          "(same-padding fixed at export)")
+        quantization = exp.get("quantization")
+        if isinstance(quantization, dict):
+            calibration = quantization.get("calibration") or {}
+            lines.append(f"quantized  {quantization.get('format', '?')} {quantization.get('type', '?')} by "
+                         f"{quantization.get('tool', '?')}, per-channel {quantization.get('per_channel')}, "
+                         f"{quantization.get('weights', '?')} weights, bias quantized "
+                         f"{quantization.get('quantize_bias')}, calibrated on {calibration.get('images', '?')} "
+                         f"{calibration.get('source', '?')} images ({quantization.get('calibration_method', '?')})")
         for p in exp.get("parity") or []:
             if not {"batch", "resolution", "max_abs", "max_rel"} <= set(p):
                 continue
+            top1 = f", top-1 agreement {p['top1']:.0%}" if p.get("top1") is not None else ""
             lines.append(f"parity     {p['batch']}x3x{p['resolution']}x{p['resolution']}: max abs {p['max_abs']:.3g}, "
-                         f"relative {p['max_rel']:.3g}")
+                         f"relative {p['max_rel']:.3g}{top1}" + (" (against fp32)" if quantization else ""))
     pc, oc = info["predicted_counts"], info["onnx_counts"]
     if pc:
         lines.append(f"predicted  flops {pc['flops']:,}  params {pc['params']:,}  acts {pc['acts']:,}  "
@@ -152,6 +167,10 @@ def _text(info: dict) -> str:
     else:
         lines.append(f"graph      counts unavailable: {oc['unavailable']}")
     return "\n".join(lines)
+
+
+def _tally(counts: dict) -> str:
+    return ", ".join(f"{n} {name}" for name, n in counts.items())
 
 
 def _engine_lines(extras: dict, top: int = 12) -> list[str]:
@@ -191,6 +210,9 @@ def _layer_lines(net: dict, top: int = 10) -> list[str]:
     kinds = ", ".join(f"{n} {t}" for t, n in list(s["by_type"].items())[:4])
     lines = [f"layers     {s['layers']} network layers before fusion ({kinds}, ...), {s['onnx_nodes']} ONNX nodes, "
              f"precision {', '.join(s['precisions'])}"]
+    if s.get("runs_in") and set(s["runs_in"]) - set(s["precisions"]):
+        lines.append(f"           runs in {_tally(s['runs_in'])} (a layer reading a dequantized tensor runs in its "
+                     "quantized type: TensorRT fuses the Q/DQ pair into it)")
     if net["counts_resolution"]:
         lines.append(f"           most activations, predicted per image at {net['counts_resolution']}:")
         for layer in sorted(net["layers"], key=lambda row: -row["acts"])[:top]:

@@ -18,8 +18,9 @@ HELP = "time an engine end to end (median, CI) and, with --per-layer, layer by l
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("target", metavar="ENGINE_DIR|FILE.onnx",
-                        help="an engine directory (from `scaleprof build`) or an ONNX file (built through the cache)")
+    parser.add_argument("target", metavar="ENGINE_DIR|FILE.onnx", nargs="+",
+                        help="an engine directory (from `scaleprof build`) or an ONNX file (built through the cache); "
+                             "several are timed in interleaved rounds, the first also as the control network")
     add_engine_arguments(parser, "how an ONNX file is built (an engine directory was built already)")
     add_shape_arguments(parser, batch="batch size (default 1)",
                         resolution="square input resolution (default: the engine's only one, or the model's own)")
@@ -31,16 +32,17 @@ def add_arguments(parser) -> None:
                          cache_dir="engine and calibration cache (default OUT/engines, OUT/cache)")
 
 
-def _open(args):
+def _open(args, target: str):
     """(engine, shape) from an engine directory, or from an ONNX file built with the engine options."""
     from scaleprof.engines.base import ShapePoint
     from scaleprof.engines.cache import build_engine, default_cache_dir, open_engine
+    from scaleprof.engines.onnx_facts import read_facts
     from scaleprof.engines.registry import get_backend
     from scaleprof.errors import EnvironmentProblem
     from scaleprof.export.rebuild import rebuild_model
     from scaleprof.profile.timing import check_memory
 
-    target = Path(args.target)
+    target = Path(target)
     if target.is_dir():
         given = engine_arguments_given(args)
         if given:
@@ -56,7 +58,7 @@ def _open(args):
     if target.suffix.lower() != ".onnx":
         raise BadInput(f"{target} is neither an engine directory nor an .onnx file")
     shape = ShapePoint(args.batch, args.resolution or default_resolution(target))
-    spec = build_spec(args, (shape,))
+    spec = build_spec(args, (shape,), file_precision=read_facts(target).quantized)
     refusal = get_backend(spec.backend).run_refusal(spec.device)
     if refusal:                                      # before a build whose engine could not run here
         raise EnvironmentProblem(refusal)
@@ -81,7 +83,9 @@ def run(args) -> int:
     if args.top <= 0:
         raise BadInput(f"--top must be positive, got {args.top}")
     settings = timing_settings(args)
-    engine, shape = _open(args)
+    if len(args.target) > 1:
+        return _run_several(args, settings)
+    engine, shape = _open(args, args.target[0])
     with engine:
         latency = time_engine(engine, shape, settings)
         layers = _layers(engine, shape, latency.median, settings, args) if args.per_layer else None
@@ -94,9 +98,41 @@ def run(args) -> int:
     return 0
 
 
+def _run_several(args, settings) -> int:
+    """Several engines timed in interleaved rounds (profile.timing.time_engines), then each one's
+    layers where asked; one Measurement each, in the order given."""
+    from contextlib import ExitStack
+
+    from scaleprof.profile.environment import environment_for
+    from scaleprof.profile.timing import time_engines
+    from scaleprof.profile.types import Measurement
+
+    opened = [_open(args, target) for target in args.target]
+    with ExitStack() as stack:
+        for engine, _ in opened:
+            stack.enter_context(engine)
+        latencies = time_engines(opened, settings)
+        layers = [_layers(engine, shape, lat.median, settings, args) if args.per_layer else None
+                  for (engine, shape), lat in zip(opened, latencies)]
+    measurements = [Measurement(latency=lat, environment=environment_for(engine), layers=rep)
+                    for (engine, _), lat, rep in zip(opened, latencies, layers)]
+    for lat in latencies:
+        _warn_if_contended(lat)
+    if args.json:
+        print(json.dumps([m.to_dict() for m in measurements], indent=2))
+    else:
+        for (engine, shape), m in zip(opened, measurements):
+            _print(engine, shape, m, args.top)
+    return 0
+
+
 def _warn_if_contended(latency) -> None:
-    """One line on stderr when other processes took a share of the machine while timing."""
-    if latency.contended:
+    """One line on stderr when the timing could not be faithful (other processes took a share of
+    the machine; in rounds, too few quiet ones)."""
+    if latency.contended and latency.rounds:
+        print(f"warning: measured under contention: {latency.rounds.get('reason')}; the figures may be off",
+              file=sys.stderr)
+    elif latency.contended:
         from scaleprof.profile.contention import Contention
 
         print(Contention.from_dict(latency.contention).warning(), file=sys.stderr)
@@ -130,6 +166,9 @@ def _print(engine, shape, m, top: int) -> None:
                   f"std {lat.std:.3f}  cv {lat.cv:.1%}")
     console.print(f"throughput {lat.throughput:.1f} img/s  ({lat.iterations} iterations in {lat.total_s:.1f} s, "
                   f"{lat.timing_method}; stopped: {lat.stop_reason})")
+    if lat.rounds:
+        console.print(f"rounds   {lat.rounds['kept']} kept, {lat.rounds['discarded']} discarded (interleaved with "
+                      "the other engines; the first is the control)", markup=False, highlight=False)
     if lat.contention is not None and not lat.contended:
         from scaleprof.profile.contention import Contention
 

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from scaleprof.core.onnx_file import dims_of, graph_inputs, load_model
+from scaleprof.core.onnx_file import dims_of, graph_inputs, load_model, quantized_precision, quantized_types
 from scaleprof.engines.base import Backend, BuildSpec, EngineManifest, ShapeRange
 from scaleprof.engines.devices import compute_capability, device_index, gpu_name, gpu_present
 from scaleprof.engines.tensorrt import trtexec as trtexec_tool
@@ -34,6 +34,7 @@ from scaleprof.engines.tensorrt.build_api import build_with_api
 from scaleprof.engines.tensorrt.engine import TensorRTEngine
 from scaleprof.engines.tensorrt.engine_layers import layer_rows, layers_per_profile
 from scaleprof.engines.tensorrt.inspector import read_inspector
+from scaleprof.engines.tensorrt.network_layers import precision_extras
 from scaleprof.engines.tensorrt.library import TENSORRT, TensorRTLibrary, import_library, library_importable
 from scaleprof.engines.tensorrt.network_layers import check_gpu_memory
 from scaleprof.engines.tensorrt.options import (NODES_NAME, PLAN_NAME, PrecisionMode, TrtOptions, key_parts,
@@ -48,13 +49,16 @@ class OnnxFacts:
     """What a TensorRT build needs to know of the ONNX file before building."""
 
     node_order: tuple[str, ...]       # node names in graph order (parser errors, Myelin regions)
-    precision: str                    # its float weights: "fp32", "fp16" or "mixed"
+    precision: str                    # "int8"/"fp8" for a QDQ file, else its float weights: "fp32", "fp16", "mixed"
     inputs: dict                      # input name -> dims (ints, or strings for dynamic dims)
 
 
 def read_onnx_facts(onnx_path: Path) -> OnnxFacts:
     model = load_model(onnx_path, load_weights=False)
-    return OnnxFacts(tuple(n.name for n in model.graph.node), onnx_float_precision(model),
+    if "uint8" in quantized_types(model):
+        raise BadInput(f"{onnx_path} quantizes activations to uint8: TensorRT's explicit quantization takes "
+                       "symmetric int8 only (export with --int8-activations int8)")
+    return OnnxFacts(tuple(n.name for n in model.graph.node), quantized_precision(model) or onnx_float_precision(model),
                      {i.name: dims_of(i) for i in graph_inputs(model)})
 
 
@@ -173,6 +177,7 @@ class TensorRTBackend(Backend):
                 timing_cache=plan.timing_cache, node_order=plan.facts.node_order, targets=self.targets(spec),
                 load_plan=self.can_load_plans())
             inputs, profiles = built.inputs, built.profiles
+            memory = {**memory, **precision_extras(built.layers)}
         build_seconds = time.perf_counter() - started
         memory.update(check_gpu_memory(plan.opts.gpu_memory_gib, memory.get("activation_bytes") or (),
                                        memory.get("weights_bytes"), [profile_to_json(r) for r in profiles]))

@@ -9,7 +9,7 @@ first output's type: in a strongly typed network (TensorRT 11, TensorRT-RTX) tha
 computes in; a weakly typed TensorRT 10 network chooses kernel precisions later, in the build.
 
 The layer file ``<plan>.layers.json``: {"format", "stage", "library", "version", "layers": [{"name",
-"type", "onnx_nodes", "precision"}]}.
+"type", "onnx_nodes", "precision", "runs_in"}]}.
 """
 
 from __future__ import annotations
@@ -18,28 +18,60 @@ import json
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
+from scaleprof.core.onnx_file import ELEMENT_BYTES
 from scaleprof.engines.tensorrt.inspector import metadata_nodes
 from scaleprof.errors import BadInput
 
 FORMAT = "scaleprof.tensorrt.network-layers/1"
 PRECISION_NAMES = {"FLOAT": "fp32", "HALF": "fp16", "BF16": "bf16", "INT8": "int8", "INT32": "int32",
                    "INT64": "int64", "BOOL": "bool", "UINT8": "uint8", "FP8": "fp8", "INT4": "int4", "FP4": "fp4"}
-ELEMENT_BYTES = {"fp32": 4, "fp16": 2}
 
 
 # --- reading the network and the layer file ------------------------------------------------
 
 def network_layers(network) -> list[dict]:
-    """name, type, ONNX nodes (from the layer's metadata) and precision of every network layer."""
+    """name, type, ONNX nodes (from the layer's metadata), precision (its first output's type) and
+    ``runs_in`` of every network layer: a layer that reads a DEQUANTIZE layer's output runs in the
+    type that layer dequantizes (TensorRT fuses the Q/DQ pair into it: explicit quantization), a
+    QUANTIZE or DEQUANTIZE layer is "qdq", any other runs in its own type."""
+    layers = [network.get_layer(i) for i in range(network.num_layers)]
+    quantized_from = {}                 # a DEQUANTIZE layer's output -> the type it dequantizes
+    for layer in layers:
+        if _type_name(layer) == "DEQUANTIZE" and layer.num_outputs:
+            quantized_from[layer.get_output(0).name] = _dtype(layer.get_input(0))
     rows = []
-    for i in range(network.num_layers):
-        layer = network.get_layer(i)
-        output = layer.get_output(0) if layer.num_outputs else None
-        dtype = getattr(getattr(output, "dtype", None), "name", "")
-        rows.append({"name": layer.name, "type": getattr(layer.type, "name", str(layer.type)),
+    for layer in layers:
+        precision = _dtype(layer.get_output(0) if layer.num_outputs else None)
+        reads = [quantized_from.get(getattr(layer.get_input(k), "name", None)) for k in range(layer.num_inputs)]
+        runs_in = "qdq" if _type_name(layer) in ("QUANTIZE", "DEQUANTIZE") else \
+            next((t for t in reads if t in ("int8", "fp8", "int4", "fp4")), precision)
+        rows.append({"name": layer.name, "type": _type_name(layer),
                      "onnx_nodes": list(metadata_nodes(getattr(layer, "metadata", ""))),
-                     "precision": PRECISION_NAMES.get(dtype, dtype.lower())})
+                     "precision": precision, "runs_in": runs_in})
     return rows
+
+
+def _type_name(layer) -> str:
+    return getattr(layer.type, "name", str(layer.type))
+
+
+def _dtype(tensor) -> str:
+    name = getattr(getattr(tensor, "dtype", None), "name", "")
+    return PRECISION_NAMES.get(name, name.lower())
+
+
+def precision_extras(layers: Sequence[Mapping]) -> dict:
+    """For the manifest: the network's layers and its convolutions by the precision they run in."""
+    def tally(rows) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for row in rows:
+            key = row.get("runs_in", row["precision"])
+            counts[key] = counts.get(key, 0) + 1
+        return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+
+    computing = [r for r in layers if r["type"] != "CONSTANT"]        # weights and scales, not layers that run
+    return {"layer_precisions": tally(computing),
+            "conv_precisions": tally(r for r in computing if r["type"] == "CONVOLUTION")}
 
 
 def layers_document(layers: Sequence[dict], library: str, version: str) -> str:
@@ -89,6 +121,7 @@ def layer_summary(layers: Sequence[Mapping]) -> dict:
 
     nodes = {node for layer in layers for node in layer.get("onnx_nodes", ())}
     return {"layers": len(layers), "by_type": tally("type"), "precisions": tally("precision"),
+            "runs_in": tally("runs_in") if all("runs_in" in layer for layer in layers) else None,
             "onnx_nodes": len(nodes)}
 
 

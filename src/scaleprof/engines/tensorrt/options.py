@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from scaleprof.core.onnx_file import PRECISIONS
+from scaleprof.core.onnx_file import PRECISIONS, QUANTIZED
 from scaleprof.core.text import slug
 from scaleprof.engines.base import BuildSpec
 from scaleprof.engines.tensorrt.library import INSTALL_HINT
@@ -126,7 +126,7 @@ def compute_capabilities(value) -> tuple[str, ...]:
 class PrecisionMode:
     """How the requested precision is obtained from TensorRT, recorded in the manifest extras."""
 
-    name: str                 # "fp32", "builder-flag-fp16", "strongly-typed"
+    name: str                 # "fp32", "builder-flag-fp16", "strongly-typed", "explicit-quantization"
     strongly_typed: bool      # NetworkDefinitionCreationFlag.STRONGLY_TYPED (always on in TRT 11)
     fp16_flag: bool           # BuilderFlag.FP16 (TensorRT 10 only)
     note: str
@@ -144,9 +144,11 @@ def precision_mode(trt_major: int, precision: str, onnx_precision: str, library:
     """
     generation = library or f"TensorRT {trt_major}"
     if precision not in PRECISIONS:
-        raise BadInput(f"TensorRT backend precision {precision!r}: choose {' or '.join(PRECISIONS)}")
+        raise BadInput(f"TensorRT backend precision {precision!r}: choose {', '.join(PRECISIONS)}")
     if trt_major < 10:
         raise EnvironmentProblem(f"TensorRT {trt_major}.x is too old: scaleprof needs TensorRT 10 or 11 ({INSTALL_HINT})")
+    if precision in QUANTIZED or onnx_precision in QUANTIZED:
+        return _quantized_mode(trt_major, precision, onnx_precision, generation)
     low = onnx_precision in ("fp16", "mixed")
     if precision == "fp32":
         if low:
@@ -163,6 +165,20 @@ def precision_mode(trt_major: int, precision: str, onnx_precision: str, library:
                        "export the model with --precision fp16 and build that file")
     return PrecisionMode("builder-flag-fp16", False, True,
                          "TensorRT 10: BuilderFlag.FP16 on an fp32 export (TensorRT picks fp16 kernels per layer)")
+
+
+def _quantized_mode(trt_major: int, precision: str, onnx_precision: str, generation: str) -> PrecisionMode:
+    """int8/fp8 come from the QDQ file's Quantize/Dequantize pairs (explicit quantization): no
+    builder flag; TensorRT fuses each pair into the op it surrounds."""
+    if precision != onnx_precision:
+        if onnx_precision in QUANTIZED:
+            raise BadInput(f"the ONNX model is an {onnx_precision} QDQ file but {precision} was asked for: "
+                           f"build it with --precision {onnx_precision}")
+        raise BadInput(f"{precision} engines are built from an {precision} QDQ file: "
+                       f"export the model with --precision {precision}")
+    return PrecisionMode("explicit-quantization", trt_major >= 11, False,
+                         f"{generation}: {precision} from the QDQ file's Quantize/Dequantize pairs "
+                         "(explicit quantization)")
 
 
 def onnx_float_precision(model) -> str:

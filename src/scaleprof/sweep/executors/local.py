@@ -10,7 +10,8 @@ would have anyway.
 On a CPU target, preparing beside the timing would distort it (both want the same cores), so every
 network is prepared first and measurement starts once the workers are gone. With GPU targets only,
 preparation overlaps measurement (the CPU work of exports and the GPU's timing hardly meet; the
-report's noise figures show whether that held).
+report's noise figures show whether that held), and each group is timed as it is ready, one point
+after the other, not in interleaved rounds.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Callable
 
 from scaleprof.sweep.executors.plan import NetworkPlan, network_of, network_plans, prepare_network
 from scaleprof.sweep.grid import Point
-from scaleprof.sweep.runner import Executor, PointGroup, SweepRun
+from scaleprof.sweep.runner import Executor, PointGroup, SweepRun, measure_groups
 from scaleprof.sweep.stages import Stages
 
 PREPARE_STAGE = "prepare"        # SweepResult.stage_seconds: time spent waiting for the workers
@@ -53,6 +54,8 @@ class PreparingExecutor(Executor):
             if not overlap:
                 self._wait(sweep, list(futures.values()))
                 pool.shutdown()
+                measure_groups(sweep, groups, say)       # in interleaved rounds, as without workers
+                return
             for group in groups:
                 if overlap:
                     self._wait(sweep, [futures[network_of(group[0])]])
