@@ -69,7 +69,7 @@ def prediction_time(cal, model: str) -> None:
 
 def _time_probes(cal, model: str, work: str) -> None:
     from scaleprof.predict import Query, predict_query
-    from scaleprof.predict.search import Candidate
+    from scaleprof.predict.recommendation import Candidate
     from scaleprof.tools.recommend import measure
 
     start = time.perf_counter()

@@ -109,7 +109,7 @@ def agreement(a: dict, b: dict, within: float) -> tuple[int, int, list[str]]:
 
 def held_out(points: dict) -> str:
     from scaleprof.predict import sample_from_point
-    from scaleprof.predict.calibration import fit_batch
+    from scaleprof.predict.network_fit import fit_batch
     from scaleprof.predict.evaluate import SMALL_CALIBRATION, select_calibration
     from scaleprof.predict.samples import distinct
 

@@ -4,7 +4,7 @@ tests (and the CLI they run in subprocesses) never count a real network."""
 from __future__ import annotations
 
 from scaleprof.predict.features import FEATURES_VERSION, GroupWork, NetworkFeatures
-from scaleprof.predict.model import OVERHEAD, group_terms
+from scaleprof.predict.group_model import OVERHEAD, group_terms
 from scaleprof.predict.samples import Sample, cached_json
 from scaleprof.profile.types import LatencyStats
 from scaleprof.sweep.result import PointResult

@@ -7,7 +7,7 @@ from tests.predict.synthetic import network, samples, true_latency
 
 from scaleprof.errors import BadInput
 from scaleprof.predict import calibrate, find, load, save
-from scaleprof.predict.calibrations import FORMAT_VERSION, to_json
+from scaleprof.predict.calibration_store import FORMAT_VERSION, to_json
 
 
 @pytest.fixture

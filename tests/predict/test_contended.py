@@ -7,7 +7,7 @@ import sqlite3
 import pytest
 
 from scaleprof.errors import BadInput
-from scaleprof.predict.calibrate import calibrate_source
+from scaleprof.predict.sweep_calibration import calibrate_source
 from scaleprof.sweep.store import STORE_NAME
 from tests.predict.synthetic import fill_store, seed_caches
 

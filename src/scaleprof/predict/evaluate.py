@@ -151,7 +151,7 @@ def best_single_metric(splits) -> Score:
 
 def structural_score(splits, use_layers: bool = True) -> Score:
     """The structural model on the same splits, with its interval (see calibration.fit_batch)."""
-    from scaleprof.predict.calibration import fit_batch
+    from scaleprof.predict.network_fit import fit_batch
 
     def predictor_for(train):
         fitted = fit_batch(list(train), use_layers=use_layers)

@@ -15,7 +15,7 @@ from typing import Callable
 
 from scaleprof.errors import BadInput
 from scaleprof.predict.features import FEATURES_VERSION, NetworkFeatures, spec_features
-from scaleprof.predict.model import PROFILE_GROUPS
+from scaleprof.predict.group_model import PROFILE_GROUPS
 from scaleprof.sweep.result import PointResult
 
 

@@ -80,7 +80,7 @@ def sections(analysis, environments: list[dict]) -> list[Section]:
 
 def _held_out(groups: dict, notes: list[str]) -> Section:
     from scaleprof.predict import evaluate
-    from scaleprof.predict.calibration import fit_batch
+    from scaleprof.predict.network_fit import fit_batch
     from scaleprof.predict.evaluate import SMALL_CALIBRATION, select_calibration
     from scaleprof.predict.samples import distinct
 

@@ -32,9 +32,10 @@ DEFAULT_OUT = "scaleprof-out"
 
 # ------------------------------------------------------------------------------ model selection
 
-def add_model_arguments(parser, scale_required: bool = False) -> None:
+def add_model_arguments(parser, scale_required: bool = False,
+                        model_help: str = "base model, a timm name (see `scaleprof models`)") -> None:
     group = parser.add_argument_group("model selection")
-    group.add_argument("model", metavar="MODEL", help="base model, a timm name (see `scaleprof models`)")
+    group.add_argument("model", metavar="MODEL", help=model_help)
     group.add_argument("--strategy", required=scale_required,
                        help="scaling strategy: d, w, r, dw, dr, wr, dwr, dWr, en, or a pycls spec like d1_w8_g8_r1")
     group.add_argument("--alpha", type=float, help="dWr's alpha in (0, 1] (default 0.8)")

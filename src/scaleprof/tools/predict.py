@@ -1,20 +1,28 @@
 """scaleprof predict MODEL --strategy S --scale s --target T: a configuration's latency on a calibrated
-target, from its counts alone (nothing is exported or run), with an interval and extrapolation warnings."""
+target, from its counts alone (nothing is exported or run), with an interval and extrapolation warnings.
+scaleprof predict FILE.onnx --target T: any network's latency from its graph, kernel by kernel, as the
+target's runtime would execute it (needs `scaleprof calibrate --kernels --target T`)."""
 
 from __future__ import annotations
 
 NAME = "predict"
-HELP = "predict a configuration's latency on a calibrated target from its counts alone, with an interval"
+HELP = ("predict a zoo configuration's latency from its counts, or any ONNX file's from its kernels, on a "
+        "calibrated target, with an interval")
 
 
 def add_arguments(parser) -> None:
     from scaleprof.tools.args import (add_calibration_arguments, add_model_arguments, add_output_arguments,
                                       add_shape_arguments)
 
-    add_model_arguments(parser)
+    add_model_arguments(parser, model_help="base model, a timm name (see `scaleprof models`), or an ONNX file")
     add_calibration_arguments(parser)
-    add_shape_arguments(parser, batch="batch size (default 1)",
-                        resolution="input size (default: what the strategy chose)")
+    add_shape_arguments(parser, batch="batch size (default 1)", batch_default=None,
+                        resolution="input size (default: what the strategy chose, or the file's own)")
+    group = parser.add_argument_group("kernel prediction (ONNX files)")
+    group.add_argument("--per-layer", action="store_true",
+                       help="each kernel's features, predicted time and share of the latency")
+    group.add_argument("--strict", action="store_true",
+                       help="refuse, instead of warning, when a kernel's kind was never calibrated")
     add_output_arguments(parser)
 
 
@@ -46,17 +54,34 @@ def query_from(args):
     else:
         strategy, scale, alpha = None, 1.0, None
     return Query(args.model, strategy.name if strategy else None, float(scale),
-                 alpha, args.batch, args.resolution, args.precision)
+                 alpha, args.batch or 1, args.resolution, args.precision)
+
+
+def is_onnx_file(model: str) -> bool:
+    from pathlib import Path
+
+    return model.lower().endswith(".onnx") or Path(model).is_file()
 
 
 def run(args) -> int:
     import json
     import time
 
-    from scaleprof.predict import check_environment, describe, find, predict_query
+    from scaleprof.errors import BadInput
+    from scaleprof.predict import check_environment, describe, find, find_kernels, predict_query
 
+    if is_onnx_file(args.model):
+        return run_file(args)
     query = query_from(args)                                 # the flags' own errors first
-    cal = find(args.target, args.calibration)
+    try:
+        cal = find(args.target, args.calibration)
+    except BadInput:
+        if find_kernels(args.target, args.calibration, required=False) is None:
+            raise
+        return run_zoo_kernels(args, query)                  # only a kernel calibration: the kernel model answers
+    if args.per_layer or args.strict:
+        raise BadInput("--per-layer and --strict need a kernel calibration (`scaleprof calibrate --kernels`); "
+                       f"{args.target!r} has a sweep calibration")
     if not args.any_environment:
         check_environment(cal)
     start = time.perf_counter()
@@ -74,4 +99,78 @@ def run(args) -> int:
           f"{describe(prediction)}")
     print(f"  {features.flops / 1e9:.3f} GMACs, {features.params / 1e6:.2f} M params, {features.acts / 1e6:.2f} M acts"
           f" per image; {features.layers} layers; predicted in {1e3 * seconds:.0f} ms from counts alone")
+    return 0
+
+
+def predict_file(args) -> tuple:
+    """(kernel calibration, KernelGraph, NetworkPrediction, seconds) of FILE.onnx on --target."""
+    import time
+
+    from scaleprof.errors import BadInput
+    from scaleprof.predict import check_environment, file_kernels, find_kernels, ort_settings, predict_kernels
+    from scaleprof.tools.args import check_shape_arguments
+
+    check_shape_arguments(args, args.model)
+    cal = find_kernels(args.target, args.calibration)
+    if not args.any_environment:
+        check_environment(cal)
+    threads, level = ort_settings(cal.target_config)
+    start = time.perf_counter()
+    graph = file_kernels(args.model, threads, level, args.batch, args.resolution)
+    if args.precision != graph.precision:
+        raise BadInput(f"{args.model} is an {graph.precision} model and ONNX Runtime runs a model in its own "
+                       f"precision: pass --precision {graph.precision} (or export it at {args.precision})")
+    prediction = predict_kernels(cal.model, graph.kernels, strict=args.strict)
+    return cal, graph, prediction, time.perf_counter() - start
+
+
+def _share_lines(prediction) -> list[str]:
+    total = prediction.latency_ms or 1.0
+    groups = ", ".join(f"{g} {ms:.3g} ms ({100 * ms / total:.0f}%)"
+                       for g, ms in sorted(prediction.groups.items(), key=lambda item: -item[1]))
+    return [f"  per group: {groups}"] + [f"  warning: {note}" for note in prediction.warnings]
+
+
+def _layer_lines(prediction) -> list[str]:
+    lines = [f"  {'kernel':<48} {'op':<20} {'k':>2} {'s':>1} {'groups':>6} {'ch in':>6} {'ch out':>6} {'out px':>7} "
+             f"{'MMACs':>8} {'KB moved':>9} {'fused':<12} {'ms':>8} {'share':>6}"]
+    for row in prediction.per_layer():
+        flag = "" if row["covered"] and not row["far_from_calibration"] else "  (!)"
+        lines.append(f"  {row['name'][-48:]:<48} {row['op']:<20} {row['kernel']:>2} {row['stride']:>1} "
+                     f"{row['groups']:>6} {row['channels_in']:>6} {row['channels_out']:>6} {row['size_out']:>7} "
+                     f"{row['flops'] / 1e6:>8.2f} {(row['bytes_read'] + row['bytes_written']) / 1e3:>9.0f} "
+                     f"{'+'.join(row['fused']) or '-':<12} {row['predicted_ms']:>8.4f} {100 * row['share']:>5.1f}%"
+                     f"{flag}")
+    return lines
+
+
+def run_zoo_kernels(args, query) -> int:
+    """A zoo configuration through the kernel model: exported once (static shape, cached), then as a file."""
+    from scaleprof.predict import spec_for
+    from scaleprof.predict.sweep_kernels import exported_file
+
+    spec = spec_for(query.model, query.strategy, query.scale, query.alpha)
+    resolution = query.resolution or spec.resolution
+    args.model = str(exported_file(spec, query.batch, resolution, query.precision))
+    args.batch, args.resolution = query.batch, resolution
+    return run_file(args)
+
+
+def run_file(args) -> int:
+    import json
+
+    cal, graph, prediction, seconds = predict_file(args)
+    batch, _, height, width = graph.input_shape
+    if args.json:
+        print(json.dumps({"target": cal.target, "env_key": cal.env_key, "device": cal.device_name, "file": args.model,
+                          "batch": batch, "resolution": [height, width], "precision": graph.precision,
+                          "macs": graph.flops, "seconds": seconds, **prediction.to_dict(args.per_layer)},
+                         indent=1, sort_keys=True))
+        return 0
+    kernels = sum(1 for e in prediction.estimates if e.kernel.kind != "view")
+    print(f"{args.model} @{height}x{width} b{batch} {graph.precision} on {cal.target} ({cal.device_name}): "
+          f"{prediction.latency_ms:.4g} ms (interval {prediction.low_ms:.4g} - {prediction.high_ms:.4g} ms)")
+    print(f"  {kernels} kernels after ONNX Runtime's fusions, {graph.flops / 1e9:.3f} GMACs; predicted in "
+          f"{1e3 * seconds:.0f} ms from the graph alone (kernel calibration: {cal.graphs} timed graphs)")
+    print("\n".join(_share_lines(prediction) + (_layer_lines(prediction) if args.per_layer else [])))
     return 0

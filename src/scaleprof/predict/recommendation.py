@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 
 from scaleprof.errors import BadInput
-from scaleprof.predict.calibrate import Query, predict_query
+from scaleprof.predict.sweep_calibration import Query, predict_query
 
 DEFAULT_ALPHAS = tuple(round(0.1 * i, 1) for i in range(1, 11))     # a grid over (0, 1]
 PAPER_ALPHA = 0.8

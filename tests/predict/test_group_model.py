@@ -4,7 +4,7 @@ import pytest
 
 from tests.predict.synthetic import TRUE, TRUE_C0, network, samples, true_group_times, true_latency
 
-from scaleprof.predict.model import LatencyModel, fit, fit_end_to_end, fit_from_layers, nnls_relative
+from scaleprof.predict.group_model import LatencyModel, fit, fit_end_to_end, fit_from_layers, nnls_relative
 
 
 def test_nnls_relative_solves_a_consistent_system_exactly():

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from scaleprof.core.files import read_limited
 from scaleprof.errors import BadInput, EnvironmentProblem
-from scaleprof.predict.calibration import BatchFit, Calibration
+from scaleprof.predict.network_fit import BatchFit, Calibration
 from scaleprof.predict.samples import cache_root
 
 MAX_CALIBRATION_BYTES = 1 << 20     # a calibration is a few coefficients per batch size: kilobytes
@@ -68,10 +68,7 @@ def save(cal: Calibration, directory: Path | None = None) -> Path:
     """Write the calibration into ``directory`` (default: the calibration store); returns its path."""
     from scaleprof.core.files import write_atomic
 
-    directory = Path(directory) if directory is not None else calibrations_dir()
-    if directory is None:
-        raise BadInput("no calibration store: HOME, XDG_CACHE_HOME and SCALEPROF_CACHE_DIR are unset, empty or "
-                       "relative; give a directory (-o DIR) or set SCALEPROF_CACHE_DIR")
+    directory = _store_or(directory)
     try:
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / file_name(cal.target, cal.env_key)
@@ -94,6 +91,8 @@ def stored(directory: Path | None = None) -> list[Calibration]:
     directory = Path(directory) if directory is not None else calibrations_dir()
     found = []
     for path in sorted(directory.glob("*.json")) if directory is not None and directory.is_dir() else ():
+        if path.name.startswith("kernels-"):
+            continue                       # kernel calibrations: find_kernels reads them
         try:
             found.append(load(path))
         except BadInput:
@@ -111,7 +110,7 @@ def find(target: str, path=None, env_key: str | None = None) -> Calibration:
             raise BadInput(f"{path}: a calibration of {cal.target!r}, not of {target!r}")
         return cal
     if path is not None and (Path(path) / "results.sqlite").is_file():
-        from scaleprof.predict.calibrate import calibrate_source
+        from scaleprof.predict.sweep_calibration import calibrate_source
 
         return calibrate_source(path, target, env_key=env_key, with_evaluation=False)[0]
     if path is not None and not Path(path).is_dir():
@@ -124,3 +123,96 @@ def find(target: str, path=None, env_key: str | None = None) -> Calibration:
                        + (f" (calibrated: {', '.join(have)})" if have else "")
                        + "; run `scaleprof calibrate DIR --target " + target + "` first")
     return max(candidates, key=lambda c: c.created)
+
+
+KERNELS_FORMAT = "scaleprof-kernel-calibration"
+KERNELS_VERSION = 1
+
+
+def kernels_to_json(cal) -> str:
+    """A kernel_calibration.KernelCalibration as JSON: its model and the timed kernels it was fitted to."""
+    data = {"format": KERNELS_FORMAT, "version": KERNELS_VERSION, "target": cal.target, "env_key": cal.env_key,
+            "environment": cal.environment, "target_config": cal.target_config, "source": cal.source,
+            "created": cal.created, "graphs": cal.graphs, "seconds": cal.seconds, "model": cal.model.to_dict(),
+            "rows": [[k.to_dict(), ms] for k, ms in cal.rows], "runs": [list(r) for r in cal.runs]}
+    return json.dumps(data, sort_keys=True, default=str) + "\n"
+
+
+def kernels_from_json(text: str, where: str = "kernel calibration"):
+    from scaleprof.predict.kernel_calibration import KernelCalibration, kernel_from_dict
+    from scaleprof.predict.kernel_model import KernelModel
+
+    try:
+        data = json.loads(text)
+    except ValueError as err:
+        raise BadInput(f"{where}: not a scaleprof kernel calibration ({err})") from None
+    if not isinstance(data, dict) or data.get("format") != KERNELS_FORMAT:
+        raise BadInput(f"{where}: not a scaleprof kernel calibration file")
+    if data.get("version") != KERNELS_VERSION:
+        raise BadInput(f"{where}: kernel calibration format version {data.get('version')} is not the version this "
+                       f"scaleprof reads ({KERNELS_VERSION}); run `scaleprof calibrate --kernels` again")
+    try:
+        return KernelCalibration(
+            target=data["target"], env_key=data["env_key"], model=KernelModel.from_dict(data["model"]),
+            environment=data.get("environment") or {}, target_config=data.get("target_config") or {},
+            rows=tuple((kernel_from_dict(k), float(ms)) for k, ms in data.get("rows") or ()),
+            runs=tuple(tuple(r) for r in data.get("runs") or ()), graphs=int(data.get("graphs") or 0),
+            seconds=float(data.get("seconds") or 0.0), created=float(data.get("created") or 0.0),
+            source=str(data.get("source") or "kernels"))
+    except (KeyError, TypeError, ValueError, IndexError) as err:
+        raise BadInput(f"{where}: a damaged kernel calibration file ({type(err).__name__}: {err})") from None
+
+
+def _store_or(directory) -> Path:
+    """``directory``, else the calibration store; BadInput when neither is there (no usable HOME)."""
+    directory = Path(directory) if directory is not None else calibrations_dir()
+    if directory is None:
+        raise BadInput("no calibration store: HOME, XDG_CACHE_HOME and SCALEPROF_CACHE_DIR are unset, empty or "
+                       "relative; give a directory (-o DIR) or set SCALEPROF_CACHE_DIR")
+    return directory
+
+
+def save_kernels(cal, directory: Path | None = None) -> Path:
+    from scaleprof.core.files import write_atomic
+
+    directory = _store_or(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / ("kernels-" + file_name(cal.target, cal.env_key))
+        write_atomic(path, kernels_to_json(cal))
+    except OSError as err:
+        raise EnvironmentProblem(f"{directory}: cannot write the kernel calibration ({err.strerror or err})") from None
+    return path
+
+
+def load_kernels(path):
+    path = Path(path)
+    try:
+        text = read_limited(path, MAX_CALIBRATION_BYTES, "kernel calibration").decode("utf-8", errors="replace")
+    except OSError as err:
+        raise BadInput(f"{path}: cannot read the kernel calibration ({err.strerror or err})") from None
+    return kernels_from_json(text, str(path))
+
+
+def find_kernels(target: str, path=None, required: bool = True):
+    """The kernel calibration of ``target``: ``path`` (a file, or a directory of them) or the store, the
+    newest when several environments qualify. None when there is none and not ``required``."""
+    if path is not None and Path(path).is_file():
+        cal = load_kernels(path)
+        if cal.target != target:
+            raise BadInput(f"{path}: a kernel calibration of {cal.target!r}, not of {target!r}")
+        return cal
+    directory = Path(path) if path is not None else calibrations_dir()
+    found = []
+    for file in sorted(directory.glob("kernels-*.json")) if directory is not None and directory.is_dir() else ():
+        try:
+            found.append(load_kernels(file))
+        except BadInput:
+            continue
+    found = [c for c in found if c.target == target]
+    if not found:
+        if not required:
+            return None
+        raise BadInput(f"no kernel calibration of target {target!r} in {directory or 'the calibration store'}; run "
+                       f"`scaleprof calibrate --kernels --target {target}` first")
+    return max(found, key=lambda c: c.created)

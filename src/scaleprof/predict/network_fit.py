@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 
 from scaleprof.predict.features import NetworkFeatures
-from scaleprof.predict.model import LatencyModel, fit
+from scaleprof.predict.group_model import LatencyModel, fit
 from scaleprof.predict.samples import distinct
 
 MIN_POINTS = 4                     # distinct networks a fit needs
@@ -124,7 +124,7 @@ def fit_key(precision: str, batch: int | None) -> str:
 
 @dataclass(frozen=True)
 class Calibration:
-    """The latency model of one target in one environment (see calibrations.py for its file)."""
+    """The latency model of one target in one environment (see calibration_store.py for its file)."""
 
     target: str
     env_key: str

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from scaleprof.errors import BadInput
-from scaleprof.predict.calibration import MIN_POINTS, Calibration, Prediction, fit_batch, fit_key
+from scaleprof.predict.network_fit import MIN_POINTS, Calibration, Prediction, fit_batch, fit_key
 from scaleprof.predict.evaluate import evaluate
 from scaleprof.predict.samples import distinct, features_for, load_points, sample_from_point, spec_for
 
