@@ -21,16 +21,16 @@ layers are named; nothing here knows a backend by name.
 from scaleprof.profile.environment import capture_environment, environment_for
 from scaleprof.profile.categories import CATEGORIES, categorise
 from scaleprof.profile.contention import Contention, ContentionWatch, wait_until_quiet
-from scaleprof.profile.layers import build_report, node_counts, profile_layers
+from scaleprof.profile.layers import build_report, engine_node_counts, node_counts, profile_layers
 from scaleprof.profile.mapping import assign
-from scaleprof.profile.roofline import DevicePeaks, device_peaks
+from scaleprof.profile.roofline import DevicePeaks, device_peaks, engine_peaks
 from scaleprof.profile.stats import StoppingRule, median_ci, median_ci_ranks, summarise
 from scaleprof.profile.timing import time_engine, time_runner, validate_settings
 from scaleprof.profile.types import (Environment, LatencyStats, LayerReport, LayerRow, Measurement,
                                      TimingSettings)
 
-__all__ = ["capture_environment", "environment_for", "build_report", "node_counts", "profile_layers",
+__all__ = ["capture_environment", "environment_for", "build_report", "engine_node_counts", "node_counts", "profile_layers",
            "CATEGORIES", "categorise", "Contention", "ContentionWatch", "wait_until_quiet", "assign", "DevicePeaks",
-           "device_peaks", "StoppingRule", "median_ci", "median_ci_ranks", "summarise", "time_engine",
+           "device_peaks", "engine_peaks", "StoppingRule", "median_ci", "median_ci_ranks", "summarise", "time_engine",
            "time_runner", "validate_settings", "Environment", "LatencyStats", "LayerReport", "LayerRow",
            "Measurement", "TimingSettings"]

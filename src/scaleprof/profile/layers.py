@@ -90,6 +90,14 @@ def exported_model_path(engine) -> Path:
     return path
 
 
+def engine_node_counts(engine, batch: int, resolution: int) -> dict[str, tuple[int, int, int]]:
+    """Per-node counts per image of the ONNX file ``engine`` was built from, counted at ``batch``
+    (a file with a static batch counts only at its own) and ``resolution``."""
+    from scaleprof.complexity import count_onnx
+
+    return node_counts(count_onnx(exported_model_path(engine), batch=batch, resolution=resolution))
+
+
 def profile_layers(engine, shape, onnx_counts=None, end_to_end_ms: float | None = None,
                    iterations: int = 20, peaks=None) -> LayerReport:
     """Run the engine's layer profiler at ``shape`` and map every layer to ONNX nodes and counts.
