@@ -62,3 +62,47 @@ def test_recommend_verify_and_the_sweep_export_and_build_the_same_point_alike(re
     assert sweep_onnx == verify_onnx == sweep_file
     assert sweep_build == verify_build                          # the engine cache key follows from these
     assert (verify_build.backend, verify_build.threads, verify_build.options) == ("ort", 2, TARGET.options)
+
+
+def test_profile_per_layer_and_the_sweep_give_the_layer_profiler_the_same_counts(monkeypatch, tmp_path):
+    import argparse
+
+    import scaleprof.profile
+
+    from scaleprof.engines.base import ShapePoint
+    from scaleprof.profile.types import TimingSettings
+    from scaleprof.tools import profile as profile_tool
+
+    given = []
+    monkeypatch.setattr(scaleprof.profile, "profile_layers",
+                        lambda engine, shape, counts, *a, **kw: given.append(counts) or "report")
+    onnx_path = _two_convs(tmp_path / "convs.onnx")
+    engine = SimpleNamespace(directory=tmp_path, manifest=SimpleNamespace(onnx_path=str(onnx_path)))
+    args = argparse.Namespace(no_roofline=True, cache_dir=None, out=str(tmp_path))
+    settings = TimingSettings(layer_iters=3)
+
+    assert profile_tool._layers(engine, ShapePoint(2, 224), 1.0, settings, args) == "report"
+    stages = UpstreamStages(roofline=False)
+    stages.open(tmp_path / "sweep")
+    stages.layers(engine, None, 2, 224, settings, LatencyStats(median=1.0, batch=2))
+    from_profile, from_sweep = (scaleprof.profile.node_counts(counts) for counts in given)
+    assert from_profile == from_sweep and set(from_sweep) == {"conv1", "conv2"}   # per image, whichever batch
+    assert from_sweep["conv1"][0] == 8 * 3 * 9 * 224 * 224                      # counted them
+
+
+def _two_convs(path: Path) -> Path:
+    """A dynamic-shape ONNX file of two 3x3 convolutions (what count_onnx counts)."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weights = [numpy_helper.from_array(np.zeros(shape, np.float32), name)
+               for name, shape in (("w1", (8, 3, 3, 3)), ("w2", (8, 8, 3, 3)))]
+    nodes = [helper.make_node("Conv", ["input", "w1"], ["t1"], name="conv1", pads=[1, 1, 1, 1]),
+             helper.make_node("Conv", ["t1", "w2"], ["output"], name="conv2", pads=[1, 1, 1, 1])]
+    graph = helper.make_graph(nodes, "convs",
+                              [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, "h", "w"])],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", 8, "h", "w"])],
+                              weights)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
