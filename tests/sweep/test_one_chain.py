@@ -5,17 +5,24 @@ timing are recorded here, not run."""
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
+import onnx
 import pytest
+from onnx import TensorProto, helper, numpy_helper
 
+import scaleprof.profile
 from scaleprof.engines import cache as engine_cache
+from scaleprof.engines.base import ShapePoint
 from scaleprof.export import onnx_export
 from scaleprof.profile import timing
-from scaleprof.profile.types import LatencyStats
+from scaleprof.profile.types import LatencyStats, TimingSettings
 from scaleprof.sweep.grid import Point, Target
 from scaleprof.sweep.stages import UpstreamStages
+from scaleprof.tools import profile as profile_tool
 from scaleprof.tools import recommend
 
 TARGET = Target("cpu-ort-2", "ort", "cpu", 2, (("graph_optimization", "all"),))
@@ -65,14 +72,6 @@ def test_recommend_verify_and_the_sweep_export_and_build_the_same_point_alike(re
 
 
 def test_profile_per_layer_and_the_sweep_give_the_layer_profiler_the_same_counts(monkeypatch, tmp_path):
-    import argparse
-
-    import scaleprof.profile
-
-    from scaleprof.engines.base import ShapePoint
-    from scaleprof.profile.types import TimingSettings
-    from scaleprof.tools import profile as profile_tool
-
     given = []
     monkeypatch.setattr(scaleprof.profile, "profile_layers",
                         lambda engine, shape, counts, *a, **kw: given.append(counts) or "report")
@@ -92,10 +91,6 @@ def test_profile_per_layer_and_the_sweep_give_the_layer_profiler_the_same_counts
 
 def _two_convs(path: Path) -> Path:
     """A dynamic-shape ONNX file of two 3x3 convolutions (what count_onnx counts)."""
-    import numpy as np
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
     weights = [numpy_helper.from_array(np.zeros(shape, np.float32), name)
                for name, shape in (("w1", (8, 3, 3, 3)), ("w2", (8, 8, 3, 3)))]
     nodes = [helper.make_node("Conv", ["input", "w1"], ["t1"], name="conv1", pads=[1, 1, 1, 1]),
