@@ -6,6 +6,7 @@
 
     options        ExportOptions, their checks and defaults (PRECISIONS is scaleprof.core.onnx_file's)
     onnx_export    export_onnx: prepare the network, write the file, check parity, in that order
+    cached         cached_export: one file per spec and precision, as the sweep and recommend name it
     recalibration  recalibrate_bn: BatchNorm statistics from seeded random images
     same_padding   TF "same" padding made constant for the export resolution
     writing        the torch exporter, scaleprof's metadata record, the ONNX checks
@@ -20,6 +21,7 @@ was, ``recalibrate_bn(model, resolution, seed)`` rebuild the network the file ho
 """
 
 from scaleprof.core.onnx_file import PRECISIONS
+from scaleprof.export.cached import cached_export, export_file_name
 from scaleprof.export.onnx_io import (META_COUNTS, META_EXPORT, META_SPEC, OnnxMetadata, image_input, load_model,
                                       read_metadata)
 from scaleprof.export.options import (DEFAULT_OPSET, DEFAULT_TOLERANCE, EXPORTERS, INPUT_NAME, OUTPUT_NAME,

@@ -12,7 +12,8 @@ control (the control network that judges a round contended);
 contention (what other processes took on the machine and its GPU while a point was timed, from the
 kernel's accounting; waiting for a quiet machine);
 environment (backend, device, versions, clocks; device names from scaleprof.engines.devices);
-layers (profile_layers / build_report: one row per engine layer), mapping (every exported node to
+layers (profile_layers / build_report: one row per engine layer; trace_report for a trace measured
+elsewhere, such as trtexec's), mapping (every exported node to
 one layer, from the anchors the engine's own ``layer_resolver`` gives), categories (conv, SE,
 activation, ...) and roofline (device peaks); types holds the results. The engine says how its
 layers are named; nothing here knows a backend by name.
@@ -21,16 +22,17 @@ layers are named; nothing here knows a backend by name.
 from scaleprof.profile.environment import capture_environment, environment_for
 from scaleprof.profile.categories import CATEGORIES, categorise
 from scaleprof.profile.contention import Contention, ContentionWatch, wait_until_quiet
-from scaleprof.profile.layers import build_report, node_counts, profile_layers
+from scaleprof.profile.layers import build_report, engine_node_counts, node_counts, profile_layers, trace_report
 from scaleprof.profile.mapping import assign
-from scaleprof.profile.roofline import DevicePeaks, device_peaks
+from scaleprof.profile.roofline import DevicePeaks, device_peaks, engine_peaks
 from scaleprof.profile.stats import StoppingRule, median_ci, median_ci_ranks, summarise
 from scaleprof.profile.timing import time_engine, time_runner, validate_settings
 from scaleprof.profile.types import (Environment, LatencyStats, LayerReport, LayerRow, Measurement,
                                      TimingSettings)
 
-__all__ = ["capture_environment", "environment_for", "build_report", "node_counts", "profile_layers",
+__all__ = ["capture_environment", "environment_for", "build_report", "engine_node_counts", "node_counts",
+           "profile_layers", "trace_report",
            "CATEGORIES", "categorise", "Contention", "ContentionWatch", "wait_until_quiet", "assign", "DevicePeaks",
-           "device_peaks", "StoppingRule", "median_ci", "median_ci_ranks", "summarise", "time_engine",
+           "device_peaks", "engine_peaks", "StoppingRule", "median_ci", "median_ci_ranks", "summarise", "time_engine",
            "time_runner", "validate_settings", "Environment", "LatencyStats", "LayerReport", "LayerRow",
            "Measurement", "TimingSettings"]

@@ -90,6 +90,14 @@ def exported_model_path(engine) -> Path:
     return path
 
 
+def engine_node_counts(engine, batch: int, resolution: int) -> dict[str, tuple[int, int, int]]:
+    """Per-node counts per image of the ONNX file ``engine`` was built from, counted at ``batch``
+    (a file with a static batch counts only at its own) and ``resolution``."""
+    from scaleprof.complexity import count_onnx
+
+    return node_counts(count_onnx(exported_model_path(engine), batch=batch, resolution=resolution))
+
+
 def profile_layers(engine, shape, onnx_counts=None, end_to_end_ms: float | None = None,
                    iterations: int = 20, peaks=None) -> LayerReport:
     """Run the engine's layer profiler at ``shape`` and map every layer to ONNX nodes and counts.
@@ -177,6 +185,26 @@ def build_report(trace, graph: OnnxGraph, resolver, counts: dict, shape, end_to_
                        coverage=covered / layer_sum if layer_sum > 0 else 0.0, profiler=trace.profiler,
                        iterations=trace.iterations, totals=totals, by_category=by_category(rows, layer_sum),
                        device_peaks=peaks.to_dict() if peaks is not None else None,
+                       layer_sum_mean_ms=sum(r.mean_ms for r in rows), iteration_ms=iteration_median(trace))
+
+
+def trace_report(trace, end_to_end_ms: float | None = None, graph: OnnxGraph | None = None) -> LayerReport:
+    """The LayerReport of a trace measured elsewhere (trtexec's exports), whose events name their ONNX
+    nodes themselves and which has no counts: ``coverage`` is the share of layer time mapped to ONNX
+    nodes; ``graph`` (the ONNX file the engine was built from), where known, gives the categories."""
+    se, roles = (se_nodes(graph), detector_roles(graph)) if graph is not None else (set(), {})
+    rows = []
+    for e in trace.events:
+        members = [n for n in e.onnx_nodes if graph is not None and n in graph.nodes]
+        rows.append(LayerRow(name=e.name, onnx_nodes=tuple(e.onnx_nodes), op_type=e.op_type,
+                             category=categorise(graph, members, se, e.op_type, roles),
+                             time_ms=statistics.median(e.times_ms), mean_ms=sum(e.times_ms) / len(e.times_ms),
+                             flops=0, params=0, acts=0, opaque=e.opaque))
+    layer_sum = sum(r.time_ms for r in rows)
+    mapped = sum(r.time_ms for r in rows if r.onnx_nodes)
+    return LayerReport(layers=tuple(rows), layer_sum_ms=layer_sum, end_to_end_ms=end_to_end_ms,
+                       coverage=mapped / layer_sum if layer_sum > 0 else 0.0, profiler=trace.profiler,
+                       iterations=trace.iterations, by_category=by_category(rows, layer_sum),
                        layer_sum_mean_ms=sum(r.mean_ms for r in rows), iteration_ms=iteration_median(trace))
 
 

@@ -79,6 +79,12 @@ def device_peaks(device: str = "cpu", device_name: str | None = None, precision:
     return peaks
 
 
+def engine_peaks(engine, cache_dir: str | Path | None = None) -> DevicePeaks:
+    """The peaks of the device, precision and threads ``engine`` was built for."""
+    m = engine.manifest
+    return device_peaks(m.device, m.device_name, m.precision, m.threads, cache_dir=cache_dir)
+
+
 def _best(fn, repeats: int) -> float:
     best = float("inf")
     for _ in range(repeats):

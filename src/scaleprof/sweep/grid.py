@@ -29,6 +29,12 @@ class Target:
         return {"name": self.name, "backend": self.backend, "device": self.device,
                 "threads": self.threads, "options": dict(self.options)}
 
+    @classmethod
+    def from_dict(cls, data: dict, name: str = "") -> "Target":
+        """The inverse of to_dict (a calibration stores its target so): the name given wins."""
+        return cls(name or data.get("name", ""), data.get("backend", "ort"), data.get("device", "cpu"),
+                   data.get("threads"), tuple(sorted((data.get("options") or {}).items())))
+
 
 def definition(target) -> dict:
     """What a target (a Target.to_dict(), as stored) says beside its name; missing keys read as their

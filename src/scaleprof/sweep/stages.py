@@ -258,32 +258,16 @@ class UpstreamStages(Stages):
         return CountTotals(**self._cached("counts", [spec.key, resolution, "layer_count"], count, _valid_counts))
 
     def export(self, spec, precision: str, cache_dir: Path) -> Path:
-        """Exports are cached by spec and precision: export_onnx writes under a temporary name and
-        renames only a fully checked file, so a file under the cache name is complete.
+        """Exports are cached by spec and precision (scaleprof.export.cached_export)."""
+        from scaleprof.export import cached_export
 
-        The sweep checks parity at one shape (batch 1, the spec's resolution) rather than export's
-        default four: the export stage's own tests cover dynamic shapes, and on a 2-core CPU the
-        other three runs would double a sweep's export time."""
-        from scaleprof.export import ExportOptions, export_onnx
-
-        path = Path(cache_dir) / f"{spec.model}-{spec.key}-{precision}.onnx"
-        if path.is_file() and not _is_export_of(path, spec, precision):
-            path.unlink()                       # swapped or damaged: exported again, never timed as the model
-        if not path.is_file():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            export_onnx(spec, path, ExportOptions(precision=precision, parity_batches=(1,),
-                                                  parity_resolutions=(spec.resolution,)))
-        return path
+        return cached_export(spec, precision, cache_dir)
 
     def build(self, onnx_path: Path, spec, target: Target, precision: str, shapes, cache_dir: Path):
-        from scaleprof.engines.base import BuildSpec, ShapePoint
         from scaleprof.engines.cache import build_engine
         from scaleprof.export.rebuild import rebuild_model
 
-        build = BuildSpec(backend=target.backend, device=target.device, precision=precision,
-                          threads=target.threads, shapes=tuple(sorted(ShapePoint(b, r) for b, r in shapes)),
-                          options=target.options)
-        result = build_engine(onnx_path, build, cache_dir, model_source=rebuild_model)
+        result = build_engine(onnx_path, build_spec(target, precision, shapes), cache_dir, model_source=rebuild_model)
         return result.engine, result.key, result.cached
 
     def time(self, engine, batch: int, resolution: int, timing) -> LatencyStats:
@@ -307,10 +291,9 @@ class UpstreamStages(Stages):
         key = (m.onnx_path, resolution)
         if key not in self._onnx_counts:
             def count() -> dict:
-                from scaleprof.complexity import count_onnx
-                from scaleprof.profile import node_counts
+                from scaleprof.profile import engine_node_counts
 
-                return node_counts(count_onnx(m.onnx_path, batch=1, resolution=resolution))
+                return engine_node_counts(engine, 1, resolution)
 
             # the export cache names an ONNX file by its spec key and precision: its content
             self._onnx_counts[key] = self._cached("node-counts", [Path(m.onnx_path).name, resolution], count)
@@ -321,13 +304,12 @@ class UpstreamStages(Stages):
         (and cached in the output directory); None when the roofline is off."""
         if not self.roofline:
             return None
-        from scaleprof.profile import device_peaks
+        from scaleprof.profile import engine_peaks
 
         m = engine.manifest
         key = (m.device, m.device_name, m.precision, m.threads)
         if key not in self._peaks:
-            self._peaks[key] = device_peaks(m.device, m.device_name, m.precision, m.threads,
-                                            cache_dir=self.cache_dir)
+            self._peaks[key] = engine_peaks(engine, self.cache_dir)
         return self._peaks[key]
 
     def layers(self, engine, spec, batch: int, resolution: int, timing, latency: LatencyStats,
@@ -345,23 +327,6 @@ class UpstreamStages(Stages):
         engine.release()
 
 
-def _is_export_of(path: Path, spec, precision: str) -> bool:
-    """Whether the cached file ``path`` is the export of ``spec`` at ``precision``: by its metadata and by
-    its graph (scaleprof.export.onnx_io.check_graph_matches), not by its name."""
-    from scaleprof.complexity.onnx_count import check_graph_matches
-    from scaleprof.export.onnx_io import load_model, metadata_from_model
-
-    try:
-        model = load_model(path, load_weights=False)
-        meta = metadata_from_model(model)
-        if meta.spec is None or meta.spec.key != spec.key or (meta.export or {}).get("precision") != precision:
-            return False
-        check_graph_matches(model, path)
-    except ScaleprofError:
-        return False
-    return True
-
-
 def _valid_counts(data: dict) -> bool:
     """Counts as count() caches them: positive flops, non-negative params, acts and layers, nothing else."""
     def whole(value, least: int) -> bool:
@@ -370,6 +335,14 @@ def _valid_counts(data: dict) -> bool:
     return set(data) == {"flops", "params", "acts", "layer_count"} and whole(data["flops"], 1) and \
         whole(data["params"], 0) and whole(data["acts"], 0) and (data["layer_count"] is None or
                                                                    whole(data["layer_count"], 0))
+
+
+def build_spec(target: Target, precision: str, shapes):
+    """The engine build of a target at ``precision`` for the (batch, resolution) ``shapes``."""
+    from scaleprof.engines.base import BuildSpec, ShapePoint
+
+    return BuildSpec(backend=target.backend, device=target.device, precision=precision, threads=target.threads,
+                     shapes=tuple(sorted(ShapePoint(b, r) for b, r in shapes)), options=target.options)
 
 
 def _dist_version(metadata, name: str) -> str:

@@ -58,9 +58,12 @@ def _load(path: Path):
 
 
 def ingest(files, *, onnx: str | None = None, batch: int = 1, latency: str = "compute") -> dict:
-    """The summary of a set of trtexec exports as a JSON-able dict."""
+    """The summary of a set of trtexec exports as a JSON-able dict: the profile stage's
+    LatencyStats and LayerReport, as ``scaleprof profile`` reports them."""
     from scaleprof.core.limits import check_batch
+    from scaleprof.engines.layer_map import OnnxGraph
     from scaleprof.engines.tensorrt import inspector, layer_map, layer_times
+    from scaleprof.profile import trace_report
 
     check_batch(batch, "--batch")
     found = _by_kind(files)
@@ -73,7 +76,7 @@ def ingest(files, *, onnx: str | None = None, batch: int = 1, latency: str = "co
         end_to_end = result["latency"]["median"]
     if "profile" in found:
         trace = layer_times.profile_trace(found["profile"][1], layer_map.InspectorLayerMap(graph, node_order))
-        result["layers"] = _layer_table(trace, end_to_end)
+        result["layers"] = _layer_summary(trace_report(trace, end_to_end, OnnxGraph(onnx) if onnx else None))
     if graph is not None:
         result["graph"] = layer_map.summarize_graph(graph, node_order)
     return result
@@ -113,27 +116,14 @@ def _latency(times, batch: int, latency: str) -> dict:
     return out
 
 
-def _layer_table(trace, end_to_end: float | None) -> dict:
-    """Per-layer medians of a profile trace, their shares, and how much maps to ONNX nodes."""
-    rows = []
-    total = 0.0
-    for e in trace.events:
-        median = statistics.median(e.times_ms)
-        total += median
-        rows.append({"name": e.name, "op_type": e.op_type, "median_ms": median,
-                     "mean_ms": sum(e.times_ms) / len(e.times_ms),
-                     "onnx_nodes": list(e.onnx_nodes), "opaque": e.opaque})
-    for row in rows:
-        row["share"] = row["median_ms"] / total if total else 0.0
-    mapped = sum(r["median_ms"] for r in rows if r["onnx_nodes"])
-    opaque = sum(r["median_ms"] for r in rows if r["opaque"])
-    return {
-        "iterations": trace.iterations, "profiler": trace.profiler, "count": len(rows),
-        "layer_sum_ms": total, "mapped_share": mapped / total if total else 0.0,
-        "opaque_share": opaque / total if total else 0.0,
-        "overhead_ratio": total / end_to_end if end_to_end else None,
-        "rows": rows,
-    }
+def _layer_summary(report) -> dict:
+    """A LayerReport as JSON, its layers under "rows" with their count, and the share of layer time
+    in opaque (Myelin) regions, whose inner split trtexec does not know."""
+    summary = report.to_dict()
+    rows = summary.pop("layers")
+    opaque = sum(r.time_ms for r in report.layers if r.opaque)
+    return {**summary, "count": len(rows), "rows": rows,
+            "opaque_share": opaque / report.layer_sum_ms if report.layer_sum_ms else 0.0}
 
 
 def _print(result: dict, top: int) -> None:
@@ -149,13 +139,12 @@ def _print(result: dict, top: int) -> None:
             print("  note: CV above 2.5% (trtexec's own warning level): the GPU was not quiet")
     layers = result.get("layers")
     if layers:
-        ratio = layers["overhead_ratio"]
-        print(f"layers: {layers['count']} over {layers['iterations']} iterations, sum of medians "
-              f"{layers['layer_sum_ms']:.4f} ms"
+        ratio, total = layers["overhead_ratio"], layers["layer_sum_ms"]
+        print(f"layers: {layers['count']} over {layers['iterations']} iterations, sum of medians {total:.4f} ms"
               + (f" = {ratio:.2f}x end-to-end (per-layer profiling adds synchronisation)" if ratio else "")
-              + f"; {layers['mapped_share'] * 100:.0f}% of layer time mapped to ONNX nodes, "
+              + f"; {layers['coverage'] * 100:.0f}% of layer time mapped to ONNX nodes, "
                 f"{layers['opaque_share'] * 100:.0f}% in opaque (Myelin) regions")
-        rows = sorted(layers["rows"], key=lambda r: -r["median_ms"])
+        rows = sorted(layers["rows"], key=lambda r: -r["time_ms"])
         shown = rows if top <= 0 else rows[:top]
         width = min(60, max((len(r["name"]) for r in shown), default=10))
         for r in shown:
@@ -164,7 +153,8 @@ def _print(result: dict, top: int) -> None:
                      else ", ".join(nodes)) or "-"
             flag = " [opaque]" if r["opaque"] else ""
             name = r["name"] if len(r["name"]) <= width else r["name"][:width - 3] + "..."
-            print(f"  {r['median_ms']:9.4f} ms {r['share'] * 100:5.1f}%  {name:<{width}}  {where}{flag}")
+            share = r["time_ms"] / total if total else 0.0
+            print(f"  {r['time_ms']:9.4f} ms {share * 100:5.1f}%  {name:<{width}}  {where}{flag}")
         if len(rows) > len(shown):
             print(f"  ... {len(rows) - len(shown)} more (--top 0 lists all)")
     graph = result.get("graph")

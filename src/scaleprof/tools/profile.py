@@ -138,17 +138,11 @@ def _warn_if_contended(latency) -> None:
 
 
 def _layers(engine, shape, median, settings, args):
-    from scaleprof.complexity import count_onnx
-    from scaleprof.profile.layers import exported_model_path, profile_layers
-    from scaleprof.profile.roofline import device_peaks
+    from scaleprof.profile import engine_node_counts, engine_peaks, profile_layers
 
-    onnx_path = exported_model_path(engine)
-    counts = count_onnx(onnx_path, shape.batch, shape.resolution)
-    peaks = None
-    if not args.no_roofline:
-        m = engine.manifest
-        cache = Path(args.cache_dir) if args.cache_dir else Path(args.out) / "cache"
-        peaks = device_peaks(m.device, m.device_name, m.precision, m.threads, cache_dir=cache)
+    counts = engine_node_counts(engine, shape.batch, shape.resolution)
+    cache = Path(args.cache_dir) if args.cache_dir else Path(args.out) / "cache"
+    peaks = None if args.no_roofline else engine_peaks(engine, cache)
     return profile_layers(engine, shape, counts, median, settings.layer_iters, peaks)
 
 

@@ -29,31 +29,25 @@ def add_arguments(parser) -> None:
 
 
 def measure(candidate, target_config: dict, work_dir) -> dict:
-    """Export, build (engine cache in ``work_dir``) and time one candidate on the calibration's target."""
+    """Export, build (engine cache in ``work_dir``) and time one candidate on the calibration's target,
+    through the sweep's own stages: the same export file name, parity check and engine build."""
     from pathlib import Path
 
-    from scaleprof.engines.base import BuildSpec, ShapePoint
-    from scaleprof.engines.cache import build_engine
-    from scaleprof.export import ExportOptions, export_onnx
     from scaleprof.predict import spec_for
-    from scaleprof.profile import TimingSettings, time_engine
+    from scaleprof.profile import TimingSettings
+    from scaleprof.sweep.grid import Target
+    from scaleprof.sweep.stages import UpstreamStages
 
     q = candidate.query
+    stages = UpstreamStages(roofline=False)
     spec = spec_for(q.model, q.strategy, q.scale, q.alpha)
-    onnx_path = Path(work_dir) / f"{q.model}-{spec.key}-{q.precision}.onnx"
-    if not onnx_path.is_file():
-        export_onnx(spec, onnx_path, ExportOptions(precision=q.precision, parity_batches=(1,),
-                                                   parity_resolutions=(candidate.resolution,)))
-    options = tuple(sorted((target_config.get("options") or {}).items()))
-    build = BuildSpec(backend=target_config.get("backend", "ort"), device=target_config.get("device", "cpu"),
-                      precision=q.precision, threads=target_config.get("threads"),
-                      shapes=(ShapePoint(q.batch, candidate.resolution),), options=options)
-    engine = build_engine(onnx_path, build, Path(work_dir) / "engines").engine
+    onnx_path = stages.export(spec, q.precision, Path(work_dir))
+    engine, _, _ = stages.build(onnx_path, spec, Target.from_dict(target_config), q.precision,
+                                [(q.batch, candidate.resolution)], Path(work_dir) / "engines")
     try:
-        stats = time_engine(engine, ShapePoint(q.batch, candidate.resolution), TimingSettings(**VERIFY_TIMING),
-                            progress=False)
+        stats = stages.time(engine, q.batch, candidate.resolution, TimingSettings(**VERIFY_TIMING))
     finally:
-        engine.release()
+        stages.release(engine)
     return {"measured_ms": stats.median, "ci95": list(stats.ci95), "cv": stats.cv}
 
 
