@@ -52,8 +52,8 @@ def _network_table(checks) -> Table:
         rows.append([point_label(p, with_target=True), f"{c.measured_ms:.3g}", f"{c.predicted_ms:.3g}",
                      f"{100 * c.error:+.1f}%", "-" if corrected is None else f"{corrected:.3g}",
                      "-" if corrected is None else f"{100 * (corrected / c.measured_ms - 1):+.1f}%"])
-    return Table(["point", "measured ms", "kernel model ms", "error", "with network correction ms", "error"], rows,
-                 "Each point's measured median beside the kernel model's prediction from its ONNX graph "
+    return Table(["point", "fastest run ms", "kernel model ms", "error", "with network correction ms", "error"],
+                 rows, "Each point's fastest timed run (the statistic kernel timings use) beside the kernel model's prediction from its ONNX graph "
                  "(calibrate --kernels), before and after the network-level correction where one was fitted.")
 
 
