@@ -68,3 +68,19 @@ def test_cli_measures_each_kernel_beside_its_prediction(calibration, tmp_path): 
     assert header.split()[-2:] == ["measured", "error"]
     one_line_error(scaleprof("predict", net, "--target", "cpu-ort-1t", "--calibration", path, "--measure"),
                    "--measure applies to --per-layer")
+
+
+def test_zoo_mix_is_a_per_layer_cpu_ort_1t_sweep_over_the_zoo_families():
+    from scaleprof.models import family_of
+    from scaleprof.predict import target_definition
+    from scaleprof.sweep.config import resolve_config
+
+    config = resolve_config("zoo_mix")
+    families = {family_of(m).name for m in config.models}
+    assert len(families) >= 4 and config.layers and config.batch_sizes == (1,)
+    (target,) = config.targets
+    wanted = target_definition("cpu-ort-1t")
+    assert (target.name, target.backend, target.device, target.threads) == ("cpu-ort-1t", "ort", "cpu", wanted["threads"])
+    judged = {"mobilenet", "shufflenet", "mnasnet", "densenet", "squeezenet", "googlenet", "convnext", "vgg",
+              "resnext", "alexnet"}
+    assert not any(name in m for m in config.models for name in judged)
