@@ -148,6 +148,25 @@ def zoo_side(cal, zoo: str):
     return with_zoo.with_correction(correction)
 
 
+def per_layer(cal, path, threads, level) -> None:
+    import onnx
+
+    from scaleprof.predict import time_graph
+
+    rows, _ = time_graph(onnx.load(str(path)), {"input": (1, 3, 224, 224)}, threads, level)
+    measured_total = sum(ms for _, ms in rows) or 1.0
+    estimates = [(k, cal.model.estimate(k).ms, ms) for k, ms in rows]
+    predicted_total = sum(p for _, p, _ in estimates) or 1.0
+    print(f"  {path.stem}: the five most expensive kernels measured (profiled), share of all kernels' time [{load()}]")
+    diffs = []
+    for k, predicted, ms in sorted(estimates, key=lambda e: -e[2])[:5]:
+        a, b = 100 * predicted / predicted_total, 100 * ms / measured_total
+        diffs.append(abs(a - b))
+        print(f"    {k.key:<22} {k.channels_in:>5}->{k.channels_out:<5} {k.size_out:>6} px k{k.kernel} s{k.stride} "
+              f"g{k.groups:<5} predicted {a:5.1f}%  measured {b:5.1f}%  ({a - b:+.1f} pp)")
+    print(f"    worst difference {max(diffs):.1f} pp (goal: within 5 pp)")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--target", default="cpu-ort-1t")
