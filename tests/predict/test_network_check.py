@@ -5,6 +5,8 @@ import json
 
 import pytest
 
+from scaleprof.errors import BadInput
+
 from scaleprof.predict import KernelCalibration, KernelModel, predict_kernels
 from scaleprof.predict.calibration_store import kernels_from_json, kernels_to_json
 from scaleprof.predict.network_check import NetworkCorrection, PointCheck, correction_summary, fit_correction
@@ -51,6 +53,10 @@ def test_predict_applies_the_stored_correction():
     again = kernels_from_json(kernels_to_json(cal))
     assert again.correction == correction
     assert kernels_from_json(kernels_to_json(KernelCalibration("cpu-ort-1t", "env", model))).correction is None
+    damaged = json.loads(kernels_to_json(cal))
+    damaged["correction"]["scale"] = -1.0
+    with pytest.raises(BadInput, match="damaged kernel calibration"):
+        kernels_from_json(json.dumps(damaged))
 
 
 def test_cli_measures_each_kernel_beside_its_prediction(calibration, tmp_path):  # noqa: F811

@@ -57,7 +57,13 @@ class NetworkCorrection:
 
     @classmethod
     def from_dict(cls, data: dict) -> "NetworkCorrection":
-        return cls(float(data["offset_ms"]), float(data["scale"]), tuple(data.get("networks") or ()),
+        """ValueError for values no fit gives (a damaged or edited file)."""
+        import math
+
+        offset, scale = float(data["offset_ms"]), float(data["scale"])
+        if not (math.isfinite(offset) and math.isfinite(scale) and offset >= 0 and scale > 0):
+            raise ValueError(f"network correction offset {offset!r} ms, scale {scale!r}")
+        return cls(offset, scale, tuple(data.get("networks") or ()),
                    tuple(tuple(e) for e in data.get("loo_errors") or ()))
 
 

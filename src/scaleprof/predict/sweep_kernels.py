@@ -20,12 +20,38 @@ def exported_file(spec, batch: int, resolution: int, precision: str = "fp32") ->
     from scaleprof.export import ExportOptions, export_onnx
     from scaleprof.predict.samples import cache_root
 
-    path = cache_root() / "onnx" / f"{spec.model}-{spec.key}-{batch}x{resolution}-{precision}.onnx"
+    name = f"{spec.model}-{spec.key}-{batch}x{resolution}-{precision}.onnx"
+    path = (cache_root() or _private_folder()) / "onnx" / name
+    if path.is_file() and not _is_static_export_of(path, spec, batch, precision):
+        path.unlink()                   # swapped or damaged: exported again, never read as this network
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
         export_onnx(spec, path, ExportOptions(precision=precision, dynamic=False, static_batch=batch,
                                               resolution=resolution, check_parity=False))
     return path
+
+
+def _is_static_export_of(path: Path, spec, batch: int, precision: str) -> bool:
+    """Whether the cached ``path`` is the export its name says: by its metadata, not its name."""
+    from scaleprof.export.onnx_io import read_metadata
+
+    try:
+        meta = read_metadata(path)
+    except BadInput:
+        return False
+    export = meta.export or {}
+    return meta.spec is not None and meta.spec.key == spec.key and export.get("precision") == precision
+
+
+def _private_folder() -> Path:
+    """Without a per-user cache directory (no usable HOME): a folder of this process, removed at exit."""
+    import atexit
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="scaleprof-exports-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 def point_graph(point, threads, level):
