@@ -4,10 +4,13 @@ leave-one-network-out on the same networks; per layer, the five most expensive k
 measured shares; prediction time against build + measure time. Prints figures; asserts nothing.
 
     python -m benchmarks.bench_predict_onnx [--target cpu-ort-1t] [--calibration FILE | --budget MIN]
-                                            [--work DIR] [--nets mobilenet_v2 ...] [--repeats 5]
+                                            [--work DIR] [--nets mobilenet_v2 ...] [--repeats 5] [--zoo DIR]
 
 Without --calibration it runs `calibrate --kernels` first (the budget, default 8 minutes); the networks
-judged are never part of it (it times generated kernels only). Networks are exported from torchvision
+judged are never part of it (it times generated kernels only). With --zoo DIR (a sweep of the shipped
+zoo_mix config on the target, profiled per layer) it also prints the kernel model with the zoo's in-network
+kernels added, and with the network-level correction fitted on the zoo's networks only (never on the
+networks judged), beside the uncorrected figures, and the zoo side's leave-one-network-out errors. Networks are exported from torchvision
 with random weights (weights=None), batch 1 at 224 px, into --work (kept between runs). Measurement:
 ONNX Runtime at the target's threads and optimisation level, IO binding, the networks timed in
 interleaved rounds (a load spike hits all of them), median and minimum per network. On a shared
@@ -101,24 +104,48 @@ def summary(errors: list) -> str:
     return f"{100 * within:.0f}% within +-10%, median |error| {100 * statistics.median(abs(e) for e in errors):.1f}%"
 
 
-def table(target, label, paths, graphs, predicted, reference, counts) -> None:
+def table(target, label, paths, graphs, predictions, reference, counts) -> None:
+    """``predictions``: {column label: {network: NetworkPrediction}}, the first one's interval shown."""
     flops_fit = leave_one_out({n: [1.0, counts[n][0]] for n in paths}, reference)
     acts_fit = leave_one_out({n: [1.0, counts[n][0], counts[n][1]] for n in paths}, reference)
-    print(f"\n{target}, against the {label}: {'network':<20} {'GMACs':>6} {'measured ms':>11} {'kernel model':>12} "
-          f"{'error':>7} {'in interval':>11} | {'flops fit':>9} {'flops+acts':>10}")
-    errors = {"kernel": [], "flops": [], "acts": []}
+    names = list(predictions)
+    print(f"\n{target}, against the {label}: {'network':<20} {'GMACs':>6} {'measured ms':>11} "
+          + " ".join(f"{n[:14]:>14} {'error':>7}" for n in names) + f" | {'flops fit':>9} {'flops+acts':>10}")
+    errors = {**{n: [] for n in names}, "flops": [], "acts": []}
     for name in paths:
-        m, p = reference[name], predicted[name]
-        errors["kernel"].append(p.latency_ms / m - 1)
+        m = reference[name]
+        cells = []
+        for column in names:
+            p = predictions[column][name]
+            errors[column].append(p.latency_ms / m - 1)
+            cells.append(f"{p.latency_ms:>14.2f} {100 * errors[column][-1]:>+6.1f}%")
         errors["flops"].append(flops_fit[name] / m - 1)
         errors["acts"].append(acts_fit[name] / m - 1)
-        inside = "yes" if p.low_ms <= m <= p.high_ms else "no"
-        print(f"  {name:<20} {graphs[name].flops / 1e9:>6.2f} {m:>11.2f} {p.latency_ms:>12.2f} "
-              f"{100 * errors['kernel'][-1]:>+6.1f}% {inside:>11} | {100 * errors['flops'][-1]:>+8.1f}% "
-              f"{100 * errors['acts'][-1]:>+9.1f}%")
-    print(f"  kernel model: {summary(errors['kernel'])}")
+        print(f"  {name:<20} {graphs[name].flops / 1e9:>6.2f} {m:>11.2f} " + " ".join(cells)
+              + f" | {100 * errors['flops'][-1]:>+8.1f}% {100 * errors['acts'][-1]:>+9.1f}%")
+    for column in names:
+        print(f"  {column}: {summary(errors[column])}; errors signed median {100 * statistics.median(errors[column]):+.1f}%")
     print(f"  flops-only fit (leave-one-network-out): {summary(errors['flops'])}")
     print(f"  flops+acts fit (leave-one-network-out): {summary(errors['acts'])}")
+
+
+def zoo_side(cal, zoo: str):
+    """The calibration with a zoo sweep's in-network kernels added and the network correction fitted on the
+    zoo's networks only; prints the zoo side's leave-one-network-out figures."""
+    from scaleprof.predict.network_check import correction_summary, fit_correction, sweep_checks
+    from scaleprof.predict.sweep_kernels import sweep_kernel_rows
+
+    print(f"== zoo sweep {zoo}: in-network kernels and the network-level correction [{load()}]")
+    rows, added = sweep_kernel_rows(zoo, cal)
+    with_zoo = cal.with_rows(rows, source=added["source"])
+    print(f"  added {added['kernels']} profiled kernels of {added['points']} points "
+          f"({added['layers_unmatched']} layers matched no kernel)")
+    checks = sweep_checks(zoo, with_zoo)
+    correction = fit_correction(checks)
+    for label, before, after in correction.loo_errors:
+        print(f"  {label:<40} uncorrected {100 * before:+6.1f}%  corrected, held out {100 * after:+6.1f}%")
+    print(f"  {correction_summary(correction)} (the zoo networks' own kernels are in the kernel data)")
+    return with_zoo.with_correction(correction)
 
 
 def per_layer(cal, path, threads, level) -> None:
@@ -148,6 +175,8 @@ def main(argv=None) -> int:
     parser.add_argument("--work", default=str(Path.home() / ".cache" / "scaleprof-bench-onnx"))
     parser.add_argument("--nets", nargs="+", default=list(NETS))
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--zoo", help="a zoo sweep directory profiled per layer on the target (e.g. the shipped "
+                                      "zoo_mix config): its kernels are added and the network correction fitted")
     args = parser.parse_args(argv)
 
     from scaleprof.predict import (calibrate_kernels, file_kernels, load_kernels, ort_settings, predict_kernels,
@@ -167,6 +196,7 @@ def main(argv=None) -> int:
         cal = calibrate_kernels(args.target, args.budget)
         print(f"  {cal.graphs} graphs, {len(cal.rows)} kernels in {cal.seconds / 60:.1f} min; saved "
               f"{save_kernels(cal, work / 'calibrations')} [{load()}]")
+    zoo = zoo_side(cal, args.zoo) if args.zoo else None
     print(f"== prediction from the graph alone (in-process; the first call also imports onnx) [{load()}]")
     predicted, graphs, seconds = {}, {}, {}
     for name, path in paths.items():
@@ -174,6 +204,11 @@ def main(argv=None) -> int:
         graphs[name] = file_kernels(path, threads, level)
         predicted[name] = predict_kernels(cal.model, graphs[name].kernels)
         seconds[name] = time.perf_counter() - start
+    predictions = {"kernel model": predicted}
+    if zoo is not None:
+        predictions["+ zoo kernels"] = {n: predict_kernels(zoo.model, g.kernels) for n, g in graphs.items()}
+        predictions["+ zoo correction"] = {n: predict_kernels(zoo.model, g.kernels, correction=zoo.correction)
+                                           for n, g in graphs.items()}
     print(f"== measuring, {args.repeats} interleaved rounds [{load()}]")
     measured = measure(paths, threads, level, args.repeats)
     print(f"   done [{load()}]")
@@ -185,7 +220,7 @@ def main(argv=None) -> int:
         columns.append((3, "measured thread CPU time (median)"))
     for column, label in columns:
         reference = {n: m[column] for n, m in measured.items()}
-        table(args.target, label, paths, graphs, predicted, reference, graph_counts)
+        table(args.target, label, paths, graphs, predictions, reference, graph_counts)
     print(f"  [{load()}]")
     print("\n== time per network: predict from the file against build + measure")
     for name in paths:

@@ -220,6 +220,18 @@ def test_a_sweeps_layer_profiles_join_the_kernel_data(calibration, tmp_path):
     added = int(done.stdout.split("added ")[1].split()[0])
     assert added > 10
     assert len(load_kernels(store / path.name).rows) == len(load_kernels(path).rows) + added
+    correction = load_kernels(store / path.name).correction
+    assert "network correction:" in done.stdout and correction.networks and correction.scale > 0
+    # the report: nothing about the kernel model without a kernel calibration, a per-layer table with one
+    report = tmp_path / "sweep" / "report.md"
+    assert "Kernel model against the layer profiles" not in report.read_text()
+    (tmp_path / "cache" / "calibrations").mkdir(parents=True)
+    shutil.copy(store / path.name, tmp_path / "cache" / "calibrations" / path.name)
+    reported = subprocess.run([sys.executable, "-m", "scaleprof.cli", "report", str(tmp_path / "sweep")],
+                              capture_output=True, text=True, env=env, timeout=600)
+    assert reported.returncode == 0, reported.stderr
+    text = report.read_text().split("Kernel model against the layer profiles")[1]
+    assert "with network correction ms" in text and text.count("w x1 @64 b1") >= 1 + 3
     refused = subprocess.run([sys.executable, "-m", "scaleprof.cli", "calibrate", "--kernels", "--target", "cpu-ort",
                               str(tmp_path / "sweep"), "-o", str(store)], capture_output=True, text=True, env=env)
     one_line_error(refused, "no kernel calibration of target 'cpu-ort'")

@@ -134,13 +134,15 @@ def kernels_to_json(cal) -> str:
     data = {"format": KERNELS_FORMAT, "version": KERNELS_VERSION, "target": cal.target, "env_key": cal.env_key,
             "environment": cal.environment, "target_config": cal.target_config, "source": cal.source,
             "created": cal.created, "graphs": cal.graphs, "seconds": cal.seconds, "model": cal.model.to_dict(),
-            "rows": [[k.to_dict(), ms] for k, ms in cal.rows], "runs": [list(r) for r in cal.runs]}
+            "rows": [[k.to_dict(), ms] for k, ms in cal.rows], "runs": [list(r) for r in cal.runs],
+            "correction": cal.correction.to_dict() if cal.correction else None}
     return json.dumps(data, sort_keys=True, default=str) + "\n"
 
 
 def kernels_from_json(text: str, where: str = "kernel calibration"):
     from scaleprof.predict.kernel_calibration import KernelCalibration, kernel_from_dict
     from scaleprof.predict.kernel_model import KernelModel
+    from scaleprof.predict.network_check import NetworkCorrection
 
     try:
         data = json.loads(text)
@@ -158,7 +160,8 @@ def kernels_from_json(text: str, where: str = "kernel calibration"):
             rows=tuple((kernel_from_dict(k), float(ms)) for k, ms in data.get("rows") or ()),
             runs=tuple(tuple(r) for r in data.get("runs") or ()), graphs=int(data.get("graphs") or 0),
             seconds=float(data.get("seconds") or 0.0), created=float(data.get("created") or 0.0),
-            source=str(data.get("source") or "kernels"))
+            source=str(data.get("source") or "kernels"),
+            correction=NetworkCorrection.from_dict(data["correction"]) if data.get("correction") else None)
     except (KeyError, TypeError, ValueError, IndexError) as err:
         raise BadInput(f"{where}: a damaged kernel calibration file ({type(err).__name__}: {err})") from None
 

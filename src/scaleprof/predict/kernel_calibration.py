@@ -174,6 +174,7 @@ class KernelCalibration:
     seconds: float = 0.0
     created: float = 0.0
     source: str = "kernels"
+    correction: object = None        # network_check.NetworkCorrection fitted on a zoo sweep, or None
 
     @property
     def device_name(self) -> str:
@@ -186,6 +187,11 @@ class KernelCalibration:
         rows, runs = self.rows + tuple(rows), self.runs + tuple(runs)
         return replace(self, rows=rows, runs=runs, model=fit_kernels(rows, runs),
                        source=f"{self.source} + {source}" if source else self.source)
+
+    def with_correction(self, correction) -> "KernelCalibration":
+        from dataclasses import replace
+
+        return replace(self, correction=correction)
 
 
 def _environment(config: dict) -> tuple[str, dict]:

@@ -16,7 +16,7 @@ from scaleprof.errors import BadInput
 NOISE_FLOOR = 0.03
 FAR_WORTH_NAMING = 0.01          # share of the work: extrapolated kernels below it go unnamed (never-timed ones never)
 GROUPS = ("conv", "depthwise conv", "grouped conv", "linear", "pooling", "global pooling", "elementwise",
-          "normalization", "layout", "other", "run overhead")
+          "normalization", "layout", "other", "run overhead", "network correction")
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,7 @@ class NetworkPrediction:
     estimates: tuple              # kernel_model.KernelEstimate per executed kernel, in order
     warnings: tuple = ()
     uncovered_share: float = 0.0  # of the network's work, on kernels no timed kernel covers
+    uncorrected_ms: float | None = None   # the kernels' sum before the network-level correction, if one applied
 
     def per_layer(self) -> list[dict]:
         """Each executed kernel's features, predicted ms and share of the predicted latency."""
@@ -41,7 +42,7 @@ class NetworkPrediction:
     def to_dict(self, per_layer: bool = False) -> dict:
         data = {"latency_ms": self.latency_ms, "interval_ms": [self.low_ms, self.high_ms],
                 "groups_ms": dict(self.groups), "warnings": list(self.warnings),
-                "uncovered_work_share": self.uncovered_share,
+                "uncovered_work_share": self.uncovered_share, "uncorrected_ms": self.uncorrected_ms,
                 "kernels": sum(1 for e in self.estimates if e.kernel.kind != "view")}
         if per_layer:
             data["per_layer"] = self.per_layer()
@@ -69,8 +70,9 @@ def _uncovered_warnings(estimates, total_work: float) -> tuple[list[str], float]
     return notes, share
 
 
-def predict_kernels(model, kernels, strict: bool = False) -> NetworkPrediction:
-    """The NetworkPrediction of a sequence of onnx_kernels.Kernel under a kernel_model.KernelModel."""
+def predict_kernels(model, kernels, strict: bool = False, correction=None) -> NetworkPrediction:
+    """The NetworkPrediction of a sequence of onnx_kernels.Kernel under a kernel_model.KernelModel, with
+    a network_check.NetworkCorrection applied to the total when one is given."""
     estimates = tuple(model.estimate(k) for k in kernels)
     executed = [e for e in estimates if e.kernel.kind != "view"]
     if not executed:
@@ -90,5 +92,10 @@ def predict_kernels(model, kernels, strict: bool = False) -> NetworkPrediction:
         raise BadInput(f"--strict: {first}; calibrate again with a longer --budget, or drop --strict")
     spread = sum(e.ms * e.error for e in executed) / max(latency, 1e-9)
     band = max(spread, NOISE_FLOOR)
+    uncorrected = None
+    if correction is not None:
+        uncorrected, latency = latency, correction.apply(latency)
+        groups["network correction"] = latency - uncorrected
     return NetworkPrediction(latency, latency / (1 + band), latency * (1 + band),
-                             {g: t for g, t in groups.items() if t}, estimates, tuple(notes), uncovered)
+                             {g: t for g, t in groups.items() if t}, estimates, tuple(notes), uncovered,
+                             uncorrected)

@@ -54,13 +54,18 @@ def _private_folder() -> Path:
     return folder
 
 
-def point_rows(point, threads, level) -> tuple[list, int]:
-    """([(Kernel, ms)], layers left unmatched) of one profiled point."""
+def point_graph(point, threads, level):
+    """The KernelGraph ONNX Runtime runs for a measured point (exported again at its shape, cached)."""
     from scaleprof.models import ModelSpec
     from scaleprof.predict.onnx_kernels import file_kernels
 
     path = exported_file(ModelSpec.from_dict(point.spec), point.batch, point.resolution, point.precision)
-    by_name = {k.name: k for k in file_kernels(path, threads, level).kernels}
+    return file_kernels(path, threads, level)
+
+
+def point_rows(point, threads, level) -> tuple[list, int]:
+    """([(Kernel, ms)], layers left unmatched) of one profiled point."""
+    by_name = {k.name: k for k in point_graph(point, threads, level).kernels}
     rows, missed = [], 0
     for layer in point.layers.layers:
         if layer.name in by_name and layer.time_ms > 0:

@@ -39,7 +39,7 @@ class ReportPaths:
 def write_report(directory, budgets: list[float] | None = None, plots: bool = True) -> ReportPaths:
     """Read DIR/results.sqlite and write the report files beside it (each written atomically). Rows
     of the store that cannot be read are left out and named in ``ReportPaths.problems``."""
-    from scaleprof.report import analysis, document, html, markdown, precisions, prediction, tables
+    from scaleprof.report import analysis, document, html, layer_check, markdown, precisions, prediction, tables
     from scaleprof.sweep.store import Store
 
     bad = [b for b in budgets or () if not (isinstance(b, (int, float)) and 0 < b < math.inf)]
@@ -57,7 +57,8 @@ def write_report(directory, budgets: list[float] | None = None, plots: bool = Tr
         budgets = configured or None
     result = analysis.analyze(points, budgets)
     doc = document.build(result, failures, environments, sweeps, with_plots=plots,
-                         more=precisions.sections(result) + prediction.sections(result, environments))
+                         more=precisions.sections(result) + prediction.sections(result, environments)
+                         + layer_check.sections(points))
 
     files = directory / "report_files"
     images = list(_images(doc))

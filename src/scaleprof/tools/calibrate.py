@@ -61,6 +61,7 @@ def run_kernels(args) -> int:
 
     from scaleprof.errors import BadInput
     from scaleprof.predict import DEFAULT_BUDGET_MIN, calibrate_kernels, find_kernels, save_kernels
+    from scaleprof.predict.network_check import correction_summary, fit_correction, sweep_checks
     from scaleprof.predict.sweep_kernels import sweep_kernel_rows
 
     if not args.target:
@@ -83,11 +84,15 @@ def run_kernels(args) -> int:
         if not args.json:
             print(f"added {added['kernels']} profiled kernels of {added['points']} sweep points from {added['source']} "
                   f"({added['layers_unmatched']} profiled layers matched no kernel)")
+        cal = cal.with_correction(fit_correction(sweep_checks(args.dir, cal, say)))
+        if not args.json:
+            print(correction_summary(cal.correction))
     path = save_kernels(cal, out)
     keys = {key: {"timed": len(m.points), "median_error": m.error} for key, m in sorted(cal.model.keys.items())}
     if args.json:
         print(json.dumps({"target": cal.target, "env_key": cal.env_key, "path": str(path), "graphs": cal.graphs,
-                          "kernels": len(cal.rows), "seconds": cal.seconds, "keys": keys}, indent=1, sort_keys=True))
+                          "kernels": len(cal.rows), "seconds": cal.seconds, "keys": keys,
+                          "correction": cal.correction.to_dict() if cal.correction else None}, indent=1, sort_keys=True))
         return 0
     print(f"{cal.target} (environment {cal.env_key}: {cal.device_name}): {cal.graphs} graphs, {len(cal.rows)} "
           f"kernels timed in {cal.seconds / 60:.1f} min; run cost {1e3 * cal.model.per_run_ms:.1f} us per run, "

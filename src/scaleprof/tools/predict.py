@@ -23,6 +23,9 @@ def add_arguments(parser) -> None:
                        help="each kernel's features, predicted time and share of the latency")
     group.add_argument("--strict", action="store_true",
                        help="refuse, instead of warning, when a kernel's kind was never calibrated")
+    group.add_argument("--measure", action="store_true",
+                       help="with --per-layer: also run the file here under ONNX Runtime's profiler and print each "
+                            "kernel's measured time beside its prediction (this machine must be the target)")
     add_output_arguments(parser)
 
 
@@ -83,8 +86,8 @@ def run(args) -> int:
         if kernels is None:
             raise
         return run_zoo_kernels(args, query)                  # only a kernel calibration: the kernel model answers
-    if args.per_layer or args.strict:
-        raise BadInput("--per-layer and --strict need a kernel calibration (`scaleprof calibrate --kernels`); "
+    if args.per_layer or args.strict or args.measure:
+        raise BadInput("--per-layer, --measure and --strict need a kernel calibration (`scaleprof calibrate --kernels`); "
                        f"{args.target!r} has a sweep calibration")
     if not args.any_environment:
         check_environment(cal)
@@ -124,7 +127,7 @@ def predict_file(args) -> tuple:
     if args.precision != graph.precision:
         raise BadInput(f"{args.model} is an {graph.precision} model and ONNX Runtime runs a model in its own "
                        f"precision: pass --precision {graph.precision} (or export it at {args.precision})")
-    prediction = predict_kernels(cal.model, graph.kernels, strict=args.strict)
+    prediction = predict_kernels(cal.model, graph.kernels, strict=args.strict, correction=cal.correction)
     return cal, graph, prediction, time.perf_counter() - start
 
 
@@ -135,11 +138,15 @@ def _share_lines(prediction) -> list[str]:
     return [f"  per group: {groups}"] + [f"  warning: {note}" for note in prediction.warnings]
 
 
-def _layer_lines(prediction) -> list[str]:
+def _layer_lines(prediction, measured: dict | None = None) -> list[str]:
     lines = [f"  {'kernel':<48} {'op':<20} {'k':>2} {'s':>1} {'groups':>6} {'ch in':>6} {'ch out':>6} {'out px':>7} "
-             f"{'MMACs':>8} {'KB moved':>9} {'fused':<12} {'ms':>8} {'share':>6}"]
+             f"{'MMACs':>8} {'KB moved':>9} {'fused':<12} {'ms':>8} {'share':>6}"
+             + (f" {'measured':>8} {'error':>7}" if measured is not None else "")]
     for row in prediction.per_layer():
         flag = "" if row["covered"] and not row["far_from_calibration"] else "  (!)"
+        if measured is not None:
+            ms = measured.get(row["name"])
+            flag = (f" {ms:>8.4f} {100 * (row['predicted_ms'] / ms - 1):>+6.0f}%" if ms else f" {'-':>8} {'-':>7}") + flag
         lines.append(f"  {row['name'][-48:]:<48} {row['op']:<20} {row['kernel']:>2} {row['stride']:>1} "
                      f"{row['groups']:>6} {row['channels_in']:>6} {row['channels_out']:>6} {row['size_out']:>7} "
                      f"{row['flops'] / 1e6:>8.2f} {(row['bytes_read'] + row['bytes_written']) / 1e3:>9.0f} "
@@ -160,15 +167,34 @@ def run_zoo_kernels(args, query) -> int:
     return run_file(args)
 
 
+def measure_file(path, graph, cal) -> tuple[dict, float | None]:
+    """({kernel name: measured ms}, fastest whole run ms) of the file run here under ORT's profiler."""
+    import onnx
+
+    from scaleprof.predict import ort_settings, time_graph
+
+    model = onnx.load(str(path))
+    initializers = {t.name for t in model.graph.initializer}
+    name = next(i.name for i in model.graph.input if i.name not in initializers)
+    rows, run = time_graph(model, {name: tuple(graph.input_shape)}, *ort_settings(cal.target_config))
+    return {k.name: ms for k, ms in rows if k.kind != "view"}, (run[1] if run else None)
+
+
 def run_file(args) -> int:
     import json
 
+    from scaleprof.errors import BadInput
+
+    if args.measure and not args.per_layer:
+        raise BadInput("--measure applies to --per-layer (each kernel's measured time beside its prediction)")
     cal, graph, prediction, seconds = predict_file(args)
+    measured, run_ms = measure_file(args.model, graph, cal) if args.measure else (None, None)
     batch, _, height, width = graph.input_shape
     if args.json:
         print(json.dumps({"target": cal.target, "env_key": cal.env_key, "device": cal.device_name, "file": args.model,
                           "batch": batch, "resolution": [height, width], "precision": graph.precision,
-                          "macs": graph.flops, "seconds": seconds, **prediction.to_dict(args.per_layer)},
+                          "macs": graph.flops, "seconds": seconds, **prediction.to_dict(args.per_layer),
+                          **(_measured_json(prediction, measured, run_ms) if measured is not None else {})},
                          indent=1, sort_keys=True))
         return 0
     kernels = sum(1 for e in prediction.estimates if e.kernel.kind != "view")
@@ -176,5 +202,13 @@ def run_file(args) -> int:
           f"{prediction.latency_ms:.4g} ms (interval {prediction.low_ms:.4g} - {prediction.high_ms:.4g} ms)")
     print(f"  {kernels} kernels after ONNX Runtime's fusions, {graph.flops / 1e9:.3f} GMACs; predicted in "
           f"{1e3 * seconds:.0f} ms from the graph alone (kernel calibration: {cal.graphs} timed graphs)")
-    print("\n".join(_share_lines(prediction) + (_layer_lines(prediction) if args.per_layer else [])))
+    if run_ms:
+        print(f"  measured here: {run_ms:.4g} ms (fastest run, profiler off), {sum(measured.values()):.4g} ms in "
+              f"the profiled kernels against {sum(e.ms for e in prediction.estimates):.4g} ms predicted")
+    print("\n".join(_share_lines(prediction) + (_layer_lines(prediction, measured) if args.per_layer else [])))
     return 0
+
+
+def _measured_json(prediction, measured: dict, run_ms) -> dict:
+    rows = [{**row, "measured_ms": measured.get(row["name"])} for row in prediction.per_layer()]
+    return {"per_layer": rows, "measured_run_ms": run_ms}
