@@ -9,7 +9,7 @@ import shutil
 import onnx
 import pytest
 
-import scaleprof.export
+import scaleprof.export.onnx_export
 from scaleprof.export.onnx_io import read_metadata
 from scaleprof.models import base_spec
 from scaleprof.sweep.stages import UpstreamStages
@@ -25,7 +25,7 @@ def exports(b0_onnx, tmp_path, monkeypatch):
     def export(spec, path, options):
         made.append(path)
         shutil.copy(b0_onnx, path)
-    monkeypatch.setattr(scaleprof.export, "export_onnx", export)
+    monkeypatch.setattr(scaleprof.export.onnx_export, "export_onnx", export)
     return spec, tmp_path / f"{spec.model}-{spec.key}-fp32.onnx", made
 
 
