@@ -31,7 +31,8 @@ from pathlib import Path
 
 from scaleprof.core.files import make_temp_dir, owner_tag, remove_stale
 from scaleprof.core.limits import check_threads
-from scaleprof.core.onnx_file import PRECISIONS, QUANTIZED, image_input, load_model, quantized_precision
+from scaleprof.core.onnx_file import (PRECISIONS, QUANTIZED, image_input, load_model, quantized_precision,
+                                      quantized_types)
 from scaleprof.core.text import first_line
 from scaleprof.engines.base import Backend, BuildSpec, Engine, EngineManifest, ModelSource, ProgressCallback
 from scaleprof.engines.devices import check_device
@@ -294,14 +295,22 @@ def build_engine(onnx_path: str | Path, spec: BuildSpec, cache_dir: str | Path, 
     check_file_precision(model, spec, onnx_path)
     _writable_dir(cache_dir)
     say(f"building {backend.name} engine for {onnx_path.name} ({describe(spec.shapes, spec.ranges)})")
-    manifest, theirs = _build_entry(backend, onnx_path, spec, cache_dir, entry, key, digest)
+    manifest, theirs = _build_entry(backend, onnx_path, spec, cache_dir, entry, key, digest, _flavour(model, spec))
     if theirs:      # another process finished the same build first: its intact entry is used
         return BuildResult(backend.load(entry, manifest), True, key, entry, time.perf_counter() - start, problem)
     return BuildResult(backend.load(entry, manifest), False, key, entry, time.perf_counter() - start, problem)
 
 
+def _flavour(model, spec: BuildSpec) -> dict:
+    """``int8_activations`` of an int8 QDQ file ("uint8" when its activations are asymmetric uint8),
+    for the manifest to say which int8 file an engine runs."""
+    if spec.precision != "int8":
+        return {}
+    return {"int8_activations": "uint8" if "uint8" in quantized_types(model) else "int8"}
+
+
 def _build_entry(backend: Backend, onnx_path: Path, spec: BuildSpec, cache_dir: Path, entry: Path, key: str,
-                 digest: str) -> tuple[EngineManifest, bool]:
+                 digest: str, flavour: dict) -> tuple[EngineManifest, bool]:
     """Build in a temporary directory beside ``entry`` and rename it into place. Returns the entry's
     manifest and whether it is another process's (which renamed the same build into place first)."""
     remove_stale(cache_dir, ".trash-", "")          # what killed builds and discards left behind
@@ -316,7 +325,8 @@ def _build_entry(backend: Backend, onnx_path: Path, spec: BuildSpec, cache_dir: 
         artifact_sha = files.pop(draft.artifact)
         manifest = dataclasses.replace(      # the rest is draft_manifest's, from the same backend and spec
             draft, key=key, onnx_sha256=digest, artifact_sha256=artifact_sha,
-            build_seconds=round(time.perf_counter() - built_start, 4), extras={**draft.extras, "files_sha256": files})
+            build_seconds=round(time.perf_counter() - built_start, 4),
+            extras={**draft.extras, **flavour, "files_sha256": files})
         (tmp / MANIFEST).write_text(manifest.to_json())
         if entry.exists():
             _discard(entry)

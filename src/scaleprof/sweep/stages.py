@@ -56,8 +56,9 @@ class Stages(ABC):
         """Per-image totals at ``resolution``: .flops .params .acts (and .layer_count where counted)"""
 
     @abstractmethod
-    def export(self, spec, precision: str, cache_dir: Path) -> Path:
-        """The ONNX file of ``spec`` at ``precision``."""
+    def export(self, spec, precision: str, flavour: str, cache_dir: Path) -> Path:
+        """The ONNX file of ``spec`` at ``precision``; ``flavour`` (int8 only, else "") is the
+        activation type its target's backend takes (scaleprof.engines.int8_flavour)."""
 
     @abstractmethod
     def build(self, onnx_path: Path, spec, target: Target, precision: str, shapes, cache_dir: Path):
@@ -213,8 +214,8 @@ class UpstreamStages(Stages):
 
         return CountTotals(**self._cached("counts", [spec.key, resolution, "layer_count"], count))
 
-    def export(self, spec, precision: str, cache_dir: Path) -> Path:
-        """Exports are cached by spec and precision: export_onnx writes under a temporary name and
+    def export(self, spec, precision: str, flavour: str, cache_dir: Path) -> Path:
+        """Exports are cached by spec, precision and flavour (in the file name): export_onnx writes under a temporary name and
         renames only a fully checked file, so a file under the cache name is complete.
 
         The sweep checks parity at one shape (batch 1, the spec's resolution) rather than export's
@@ -222,11 +223,13 @@ class UpstreamStages(Stages):
         other three runs would double a sweep's export time."""
         from scaleprof.export import ExportOptions, export_onnx
 
-        path = Path(cache_dir) / f"{spec.model}-{spec.key}-{precision}.onnx"
+        flavoured = f"{precision}-{flavour}act" if flavour else precision
+        path = Path(cache_dir) / f"{spec.model}-{spec.key}-{flavoured}.onnx"
         if not path.is_file():
             path.parent.mkdir(parents=True, exist_ok=True)
+            activations = {"int8_activations": flavour} if flavour else {}
             export_onnx(spec, path, ExportOptions(precision=precision, parity_batches=(1,),
-                                                  parity_resolutions=(spec.resolution,)))
+                                                  parity_resolutions=(spec.resolution,), **activations))
         return path
 
     def build(self, onnx_path: Path, spec, target: Target, precision: str, shapes, cache_dir: Path):
@@ -266,7 +269,7 @@ class UpstreamStages(Stages):
 
                 return node_counts(count_onnx(m.onnx_path, batch=1, resolution=resolution))
 
-            # the export cache names an ONNX file by its spec key and precision: its content
+            # the export cache names an ONNX file by its spec key, precision and flavour: its content
             self._onnx_counts[key] = self._cached("node-counts", [Path(m.onnx_path).name, resolution], count)
         return self._onnx_counts[key]
 
