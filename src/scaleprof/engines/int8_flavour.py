@@ -1,17 +1,10 @@
 """Which int8 file a target gets: the activation type ("flavour") of an int8 export, chosen by the
-backend that builds it. This table is the one place the rule lives; the sweep exports one file per
-network, precision and flavour, and stores the flavour with each point.
-
-| backend      | device | int8 activations | why                                                        |
-|--------------|--------|------------------|------------------------------------------------------------|
-| ort          | cpu    | uint8 (U8S8)     | the x86 CPU EP fuses every conv of EfficientNet into       |
-|              |        |                  | QLinearConv with uint8 activations, a third with int8 ones |
-| ort          | cuda   | int8             | symmetric, as TensorRT-style GPU kernels take them         |
-| tensorrt     | any    | int8             | explicit quantization takes symmetric int8 only            |
-| tensorrt-rtx | any    | int8             | likewise (its parser refuses uint8 activations)            |
-| torch        | any    | (no int8 engines)|                                                            |
-
-Weights are symmetric int8 per channel in every flavour. Other precisions have no flavour ("").
+backend that builds it. ``INT8_ACTIVATIONS`` is the rule (docs/precision.md, "int8 flavour per
+backend", gives it as a table with the reasons): ONNX Runtime on the CPU gets asymmetric uint8
+activations (U8S8: its x86 kernels fuse every convolution of EfficientNet then, a third with int8
+ones); every other backend symmetric int8 (TensorRT's explicit quantization takes only that).
+Weights are symmetric int8 per channel in every flavour; other precisions have no flavour ("").
+The sweep exports one file per network, precision and flavour, and a point's key holds its flavour.
 """
 
 from __future__ import annotations

@@ -15,16 +15,19 @@ from pathlib import Path
 from scaleprof.errors import BadInput
 
 
-def exported_file(spec, batch: int, resolution: int, precision: str = "fp32") -> Path:
-    """A static-shape ONNX export of ``spec`` in the per-user cache (exported once: seconds)."""
+def exported_file(spec, batch: int, resolution: int, precision: str = "fp32", flavour: str | None = None) -> Path:
+    """A static-shape ONNX export of ``spec`` in the per-user cache (exported once: seconds); an int8
+    point's file in its own flavour (activation type), as the sweep measured it."""
     from scaleprof.export import ExportOptions, export_onnx
     from scaleprof.predict.samples import cache_root
 
-    path = cache_root() / "onnx" / f"{spec.model}-{spec.key}-{batch}x{resolution}-{precision}.onnx"
+    flavoured = f"{precision}-{flavour}act" if flavour else precision
+    path = cache_root() / "onnx" / f"{spec.model}-{spec.key}-{batch}x{resolution}-{flavoured}.onnx"
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
+        activations = {"int8_activations": flavour} if flavour else {}
         export_onnx(spec, path, ExportOptions(precision=precision, dynamic=False, static_batch=batch,
-                                              resolution=resolution, check_parity=False))
+                                              resolution=resolution, check_parity=False, **activations))
     return path
 
 
@@ -33,7 +36,8 @@ def point_rows(point, threads, level) -> tuple[list, int]:
     from scaleprof.models import ModelSpec
     from scaleprof.predict.onnx_kernels import file_kernels
 
-    path = exported_file(ModelSpec.from_dict(point.spec), point.batch, point.resolution, point.precision)
+    path = exported_file(ModelSpec.from_dict(point.spec), point.batch, point.resolution, point.precision,
+                         point.flavour)
     by_name = {k.name: k for k in file_kernels(path, threads, level).kernels}
     rows, missed = [], 0
     for layer in point.layers.layers:
