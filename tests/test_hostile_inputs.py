@@ -33,6 +33,20 @@ MANIFEST = {"backend": "ort", "backend_version": "1", "device": "cpu", "device_n
             "threads": None, "key": "k", "onnx_sha256": "", "onnx_path": "m.onnx", "artifact": "model.onnx",
             "shapes": [{"batch": 1, "resolution": 32}]}
 
+GROUPS = ("conv", "depthwise conv", "SE", "elementwise", "pooling", "linear", "overhead")
+CALIBRATIONS = {"nan": {"c0": float("nan")}, "negative": {"conv": [-1.0, 0.0, 0.0]}, "short": {"conv": [1.0]},
+                "text": {"conv": ["1", 0.0, 0.0]}, "infinite-band": {"band": float("inf")}}
+
+
+def calibration(**change) -> str:
+    """A calibration file of target 'x' as `scaleprof calibrate` writes it, with ``change`` made."""
+    coefficients = {g: change.get(g, [1e-9, 0.0, 0.0]) for g in GROUPS}
+    model = {"coefficients": coefficients, "c0": change.get("c0", 0.1), "kappa": 1.0, "method": "end-to-end"}
+    fit = {"model": model, "band": change.get("band", 0.1), "ranges": {}, "batches": [1], "networks": 3}
+    return json.dumps({"format": "scaleprof-calibration", "version": 1, "target": "x", "env_key": "e",
+                       "fits": {"fp32 b1": fit}, "families": ["efficientnet"], "models": ["efficientnet_b0"]})
+
+
 # file name -> content, written into the case folder before the table runs
 FILES = {
     "bomb.yaml": BOMB + SWEEP.replace("targets: [cpu-ort]", "targets: [{name: t, backend: ort, options: {o: *i}}]"),
@@ -68,6 +82,29 @@ FILES = {
     "engine-wrong-types/manifest.json": '{"backend": 7, "shapes": "all", "precision": ["fp32"]}',
     "engine-wrong-backend/manifest.json": json.dumps(dict(MANIFEST, backend="nonsense")),
     "engine-not-json/manifest.json": "{not json",
+    # round 3 (issue 23)
+    "plain.yaml": SWEEP,
+    "layer-iters.yaml": SWEEP + "timing: {layer_iters: 100000000}\n",
+    "max-time-huge.yaml": SWEEP + "timing: {max_time_s: 100000000}\n",
+    "target-ci-1.yaml": SWEEP + "timing: {target_ci: 1}\n",
+    "timing-zero.yaml": SWEEP + "timing: 0\n",
+    "timing-false.yaml": SWEEP + "timing: false\n",
+    "grid-huge.yaml": SWEEP.replace("scales: [1]", "scales: [" + ", ".join(f"{1 + i / 1e5:.5f}" for i in range(25_000))
+                                    + "]"),
+    "option-unknown.yaml": SWEEP.replace("[cpu-ort]", "[{name: t, backend: ort, options: {bogus: 1}}]"),
+    "ep-missing.yaml": SWEEP.replace("[cpu-ort]", "[{name: t, backend: ort, options: {ep: tensorrt}}]"),
+    "detector-res.yaml": SWEEP.replace("efficientnet_b0", "tf_efficientdet_d0") + "resolutions: [320]\n",
+    "fractional-phi.yaml": SWEEP.replace("efficientnet_b0", "tf_efficientdet_d0").replace("[d]", "[en]")
+                                .replace("scales: [1]", "scales: [3]"),
+    "unreachable.yaml": SWEEP.replace("scales: [1]", "scales: [0.01]"),
+    "nul.yaml": SWEEP.replace("[efficientnet_b0]", "[efficientnet_b0\0]"),
+    "times-zero.json": '[{"startComputeMs": 0, "endComputeMs": 0, "computeMs": 0, "latencyMs": 0}]',
+    "times-true.json": '[{"startComputeMs": 0, "endComputeMs": 1, "computeMs": true, "latencyMs": 1}]',
+    "times-text.json": '[{"startComputeMs": 0, "endComputeMs": 1, "computeMs": "1", "latencyMs": 1}]',
+    "scales-collide.yaml": SWEEP.replace("scales: [1]", "scales: [2, 2.0000001]"),
+    "empty-store/results.sqlite": "",
+    **{f"calibration-{name}.json": calibration(**change) for name, change in CALIBRATIONS.items()},
+    "times-1e308.json": '[{"startComputeMs": 0, "endComputeMs": 1, "computeMs": 1e308, "latencyMs": 1}]',
 }
 
 # (case, argv, exit code, words of the one stderr line); {dir} is the case folder, {onnx} a small image
@@ -167,6 +204,67 @@ CASES = [
     ("profile-memory", ["profile", "{onnx}", "--batch", "4096", "--resolution", "4096", "-o", "{dir}/out"], 2,
      "this machine allows"),
     ("csv-formulas", ["report", "{formulas}", "--no-plots"], 0, ""),
+    # round 3 (issue 23), class 1: the memory estimate sees every tensor, and no file is read whole unchecked
+    ("build-resize-memory", ["build", "{dir}/resize.onnx", "--batch", "8", "--resolution", "512", "-o", "{dir}/out"],
+     2, "this machine allows"),
+    ("profile-resize-memory", ["profile", "{dir}/resize.onnx", "--batch", "8", "--resolution", "512", "-o",
+                               "{dir}/out"], 2, "this machine allows"),
+    ("build-huge-external-weights", ["build", "{dir}/huge/huge.onnx", "--resolution", "64", "-o", "{dir}/out"], 2,
+     "this machine allows"),
+    ("inspect-huge-external-weights", ["inspect", "{dir}/huge/huge.onnx", "--json"], 0, ""),
+    ("ingest-huge-file", ["ingest", "{dir}/huge.times.json"], 2, "larger than 256 MB"),
+    ("sweep-jobs-huge", ["sweep", "{dir}/plain.yaml", "-o", "{dir}/out", "--jobs", "100000"], 2, "per core"),
+    # class 2: every loop and wait bounded
+    ("profile-min-time-1e8", ["profile", "{onnx}", "--min-time", "1e8", "--max-time", "1e9", "-o", "{dir}/out"], 2,
+     "above the most one timing may take"),
+    ("profile-layer-iters-1e8", ["profile", "{onnx}", "--per-layer", "--iterations", "100000000", "-o", "{dir}/out"],
+     2, "above the most one timing may take"),
+    ("profile-wait-quiet-1e9", ["profile", "{onnx}", "--wait-quiet", "1e9", "-o", "{dir}/out"], 2,
+     "above the most one timing may take"),
+    ("sweep-wait-quiet-1e9", ["sweep", "{dir}/plain.yaml", "--wait-quiet", "1e9", "-o", "{dir}/out"], 2,
+     "above the most one timing may wait"),
+    ("sweep-layer-iters-1e8", ["sweep", "{dir}/layer-iters.yaml", "-o", "{dir}/out"], 2, "above the most"),
+    ("sweep-max-time-1e8", ["sweep", "{dir}/max-time-huge.yaml", "-o", "{dir}/out"], 2, "above the most"),
+    ("sweep-grid-25000", ["sweep", "{dir}/grid-huge.yaml", "--dry-run"], 2, "above the 20,000"),
+    ("sweep-config-fifo", ["sweep", "{dir}/fifo", "-o", "{dir}/out"], 2, "a pipe or socket"),
+    # class 4: no writes through or over links, no file where a folder was meant
+    ("export-to-symlink", ["export", "efficientnet_b0", "-o", "{dir}/link.onnx"], 2, "symbolic link"),
+    ("export-to-dangling-symlink", ["export", "efficientnet_b0", "-o", "{dir}/dangling.onnx"], 2, "symbolic link"),
+    ("export-to-looping-symlink", ["export", "efficientnet_b0", "-o", "{dir}/loop.onnx"], 2, "symbolic link"),
+    ("export-to-new-folder", ["export", "efficientnet_b0", "-o", "{dir}/out/newdir/"], 2, "names a folder"),
+    ("report-symlinked-store", ["report", "{dir}/linked-store", "--no-plots"], 2, "symbolic link"),
+    # class 6: a sweep refuses before it runs
+    ("sweep-unknown-option", ["sweep", "{dir}/option-unknown.yaml", "-o", "{dir}/out"], 2, "unknown ort option"),
+    ("sweep-missing-ep", ["sweep", "{dir}/ep-missing.yaml", "-o", "{dir}/out"], 2, "'tensorrt'"),
+    ("sweep-target-ci-1", ["sweep", "{dir}/target-ci-1.yaml", "-o", "{dir}/out"], 2, "target CI"),
+    ("sweep-detector-resolution", ["sweep", "{dir}/detector-res.yaml", "-o", "{dir}/out"], 2, "multiples of 128"),
+    ("sweep-fractional-phi", ["sweep", "{dir}/fractional-phi.yaml", "-o", "{dir}/out"], 2, "integer phi"),
+    ("sweep-unreachable-scale", ["sweep", "{dir}/unreachable.yaml", "-o", "{dir}/out"], 2, "cannot reach x0.01"),
+    ("sweep-timing-zero", ["sweep", "{dir}/timing-zero.yaml", "-o", "{dir}/out"], 2, "expected a mapping"),
+    ("sweep-timing-false", ["sweep", "{dir}/timing-false.yaml", "-o", "{dir}/out"], 2, "expected a mapping"),
+    # class 7: one worded line of the right class
+    ("inspect-bad-metadata", ["inspect", "{dir}/bad-meta.onnx"], 2, "not a JSON object"),
+    ("sweep-nul-byte", ["sweep", "{dir}/nul.yaml", "--dry-run"], 2, "control character"),
+    ("ingest-zero-times", ["ingest", "{dir}/times-zero.json"], 2, "of 0"),
+    ("ingest-true", ["ingest", "{dir}/times-true.json"], 2, "not a number"),
+    ("ingest-text-number", ["ingest", "{dir}/times-text.json"], 2, "not a number"),
+    ("ingest-1e308", ["ingest", "{dir}/times-1e308.json"], 2, "above 1e+09"),
+    ("export-dynamo-quiet", ["export", "regnetx_002", "--exporter", "dynamo", "--no-parity", "--resolution", "64",
+                             "--json", "-o", "{dir}/out/dynamo.onnx"], 0, ""),   # no exporter log lines on success
+    ("build-external-data-beside", ["build", "{dir}/ext/ext.onnx", "--resolution", "64", "--json", "-o", "{dir}/out"],
+     0, ""),
+    # class 3: results are stored under the label they were measured with
+    ("build-torch-forged-metadata", ["build", "{dir}/forged.onnx", "--backend", "torch", "--resolution", "32", "-o",
+                                     "{dir}/out"], 2, "its graph is not the efficientnet_b0"),
+    ("sweep-scales-collide", ["sweep", "{dir}/scales-collide.yaml", "--dry-run"], 2, "same point"),
+    # class 5: no nonsense published
+    *[(f"predict-calibration-{name}", ["predict", "efficientnet_b0", "--target", "x", "--any-environment",
+                                       "--calibration", f"{{dir}}/calibration-{name}.json"], 2, "damaged calibration")
+      for name in CALIBRATIONS],
+    *[(f"build-input-{name}", ["build", f"{{dir}}/input-{name}.onnx", "-o", "{dir}/out"], 2, "0 or less")
+      for name in ("batch-0", "0x0", "minus-7")],
+    ("build-batch-empty", ["build", "{onnx}", "--batch", "", "-o", "{dir}/out"], 2, "--batch is empty"),
+    ("report-empty-store", ["report", "{dir}/empty-store", "--no-plots"], 2, "an empty file"),
     # 1 identity: a redefined target against a store that measured the preset
     ("redefined-target-dry-run", ["sweep", "{dir}/redefined.yaml", "-o", "{store}", "--dry-run"], 2,
      "another definition"),
@@ -222,13 +320,92 @@ def tiny_onnx(path: Path) -> Path:
     return path
 
 
+def resize_onnx(path: Path) -> Path:
+    """Resize x16 then a global average: no counted layer at all, 3 x (16 R)^2 floats in between."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    scales = helper.make_tensor("scales", TensorProto.FLOAT, [4], [1, 1, 16, 16])
+    graph = helper.make_graph([helper.make_node("Resize", ["input", "", "scales"], ["big"], mode="nearest"),
+                               helper.make_node("GlobalAveragePool", ["big"], ["output"])], "resize",
+                              [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, "H", "W"])],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 3, 1, 1])], [scales])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+def external_onnx(folder: Path, out_channels: int = 4, sparse: bool = False) -> Path:
+    """A one-conv model whose weight lives in ``w.bin`` beside it (a sparse file of its full size when
+    ``sparse``: its bytes are never written, and should never be read)."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    folder.mkdir(parents=True, exist_ok=True)
+    weight = numpy_helper.from_array(np.ones((4, 3, 3, 3), np.float32), "w")
+    graph = helper.make_graph([helper.make_node("Conv", ["input", "w"], ["output"])], "ext",
+                              [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, "H", "W"])],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", out_channels, "H", "W"])],
+                              [weight])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(model, folder / f"{folder.name}.onnx", save_as_external_data=True, location="w.bin", size_threshold=0)
+    if sparse:                  # the same model, its weight declared out_channels x 3 x 3 x 3
+        model = onnx.load(folder / f"{folder.name}.onnx", load_external_data=False)
+        tensor = model.graph.initializer[0]
+        tensor.dims[0] = out_channels
+        nbytes = out_channels * 27 * 4
+        for entry in tensor.external_data:
+            if entry.key == "length":
+                entry.value = str(nbytes)
+        onnx.save(model, folder / f"{folder.name}.onnx")
+        os.truncate(folder / "w.bin", nbytes)
+    return folder / f"{folder.name}.onnx"
+
+
+def round_three_files(folder: Path, root: Path) -> None:
+    """The inputs of issue 23's cases that are not text: models, a huge sparse file, links, a bad store."""
+    import onnx
+
+    resize_onnx(folder / "resize.onnx")
+    external_onnx(folder / "ext")
+    external_onnx(folder / "huge", out_channels=50_000_000, sparse=True)        # 5.4 GB of weights
+    with open(folder / "huge.times.json", "wb") as f:
+        f.truncate(300 << 20)
+    model = onnx.load(folder / "ext" / "ext.onnx")
+    for key, value in (("scaleprof.spec", '{"model": 5}'), ("scaleprof.counts", "[1, 2]")):
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(model, folder / "bad-meta.onnx")
+    forged = onnx.load(tiny_onnx(folder / "forged.onnx"))       # one conv, labelled as EfficientNet-B0
+    for key, value in (("scaleprof.spec", json.dumps({"model": "efficientnet_b0", "family": "efficientnet"})),
+                       ("scaleprof.counts", json.dumps({"flops": 1, "params": 1, "acts": 123456, "resolution": 32}))):
+        entry = forged.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(forged, folder / "forged.onnx")
+    for name, dims in (("batch-0", (0, 3, 32, 32)), ("0x0", (1, 3, 0, 0)), ("minus-7", (1, 3, -7, 32))):
+        model = onnx.load(tiny_onnx(folder / f"input-{name}.onnx"))
+        for dim, size in zip(model.graph.input[0].type.tensor_type.shape.dim, dims):
+            dim.Clear()
+            dim.dim_value = size
+        onnx.save(model, folder / f"input-{name}.onnx")
+    (folder / "link-target.onnx").write_text("not to be replaced")
+    os.symlink(folder / "link-target.onnx", folder / "link.onnx")
+    os.symlink(folder / "nowhere.onnx", folder / "dangling.onnx")
+    os.symlink("loop.onnx", folder / "loop.onnx")
+    (folder / "linked-store").mkdir()
+    fill_store(root / "link-target-store", synthetic_rows(strategies=("d",)))
+    os.symlink(root / "link-target-store" / "results.sqlite", folder / "linked-store" / "results.sqlite")
+
+
 def snapshot(root: Path) -> dict:
     """Every file under ``root``: its size and content hash (stores by their logical content)."""
     out = {}
     for path in sorted(root.rglob("*")):
         if path.is_file() and not path.name.endswith(("-wal", "-shm")):
-            out[str(path.relative_to(root))] = (dump_store(path) if path.suffix == ".sqlite"
-                                                else hashlib.sha256(path.read_bytes()).hexdigest())
+            out[str(path.relative_to(root))] = (dump_store(path) if path.suffix == ".sqlite" else
+                                                (path.stat().st_size, path.stat().st_mtime_ns)
+                                                if path.stat().st_size > 64 << 20 else   # huge sparse inputs
+                                                hashlib.sha256(path.read_bytes()).hexdigest())
         elif path.is_dir() or path.is_fifo():
             out[str(path.relative_to(root))] = "folder" if path.is_dir() else "fifo"
     return out
@@ -261,6 +438,7 @@ def table_results(tmp_path_factory):
         path.write_bytes(content if isinstance(content, bytes) else content.encode())
     os.mkfifo(folder / "fifo")
     onnx_path = tiny_onnx(folder / "tiny.onnx")
+    round_three_files(folder, root)
     stores = {"store": root / "store", "damaged": root / "damaged", "formulas": root / "formulas"}
     fill_store(stores["store"], synthetic_rows(strategies=("d", "w")))
     fill_store(stores["damaged"], synthetic_rows(strategies=("d", "w")))
@@ -384,3 +562,121 @@ def test_sqlite_overflow_is_one_line(tmp_path):
         with pytest.raises(BadInput, match="too large to store"):
             store.put_point(PointResult("k", "t", "e", "ok", "m", "d", None, 2.0, 224, 10**30, "fp32", "ort", "cpu"))
         assert store.points(None) == []
+
+
+# ------------------------------------------------------------------------- round 3 (issue 23)
+
+def test_an_engine_whose_onnx_moved_is_still_bounded_by_its_manifest(tmp_path):
+    """Built where memory allows, profiled under a tighter limit after its ONNX file was moved away: the
+    estimate recorded in the manifest refuses the shape (the engine would allocate 3.2 GB of Resize)."""
+    model = resize_onnx(tmp_path / "resize.onnx")
+    built = scaleprof("build", model, "--batch", "1,4", "--resolution", "512", "--json", "-o", tmp_path / "out",
+                      preexec_fn=None)
+    assert built.returncode == 0, built.stderr
+    engine = json.loads(built.stdout)["engine"]
+    model.rename(tmp_path / "moved.onnx")
+    proc = scaleprof("profile", engine, "--batch", "4", "--resolution", "512", "--min-time", "0.1", "--no-roofline",
+                     preexec_fn=limited(4 << 30))
+    one_line(proc.returncode, proc.stderr, 2, "this machine allows")
+
+
+@pytest.mark.parametrize("variables", [
+    {"HOME": ""}, {"HOME": "relative-home"}, {"HOME": None, "XDG_CACHE_HOME": "relative-cache"},
+    {"HOME": "/proc/scaleprof-no-home"},
+], ids=["home-empty", "home-relative", "home-unset-xdg-relative", "home-unwritable"])
+def test_no_home_writes_nothing_outside_and_fails_nothing(tmp_path, variables):
+    """report (features cache, matplotlib) with HOME and XDG_CACHE_HOME unusable: it works, and writes
+    nothing but its report beside the store (nothing in the working directory, nothing at /.cache)."""
+    fill_store(tmp_path / "store", synthetic_rows(strategies=("d", "w")))
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    environment = {k: v for k, v in env().items() if k not in ("SCALEPROF_CACHE_DIR", "XDG_CACHE_HOME",
+                                                                 "MPLCONFIGDIR", *variables)}
+    environment.update({k: v for k, v in variables.items() if v is not None})
+    root_cache = Path("/.cache/scaleprof").exists()
+    proc = subprocess.run([sys.executable, "-m", "scaleprof.cli", "report", tmp_path / "store"], capture_output=True,
+                          text=True, cwd=cwd, env=environment, timeout=300)
+    assert proc.returncode == 0 and not proc.stderr, proc.stderr
+    assert list(cwd.iterdir()) == []
+    assert Path("/.cache/scaleprof").exists() == root_cache
+    assert (tmp_path / "store" / "report.html").is_file()
+
+
+def test_the_caches_of_libraries_stay_in_scaleprofs(tmp_path):
+    """With an ordinary HOME, profile (ONNX Runtime) and report (matplotlib) write under HOME only into
+    scaleprof's cache: no ONNX Runtime device-id database, no matplotlib folder of its own."""
+    home = tmp_path / "home"
+    home.mkdir()
+    fill_store(tmp_path / "store", synthetic_rows(strategies=("d", "w")))
+    environment = {k: v for k, v in env().items() if k not in ("SCALEPROF_CACHE_DIR", "XDG_CACHE_HOME",
+                                                                 "MPLCONFIGDIR", "ORT_DISABLE_TELEMETRY")}
+    environment["HOME"] = str(home)
+    for argv in (["profile", tiny_onnx(tmp_path / "tiny.onnx"), "--resolution", "32", "--min-time", "0.05",
+                  "--no-roofline", "-o", tmp_path / "out"], ["report", tmp_path / "store"]):
+        proc = subprocess.run([sys.executable, "-m", "scaleprof.cli", *map(str, argv)], capture_output=True,
+                              text=True, cwd=tmp_path, env=environment, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+    written = {p.relative_to(home).parts[:2] for p in home.rglob("*") if p.is_file()}
+    assert written and written <= {(".cache", "scaleprof")}, written
+
+
+def test_store_rows_out_of_range_are_noted_and_left_out(tmp_path):
+    """A hand-edited store: batch 0 and -8, negative flops, scale 1e308 and a status no run writes are
+    each left out of the report with a note, never published as verdicts."""
+    fill_store(tmp_path, synthetic_rows(strategies=("d", "w")))
+    with sqlite3.connect(tmp_path / "results.sqlite") as con:
+        total = con.execute("SELECT count(*) FROM points WHERE status='ok'").fetchone()[0]
+        for column, value, row in (("batch", 0, 1), ("batch", -8, 2), ("flops", -5, 3), ("scale", 1e308, 4)):
+            con.execute(f"UPDATE points SET {column}=? WHERE id=?", (value, row))
+        con.execute("PRAGMA ignore_check_constraints = ON")
+        con.execute("UPDATE points SET status='OK ' WHERE id=5")
+    con.close()
+    proc = scaleprof("report", tmp_path, "--no-plots")
+    assert proc.returncode == 0, proc.stderr
+    notes = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(notes) == 5 and all("left out" in n for n in notes), notes
+    assert "unknown status 'OK '" in notes[0]
+    assert len((tmp_path / "results.csv").read_text().splitlines()) == 1 + total - 5
+
+
+def test_an_engine_manifest_edited_to_1000_threads_is_refused(tmp_path):
+    built = scaleprof("build", tiny_onnx(tmp_path / "tiny.onnx"), "--resolution", "32", "--json", "-o", tmp_path)
+    assert built.returncode == 0, built.stderr
+    manifest = Path(json.loads(built.stdout)["engine"]) / "manifest.json"
+    manifest.write_text(json.dumps(dict(json.loads(manifest.read_text()), threads=1000)))
+    proc = scaleprof("profile", manifest.parent, "--min-time", "0.05", "--no-roofline")
+    one_line(proc.returncode, proc.stderr, 2, "per core")
+
+
+def test_an_immutable_output_is_named_not_the_temporary_file(store):
+    target = store / "results.csv"
+    target.write_text("kept")
+    if subprocess.run(["chattr", "+i", target], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i needs root and a filesystem with attributes")
+    try:
+        proc = scaleprof("report", store, "--no-plots")
+    finally:
+        subprocess.run(["chattr", "-i", target], capture_output=True)
+    line = one_line(proc.returncode, proc.stderr, 1, "Operation not permitted")
+    assert f"{target}" in line and ".tmp" not in line, line
+
+
+def test_a_long_search_says_it_is_still_working():
+    """`scale` of a huge network takes minutes (efficientnet_b7 d x256: 140 s at load 6.5, most of it
+    counting the result): a line every few seconds while it runs, none for a quick one, none with --json."""
+    import time
+
+    from scaleprof.tools.args import still_working
+
+    said = []
+    with still_working("searching", said.append, every_s=0.05):
+        time.sleep(0.3)
+    assert len(said) >= 3 and said[0].startswith("searching: still working (")
+    time.sleep(0.2)
+    count = len(said)
+    with still_working("quick", said.append, every_s=0.05):
+        pass
+    with still_working("json", None, every_s=0.05):
+        time.sleep(0.2)
+    time.sleep(0.2)
+    assert len(said) == count                      # stopped with its body; nothing for the quick or silent ones

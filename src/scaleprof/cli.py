@@ -15,6 +15,7 @@ import os
 import sys
 
 from scaleprof import __version__
+from scaleprof.core.files import quiet_libraries
 from scaleprof.core.text import first_line, single_line
 from scaleprof.errors import ScaleprofError
 
@@ -82,12 +83,13 @@ def _guard_streams() -> None:
 
 def main(argv=None) -> int:
     _guard_streams()
+    quiet_libraries()
     parser = make_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
-    code = _run(args)
+    code = _run_quietly(args) if not args.debug else _run(args)
     try:
         sys.stdout.flush()                  # a full or broken stdout is an error, not a silent loss
     except BrokenPipeError:
@@ -97,6 +99,23 @@ def main(argv=None) -> int:
         _silence_stdout()
         return code or 1
     return code
+
+
+def _run_quietly(args) -> int:
+    """_run with the libraries' Python warnings (numpy's RuntimeWarnings, torch's exporter notices) and
+    log records below errors kept off stderr, which carries scaleprof's own lines only; --debug shows
+    them."""
+    import logging
+    import warnings
+
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _run(args)
+    finally:
+        logging.disable(previous)
 
 
 def _run(args) -> int:

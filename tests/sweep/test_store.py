@@ -111,3 +111,14 @@ def test_failing_write_rolls_back_the_whole_point(tmp_path):
         assert [p.point_key for p in store.points(status=None)] == ["before"]
         assert store.integrity_ok()
         assert store.put_point(record("after"))
+
+
+def test_a_duplicated_point_keeps_its_newest_row_with_a_note(tmp_path):
+    """A store made by something else may hold a point twice (this schema refuses it): the report shows
+    the newest row once and says which row it left out."""
+    from scaleprof.sweep.rows import RowDecoder
+
+    rows = [{"id": i, "point_key": key, "target": "t", "env_key": "e"} for i, key in ((1, "a"), (2, "b"), (3, "a"))]
+    decoder = RowDecoder(tmp_path / "results.sqlite")
+    assert [r["id"] for r in decoder.newest_per_point(rows)] == [2, 3]
+    assert len(decoder.problems) == 1 and "point row 1 (a [t])" in decoder.problems[0]

@@ -78,6 +78,25 @@ def count_onnx(model, batch: int = 1, resolution: int | tuple[int, int] | None =
                               layer_kinds=tally(node.op_type for node in model.graph.node))
 
 
+def check_graph_matches(model, label) -> None:
+    """BadInput unless the graph of ``model`` (a ModelProto) is the network its scaleprof metadata names:
+    its activations, counted from the graph at the export resolution, equal the PyTorch-side count the
+    export stored (they agree exactly for every family; a swapped or forged file does not). A file
+    without predicted counts (not scaleprof's) has nothing to check."""
+    from scaleprof.core.onnx_file import META_COUNTS, META_SPEC, metadata_props
+
+    parsed = metadata_props(model)[1]
+    counts, spec = parsed.get(META_COUNTS), parsed.get(META_SPEC)
+    if not isinstance(counts, dict) or not all(type(counts.get(k)) is int for k in ("acts", "resolution")):
+        return
+    acts = count_onnx(model, 1, counts["resolution"]).acts
+    if acts != counts["acts"]:
+        name = spec.get("model", "the network") if isinstance(spec, dict) else "the network"
+        raise BadInput(f"{label}: its graph is not the {name} its metadata names (activations {acts:,} counted "
+                       f"from the graph, {counts['acts']:,} in its metadata): a swapped or edited file; export "
+                       "it again")
+
+
 def _infer_shapes(model, input_name: str, dims: tuple) -> tuple[dict, dict]:
     """name -> concrete shape for every tensor, and name -> shape of every constant (initializers)."""
     import onnx

@@ -8,8 +8,8 @@ line at once instead of a MemoryError minutes later (or a machine brought to its
 from __future__ import annotations
 
 import os
-import resource
 
+from scaleprof.core.memory import check_fits, machine_memory  # noqa: F401 (the limits' own checks, re-exported)
 from scaleprof.core.onnx_file import ELEMENT_BYTES as BYTES_PER_ELEMENT
 from scaleprof.errors import BadInput
 
@@ -17,6 +17,7 @@ MAX_BATCH = 4096                    # the largest batch the dynamic exports decl
 MIN_RESOLUTION = 32                 # every family here downsamples by 32
 MAX_RESOLUTION = 4096
 THREADS_PER_CORE = 4                # more intra-op threads than this per core only adds contention
+WORKER_BYTES = 1 << 30              # a preparing worker process: torch, timm and one network, about
 
 
 def cpu_cores() -> int:
@@ -59,32 +60,16 @@ def check_threads(threads, what: str = "threads") -> int | None:
     return threads
 
 
-def machine_memory() -> int:
-    """Bytes this process may use at most: physical memory, lowered by a cgroup limit and by the
-    address-space limit (less what is mapped already)."""
-    limits = [os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")]
-    try:
-        with open("/sys/fs/cgroup/memory.max") as f:
-            text = f.read().strip()
-        if text.isdigit():
-            limits.append(int(text))
-    except OSError:
-        pass
-    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
-    if soft != resource.RLIM_INFINITY:
-        limits.append(max(0, soft - _mapped_bytes()))
-    return min(limits)
-
-
-def _mapped_bytes() -> int:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmSize:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
+def check_workers(workers: int, what: str = "workers") -> int:
+    """``workers`` processes, each importing torch and preparing a network, unless there are more
+    than THREADS_PER_CORE per core or their memory (WORKER_BYTES each) exceeds this machine's."""
+    cores = cpu_cores()
+    if workers > THREADS_PER_CORE * cores:
+        raise BadInput(f"{what} {workers} on {cores} core{'s' if cores > 1 else ''} is above {THREADS_PER_CORE} "
+                       f"per core ({THREADS_PER_CORE * cores}): more worker processes only add contention")
+    check_fits(workers * WORKER_BYTES, f"{what} {workers}", f"about {WORKER_BYTES >> 30} GB per worker process",
+               "ask for fewer workers")
+    return workers
 
 
 def inference_bytes(params: int, acts: int, batch: int, resolution: int, precision: str = "fp32") -> int:
@@ -92,16 +77,3 @@ def inference_bytes(params: int, acts: int, batch: int, resolution: int, precisi
     (per image, ``acts``) of the batch held at once."""
     per = BYTES_PER_ELEMENT.get(precision, 4)
     return per * (int(params) + int(batch) * (3 * int(resolution) ** 2 + int(acts)))
-
-
-def check_fits(needed: int, what: str) -> None:
-    """BadInput when ``needed`` bytes exceed what this machine (or this process's limit) has."""
-    available = machine_memory()
-    if needed > available:
-        raise BadInput(f"{what} needs about {_gb(needed)} of memory (weights, input and activations, from "
-                       f"its counts); this machine allows {_gb(available)}: choose a smaller scale, batch "
-                       "or resolution")
-
-
-def _gb(n: int) -> str:
-    return f"{n / 2**30:.3g} GB" if n < 2**30 * 1e6 else f"{n / 2**30:.2e} GB"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from scaleprof.core.memory import check_fits
 from scaleprof.core.text import first_line
 from scaleprof.errors import BadInput
 
@@ -26,6 +27,9 @@ META_COUNTS = "scaleprof.counts"      # predicted (PyTorch-side) totals per imag
 META_EXPORT = "scaleprof.export"      # options, versions, parity figures, spatial constraints
 META_VERSION = "scaleprof.version"
 
+PARSE_EXPANSION = 3     # memory a parsed protobuf takes per byte of the file, at most (about)
+TOO_LARGE = "a model too large for this machine"
+
 
 def load_model(path, load_weights: bool = True):
     """onnx.ModelProto from ``path``; a missing, empty, truncated or non-ONNX file is a BadInput."""
@@ -36,8 +40,18 @@ def load_model(path, load_weights: bool = True):
         raise BadInput(f"{path}: no such ONNX file")
     if path.stat().st_size == 0:
         raise BadInput(f"{path}: empty file, not an ONNX model")
+    check_fits(PARSE_EXPANSION * path.stat().st_size, f"reading {path}", "the parsed ONNX file", TOO_LARGE)
     try:
-        model = onnx.load(str(path), load_external_data=load_weights)
+        model = onnx.load(str(path), load_external_data=False)
+        external = _external_bytes(model, path)
+        if load_weights and external:
+            check_fits(PARSE_EXPANSION * path.stat().st_size + external, f"reading {path} and its external data",
+                       "the parsed ONNX file and its weights", TOO_LARGE)
+            from onnx.external_data_helper import load_external_data_for_model
+
+            load_external_data_for_model(model, str(path.parent))     # beside the model, wherever we run
+    except BadInput:
+        raise
     except OSError as err:
         raise BadInput(f"{path}: cannot read the ONNX file ({err.strerror or err})")
     except Exception as err:  # protobuf's binary, text and JSON parsers each raise their own error types
@@ -45,8 +59,25 @@ def load_model(path, load_weights: bool = True):
     if not model.graph.node or not model.graph.input:
         raise BadInput(f"{path}: not a readable ONNX model (no graph: corrupt or truncated)")
     # A truncated protobuf often still parses up to the cut; the checker sees dangling references.
-    _check_structure(model, path)
+    # Given a model that still refers to its external data, the checker looks for those files in the
+    # working directory; given the path, beside the model.
+    _check_structure(model if not external or load_weights else str(path), path)
     return model
+
+
+def _external_bytes(model, path: Path) -> int:
+    """Bytes of the external data files the model's initializers name (0: none)."""
+    from onnx.external_data_helper import uses_external_data
+
+    locations = {e.value for t in model.graph.initializer if uses_external_data(t)
+                 for e in t.external_data if e.key == "location"}
+    total = 0
+    for location in locations:
+        try:
+            total += (path.parent / location).stat().st_size
+        except OSError:
+            total += 1                  # missing: onnx's own loader and checker say which
+    return total
 
 
 def _check_structure(model, path) -> None:
@@ -84,6 +115,9 @@ def image_input(model, path="model") -> tuple[str, tuple]:
         raise BadInput(f"{path}: input {value.name!r} has shape {_fmt(dims)}: not an image tensor (N,C,H,W)")
     if not isinstance(dims[1], int) or dims[1] <= 0:
         raise BadInput(f"{path}: input {value.name!r} has shape {_fmt(dims)}: the channel dim must be fixed")
+    if any(isinstance(d, int) and d <= 0 for d in dims):
+        raise BadInput(f"{path}: input {value.name!r} has shape {_fmt(dims)}: a dimension of 0 or less holds no "
+                       "image")
     import onnx
 
     elem = value.type.tensor_type.elem_type

@@ -259,6 +259,11 @@ class Backend(ABC):
         """Extra key parts the backend's build depends on (e.g. TensorRT's builder options)."""
         return {}
 
+    def check_model(self, onnx_model, onnx_path: Path) -> None:
+        """BadInput, before anything is built, for an ONNX model (weights not loaded) this backend
+        cannot build from the file alone as it is labelled (the torch backend: a graph its metadata
+        does not describe)."""
+
     def run_refusal(self, device: str) -> str | None:
         """Why this backend's engines cannot run on ``device`` here, in one line; None when they can
         (or when building would find out first). Asked before building an engine only to run it."""

@@ -29,7 +29,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from scaleprof.core.files import make_temp_dir, owner_tag, remove_stale
+from scaleprof.complexity.memory import MemoryEstimate, check_memory, require_estimate
+from scaleprof.core.files import read_limited, make_temp_dir, owner_tag, remove_stale
 from scaleprof.core.limits import check_threads
 from scaleprof.core.onnx_file import (PRECISIONS, QUANTIZED, image_input, load_model, quantized_precision,
                                       quantized_types)
@@ -41,6 +42,7 @@ from scaleprof.engines.shapes import describe, fits_model_input
 from scaleprof.errors import BadInput, EnvironmentProblem
 
 MANIFEST = "manifest.json"
+MAX_MANIFEST_BYTES = 16 << 20   # a manifest lists its files' hashes: kilobytes
 FORMAT = 1                      # bump when the entry layout changes: old entries become misses
 
 
@@ -151,7 +153,8 @@ def read_manifest(directory: Path) -> EngineManifest:
     if not path.is_file():
         raise BadInput(f"{directory} is not an engine directory (no {MANIFEST})")
     try:
-        return EngineManifest.from_json(path.read_text(errors="replace"))
+        return EngineManifest.from_json(read_limited(path, MAX_MANIFEST_BYTES, "engine manifest")
+                                        .decode(errors="replace"))
     except (ValueError, TypeError, KeyError, RecursionError) as err:
         raise BadInput(f"{path} is corrupt ({type(err).__name__}: {first_line(err, 120)}); "
                        "delete the directory and rebuild") from None
@@ -179,6 +182,7 @@ def open_engine(directory: str | Path, *, model_source: ModelSource | None = Non
     ``model_source``: what rebuilds the network, for a backend that runs it (torch)."""
     directory = Path(directory)
     m = read_manifest(directory)
+    check_threads(m.threads, f"engine {directory}: its manifest's threads")    # an edited one runs as written
     backend = get_backend(m.backend, model_source=model_source)
     check_device(m.device)
     try:
@@ -293,9 +297,12 @@ def build_engine(onnx_path: str | Path, spec: BuildSpec, cache_dir: str | Path, 
     name, dims = image_input(model, onnx_path)
     fits_model_input(dims, spec.shapes, spec.ranges, name)
     check_file_precision(model, spec, onnx_path)
+    backend.check_model(model, onnx_path)
+    memory = _check_memory(model, onnx_path, spec)
     _writable_dir(cache_dir)
     say(f"building {backend.name} engine for {onnx_path.name} ({describe(spec.shapes, spec.ranges)})")
-    manifest, theirs = _build_entry(backend, onnx_path, spec, cache_dir, entry, key, digest, _flavour(model, spec))
+    manifest, theirs = _build_entry(backend, onnx_path, spec, cache_dir, entry, key, digest, memory,
+                                    _flavour(model, spec))
     if theirs:      # another process finished the same build first: its intact entry is used
         return BuildResult(backend.load(entry, manifest), True, key, entry, time.perf_counter() - start, problem)
     return BuildResult(backend.load(entry, manifest), False, key, entry, time.perf_counter() - start, problem)
@@ -309,8 +316,18 @@ def _flavour(model, spec: BuildSpec) -> dict:
     return {"int8_activations": "uint8" if "uint8" in quantized_types(model) else "int8"}
 
 
+def _check_memory(model, onnx_path: Path, spec: BuildSpec) -> MemoryEstimate:
+    """The model's memory estimate, once its largest shape is known to fit this machine (a build at a
+    shape that could never run is refused before the runtime allocates for it)."""
+    shapes = list(spec.shapes) + [r.max for r in spec.ranges]
+    batch, resolution = max(p.batch for p in shapes), max(p.resolution for p in shapes)
+    estimate = require_estimate(model, resolution)
+    check_memory(estimate, batch, resolution, f"{onnx_path.name} at {batch}x{resolution}x{resolution}")
+    return estimate
+
+
 def _build_entry(backend: Backend, onnx_path: Path, spec: BuildSpec, cache_dir: Path, entry: Path, key: str,
-                 digest: str, flavour: dict) -> tuple[EngineManifest, bool]:
+                 digest: str, memory: MemoryEstimate, flavour: dict) -> tuple[EngineManifest, bool]:
     """Build in a temporary directory beside ``entry`` and rename it into place. Returns the entry's
     manifest and whether it is another process's (which renamed the same build into place first)."""
     remove_stale(cache_dir, ".trash-", "")          # what killed builds and discards left behind
@@ -326,7 +343,7 @@ def _build_entry(backend: Backend, onnx_path: Path, spec: BuildSpec, cache_dir: 
         manifest = dataclasses.replace(      # the rest is draft_manifest's, from the same backend and spec
             draft, key=key, onnx_sha256=digest, artifact_sha256=artifact_sha,
             build_seconds=round(time.perf_counter() - built_start, 4),
-            extras={**draft.extras, **flavour, "files_sha256": files})
+            extras={**draft.extras, **flavour, "files_sha256": files, "memory": memory.to_dict()})
         (tmp / MANIFEST).write_text(manifest.to_json())
         if entry.exists():
             _discard(entry)

@@ -63,6 +63,7 @@ _NP_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor
 def _ort():
     import onnxruntime
 
+    onnxruntime.set_default_logger_severity(3)    # errors only, for the process-wide logger too
     return onnxruntime
 
 

@@ -37,6 +37,7 @@ from scaleprof.engines.runners import CpuRunner, CudaEagerRunner, CudaGraphRunne
 from scaleprof.engines.shapes import check_accepts
 from scaleprof.engines.torch_layers import merge_folded_norms, onnx_node_map, profile_modules
 from scaleprof.errors import BadInput, EnvironmentProblem
+from scaleprof.complexity.onnx_count import check_graph_matches
 
 ARTIFACT = "torch_model.json"
 NODE_MAP = "onnx_nodes.json"
@@ -117,6 +118,7 @@ class TorchBackend(Backend):
         model_source = self.required_model_source()
         options = resolve_options(spec)
         onnx_model = load_model(onnx_path, load_weights=False)
+        self.check_model(onnx_model, onnx_path)
         recipe = model_recipe(onnx_model, onnx_path)
         input_name, _ = image_input(onnx_model, onnx_path)
         output_names = [o.name for o in onnx_model.graph.output]
@@ -126,6 +128,11 @@ class TorchBackend(Backend):
         Path(directory, NODE_MAP).write_text(json.dumps(onnx_node_map(onnx_model, model), indent=1, sort_keys=True))
         manifest = draft_manifest(self, spec, onnx_path, ARTIFACT, input=input_name, node_map=NODE_MAP, **options)
         return TorchEngine(directory, manifest, model_source)
+
+    def check_model(self, onnx_model, onnx_path: Path) -> None:
+        # the network is rebuilt from the metadata: it is timed as this file only if it is this file's graph
+        model_recipe(onnx_model, onnx_path)
+        check_graph_matches(onnx_model, onnx_path)
 
     def load(self, directory: Path, manifest: EngineManifest) -> Engine:
         return TorchEngine(directory, manifest, self.required_model_source())

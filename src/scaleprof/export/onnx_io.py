@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scaleprof.core.files import check_replaceable
+from scaleprof.core.text import first_line
 from scaleprof.core.onnx_file import (META_COUNTS, META_EXPORT, META_SPEC,  # noqa: F401 (re-exported)
                                       image_input, load_model, metadata_props)
 from scaleprof.errors import BadInput, EnvironmentProblem
@@ -33,9 +34,17 @@ class OnnxMetadata:
 
 def metadata_from_model(model) -> OnnxMetadata:
     raw, parsed = metadata_props(model)
+    for key in (META_SPEC, META_COUNTS, META_EXPORT):
+        if key in parsed and not isinstance(parsed[key], dict):
+            raise BadInput(f"metadata {key!r} is {type(parsed[key]).__name__}, not a JSON object: "
+                           "not a file scaleprof exported (or one edited by hand)")
     spec = parsed.get(META_SPEC)
-    return OnnxMetadata(spec=ModelSpec.from_dict(spec) if spec else None, counts=parsed.get(META_COUNTS),
-                        export=parsed.get(META_EXPORT), raw=raw)
+    try:
+        spec = ModelSpec.from_dict(spec) if spec else None
+    except (TypeError, KeyError, ValueError, AttributeError, BadInput) as err:
+        raise BadInput(f"metadata {META_SPEC!r} is not a model spec ({type(err).__name__}: "
+                       f"{first_line(err, 120)}): not a file scaleprof exported (or one edited by hand)") from None
+    return OnnxMetadata(spec=spec, counts=parsed.get(META_COUNTS), export=parsed.get(META_EXPORT), raw=raw)
 
 
 def read_metadata(path) -> OnnxMetadata:

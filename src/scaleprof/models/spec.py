@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,16 @@ class ModelSpec:
 
     @classmethod
     def from_dict(cls, data: dict) -> "ModelSpec":
+        """The spec ``data`` holds; a BadInput naming what is missing for anything else (a damaged
+        store row, cache entry or ONNX metadata)."""
+        from scaleprof.errors import BadInput
+
         known = {f.name for f in fields(cls)}
+        if not isinstance(data, dict):
+            raise BadInput(f"a model spec must be a mapping, got {type(data).__name__}")
+        missing = [f.name for f in fields(cls) if f.name not in data and f.default is f.default_factory is MISSING]
+        if missing:
+            raise BadInput(f"a model spec without {', '.join(missing)}: damaged or not scaleprof's")
         return cls(**{k: v for k, v in data.items() if k in known})
 
     def to_json(self) -> str:

@@ -11,16 +11,21 @@ import json
 import re
 from pathlib import Path
 
+from scaleprof.core.files import read_limited
 from scaleprof.errors import BadInput, EnvironmentProblem
 from scaleprof.predict.network_fit import BatchFit, Calibration
 from scaleprof.predict.samples import cache_root
+
+MAX_CALIBRATION_BYTES = 1 << 20     # a calibration is a few coefficients per batch size: kilobytes
 
 FORMAT = "scaleprof-calibration"
 FORMAT_VERSION = 1
 
 
-def calibrations_dir() -> Path:
-    return cache_root() / "calibrations"
+def calibrations_dir() -> Path | None:
+    """The per-user calibration store; None without a usable cache directory (no HOME, ...)."""
+    root = cache_root()
+    return root / "calibrations" if root is not None else None
 
 
 def file_name(target: str, env_key: str) -> str:
@@ -63,7 +68,7 @@ def save(cal: Calibration, directory: Path | None = None) -> Path:
     """Write the calibration into ``directory`` (default: the calibration store); returns its path."""
     from scaleprof.core.files import write_atomic
 
-    directory = Path(directory) if directory is not None else calibrations_dir()
+    directory = _store_or(directory)
     try:
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / file_name(cal.target, cal.env_key)
@@ -76,7 +81,7 @@ def save(cal: Calibration, directory: Path | None = None) -> Path:
 def load(path) -> Calibration:
     path = Path(path)
     try:
-        text = path.read_text()
+        text = read_limited(path, MAX_CALIBRATION_BYTES, "calibration").decode("utf-8", errors="replace")
     except OSError as err:
         raise BadInput(f"{path}: cannot read the calibration ({err.strerror or err})") from None
     return from_json(text, str(path))
@@ -85,7 +90,7 @@ def load(path) -> Calibration:
 def stored(directory: Path | None = None) -> list[Calibration]:
     directory = Path(directory) if directory is not None else calibrations_dir()
     found = []
-    for path in sorted(directory.glob("*.json")) if directory.is_dir() else ():
+    for path in sorted(directory.glob("*.json")) if directory is not None and directory.is_dir() else ():
         if path.name.startswith("kernels-"):
             continue                       # kernel calibrations: find_kernels reads them
         try:
@@ -112,7 +117,7 @@ def find(target: str, path=None, env_key: str | None = None) -> Calibration:
         raise BadInput(f"{path}: no such calibration file or directory")
     candidates = [c for c in stored(path) if c.target == target and (env_key is None or c.env_key == env_key)]
     if not candidates:
-        where = path or calibrations_dir()
+        where = path or calibrations_dir() or "the calibration store (none: no usable HOME or cache variable)"
         have = sorted({c.target for c in stored(path)})
         raise BadInput(f"no calibration of target {target!r} in {where}"
                        + (f" (calibrated: {', '.join(have)})" if have else "")
@@ -158,10 +163,19 @@ def kernels_from_json(text: str, where: str = "kernel calibration"):
         raise BadInput(f"{where}: a damaged kernel calibration file ({type(err).__name__}: {err})") from None
 
 
+def _store_or(directory) -> Path:
+    """``directory``, else the calibration store; BadInput when neither is there (no usable HOME)."""
+    directory = Path(directory) if directory is not None else calibrations_dir()
+    if directory is None:
+        raise BadInput("no calibration store: HOME, XDG_CACHE_HOME and SCALEPROF_CACHE_DIR are unset, empty or "
+                       "relative; give a directory (-o DIR) or set SCALEPROF_CACHE_DIR")
+    return directory
+
+
 def save_kernels(cal, directory: Path | None = None) -> Path:
     from scaleprof.core.files import write_atomic
 
-    directory = Path(directory) if directory is not None else calibrations_dir()
+    directory = _store_or(directory)
     try:
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / ("kernels-" + file_name(cal.target, cal.env_key))
@@ -174,7 +188,7 @@ def save_kernels(cal, directory: Path | None = None) -> Path:
 def load_kernels(path):
     path = Path(path)
     try:
-        text = path.read_text()
+        text = read_limited(path, MAX_CALIBRATION_BYTES, "kernel calibration").decode("utf-8", errors="replace")
     except OSError as err:
         raise BadInput(f"{path}: cannot read the kernel calibration ({err.strerror or err})") from None
     return kernels_from_json(text, str(path))
@@ -190,7 +204,7 @@ def find_kernels(target: str, path=None, required: bool = True):
         return cal
     directory = Path(path) if path is not None else calibrations_dir()
     found = []
-    for file in sorted(directory.glob("kernels-*.json")) if directory.is_dir() else ():
+    for file in sorted(directory.glob("kernels-*.json")) if directory is not None and directory.is_dir() else ():
         try:
             found.append(load_kernels(file))
         except BadInput:
@@ -199,6 +213,6 @@ def find_kernels(target: str, path=None, required: bool = True):
     if not found:
         if not required:
             return None
-        raise BadInput(f"no kernel calibration of target {target!r} in {directory}; run "
+        raise BadInput(f"no kernel calibration of target {target!r} in {directory or 'the calibration store'}; run "
                        f"`scaleprof calibrate --kernels --target {target}` first")
     return max(found, key=lambda c: c.created)

@@ -86,8 +86,28 @@ class LatencyModel:
 
     @classmethod
     def from_dict(cls, data: dict) -> "LatencyModel":
-        return cls(coefficients={g: [float(x) for x in v] for g, v in data["coefficients"].items()},
-                   c0=float(data["c0"]), kappa=float(data["kappa"]), method=str(data.get("method", "end-to-end")))
+        """The model ``data`` holds; ValueError for anything a fit cannot have made: a group missing or
+        unknown, a coefficient list of other than three, a coefficient that is no finite non-negative
+        number (the fits are non-negative least squares), a kappa that is not positive."""
+        coefficients = data["coefficients"]
+        if not isinstance(coefficients, dict) or set(coefficients) != {*GROUPS, OVERHEAD}:
+            raise ValueError(f"coefficients must name the groups {', '.join((*GROUPS, OVERHEAD))}")
+        if any(not isinstance(v, list) or len(v) != 3 for v in coefficients.values()):
+            raise ValueError("every group needs three coefficients")
+        checked = {g: [_coefficient(x, f"{g} coefficient") for x in v] for g, v in coefficients.items()}
+        kappa = _coefficient(data["kappa"], "kappa")
+        if kappa <= 0:
+            raise ValueError(f"kappa must be positive, got {kappa!r}")
+        return cls(coefficients=checked, c0=_coefficient(data["c0"], "c0"), kappa=kappa,
+                   method=str(data.get("method", "end-to-end")))
+
+
+def _coefficient(value, what: str) -> float:
+    import math
+
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{what} {str(value)[:40]!r} is not a finite non-negative number")
+    return float(value)
 
 
 def fit_end_to_end(samples) -> LatencyModel:

@@ -80,7 +80,10 @@ class BatchFit:
 
     @classmethod
     def from_dict(cls, data: dict) -> "BatchFit":
-        return cls(model=LatencyModel.from_dict(data["model"]), band=float(data["band"]),
+        band = data["band"]
+        if isinstance(band, bool) or not isinstance(band, (int, float)) or not 0 <= band < math.inf:
+            raise ValueError(f"band {str(band)[:40]!r} is not a finite non-negative number")
+        return cls(model=LatencyModel.from_dict(data["model"]), band=float(band),
                    ranges={k: [float(v[0]), float(v[1])] for k, v in data["ranges"].items()},
                    batches=tuple(int(b) for b in data["batches"]), networks=int(data["networks"]))
 

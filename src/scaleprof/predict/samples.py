@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -20,12 +19,12 @@ from scaleprof.predict.group_model import PROFILE_GROUPS
 from scaleprof.sweep.result import PointResult
 
 
-def cache_root() -> Path:
-    """$SCALEPROF_CACHE_DIR, else $XDG_CACHE_HOME/scaleprof, else ~/.cache/scaleprof."""
-    root = os.environ.get("SCALEPROF_CACHE_DIR")
-    if root:
-        return Path(root)
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "scaleprof"
+def cache_root() -> Path | None:
+    """$SCALEPROF_CACHE_DIR, else $XDG_CACHE_HOME/scaleprof, else ~/.cache/scaleprof; None when none
+    is usable (scaleprof.core.files.user_cache_dir)."""
+    from scaleprof.core.files import user_cache_dir
+
+    return user_cache_dir()
 
 
 def _versions() -> list[str]:
@@ -46,6 +45,8 @@ def cached_json(kind: str, ident: list, compute: Callable[[], dict]) -> dict:
     """A JSON-able result cached under cache_root()/kind, keyed by ``ident`` and the versions that
     determine it. A cache that cannot be read or written only makes things slower."""
     key = hashlib.sha256(json.dumps([kind, ident, _versions()], sort_keys=True, default=str).encode()).hexdigest()[:24]
+    if cache_root() is None:
+        return compute()
     path = cache_root() / kind / f"{key}.json"
     try:
         return json.loads(path.read_text())

@@ -22,13 +22,41 @@ def exported_file(spec, batch: int, resolution: int, precision: str = "fp32", fl
     from scaleprof.predict.samples import cache_root
 
     flavoured = f"{precision}-{flavour}act" if flavour else precision
-    path = cache_root() / "onnx" / f"{spec.model}-{spec.key}-{batch}x{resolution}-{flavoured}.onnx"
+    name = f"{spec.model}-{spec.key}-{batch}x{resolution}-{flavoured}.onnx"
+    path = (cache_root() or _private_folder()) / "onnx" / name
+    if path.is_file() and not _is_static_export_of(path, spec, batch, precision, flavour):
+        path.unlink()                   # swapped or damaged: exported again, never read as this network
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
         activations = {"int8_activations": flavour} if flavour else {}
         export_onnx(spec, path, ExportOptions(precision=precision, dynamic=False, static_batch=batch,
                                               resolution=resolution, check_parity=False, **activations))
     return path
+
+
+def _is_static_export_of(path: Path, spec, batch: int, precision: str, flavour: str | None) -> bool:
+    """Whether the cached ``path`` is the export its name says: by its metadata, not its name."""
+    from scaleprof.export.onnx_io import read_metadata
+    from scaleprof.export.quantize import record_flavour
+
+    try:
+        meta = read_metadata(path)
+    except BadInput:
+        return False
+    export = meta.export or {}
+    return meta.spec is not None and meta.spec.key == spec.key and export.get("precision") == precision and \
+        record_flavour(export) == (flavour or ("int8" if precision == "int8" else ""))
+
+
+def _private_folder() -> Path:
+    """Without a per-user cache directory (no usable HOME): a folder of this process, removed at exit."""
+    import atexit
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="scaleprof-exports-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 def point_rows(point, threads, level) -> tuple[list, int]:

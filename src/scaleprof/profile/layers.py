@@ -99,6 +99,7 @@ def profile_layers(engine, shape, onnx_counts=None, end_to_end_ms: float | None 
     roofline columns (None: left empty)."""
     if not isinstance(iterations, int) or iterations <= 0:
         raise BadInput(f"layer-profiling iterations must be positive, got {iterations!r}")
+    _check_duration(iterations, end_to_end_ms)
     check_accepts(engine, shape)
     engine.load()
     trace = engine.profile_layers(shape, iterations)
@@ -108,6 +109,16 @@ def profile_layers(engine, shape, onnx_counts=None, end_to_end_ms: float | None 
     graph = OnnxGraph(exported_model_path(engine))
     resolver = engine.layer_resolver(graph)
     return build_report(trace, graph, resolver, node_counts(onnx_counts), shape, end_to_end_ms, peaks)
+
+
+def _check_duration(iterations: int, end_to_end_ms: float | None) -> None:
+    """BadInput when the profiled iterations, at the end-to-end median, would take over the bound."""
+    from scaleprof.profile.timing import MAX_SECONDS
+
+    if end_to_end_ms and iterations * end_to_end_ms / 1e3 > MAX_SECONDS:
+        raise BadInput(f"{iterations} layer-profiling iterations at {end_to_end_ms:.3g} ms each would take about "
+                       f"{iterations * end_to_end_ms / 1e3:.0f} s, above the {MAX_SECONDS:g} s one timing may take: "
+                       "ask for fewer iterations")
 
 
 class CountTable:

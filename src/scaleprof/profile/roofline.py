@@ -13,8 +13,9 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from scaleprof.core.files import write_atomic
+from scaleprof.core.files import read_limited, write_atomic
 from scaleprof.core.text import slug
+from scaleprof.errors import BadInput
 
 CALIBRATION_VERSION = 1
 
@@ -41,8 +42,10 @@ class DevicePeaks:
         return (compute, "compute") if compute >= memory else (memory, "memory")
 
 
-def default_cache_dir() -> Path:
-    return Path.home() / ".cache" / "scaleprof"
+def default_cache_dir() -> Path | None:
+    from scaleprof.core.files import user_cache_dir
+
+    return user_cache_dir()
 
 
 def cache_path(cache_dir: Path, device_name: str, device: str, precision: str, threads: int | None) -> Path:
@@ -58,19 +61,21 @@ def device_peaks(device: str = "cpu", device_name: str | None = None, precision:
 
     if device_name is None:
         device_name = name_of_device(device)
-    path = cache_path(Path(cache_dir) if cache_dir else default_cache_dir(), device_name, device, precision, threads)
-    if path.is_file() and not recalibrate:
+    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+    path = cache_path(cache_dir, device_name, device, precision, threads) if cache_dir is not None else None
+    if path is not None and path.is_file() and not recalibrate:
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(read_limited(path, 1 << 20, "roofline cache"))
             if data.get("version") == CALIBRATION_VERSION:
                 return DevicePeaks(**data)
-        except (ValueError, TypeError, AttributeError, RecursionError):
+        except (ValueError, TypeError, AttributeError, RecursionError, OSError, BadInput):
             pass                                  # unreadable cache: measure again
     measure = _measure_cuda if device.startswith("cuda") else _measure_cpu
     macs, bw, method = measure(device, precision, threads)
     peaks = DevicePeaks(device_name, device, precision, threads, macs, bw, method, time.time())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, json.dumps(peaks.to_dict(), indent=2))
+    if path is not None:                          # without a cache directory: measured every time
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, json.dumps(peaks.to_dict(), indent=2))
     return peaks
 
 

@@ -71,13 +71,16 @@ def summarise(samples_ms, *, batch: int, total_s: float, timing_method: str,
     )
 
 
+MAX_SAMPLES = 2_000_000     # timed iterations one run keeps (a microsecond model would fill memory in an hour)
+
+
 @dataclass
 class StoppingRule:
     """When to stop the timed iterations.
 
     First both minimums (count and duration) must be met; then the run stops as soon as the 95% CI
     of the median is within ``target_ci`` of it (``target_ci`` of 0 or None: stop at the minimums).
-    ``max_time_s`` caps the whole timed phase, whatever the minimums say.
+    ``max_time_s`` caps the whole timed phase, whatever the minimums say, and MAX_SAMPLES its samples.
     """
 
     min_iters: int
@@ -91,6 +94,8 @@ class StoppingRule:
         n = len(samples)
         if elapsed_s >= self.max_time_s and n >= 2:
             return "time cap"
+        if n >= MAX_SAMPLES:
+            return "sample cap"
         if n < self.min_iters or elapsed_s < self.min_time_s:
             return None
         if not self.target_ci:

@@ -14,21 +14,36 @@ from scaleprof.profile.stats import StoppingRule, summarise
 from scaleprof.profile.types import LatencyStats, TimingSettings
 
 PROGRESS_AFTER_S = 2.0   # runs expected to last longer than this show a progress bar
+# What one timing may ask for: a point that needs more than an hour of timed iterations (or a million
+# of them) measures nothing a shorter run would not, and a request for more is a typo or an attack.
+MAX_SECONDS = 3600.0
+MAX_ITERATIONS = 1_000_000
+MAX_LAYER_ITERATIONS = 10_000       # each keeps a trace event per layer in memory
+MAX_ROUNDS = 100                    # interleaved rounds of a sweep: each times every point once more
 
 
 def validate_settings(settings: TimingSettings) -> None:
-    """One-line BadInput for settings that cannot give a measurement."""
+    """One-line BadInput for settings that cannot give a measurement, or would not end in time."""
     checks = (
-        ("warm-up iterations", settings.warmup_iters, 0), ("warm-up time", settings.warmup_s, 0),
-        ("minimum iterations", settings.min_iters, 1), ("minimum time", settings.min_time_s, 0),
-        ("maximum time", settings.max_time_s, 1e-9), ("layer-profiling iterations", settings.layer_iters, 1),
-        ("wait for a quiet machine", settings.wait_quiet_s, 0), ("rounds", settings.rounds, 1),
-        ("control tolerance", settings.control_tolerance, 1e-9), ("retry budget", settings.retry_budget_s, 0),
+        ("warm-up iterations", settings.warmup_iters, 0, MAX_ITERATIONS),
+        ("warm-up time", settings.warmup_s, 0, MAX_SECONDS),
+        ("minimum iterations", settings.min_iters, 1, MAX_ITERATIONS),
+        ("minimum time", settings.min_time_s, 0, MAX_SECONDS),
+        ("maximum time", settings.max_time_s, 1e-9, MAX_SECONDS),
+        ("layer-profiling iterations", settings.layer_iters, 1, MAX_LAYER_ITERATIONS),
+        ("wait for a quiet machine", settings.wait_quiet_s, 0, MAX_SECONDS),
+        ("rounds", settings.rounds, 1, MAX_ROUNDS),
+        ("control tolerance", settings.control_tolerance, 1e-9, math.inf),
+        ("retry budget", settings.retry_budget_s, 0, MAX_SECONDS),
     )
-    for what, value, least in checks:
-        if value is None or not math.isfinite(value) or value < least:
+    for what, value, least, most in checks:
+        if value is None or isinstance(value, bool) or not math.isfinite(value) or value < least:
             need = "positive" if least > 0 else "zero or more"
             raise BadInput(f"{what} must be {need} and finite, got {value!r}")
+        if value > most:
+            unit = " s" if isinstance(most, float) else ""
+            raise BadInput(f"{what} {value:g}{unit} is above the most one timing may take ({most:g}{unit}): "
+                           "a longer run measures nothing a shorter one would not")
     if settings.target_ci is not None and not (0 <= settings.target_ci < 1):
         raise BadInput(f"target CI must be a fraction in [0, 1) (e.g. 0.01 for 1%), got {settings.target_ci!r}")
     if settings.min_time_s > settings.max_time_s:
@@ -83,17 +98,29 @@ def _warm_up(runner, settings: TimingSettings) -> int:
 
 def check_memory(onnx_path, shape, precision: str = "fp32") -> None:
     """BadInput, before an engine is built or run, when one inference of the ONNX model at ``shape``
-    needs more memory than this machine allows (weights, input and activations, from the graph's
-    counts, which need no tensors). A graph that cannot be counted is left to the engine."""
-    from scaleprof.complexity import count_onnx
-    from scaleprof.core.limits import check_fits, inference_bytes
+    needs more memory than this machine allows (weights, input and every intermediate tensor alive
+    at once, from the graph's shapes; scaleprof.complexity.memory)."""
+    from scaleprof.complexity.memory import check_memory as check, require_estimate
 
-    try:
-        counts = count_onnx(onnx_path, batch=1, resolution=shape.resolution)
-    except BadInput:
-        return
-    check_fits(inference_bytes(counts.params, counts.acts, shape.batch, shape.resolution, precision),
-               f"running {Path(onnx_path).name} at {shape}")
+    check(require_estimate(onnx_path, shape.resolution), shape.batch, shape.resolution,
+          f"running {Path(onnx_path).name} at {shape}")
+
+
+def check_engine_memory(engine, shape) -> None:
+    """check_memory for a built engine: from the estimate its manifest recorded, else from the ONNX
+    file it was built from (or its own artifact, when that is an ONNX file). An engine that has
+    neither is refused: what it would allocate cannot be bounded."""
+    from scaleprof.complexity.memory import MemoryEstimate, check_memory as check, require_estimate
+
+    m = engine.manifest
+    what = f"running engine {engine.directory.name} at {shape}"
+    if "memory" in m.extras:
+        return check(MemoryEstimate.from_dict(m.extras["memory"]), shape.batch, shape.resolution, what)
+    for source in (Path(m.onnx_path), engine.artifact_path):
+        if source.suffix.lower() == ".onnx" and source.is_file():
+            return check(require_estimate(source, shape.resolution), shape.batch, shape.resolution, what)
+    raise BadInput(f"engine {engine.directory} records no memory estimate and the ONNX file it was built from "
+                   f"({m.onnx_path}) is gone, so what {shape} needs cannot be bounded; rebuild the engine")
 
 
 def time_engine(engine, shape, settings: TimingSettings = TimingSettings(), progress: bool | None = None) -> LatencyStats:
@@ -103,6 +130,7 @@ def time_engine(engine, shape, settings: TimingSettings = TimingSettings(), prog
 
     validate_settings(settings)
     check_accepts(engine, shape)
+    check_engine_memory(engine, shape)
     engine.load()
     runner = engine.runner(shape)
     return time_runner(runner, settings, shape.batch, progress, label=f"timing {shape}",

@@ -19,12 +19,40 @@ DPI = 90
 
 
 def _plt():
+    _keep_matplotlib_in_the_cache()
     import matplotlib
 
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _keep_matplotlib_in_the_cache() -> None:
+    """matplotlib keeps its font list under $MPLCONFIGDIR, else under $HOME (and, where it cannot, makes a
+    temporary folder and logs a warning): point it into scaleprof's cache directory, or, without one,
+    into a temporary folder of this process's own, removed when it ends. A user's MPLCONFIGDIR is kept."""
+    import os
+    import sys
+
+    if "MPLCONFIGDIR" in os.environ or "matplotlib" in sys.modules:
+        return
+    from scaleprof.core.files import user_cache_dir
+
+    folder = user_cache_dir()
+    try:
+        if folder is None:
+            raise OSError("no cache directory")
+        (folder / "matplotlib").mkdir(parents=True, exist_ok=True)
+        os.environ["MPLCONFIGDIR"] = str(folder / "matplotlib")
+    except OSError:                         # read-only or absent: a private folder for this process
+        import atexit
+        import shutil
+        import tempfile
+
+        private = tempfile.mkdtemp(prefix="scaleprof-matplotlib-")
+        atexit.register(shutil.rmtree, private, ignore_errors=True)
+        os.environ["MPLCONFIGDIR"] = private
 
 
 def _png(fig) -> bytes:

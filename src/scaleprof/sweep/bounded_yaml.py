@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 
 from scaleprof.core.text import first_line
 from scaleprof.errors import BadInput
@@ -27,6 +28,10 @@ def load_yaml(text: str, where: str):
 
     if len(text) > MAX_CONFIG_BYTES:
         raise BadInput(f"{where}: larger than {MAX_CONFIG_BYTES // 2**20} MB; a sweep config is a few lines")
+    bad = re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", text)
+    if bad:                     # PyYAML's reader refuses them too, but from its constructor, unworded
+        line = text.count("\n", 0, bad.start()) + 1
+        raise BadInput(f"{where}: control character {bad.group()!r} at line {line}: a config is plain text")
     loader = _loader_class()(text)
     try:
         _check_depth(yaml.parse(text, Loader=yaml.SafeLoader), where)

@@ -32,6 +32,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from scaleprof.core.files import read_limited
 from scaleprof.core.limits import MAX_RESOLUTION, MIN_RESOLUTION, check_batch, check_threads
 from scaleprof.core.onnx_file import PRECISIONS
 from scaleprof.engines.registry import BUILDS
@@ -53,6 +54,7 @@ OLD_TIMING_KEY = "profile"          # what ``timing:`` was called before
 POSITIVE_TIMING = ("min_iters", "min_time_s", "max_time_s", "layer_iters", "target_ci", "rounds",
                    "control_tolerance")   # the rest may be 0
 MAX_NAME = 100                      # characters of a sweep or target name
+MAX_POINTS = 20_000                 # points of one grid: at a few seconds each, days of measuring
 
 
 # ----------------------------------------------------------------------------------- loading
@@ -61,9 +63,7 @@ def load_config(path: str | Path) -> SweepConfig:
     """Read and validate a sweep YAML file; any problem is one BadInput line naming the file."""
     path = Path(path)
     try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_CONFIG_BYTES + 1)
-        text = data.decode("utf-8")
+        text = read_limited(path, MAX_CONFIG_BYTES, "sweep config").decode("utf-8")
     except FileNotFoundError:
         raise BadInput(f"{path}: no such config file") from None
     except (OSError, UnicodeDecodeError) as err:
@@ -118,13 +118,17 @@ def from_dict(data: dict, default_name: str = "sweep", where: str = "config",
 
     axes = _grid_axes(data, fail)
     targets = _targets(data["targets"], fail)
-    timing, layers = _timing(data.get(timing_key) or {}, timing_key, fail)
+    timing, layers = _timing(data.get(timing_key, {}), timing_key, fail)
     budget = tuple(_num_list(data["budget_ms"], "budget_ms", fail, float)) if "budget_ms" in data else ()
     if any(not 0 < b < math.inf for b in budget):
         fail("budget_ms: budgets must be positive, finite milliseconds")
 
     config = SweepConfig(name=name, targets=targets, timing=timing, layers=layers, budget_ms=budget,
                          source=source, **{axis: tuple(unique(values)) for axis, values in axes.items()})
+    size = config.size_bound()
+    if size > MAX_POINTS:
+        fail(f"the grid has up to {size:,} points, above the {MAX_POINTS:,} one sweep may hold (each is exported, "
+             "built and timed): split it into several sweeps")
     if not config.points():
         fail("the grid is empty: no target takes any of the precisions "
              f"({', '.join(axes['precisions'])}; {', '.join(f'{k} is {v}-only' for k, v in PRESET_PRECISION.items())}; "
@@ -179,6 +183,8 @@ def _grid_axes(data: dict, fail) -> dict[str, list]:
 
     for s in scales:
         _limit(check_scale, s, "scales", fail)
+    for key, values in (("scales", scales), ("alpha", alpha)):
+        _distinct_keys(values, key, fail)
     batch_sizes = _num_list(data.get("batch_sizes", 1), "batch_sizes", fail, int)
     for b in batch_sizes:
         _limit(check_batch, b, "batch_sizes", fail)
@@ -189,6 +195,18 @@ def _grid_axes(data: dict, fail) -> dict[str, list]:
             fail(f"precisions: unknown precision {_show(p)}{nearest(p, PRECISIONS)}; valid: {', '.join(PRECISIONS)}")
     return {"models": models, "strategies": strategies, "alpha": alpha,
             "scales": scales, "batch_sizes": batch_sizes, "resolutions": resolutions, "precisions": precisions}
+
+
+def _distinct_keys(values: list[float], key: str, fail) -> None:
+    """Points are keyed by a value's six significant digits (``{:g}``): two values that differ only
+    beyond them would be stored as one point under one label, measured for the other."""
+    seen: dict[str, float] = {}
+    for value in values:
+        text = f"{value:g}"
+        if text in seen and seen[text] != value:
+            fail(f"{key}: {seen[text]!r} and {value!r} are the same point to six significant digits (x{text}); "
+                 "give one of them")
+        seen[text] = value
 
 
 def _limit(check, value, key: str, fail):
@@ -327,7 +345,9 @@ def _timing_key(data: dict, fail) -> str:
 
 
 def _timing(value, key: str, fail) -> tuple[TimingSettings, bool]:
-    """TimingSettings and whether to profile layers, from the mapping under ``key`` (errors name it)."""
+    """TimingSettings and whether to profile layers, from the mapping under ``key`` (errors name it;
+    an empty ``key:`` means the defaults, a 0 or false is not a mapping)."""
+    value = {} if value is None else value
     if not isinstance(value, dict):
         fail(f"{key}: expected a mapping of timing settings, got {_show(value)}")
     _check_keys(value, TIMING_SECTION_KEYS, f"{key}.", fail)
@@ -350,4 +370,10 @@ def _timing(value, key: str, fail) -> tuple[TimingSettings, bool]:
     timing = replace(defaults, **settings)
     if timing.max_time_s < timing.min_time_s:
         fail(f"{key}.max_time_s ({timing.max_time_s:g}) is below min_time_s ({timing.min_time_s:g})")
+    from scaleprof.profile.timing import validate_settings
+
+    try:
+        validate_settings(timing)
+    except BadInput as err:
+        fail(f"{key}: {err}")
     return timing, layers

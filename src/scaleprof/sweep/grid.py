@@ -122,6 +122,14 @@ class SweepConfig:
                                  precision, target.name, flavour_of(precision, target.backend, target.device)))
         return out
 
+    def size_bound(self) -> int:
+        """The number of points before the precisions a preset does not take are left out (computed
+        without making them: a hostile grid's product may be astronomical)."""
+        import math
+
+        return math.prod(len(axis) for axis in (self.models, self._strategy_alphas(), self.scales, self.precisions,
+                                                self.targets, self.resolutions, self.batch_sizes))
+
     def _strategy_alphas(self):
         return unique((strategy, alpha) for strategy in self.strategies
                       for alpha in (self.alpha if strategy == "dWr" else (None,)))
@@ -141,8 +149,9 @@ class SweepConfig:
 
 def unique(items) -> list:
     """``items`` without repeats, first occurrence first."""
-    out = []
-    for item in items:
-        if item not in out:
+    out, seen = [], set()
+    for item in items:             # a set, not ``in out``: a hostile list of 10^5 values stays linear
+        if item not in seen:
+            seen.add(item)
             out.append(item)
     return out

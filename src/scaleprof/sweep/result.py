@@ -113,7 +113,7 @@ class PointResult:
             point_key=str(row.get("point_key") or ""), target=str(row["target"]), env_key=str(row.get("env_key") or ""),
             status=str(row.get("status") or "ok"), model=str(row["model"]), strategy=str(row.get("strategy") or "none"),
             alpha=row.get("alpha"), scale=row["scale"], resolution=row.get("resolution"), batch=row["batch"],
-            precision=str(row.get("precision") or "fp32"), flavour=row.get("flavour") or None, backend=str(row.get("backend") or ""),
+            precision=str(row.get("precision") or "fp32"), flavour=str(row["flavour"]) if row.get("flavour") else None, backend=str(row.get("backend") or ""),
             device=str(row.get("device") or ""), resolution_requested=str(row.get("resolution_requested") or "auto"),
             spec=spec, flops=row.get("flops"), params=row.get("params"), acts=row.get("acts"),
             layer_count=row.get("layer_count"), engine_key=row.get("engine_key"), latency=latency, layers=layers,

@@ -32,14 +32,39 @@ class RowDecoder:
         return value
 
     def numbers_ok(self, point: dict, where: str) -> bool:
-        """A point's counts and shape are numbers, and a measured one's latency a positive finite one."""
+        """A point's counts and shape are numbers in the ranges scaleprof measures (a batch of 1..4096,
+        a scale in (0, 256], counts of 0 or more, a resolution of 32..4096 px), and a measured one's
+        latency a positive finite one."""
         bad = [k for k in ("batch", "scale", "flops", "params", "acts", "layer_count", "resolution")
-               if point.get(k) is not None and not _finite(point[k])]
+               if point.get(k) is not None and not (_finite(point[k]) and _in_range(k, point[k]))]
         if point.get("status") == "ok" and not (_finite(point.get(LATENCY_MS)) and point[LATENCY_MS] > 0):
             bad.append(LATENCY_MS)
         if bad:
             self.problems.append(f"{self.path}: {where}: malformed {', '.join(bad)}; left out")
         return not bad
+
+    def newest_per_point(self, rows) -> list:
+        """``rows`` (oldest first) with one row per (point, target, environment), the newest; the older
+        duplicates (a store made by something else: this schema refuses them) noted in ``problems``."""
+        kept, seen = [], set()
+        for r in reversed(rows):
+            ident = (r["point_key"], r["target"], r["env_key"])
+            if ident in seen:
+                self.problems.append(f"{self.path}: point row {r['id']} ({r['point_key']} [{r['target']}]): "
+                                     "a duplicate of a newer row; left out")
+                continue
+            seen.add(ident)
+            kept.append(r)
+        return kept[::-1]
+
+    def note_foreign_statuses(self, conn) -> None:
+        """A line in ``problems`` for each row whose status is neither 'ok' nor 'failed' (which no query
+        for either status reads, so it would vanish from the report without a word)."""
+        for r in conn.execute("SELECT id, point_key, status FROM points WHERE status NOT IN ('ok', 'failed')"):
+            line = (f"{self.path}: point row {r['id']} ({r['point_key']}): unknown status "
+                    f"{str(r['status'])[:40]!r}; left out")
+            if line not in self.problems:
+                self.problems.append(line)
 
     def typed(self, build, where: str):
         """``build()``, or BAD (and a line in ``problems``) when the row's values do not fit its types."""
@@ -52,6 +77,15 @@ class RowDecoder:
         if where:
             self.problems.append(message)
         return BAD
+
+
+def _in_range(key: str, value) -> bool:
+    from scaleprof.core.limits import MAX_BATCH, MAX_RESOLUTION, MIN_RESOLUTION
+    from scaleprof.models.strategies import MAX_SCALE
+
+    low, high = {"batch": (1, MAX_BATCH), "scale": (1e-12, MAX_SCALE),
+                 "resolution": (MIN_RESOLUTION, MAX_RESOLUTION)}.get(key, (0, math.inf))
+    return low <= value <= high
 
 
 def _finite(value) -> bool:

@@ -7,13 +7,18 @@ their own Stages (no runtime needed) to exercise the runner: only the abstract m
 
 from __future__ import annotations
 
+import sys
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
-from scaleprof.errors import EnvironmentProblem, ScaleprofError
+from scaleprof.errors import BadInput, EnvironmentProblem, ScaleprofError
 from scaleprof.profile.types import LatencyStats, LayerReport
 from scaleprof.sweep.grid import Point, SweepConfig, Target
+
+PROGRESS_EVERY_S = 10.0     # a large grid whose checks take longer says how far they are, this often
+PROGRESS_FROM_POINTS = 100  # (a small one's first point may take that long only to import torch)
+CACHE_ENTRY_BYTES = 16 << 20    # a cached spec or count is kilobytes (per-node counts of a huge net: megabytes)
 
 
 class CountTotals(NamedTuple):
@@ -110,9 +115,11 @@ class UpstreamStages(Stages):
     def open(self, out_dir: Path) -> None:
         self.cache_dir = Path(out_dir) / "cache"
 
-    def _cached(self, kind: str, ident: list, compute: Callable[[], dict]) -> dict:
+    def _cached(self, kind: str, ident: list, compute: Callable[[], dict],
+                valid: Callable[[dict], bool] = lambda data: True) -> dict:
         """A JSON-able result of the scaling search or of counting, cached in the output directory
-        (keyed by what determines it, including the scaleprof, timm and torch versions) and in memory."""
+        (keyed by what determines it, including the scaleprof, timm and torch versions) and in memory.
+        A cached result that ``valid`` does not accept (damaged, edited) is computed again."""
         import hashlib
         import json
         from importlib import metadata
@@ -123,21 +130,21 @@ class UpstreamStages(Stages):
         key = hashlib.sha256(json.dumps([kind, ident, versions], sort_keys=True).encode()).hexdigest()[:24]
         if key not in self._memo:
             self._memo[key] = self._read_or_compute(self.cache_dir / kind / f"{key}.json" if self.cache_dir else None,
-                                                    compute)
+                                                    compute, valid)
         return self._memo[key]
 
     @staticmethod
-    def _read_or_compute(path: Path | None, compute: Callable[[], dict]) -> dict:
+    def _read_or_compute(path: Path | None, compute: Callable[[], dict], valid: Callable[[dict], bool]) -> dict:
         import json
 
-        from scaleprof.core.files import atomic_target
+        from scaleprof.core.files import atomic_target, read_limited
 
         try:
-            data = json.loads(path.read_text()) if path else None
-            if isinstance(data, dict):
+            data = json.loads(read_limited(path, CACHE_ENTRY_BYTES, "cache entry")) if path else None
+            if isinstance(data, dict) and valid(data):
                 return data
-        except (OSError, ValueError, RecursionError):
-            pass                        # missing or damaged: computed again
+        except (OSError, ValueError, RecursionError, ScaleprofError):
+            pass                        # missing, damaged or huge: computed again
         data = compute()
         try:
             if path:
@@ -159,23 +166,54 @@ class UpstreamStages(Stages):
 
         for model in config.models:
             family_of(model)            # BadInput naming the nearest known model
-        self._check_memory(config)
+        for target in config.targets:
+            self._check_target(target, config.precisions)
+        self._check_points(config)
 
-    def _check_memory(self, config: SweepConfig) -> None:
-        """Refuse, before anything runs, a point whose tensors this machine cannot hold (estimated from
-        its counts; the specs and counts found are the ones the run uses). A point that cannot be
-        scaled or counted is left to fail on its own when it runs."""
+    def _check_target(self, target: Target, precisions) -> None:
+        """BadInput for options the target's backend does not take, or an execution provider this
+        machine lacks, said once before any work (not once per point, as each failed). A backend
+        missing here altogether is the runner's to report."""
+        from scaleprof.engines.base import BuildSpec
+        from scaleprof.engines.registry import backend_for
+
+        try:
+            backend = backend_for(target.backend, target.device)
+        except ScaleprofError:
+            return
+        for precision in precisions:
+            spec = BuildSpec(backend=target.backend, device=target.device, precision=precision,
+                             threads=target.threads, options=target.options)
+            try:
+                backend.build_key_parts(spec)
+            except ScaleprofError as err:
+                raise BadInput(f"target {target.name!r}: {err}") from None
+            return                      # the options do not depend on the precision
+
+    def _check_points(self, config: SweepConfig) -> None:
+        """Refuse, before anything runs, a point that cannot be scaled or counted (a scale out of reach,
+        a resolution the model cannot take, a fractional phi), or whose tensors this machine cannot
+        hold (estimated from its counts; the specs and counts found are the ones the run uses). A
+        grid that takes a while says how far it is on stderr."""
+        import time
+
         from scaleprof.core.limits import check_fits, inference_bytes
 
-        for point in config.points():
+        points = config.points()
+        start = last = time.monotonic()
+        for done, point in enumerate(points):
             try:
                 spec = self.spec(point)
                 resolution = point.resolution or spec.resolution
                 counts = self.count(spec, resolution)
-            except ScaleprofError:
-                continue
+            except ScaleprofError as err:
+                raise BadInput(f"point {point.label}: {err}") from None
             check_fits(inference_bytes(counts.params, counts.acts, point.batch, resolution, point.precision),
                        f"point {point.label}")
+            if len(points) >= PROGRESS_FROM_POINTS and time.monotonic() - last > PROGRESS_EVERY_S:
+                last = time.monotonic()
+                print(f"checking the grid: {done + 1} of {len(points)} points scaled and counted "
+                      f"({last - start:.0f} s)", file=sys.stderr, flush=True)
 
     def environment(self, target: Target) -> tuple[str, dict]:
         if target.name not in self._envs:
@@ -202,8 +240,14 @@ class UpstreamStages(Stages):
 
             return scale_spec(point.model, point.strategy, point.scale, point.alpha).to_dict()
 
+        def valid(data: dict) -> bool:          # a damaged or edited entry is searched again
+            try:
+                return ModelSpec.from_dict(data).model == point.model
+            except (TypeError, KeyError, ValueError, AttributeError, ScaleprofError):
+                return False
+
         return ModelSpec.from_dict(self._cached("specs", [point.model, point.strategy, point.alpha, point.scale],
-                                                search))
+                                                search, valid))
 
     def count(self, spec, resolution: int):
         def count() -> dict:
@@ -212,11 +256,11 @@ class UpstreamStages(Stages):
             counts = count_spec(spec, resolution=resolution, batch=1)
             return {**counts.totals(), "layer_count": counts.layer_count}
 
-        return CountTotals(**self._cached("counts", [spec.key, resolution, "layer_count"], count))
+        return CountTotals(**self._cached("counts", [spec.key, resolution, "layer_count"], count, _valid_counts))
 
     def export(self, spec, precision: str, flavour: str, cache_dir: Path) -> Path:
-        """Exports are cached by spec, precision and flavour (in the file name): export_onnx writes under a temporary name and
-        renames only a fully checked file, so a file under the cache name is complete.
+        """Exports are cached by spec, precision and flavour: export_onnx writes under a temporary name
+        and renames only a fully checked file, so a file under the cache name is complete.
 
         The sweep checks parity at one shape (batch 1, the spec's resolution) rather than export's
         default four: the export stage's own tests cover dynamic shapes, and on a 2-core CPU the
@@ -225,6 +269,8 @@ class UpstreamStages(Stages):
 
         flavoured = f"{precision}-{flavour}act" if flavour else precision
         path = Path(cache_dir) / f"{spec.model}-{spec.key}-{flavoured}.onnx"
+        if path.is_file() and not _is_export_of(path, spec, precision, flavour):
+            path.unlink()                       # swapped or damaged: exported again, never timed as the model
         if not path.is_file():
             path.parent.mkdir(parents=True, exist_ok=True)
             activations = {"int8_activations": flavour} if flavour else {}
@@ -300,6 +346,35 @@ class UpstreamStages(Stages):
 
     def release(self, engine) -> None:
         engine.release()
+
+
+def _is_export_of(path: Path, spec, precision: str, flavour: str) -> bool:
+    """Whether the cached file ``path`` is the export of ``spec`` at ``precision`` in ``flavour``: by its
+    metadata and by its graph (scaleprof.export.onnx_io.check_graph_matches), not by its name."""
+    from scaleprof.complexity.onnx_count import check_graph_matches
+    from scaleprof.export.onnx_io import load_model, metadata_from_model
+    from scaleprof.export.quantize import record_flavour
+
+    try:
+        model = load_model(path, load_weights=False)
+        meta = metadata_from_model(model)
+        if meta.spec is None or meta.spec.key != spec.key or (meta.export or {}).get("precision") != precision \
+                or record_flavour(meta.export) != flavour:
+            return False
+        check_graph_matches(model, path)
+    except ScaleprofError:
+        return False
+    return True
+
+
+def _valid_counts(data: dict) -> bool:
+    """Counts as count() caches them: positive flops, non-negative params, acts and layers, nothing else."""
+    def whole(value, least: int) -> bool:
+        return type(value) is int and value >= least
+
+    return set(data) == {"flops", "params", "acts", "layer_count"} and whole(data["flops"], 1) and \
+        whole(data["params"], 0) and whole(data["acts"], 0) and (data["layer_count"] is None or
+                                                                   whole(data["layer_count"], 0))
 
 
 def _dist_version(metadata, name: str) -> str:

@@ -137,7 +137,10 @@ class Store:
         if not self.path.exists() and not create:
             raise EnvironmentProblem(f"{self.directory}: no results store here ({STORE_NAME}); "
                                      "run `scaleprof sweep CONFIG -o DIR` first")
-        check_replaceable(self.path)        # a directory, device or FIFO there is not a store
+        check_replaceable(self.path)        # a directory, device, FIFO or link there is not a store
+        if not create and self.path.stat().st_size == 0:
+            raise BadInput(f"{self.path}: an empty file, not a scaleprof results store; nothing was written "
+                           "to it")
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as err:
@@ -335,9 +338,10 @@ class Store:
         or numbers are malformed is left out, with a line in ``problems`` naming it."""
         query = "SELECT * FROM points" + (" WHERE status=?" if status else "") + " ORDER BY id"
         rows = self.conn.execute(query, (status,) if status else ()).fetchall()
+        self.rows.note_foreign_statuses(self.conn)
         out = []
-        for r in rows:
-            d = {"layer_count": None, "flavour": None, **dict(r)}         # an older store's rows lack the newer columns
+        for r in self.rows.newest_per_point(rows):
+            d = {"layer_count": None, "flavour": None, **dict(r)}      # an older store's rows lack the newer columns
             where = f"point row {d['id']} ({d['point_key']} [{d['target']}])"
             decoded = {col: self.rows.json(d[col], dict, f"{where} {col}") if d.get(col) else None
                        for col in ("spec_json", "latency_json", "layer_summary_json", "stage_seconds_json",

@@ -20,6 +20,7 @@ read (the timing defaults too, see TimingOption).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import sys
 from pathlib import Path
@@ -68,7 +69,29 @@ def selected_spec(args):
         raise BadInput(f"--strategy {args.strategy} needs --scale F (a flops factor > 0)")
     check_scale(scale)
     base = base_spec(args.model)
-    return scale_spec(base.model, args.strategy, scale, args.alpha), base
+    with still_working(f"searching {base.model} {args.strategy} x{scale:g}", say(args)):
+        return scale_spec(base.model, args.strategy, scale, args.alpha), base
+
+
+@contextlib.contextmanager
+def still_working(label: str, progress, every_s: float = 15.0):
+    """While the body runs (searching or counting a huge network takes minutes), a line through ``progress``
+    every ``every_s`` seconds, so that no command is silent for long; nothing for a quick body."""
+    import threading
+    import time
+
+    done, start = threading.Event(), time.monotonic()
+
+    def tell():
+        while not done.wait(every_s):
+            progress(f"{label}: still working ({time.monotonic() - start:.0f} s)")
+    watcher = threading.Thread(target=tell, daemon=True) if progress else None
+    if watcher:
+        watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
 
 
 def spec_fields(spec) -> dict:
@@ -306,10 +329,13 @@ def with_wait_quiet(config, seconds: float | None):
     """``config`` with its timing's wait_quiet_s set to ``seconds`` (unchanged for None)."""
     if seconds is None:
         return config
-    if not math.isfinite(seconds) or seconds < 0:
-        from scaleprof.errors import BadInput
+    from scaleprof.errors import BadInput
+    from scaleprof.profile.timing import MAX_SECONDS
 
+    if not math.isfinite(seconds) or seconds < 0:
         raise BadInput(f"--wait-quiet must be zero or more seconds, got {seconds:g}")
+    if seconds > MAX_SECONDS:
+        raise BadInput(f"--wait-quiet {seconds:g} s is above the most one timing may wait ({MAX_SECONDS:g} s)")
     from dataclasses import replace
 
     return replace(config, timing=replace(config.timing, wait_quiet_s=float(seconds)))

@@ -78,6 +78,9 @@ def run(args) -> int:
     onnx_path = Path(args.onnx)
     if not onnx_path.is_file():
         raise BadInput(f"{onnx_path}: no such ONNX file")
+    for flag in ("batch", "resolution", "shapes", "min_shapes", "opt_shapes", "max_shapes"):
+        if getattr(args, flag) is not None and not getattr(args, flag).strip():
+            raise BadInput(f"--{flag.replace('_', '-')} is empty: give a value or leave the option out")
     if args.trtexec and args.backend != "tensorrt":
         raise BadInput("--trtexec builds TensorRT engines: use it with --backend tensorrt")
     cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir(args.out)

@@ -111,8 +111,13 @@ def run(args) -> int:
         raise BadInput("calibrate needs a sweep directory (or a results.json), or --kernels --target T")
     if args.budget is not None:
         raise BadInput("--budget applies to --kernels")
+    from scaleprof.predict import calibrations_dir
+
     cals = calibrate_source(args.dir, args.target, use_layers=not args.no_layers)
     out = Path(args.out) if args.out else None
+    if out is None and calibrations_dir() is None:      # no usable HOME or cache variable: beside the sweep
+        source = Path(args.dir)
+        out = (source if source.is_dir() else source.parent) / "calibrations"
     saved = [(cal, save(cal, out)) for cal in cals]
     if args.json:
         print(json.dumps({"calibrations": [{"target": c.target, "env_key": c.env_key, "path": str(p),

@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 
 from scaleprof.tools.args import (add_model_arguments, add_output_arguments, add_shape_arguments,
-                                  check_shape_arguments, fmt_int, selected_spec, spec_fields)
+                                  check_shape_arguments, fmt_int, say, selected_spec, spec_fields,
+                                  still_working)
 
 NAME = "count"
 HELP = "count flops (multiply-adds), params and activations of a base or scaled model, per layer or in total"
@@ -43,7 +44,8 @@ def run(args) -> int:
     from scaleprof.complexity import count_spec
 
     spec, base = selected_spec(args)
-    counts = count_spec(spec, args.resolution, batch=args.batch)
+    with still_working(f"counting {spec.label}", say(args)):       # a huge network takes minutes
+        counts = count_spec(spec, args.resolution, batch=args.batch)
     base_counts = count_spec(base)
     info = result(spec, counts, base_counts, args.per_layer)
     if args.json:

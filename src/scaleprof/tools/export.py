@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 
 from scaleprof.tools.args import (add_model_arguments, add_output_arguments, add_precision_argument,
                                   add_shape_arguments, check_shape_arguments, say, selected_spec)
@@ -60,6 +61,8 @@ def run(args) -> int:
     from scaleprof.core.files import check_replaceable
     from scaleprof.errors import BadInput
 
+    if str(args.output).endswith(("/", os.sep)):
+        raise BadInput(f"-o {args.output}: names a folder; give the ONNX file's name (e.g. {args.output}model.onnx)")
     check_replaceable(args.output)      # a device or directory there: refused before any work
     rtol, atol = parse_tolerance(args.tolerance)
     if args.tolerance is not None and args.no_parity:

@@ -33,18 +33,24 @@ def add_arguments(parser) -> None:
     add_output_arguments(parser)
 
 
-MAX_FILE_BYTES = 1 << 30       # a trtexec export of a long profiling run is tens of MB
+MAX_FILE_BYTES = 256 << 20     # a trtexec export of a long profiling run is tens of MB
+JSON_EXPANSION = 12            # bytes of Python objects per byte of JSON text, about
 
 
 def _load(path: Path):
+    from scaleprof.core.files import read_limited
+    from scaleprof.core.limits import check_fits
     from scaleprof.errors import BadInput
 
     if not path.is_file():
         raise BadInput(f"{path}: no such file")
     if path.stat().st_size > MAX_FILE_BYTES:
         raise BadInput(f"{path}: larger than {MAX_FILE_BYTES >> 20} MB, not a trtexec export")
+    check_fits(path.stat().st_size * JSON_EXPANSION, f"reading {path}", "the parsed JSON",
+               "not a trtexec export this machine can read")
     try:
-        return json.loads(path.read_text(encoding="utf-8", errors="replace"), strict=False)
+        text = read_limited(path, MAX_FILE_BYTES, "trtexec export").decode("utf-8", errors="replace")
+        return json.loads(text, strict=False)
     except json.JSONDecodeError as err:
         raise BadInput(f"{path}: not JSON ({err.msg} at line {err.lineno})") from None
     except RecursionError:

@@ -28,7 +28,7 @@ def describe_onnx(path, resolution: int | None = None) -> dict:
     from scaleprof.core.onnx_file import dims_of, image_input, load_model
     from scaleprof.export.onnx_io import metadata_from_model
 
-    model = load_model(path)
+    model = load_model(path, load_weights=False)      # the graph and metadata: no tensor is read
     name, dims = image_input(model, path)
     meta = metadata_from_model(model)
     info = {
@@ -54,11 +54,15 @@ def describe_engine(directory: Path) -> dict:
     from scaleprof.engines.base import EngineManifest
     from scaleprof.errors import BadInput
 
+    from scaleprof.core.files import read_limited
+    from scaleprof.engines.cache import MAX_MANIFEST_BYTES
+
     manifest_path = directory / "manifest.json"
     if not manifest_path.is_file():
         raise BadInput(f"{directory}: not an engine directory (no manifest.json)")
     try:
-        manifest = EngineManifest.from_json(manifest_path.read_text())
+        manifest = EngineManifest.from_json(read_limited(manifest_path, MAX_MANIFEST_BYTES, "engine manifest")
+                                            .decode(errors="replace"))
     except (ValueError, KeyError, TypeError) as err:
         raise BadInput(f"{manifest_path}: unreadable engine manifest ({err})")
     info = {"kind": "engine", "path": str(directory), "manifest": json.loads(manifest.to_json()),

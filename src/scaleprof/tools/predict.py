@@ -75,8 +75,12 @@ def run(args) -> int:
     query = query_from(args)                                 # the flags' own errors first
     try:
         cal = find(args.target, args.calibration)
-    except BadInput:
-        if find_kernels(args.target, args.calibration, required=False) is None:
+    except BadInput as err:
+        try:
+            kernels = find_kernels(args.target, args.calibration, required=False)
+        except BadInput:                                     # neither: what was wrong with the sweep calibration
+            raise err from None
+        if kernels is None:
             raise
         return run_zoo_kernels(args, query)                  # only a kernel calibration: the kernel model answers
     if args.per_layer or args.strict:

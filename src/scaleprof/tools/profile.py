@@ -40,7 +40,7 @@ def _open(args, target: str):
     from scaleprof.engines.registry import get_backend
     from scaleprof.errors import EnvironmentProblem
     from scaleprof.export.rebuild import rebuild_model
-    from scaleprof.profile.timing import check_memory
+    from scaleprof.profile.timing import check_engine_memory, check_memory
 
     target = Path(target)
     if target.is_dir():
@@ -50,8 +50,7 @@ def _open(args, target: str):
                            "built already (`scaleprof inspect` shows how)")
         engine = open_engine(target, model_source=rebuild_model)
         shape = ShapePoint(args.batch, args.resolution or _only_resolution(engine))
-        if Path(engine.manifest.onnx_path).is_file():
-            check_memory(engine.manifest.onnx_path, shape, engine.manifest.precision)
+        check_engine_memory(engine, shape)     # before any layer run; the ONNX file may have moved
         return engine, shape
     if not target.is_file():
         raise BadInput(f"{target}: no such engine directory or ONNX file")

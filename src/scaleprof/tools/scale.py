@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from scaleprof.tools.args import add_model_arguments, add_output_arguments, fmt_int, selected_spec, spec_fields
+from scaleprof.tools.args import (add_model_arguments, add_output_arguments, fmt_int, say, selected_spec,
+                                  spec_fields, still_working)
 
 NAME = "scale"
 HELP = "scale a base model by a strategy to s x its flops and show the concrete network"
@@ -39,7 +40,8 @@ def describe(spec, base) -> dict:
 
 def run(args) -> int:
     spec, base = selected_spec(args)
-    info = describe(spec, base)
+    with still_working(f"counting {spec.label}", say(args)):       # a huge network takes minutes
+        info = describe(spec, base)
     if args.json:
         print(json.dumps(info))
         return 0

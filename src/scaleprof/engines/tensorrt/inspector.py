@@ -54,8 +54,10 @@ def decode_json(data, what: str):
 
 
 def as_number(value, what: str, kind=float, minimum: float | None = None):
-    """``kind(value)``; a value that is no finite number (NaN and infinity included), or is below
-    ``minimum``, is a BadInput naming ``what``."""
+    """``kind(value)`` of a JSON number; anything else (true, "1", NaN, infinity), or a number below
+    ``minimum`` or, for such a bounded value, above MAX_MEASURED, is a BadInput naming ``what``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BadInput(f"{what} is not a number: {value!r:.60}")
     try:
         number = kind(value)
     except (TypeError, ValueError, OverflowError):
@@ -64,7 +66,12 @@ def as_number(value, what: str, kind=float, minimum: float | None = None):
         raise BadInput(f"{what} is not a finite number: {value!r:.60}")
     if minimum is not None and number < minimum:
         raise BadInput(f"{what} is {number:g}, below {minimum:g}: not a time a profiler measures")
+    if minimum is not None and number > MAX_MEASURED:
+        raise BadInput(f"{what} is {number:.3g}, above {MAX_MEASURED:g}: not a time or count a profiler measures")
     return number
+
+
+MAX_MEASURED = 1e9      # ms (eleven days) or iterations: larger is a damaged or forged export
 
 
 @dataclass(frozen=True)

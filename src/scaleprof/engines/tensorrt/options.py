@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -226,14 +225,17 @@ def key_parts(spec: BuildSpec, *, trt_version: str, gpu_name: str, compute_capab
     }
 
 
-def timing_cache_path(gpu_name: str, trt_version: str, override: str | None = None) -> Path:
+def timing_cache_path(gpu_name: str, trt_version: str, override: str | None = None) -> Path | None:
     """The persistent timing cache for this GPU model and TensorRT version (a timing cache is
     specific to both, TensorRT docs). $SCALEPROF_CACHE_DIR, else $XDG_CACHE_HOME/scaleprof,
     else ~/.cache/scaleprof."""
     if override:
         return Path(override).expanduser()
-    root = os.environ.get("SCALEPROF_CACHE_DIR")
-    base = Path(root) if root else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "scaleprof"
+    from scaleprof.core.files import user_cache_dir
+
+    base = user_cache_dir()                 # None (no usable HOME or cache variable): no timing cache
+    if base is None:
+        return None
     return base / "tensorrt" / f"timing-{slug(gpu_name, 'unknown')}-trt{slug(trt_version, 'unknown')}.cache"
 
 

@@ -210,6 +210,8 @@ def parse_times(data) -> TimesTrace:
             raise BadInput("trtexec times record without computeMs (is it --exportTimes output?)")
         ms = {k: as_number(v, f"trtexec times field {k}", minimum=0 if k in DURATIONS else None)
               for k, v in rec.items() if str(k).endswith("Ms")}
+        if ms["computeMs"] <= 0 or ms.get("latencyMs", 1) <= 0:
+            raise BadInput("trtexec times record with a computeMs or latencyMs of 0: not a measured inference")
         compute.append(ms["computeMs"])
         latency.append(ms.get("latencyMs", ms["computeMs"]))
         if "startEnqMs" in ms and "endEnqMs" in ms:

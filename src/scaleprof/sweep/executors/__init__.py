@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+from scaleprof.core.limits import check_workers
 from scaleprof.errors import BadInput
 
 
@@ -21,6 +22,7 @@ def make_executor(jobs: int = 1, ray: str | None = None):
     """The executor for ``--jobs`` and ``--ray`` (None: the runner's own, in-order one)."""
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise BadInput(f"--jobs: expected a positive number of worker processes, got {jobs!r}")
+    check_workers(jobs, "--jobs")
     if ray is not None:
         if jobs > 1:
             raise BadInput("--jobs and --ray do not combine: on Ray, every node with a free CPU prepares")

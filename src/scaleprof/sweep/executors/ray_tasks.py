@@ -19,7 +19,7 @@ from pathlib import Path
 
 from scaleprof import __version__
 from scaleprof.core.files import write_atomic
-from scaleprof.errors import ScaleprofError
+from scaleprof.errors import EnvironmentProblem, ScaleprofError
 from scaleprof.sweep.executors.plan import ONNX_DIR, NetworkPlan, Prepared, PreparedStages, prepare_network
 from scaleprof.sweep.grid import Point, SweepConfig, Target
 from scaleprof.sweep.runner import PointGroup, SweepResult, SweepRun
@@ -43,7 +43,14 @@ class CacheLocation:
     def root(self) -> Path:
         if socket.gethostname() == self.driver_host:
             return Path(self.driver_out)
-        return Path(os.environ.get(CACHE_VARIABLE) or "~/.cache/scaleprof").expanduser() / "sweep"
+        from scaleprof.core.files import user_cache_dir
+
+        given = os.environ.get(CACHE_VARIABLE)
+        root = Path(given).expanduser() if given else user_cache_dir()
+        if root is None:
+            raise EnvironmentProblem(f"host {socket.gethostname()}: no cache directory for the sweep's files "
+                                     f"(HOME and XDG_CACHE_HOME unset or relative): set {CACHE_VARIABLE}")
+        return root / "sweep"
 
 
 def probe(stages: Stages, target: Target) -> dict:
