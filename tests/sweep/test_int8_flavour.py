@@ -97,3 +97,20 @@ def test_the_export_cache_names_the_flavour_and_exports_it(tmp_path, monkeypatch
     path = UpstreamStages().export(base_spec("efficientnet_b0"), precision, flavour, tmp_path)
     assert path.name.endswith(name) and asked[0][0] == path
     assert asked[0][1].int8_activations == (flavour or "int8") and asked[0][1].precision == precision
+
+
+def test_a_cached_export_of_another_flavour_is_exported_again(tmp_path, monkeypatch):
+    import dataclasses
+
+    import scaleprof.export as export
+    from scaleprof.export import ExportOptions, export_onnx
+    from scaleprof.models import base_spec
+    from scaleprof.sweep.stages import UpstreamStages
+
+    spec = dataclasses.replace(base_spec("regnetx_002"), resolution=64)
+    path = tmp_path / f"{spec.model}-{spec.key}-int8-uint8act.onnx"
+    export_onnx(spec, path, ExportOptions(precision="int8", check_parity=False))   # symmetric, under the uint8 name
+    asked = []
+    monkeypatch.setattr(export, "export_onnx", lambda spec, path, options: asked.append(options.int8_activations))
+    assert UpstreamStages().export(spec, "int8", "uint8", tmp_path) == path
+    assert asked == ["uint8"] and not path.exists()      # the wrong flavour was removed, the right one asked for
