@@ -62,10 +62,24 @@ def sweep(out: Path) -> None:
     start = time.perf_counter()
     run_sweep(config, out, progress=False, log=lambda m: None)
     print(f"sweep took {time.perf_counter() - start:.0f} s ({load()})")
+    summarize(out)
+
+
+def summarize(out: Path) -> None:
+    """The sweep's pairs, speedups and rankings. Contended points are left out of the report's
+    analysis; when they are all this benchmark has, it says so and ranks them anyway (indicative)."""
+    from scaleprof.report.analysis import analyze, metric_fits, rank_metrics
+    from scaleprof.report.precisions import mean_speedups, precision_pairs, verdicts
+    from scaleprof.sweep.store import Store
+
     with Store(out, create=False) as store:
         rows = store.points("ok")
     analysis = analyze(rows)
-    pairs = precision_pairs(analysis.rows)
+    measured = analysis.measured
+    if len(analysis.rows) < len(measured):
+        print(f"{len(measured) - len(analysis.rows)} of {len(measured)} points contended: the report leaves them "
+              "out; the figures below include them (indicative only)")
+    pairs = precision_pairs(measured)
     print(f"\n{'network':34} {'fp32 ms':>9} {'int8 ms':>9} {'speedup':>8} {'fp32 cv':>8} {'int8 cv':>8} int8 flavour")
     for pair in pairs:
         b, q = pair.base, pair.other
@@ -75,7 +89,7 @@ def sweep(out: Path) -> None:
     for (target, precision, batch), (mean, low, high, n) in mean_speedups(pairs).items():
         print(f"\n{target} batch {batch}: {precision}/fp32 speedup geometric mean {mean:.2f}x "
               f"({low:.2f}x..{high:.2f}x, {n} networks)")
-    for (group, batch), ranked in analysis.ranking.items():
+    for (group, batch), ranked in rank_metrics(metric_fits(measured)).items():
         print(f"ranking {group} batch {batch}: " + ", ".join(f"{m.metric} r={m.r:.3f}" for m in ranked
                                                              if m.r is not None))
     for text in verdicts(analysis):
@@ -193,7 +207,11 @@ def main(argv=None) -> int:
     parser.add_argument("--skip-agreement", action="store_true")
     parser.add_argument("--skip-plans", action="store_true")
     parser.add_argument("--skip-activations", action="store_true")
+    parser.add_argument("--summarize", metavar="DIR", help="only print the figures of a sweep measured earlier")
     args = parser.parse_args(argv)
+    if args.summarize:
+        summarize(Path(args.summarize))
+        return 0
     with tempfile.TemporaryDirectory(prefix="scaleprof-precision-") as tmp:
         if not args.skip_agreement:
             agreement(Path(tmp))
