@@ -29,7 +29,8 @@ def network_of(point: Point) -> tuple:
     """The identity of the point's export. Two points with the same identity may still be one
     network (another executor then exports it twice): the identity only saves work."""
     base = point.strategy == "none" or point.scale == 1
-    return (point.model, point.precision, point.flavour) + (("base",) if base else (point.strategy, point.alpha, point.scale))
+    scaling = ("base",) if base else (point.strategy, point.alpha, point.scale)
+    return (point.model, point.precision, point.flavour) + scaling
 
 
 @dataclass
