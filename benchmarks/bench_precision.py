@@ -4,7 +4,8 @@
                                          [--skip-activations]
 
 1. the demo's strategies (d, w, r, dwr, dWr(0.8)) at s in {1, 2, 4}, batch 1, fp32 and int8 on
-   ``cpu-ort`` (the demo's timing settings, no layer profiles): latency per point, the int8/fp32
+   ``cpu-ort`` (the demo's timing settings, no layer profiles; int8 in the flavour the sweep picks
+   for ONNX Runtime's CPU EP, uint8 activations): latency per point, the int8/fp32
    speedup, and per precision the metric ranking (Pearson r of latency with flops, params, acts,
    layers) with the report's verdict, "does runtime still follow activations in int8 here?";
 2. EfficientNet-B0 at 224 px exported as fp32 and int8 (random weights, 8 random calibration
@@ -42,27 +43,7 @@ def load() -> str:
     return f"load average {one:.2f}, {five:.2f}, {fifteen:.2f} on {os.cpu_count()} CPUs"
 
 
-def uint8_stages():
-    """The sweep's stages with int8 exports of asymmetric uint8 activations (``--int8-activations
-    uint8``), under their own file names: what ONNX Runtime's CPU kernels fuse fully."""
-    from scaleprof.export import ExportOptions, export_onnx
-    from scaleprof.sweep.stages import UpstreamStages
-
-    class Uint8Stages(UpstreamStages):
-        def export(self, spec, precision, cache_dir):
-            if precision != "int8":
-                return super().export(spec, precision, cache_dir)
-            path = Path(cache_dir) / f"{spec.model}-{spec.key}-int8-uint8-activations.onnx"
-            if not path.is_file():
-                path.parent.mkdir(parents=True, exist_ok=True)
-                export_onnx(spec, path, ExportOptions(precision="int8", int8_activations="uint8", parity_batches=(1,),
-                                                      parity_resolutions=(spec.resolution,)))
-            return path
-
-    return Uint8Stages()
-
-
-def sweep(out: Path, int8_activations: str = "int8") -> None:
+def sweep(out: Path) -> None:
     from scaleprof.report.analysis import analyze
     from scaleprof.report.precisions import mean_speedups, precision_pairs, verdicts
     from scaleprof.sweep.config import from_dict, resolve_config
@@ -75,26 +56,40 @@ def sweep(out: Path, int8_activations: str = "int8") -> None:
     config = from_dict({"name": "precision-bench", "models": ["efficientnet_b0"], "strategies": STRATEGIES,
                         "alpha": 0.8, "scales": [1, 2, 4], "precisions": ["fp32", "int8"], "targets": ["cpu-ort"],
                         "timing": {**timing, "layers": False}})
-    print(f"sweep: {len(config.points())} points into {out}, int8 with {int8_activations} activations ({load()})",
-          flush=True)
+    flavours = sorted({p.flavour for p in config.points() if p.flavour})
+    print(f"sweep: {len(config.points())} points into {out}, int8 with {'/'.join(flavours)} activations "
+          f"(the target's flavour, scaleprof.engines.int8_flavour) ({load()})", flush=True)
     start = time.perf_counter()
-    run_sweep(config, out, progress=False, log=lambda m: None,
-              stages=uint8_stages() if int8_activations == "uint8" else None)
+    run_sweep(config, out, progress=False, log=lambda m: None)
     print(f"sweep took {time.perf_counter() - start:.0f} s ({load()})")
+    summarize(out)
+
+
+def summarize(out: Path) -> None:
+    """The sweep's pairs, speedups and rankings. Contended points are left out of the report's
+    analysis; when they are all this benchmark has, it says so and ranks them anyway (indicative)."""
+    from scaleprof.report.analysis import analyze, metric_fits, rank_metrics
+    from scaleprof.report.precisions import mean_speedups, precision_pairs, verdicts
+    from scaleprof.sweep.store import Store
+
     with Store(out, create=False) as store:
         rows = store.points("ok")
     analysis = analyze(rows)
-    pairs = precision_pairs(analysis.rows)
-    print(f"\n{'network':34} {'fp32 ms':>9} {'int8 ms':>9} {'speedup':>8} {'fp32 cv':>8} {'int8 cv':>8}")
+    measured = analysis.measured
+    if len(analysis.rows) < len(measured):
+        print(f"{len(measured) - len(analysis.rows)} of {len(measured)} points contended: the report leaves them "
+              "out; the figures below include them (indicative only)")
+    pairs = precision_pairs(measured)
+    print(f"\n{'network':34} {'fp32 ms':>9} {'int8 ms':>9} {'speedup':>8} {'fp32 cv':>8} {'int8 cv':>8} int8 flavour")
     for pair in pairs:
         b, q = pair.base, pair.other
         label = f"{b.model} {b.strategy}{'(0.8)' if b.alpha else ''} x{b.scale:g} @{b.resolution}"
         print(f"{label:34} {b.latency_ms:9.2f} {q.latency_ms:9.2f} {pair.speedup:8.2f} "
-              f"{b.latency.cv or 0:8.3f} {q.latency.cv or 0:8.3f}")
+              f"{b.latency.cv or 0:8.3f} {q.latency.cv or 0:8.3f} {q.precision_label}")
     for (target, precision, batch), (mean, low, high, n) in mean_speedups(pairs).items():
         print(f"\n{target} batch {batch}: {precision}/fp32 speedup geometric mean {mean:.2f}x "
               f"({low:.2f}x..{high:.2f}x, {n} networks)")
-    for (group, batch), ranked in analysis.ranking.items():
+    for (group, batch), ranked in rank_metrics(metric_fits(measured)).items():
         print(f"ranking {group} batch {batch}: " + ", ".join(f"{m.metric} r={m.r:.3f}" for m in ranked
                                                              if m.r is not None))
     for text in verdicts(analysis):
@@ -212,9 +207,11 @@ def main(argv=None) -> int:
     parser.add_argument("--skip-agreement", action="store_true")
     parser.add_argument("--skip-plans", action="store_true")
     parser.add_argument("--skip-activations", action="store_true")
-    parser.add_argument("--int8-activations", choices=("int8", "uint8"), default="int8",
-                        help="the sweep's int8 exports (give --out a fresh directory for each)")
+    parser.add_argument("--summarize", metavar="DIR", help="only print the figures of a sweep measured earlier")
     args = parser.parse_args(argv)
+    if args.summarize:
+        summarize(Path(args.summarize))
+        return 0
     with tempfile.TemporaryDirectory(prefix="scaleprof-precision-") as tmp:
         if not args.skip_agreement:
             agreement(Path(tmp))
@@ -223,7 +220,7 @@ def main(argv=None) -> int:
         if not args.skip_plans:
             plans(Path(tmp))
         if not args.skip_sweep:
-            sweep(Path(args.out) if args.out else Path(tmp) / "sweep", args.int8_activations)
+            sweep(Path(args.out) if args.out else Path(tmp) / "sweep")
     return 0
 
 

@@ -81,6 +81,7 @@ def test_uint8_activations_let_ort_fuse_every_convolution(b0_u8s8, b0_int8, tmp_
     assert unsigned["conv_precisions"] == {"int8": 81}                # ONNX Runtime 1.32's CPU EP on x86
     assert signed["conv_precisions"].get("fp32", 0) > 0
     assert unsigned["layer_precisions"]["qdq"] < signed["layer_precisions"]["qdq"]
+    assert (unsigned["int8_activations"], signed["int8_activations"]) == ("uint8", "int8")   # the manifest says
 
 
 @pytest.mark.parametrize("backend,precision,message", [

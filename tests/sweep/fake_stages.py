@@ -64,6 +64,8 @@ class FakeStages(Stages):
     missing_backends: tuple = ()
     fail_roofline: bool = False
     calls: dict = field(default_factory=lambda: {"export": 0, "build": 0, "time": 0, "layers": 0})
+    exported: list = field(default_factory=list)      # (spec key, precision, flavour) of each export
+
 
     def environment(self, target):
         if target.backend in self.missing_backends:
@@ -87,11 +89,12 @@ class FakeStages(Stages):
                           int(BASE["params"] * spec.scale ** e["params"]),
                           int(BASE["acts"] * spec.scale ** e["acts"] * factor))
 
-    def export(self, spec, precision, cache_dir):
+    def export(self, spec, precision, flavour, cache_dir):
         self.calls["export"] += 1
         if spec.strategy in self.fail_strategies:
             raise RuntimeError(f"cannot export <{spec.strategy}> & friends")
-        return Path(cache_dir) / f"{spec.key}.onnx"
+        self.exported.append((spec.key, precision, flavour))
+        return Path(cache_dir) / f"{spec.key}-{precision}{flavour}.onnx"
 
     def build(self, onnx_path, spec, target, precision, shapes, cache_dir):
         self.calls["build"] += 1

@@ -32,13 +32,13 @@ def exports(b0_onnx, tmp_path, monkeypatch):
 def test_the_cached_export_is_used_when_it_is_what_its_name_says(exports, b0_onnx, tmp_path):
     spec, cached, made = exports
     shutil.copy(b0_onnx, cached)
-    assert UpstreamStages().export(spec, "fp32", tmp_path) == cached and made == []
+    assert UpstreamStages().export(spec, "fp32", "", tmp_path) == cached and made == []
 
 
 def test_a_swapped_file_under_the_cache_name_is_exported_again(exports, tmp_path):
     spec, cached, made = exports
     tiny_onnx(cached)
-    UpstreamStages().export(spec, "fp32", tmp_path)
+    UpstreamStages().export(spec, "fp32", "", tmp_path)
     assert made == [cached] and read_metadata(cached).spec == spec
 
 
@@ -48,7 +48,7 @@ def test_a_forged_file_with_the_models_metadata_is_exported_again(exports, b0_on
     forged = onnx.load(tiny_onnx(tmp_path / "tiny.onnx"))
     forged.metadata_props.extend(onnx.load(b0_onnx, load_external_data=False).metadata_props)
     onnx.save(forged, cached)
-    UpstreamStages().export(spec, "fp32", tmp_path)
+    UpstreamStages().export(spec, "fp32", "", tmp_path)
     assert made == [cached]
 
 
@@ -56,7 +56,7 @@ def test_an_export_at_another_precision_is_not_taken(exports, b0_onnx, tmp_path)
     spec, cached, made = exports
     fp16_name = cached.with_name(cached.name.replace("-fp32", "-fp16"))
     shutil.copy(b0_onnx, fp16_name)                          # an fp32 file under the fp16 name
-    UpstreamStages().export(spec, "fp16", tmp_path)
+    UpstreamStages().export(spec, "fp16", "", tmp_path)
     assert made == [fp16_name]
 
 

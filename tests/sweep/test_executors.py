@@ -24,8 +24,8 @@ class MarkingStages(FakeStages):
     marker_dir: str = ""
     seen_at_first_timing: list = field(default_factory=list)
 
-    def export(self, spec, precision, cache_dir):
-        path = super().export(spec, precision, cache_dir)
+    def export(self, spec, precision, flavour, cache_dir):
+        path = super().export(spec, precision, flavour, cache_dir)
         Path(cache_dir).mkdir(parents=True, exist_ok=True)
         (Path(cache_dir) / f"{spec.key}-{precision}.{os.getpid()}.marker").touch()
         return path

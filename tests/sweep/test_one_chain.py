@@ -53,7 +53,7 @@ def test_recommend_verify_and_the_sweep_export_and_build_the_same_point_alike(re
     point = Point("resnet18", "none", None, 1.0, None, 2, "fp32", TARGET.name)
     stages = UpstreamStages(roofline=False)
     spec = stages.spec(point)
-    onnx_path = stages.export(spec, point.precision, tmp_path / "sweep" / "onnx")
+    onnx_path = stages.export(spec, point.precision, point.flavour, tmp_path / "sweep" / "onnx")
     stages.build(onnx_path, spec, TARGET, point.precision, [(point.batch, spec.resolution)],
                  tmp_path / "sweep" / "engines")
 

@@ -90,12 +90,13 @@ def test_wait_quiet_reaches_the_timing_settings():
 
 
 def _as_version_1(directory) -> None:
-    """Turn a store into what schema version 1 wrote: no layer_count, no contention_json, no rounds."""
+    """Turn a store into what schema version 1 wrote: no layer_count, contention_json, flavour, rounds."""
     con = sqlite3.connect(directory / STORE_NAME)
     con.execute("DROP TABLE slices")
     con.execute("DROP TABLE rounds")
     con.execute("ALTER TABLE points DROP COLUMN layer_count")
     con.execute("ALTER TABLE points DROP COLUMN contention_json")
+    con.execute("ALTER TABLE points DROP COLUMN flavour")
     con.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
     con.commit()
     con.close()

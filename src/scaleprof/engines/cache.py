@@ -32,7 +32,8 @@ from pathlib import Path
 from scaleprof.complexity.memory import MemoryEstimate, check_memory, require_estimate
 from scaleprof.core.files import read_limited, make_temp_dir, owner_tag, remove_stale
 from scaleprof.core.limits import check_threads
-from scaleprof.core.onnx_file import PRECISIONS, QUANTIZED, image_input, load_model, quantized_precision
+from scaleprof.core.onnx_file import (PRECISIONS, QUANTIZED, image_input, load_model, quantized_precision,
+                                      quantized_types)
 from scaleprof.core.text import first_line
 from scaleprof.engines.base import Backend, BuildSpec, Engine, EngineManifest, ModelSource, ProgressCallback
 from scaleprof.engines.devices import check_device
@@ -300,10 +301,19 @@ def build_engine(onnx_path: str | Path, spec: BuildSpec, cache_dir: str | Path, 
     memory = _check_memory(model, onnx_path, spec)
     _writable_dir(cache_dir)
     say(f"building {backend.name} engine for {onnx_path.name} ({describe(spec.shapes, spec.ranges)})")
-    manifest, theirs = _build_entry(backend, onnx_path, spec, cache_dir, entry, key, digest, memory)
+    manifest, theirs = _build_entry(backend, onnx_path, spec, cache_dir, entry, key, digest, memory,
+                                    _flavour(model, spec))
     if theirs:      # another process finished the same build first: its intact entry is used
         return BuildResult(backend.load(entry, manifest), True, key, entry, time.perf_counter() - start, problem)
     return BuildResult(backend.load(entry, manifest), False, key, entry, time.perf_counter() - start, problem)
+
+
+def _flavour(model, spec: BuildSpec) -> dict:
+    """``int8_activations`` of an int8 QDQ file ("uint8" when its activations are asymmetric uint8),
+    for the manifest to say which int8 file an engine runs."""
+    if spec.precision != "int8":
+        return {}
+    return {"int8_activations": "uint8" if "uint8" in quantized_types(model) else "int8"}
 
 
 def _check_memory(model, onnx_path: Path, spec: BuildSpec) -> MemoryEstimate:
@@ -317,7 +327,7 @@ def _check_memory(model, onnx_path: Path, spec: BuildSpec) -> MemoryEstimate:
 
 
 def _build_entry(backend: Backend, onnx_path: Path, spec: BuildSpec, cache_dir: Path, entry: Path, key: str,
-                 digest: str, memory: MemoryEstimate) -> tuple[EngineManifest, bool]:
+                 digest: str, memory: MemoryEstimate, flavour: dict) -> tuple[EngineManifest, bool]:
     """Build in a temporary directory beside ``entry`` and rename it into place. Returns the entry's
     manifest and whether it is another process's (which renamed the same build into place first)."""
     remove_stale(cache_dir, ".trash-", "")          # what killed builds and discards left behind
@@ -332,8 +342,8 @@ def _build_entry(backend: Backend, onnx_path: Path, spec: BuildSpec, cache_dir: 
         artifact_sha = files.pop(draft.artifact)
         manifest = dataclasses.replace(      # the rest is draft_manifest's, from the same backend and spec
             draft, key=key, onnx_sha256=digest, artifact_sha256=artifact_sha,
-            build_seconds=round(time.perf_counter() - built_start, 4), extras={**draft.extras, "files_sha256": files,
-                                                               "memory": memory.to_dict()})
+            build_seconds=round(time.perf_counter() - built_start, 4),
+            extras={**draft.extras, **flavour, "files_sha256": files, "memory": memory.to_dict()})
         (tmp / MANIFEST).write_text(manifest.to_json())
         if entry.exists():
             _discard(entry)

@@ -108,6 +108,16 @@ def quantize_qdq(fp32_path: Path, out_path: Path, precision: str, input_name: st
             "calibration_method": _METHODS[precision]}
 
 
+def record_flavour(export_record: dict | None) -> str:
+    """The flavour an export record says its file has: "uint8" or "int8" (its int8 activations) for
+    an int8 file, "" for any other (scaleprof.engines.int8_flavour names the same values)."""
+    record = export_record if isinstance(export_record, dict) else {}
+    if record.get("precision") != "int8":
+        return ""
+    quantization = record.get("quantization") if isinstance(record.get("quantization"), dict) else {}
+    return "uint8" if quantization.get("activations") == "asymmetric uint8" else "int8"
+
+
 def non_finite_scales(path: Path) -> list[str]:
     """Names of the quantization scales in ``path`` that are not finite numbers."""
     import numpy as np

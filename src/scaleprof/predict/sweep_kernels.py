@@ -15,32 +15,37 @@ from pathlib import Path
 from scaleprof.errors import BadInput
 
 
-def exported_file(spec, batch: int, resolution: int, precision: str = "fp32") -> Path:
-    """A static-shape ONNX export of ``spec`` in the per-user cache (exported once: seconds)."""
+def exported_file(spec, batch: int, resolution: int, precision: str = "fp32", flavour: str | None = None) -> Path:
+    """A static-shape ONNX export of ``spec`` in the per-user cache (exported once: seconds); an int8
+    point's file in its own flavour (activation type), as the sweep measured it."""
     from scaleprof.export import ExportOptions, export_onnx
     from scaleprof.predict.samples import cache_root
 
-    name = f"{spec.model}-{spec.key}-{batch}x{resolution}-{precision}.onnx"
+    flavoured = f"{precision}-{flavour}act" if flavour else precision
+    name = f"{spec.model}-{spec.key}-{batch}x{resolution}-{flavoured}.onnx"
     path = (cache_root() or _private_folder()) / "onnx" / name
-    if path.is_file() and not _is_static_export_of(path, spec, batch, precision):
+    if path.is_file() and not _is_static_export_of(path, spec, batch, precision, flavour):
         path.unlink()                   # swapped or damaged: exported again, never read as this network
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
+        activations = {"int8_activations": flavour} if flavour else {}
         export_onnx(spec, path, ExportOptions(precision=precision, dynamic=False, static_batch=batch,
-                                              resolution=resolution, check_parity=False))
+                                              resolution=resolution, check_parity=False, **activations))
     return path
 
 
-def _is_static_export_of(path: Path, spec, batch: int, precision: str) -> bool:
+def _is_static_export_of(path: Path, spec, batch: int, precision: str, flavour: str | None) -> bool:
     """Whether the cached ``path`` is the export its name says: by its metadata, not its name."""
     from scaleprof.export.onnx_io import read_metadata
+    from scaleprof.export.quantize import record_flavour
 
     try:
         meta = read_metadata(path)
     except BadInput:
         return False
     export = meta.export or {}
-    return meta.spec is not None and meta.spec.key == spec.key and export.get("precision") == precision
+    return meta.spec is not None and meta.spec.key == spec.key and export.get("precision") == precision and \
+        record_flavour(export) == (flavour or ("int8" if precision == "int8" else ""))
 
 
 def _private_folder() -> Path:
@@ -59,7 +64,8 @@ def point_graph(point, threads, level):
     from scaleprof.models import ModelSpec
     from scaleprof.predict.onnx_kernels import file_kernels
 
-    path = exported_file(ModelSpec.from_dict(point.spec), point.batch, point.resolution, point.precision)
+    path = exported_file(ModelSpec.from_dict(point.spec), point.batch, point.resolution, point.precision,
+                         point.flavour)
     return file_kernels(path, threads, level)
 
 

@@ -111,7 +111,7 @@ def task_of(model: str) -> str:
 def group_of(row: PointResult, multi_precision: set[str] = frozenset(), mixed_tasks: set[str] = frozenset()) -> str:
     """The analysis group of a point: its target, or target/precision when that target has several,
     followed by "(detectors)" or "(classifiers)" when the target measured both."""
-    group = f"{row.target}/{row.precision}" if row.target in multi_precision else row.target
+    group = f"{row.target}/{row.precision_label}" if row.target in multi_precision else row.target
     return f"{group} ({TASK_GROUPS[task_of(row.model)]})" if row.target in mixed_tasks else group
 
 
@@ -123,7 +123,7 @@ def strategy_label(row: PointResult) -> str:
 def grouped(rows: list[PointResult]) -> dict[str, list[PointResult]]:
     precisions, tasks = defaultdict(set), defaultdict(set)
     for row in rows:
-        precisions[row.target].add(row.precision)
+        precisions[row.target].add(row.precision_label)
         tasks[row.target].add(task_of(row.model))
     multi = {t for t, p in precisions.items() if len(p) > 1}
     mixed = {t for t, k in tasks.items() if len(k) > 1}

@@ -275,7 +275,7 @@ def _batch_resolution(rows: list[PointResult]) -> Section:
     grid = Section("Batch size x resolution", anchor="grid")
     specs = defaultdict(list)
     for r in rows:
-        specs[(r.target, r.precision, r.model, strategy_label(r), float(r.scale))].append(r)
+        specs[(r.target, r.precision_label, r.model, strategy_label(r), float(r.scale))].append(r)
     multi = {k: v for k, v in specs.items() if len({(p.batch, p.resolution) for p in v}) > 1}
     if not multi:
         grid.blocks.append("Every configuration was measured at a single batch size and resolution; "
@@ -296,7 +296,7 @@ def _batch_resolution(rows: list[PointResult]) -> Section:
                   caption="All measured points")
     for r in sorted(rows, key=lambda r: (r.target, r.model, strategy_label(r), r.scale, r.batch)):
         ci = r.latency.ci95
-        every.rows.append([r.target, r.precision, r.model, strategy_label(r), fmt(float(r.scale)),
+        every.rows.append([r.target, r.precision_label, r.model, strategy_label(r), fmt(float(r.scale)),
                            r.resolution, r.batch, fmt(r.flops / 1e9), fmt(r.params / 1e6),
                            fmt(r.acts / 1e6), fmt(r.layer_count), fmt(r.latency_ms),
                            f"{fmt(ci[0])} - {fmt(ci[1])}" if ci else "-", _pct(r.latency.cv),

@@ -44,7 +44,7 @@ def precision_pairs(rows: list[PointResult]) -> list[PrecisionPair]:
     by_config: dict[tuple, dict[str, PointResult]] = defaultdict(dict)
     for row in rows:
         if row.latency_ms:
-            by_config[_configuration(row)][row.precision] = row
+            by_config[_configuration(row)][row.precision_label] = row
     return [PrecisionPair(points[BASE], point) for _, points in sorted(by_config.items(), key=lambda kv: str(kv[0]))
             if BASE in points for precision, point in sorted(points.items()) if precision != BASE]
 
@@ -53,7 +53,7 @@ def mean_speedups(pairs: list[PrecisionPair]) -> dict[tuple, tuple[float, float,
     """(target, precision, batch) -> (geometric mean speedup, lowest, highest, pairs)."""
     groups: dict[tuple, list[float]] = defaultdict(list)
     for pair in pairs:
-        groups[(pair.other.target, pair.other.precision, pair.other.batch)].append(pair.speedup)
+        groups[(pair.other.target, pair.other.precision_label, pair.other.batch)].append(pair.speedup)
     return {key: (math.exp(sum(map(math.log, s)) / len(s)), min(s), max(s), len(s))
             for key, s in sorted(groups.items())}
 
@@ -93,7 +93,7 @@ def _bytes_against_elements(rows: list[PointResult]) -> list[list]:
             slices[(row.target, row.batch)].append(row)
     out = []
     for (target, batch), members in sorted(slices.items()):
-        precisions = sorted({r.precision for r in members})
+        precisions = sorted({r.precision_label for r in members})
         if len(precisions) < 2:
             continue
         y = [r.latency_ms for r in members]
@@ -117,7 +117,7 @@ def sections(analysis: Analysis) -> list[Section]:
     table = Table(["target", "network", "precision", "fp32 ms", "ms", "speedup", "fp32 act MB", "act MB"], [])
     for pair in pairs:
         base, other = pair.base, pair.other
-        table.rows.append([other.target, point_label(other), other.precision, fmt(base.latency_ms),
+        table.rows.append([other.target, point_label(other), other.precision_label, fmt(base.latency_ms),
                            fmt(other.latency_ms), fmt(pair.speedup), _mb(activation_bytes(base)),
                            _mb(activation_bytes(other))])
     section.blocks.append(table)

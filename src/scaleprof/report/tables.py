@@ -11,7 +11,8 @@ per image), ``params``, ``acts`` (per image), pycls conventions (docs/convention
 the point could not be measured faithfully (LatencyStats.contended; ``contended_why`` says why),
 ``rounds_kept`` / ``rounds_discarded`` how its latency was obtained (quiet rounds pooled, contended
 ones set aside; empty for a point timed in one run) and ``other_cores`` how many cores other
-processes kept busy meanwhile; all are empty for points stored before scaleprof recorded them.
+processes kept busy meanwhile; ``flavour`` the activation type of an int8 point's file (uint8 or
+int8, scaleprof.engines.int8_flavour); all are empty for points stored before scaleprof recorded them.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from scaleprof.sweep.result import LATENCY_MS, PointResult
 
 
 COLUMNS = (
-    "model", "strategy", "alpha", "scale", "resolution", "batch", "precision", "target",
+    "model", "strategy", "alpha", "scale", "resolution", "batch", "precision", "flavour", "target",
     "backend", "device", "flops", "params", "acts", "layer_count", "engine_layers",
     LATENCY_MS, "latency_ms_mean", "latency_ms_p90", "latency_ms_p99", "latency_cv",
     "latency_ci95_low", "latency_ci95_high", "iterations", "throughput",

@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from scaleprof.engines.int8_flavour import flavour_of, precision_label
 from scaleprof.engines.registry import builds
 from scaleprof.profile.types import TimingSettings
 
@@ -79,19 +80,24 @@ class Point:
     batch: int
     precision: str
     target: str
+    flavour: str = ""             # int8: the file's activation type (scaleprof.engines.int8_flavour)
 
     @property
     def key(self) -> str:
+        """The point's identity in the store: a point measured on a file of another flavour is another
+        point (an int8 result is never stored under the flavour it was not measured with)."""
         alpha = "" if self.alpha is None else f"{self.alpha:g}"
         res = "auto" if self.resolution is None else str(self.resolution)
+        flavour = f"|act={self.flavour}" if self.flavour else ""
         return (f"{self.model}|{self.strategy}|{alpha}|{self.scale:g}|{res}|"
-                f"b{self.batch}|{self.precision}")
+                f"b{self.batch}|{self.precision}{flavour}")
 
     @property
     def label(self) -> str:
         strategy = self.strategy if self.alpha is None else f"{self.strategy}({self.alpha:g})"
         res = "" if self.resolution is None else f" @{self.resolution}"
-        return f"{self.model} {strategy} x{self.scale:g}{res} b{self.batch} {self.precision} [{self.target}]"
+        precision = precision_label(self.precision, self.flavour)
+        return f"{self.model} {strategy} x{self.scale:g}{res} b{self.batch} {precision} [{self.target}]"
 
 
 @dataclass(frozen=True)
@@ -119,7 +125,7 @@ class SweepConfig:
                 continue
             for resolution, batch in itertools.product(self.resolutions, self.batch_sizes):
                 out.append(Point(model, strategy, alpha, float(scale), resolution, batch,
-                                 precision, target.name))
+                                 precision, target.name, flavour_of(precision, target.backend, target.device)))
         return out
 
     def size_bound(self) -> int:

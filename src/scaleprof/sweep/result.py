@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from scaleprof.engines.int8_flavour import precision_label
 from scaleprof.profile.types import LatencyStats, LayerReport
 
 LATENCY_MS = "latency_ms_median"       # the flat name of the median latency, per batch
@@ -34,6 +35,7 @@ class PointResult:
     precision: str
     backend: str
     device: str
+    flavour: str | None = None        # int8: the file's activation type; None for other precisions and old rows
     resolution_requested: str = "auto"   # "auto" (the strategy's choice) or the configured size
     spec: dict | None = None          # ModelSpec.to_dict()
     flops: int | None = None          # per image
@@ -48,6 +50,11 @@ class PointResult:
     row_id: int | None = None         # the store's row id, once stored
 
     # ------------------------------------------------------------------ derived
+    @property
+    def precision_label(self) -> str:
+        """The precision with its flavour ("int8(act=uint8)"), as reports group and name points."""
+        return precision_label(self.precision, self.flavour)
+
     @property
     def latency_ms(self) -> float | None:
         """Median milliseconds per batch (None for a failed point)."""
@@ -88,7 +95,8 @@ class PointResult:
             "point_key": self.point_key, "target": self.target, "env_key": self.env_key, "status": self.status,
             "model": self.model, "strategy": self.strategy, "alpha": self.alpha, "scale": self.scale,
             "resolution": self.resolution, "resolution_requested": self.resolution_requested,
-            "batch": self.batch, "precision": self.precision, "backend": self.backend, "device": self.device,
+            "batch": self.batch, "precision": self.precision, "flavour": self.flavour, "backend": self.backend,
+            "device": self.device,
             "flops": self.flops, "params": self.params, "acts": self.acts, "layer_count": self.layer_count,
             "engine_key": self.engine_key, LATENCY_MS: self.latency_ms, "throughput": self.throughput,
             "error": self.error,
@@ -106,7 +114,8 @@ class PointResult:
             point_key=str(row.get("point_key") or ""), target=str(row["target"]), env_key=str(row.get("env_key") or ""),
             status=str(row.get("status") or "ok"), model=str(row["model"]), strategy=str(row.get("strategy") or "none"),
             alpha=row.get("alpha"), scale=row["scale"], resolution=row.get("resolution"), batch=row["batch"],
-            precision=str(row.get("precision") or "fp32"), backend=str(row.get("backend") or ""),
+            precision=str(row.get("precision") or "fp32"), flavour=str(row["flavour"]) if row.get("flavour") else None,
+            backend=str(row.get("backend") or ""),
             device=str(row.get("device") or ""), resolution_requested=str(row.get("resolution_requested") or "auto"),
             spec=spec, flops=row.get("flops"), params=row.get("params"), acts=row.get("acts"),
             layer_count=row.get("layer_count"), engine_key=row.get("engine_key"), latency=latency, layers=layers,

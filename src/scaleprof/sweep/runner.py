@@ -86,7 +86,7 @@ class SweepRun:
     replace: set[tuple[str, str]]           # (target, point key) of stored points to measure again
     progress: Progress
     result: SweepResult
-    # (spec key, batch, resolution, precision, target) -> measured earlier in this run
+    # (spec key, batch, resolution, precision, flavour, target) -> measured earlier in this run
     measured: dict[tuple, Measured] = field(default_factory=dict)
 
 
@@ -184,10 +184,10 @@ def _contended(store: Store, config: SweepConfig, envs: dict) -> set[tuple[str, 
 
 
 def _groups(points: list[Point]) -> list[list[Point]]:
-    """Points that share a spec, precision and target (one export and one engine), in grid order."""
+    """Points that share a spec, precision (and flavour) and target (one export and one engine), in grid order."""
     groups: OrderedDict[tuple, list[Point]] = OrderedDict()
     for p in points:
-        groups.setdefault((p.model, p.strategy, p.alpha, p.scale, p.precision, p.target), []).append(p)
+        groups.setdefault((p.model, p.strategy, p.alpha, p.scale, p.precision, p.flavour, p.target), []).append(p)
     return list(groups.values())
 
 
@@ -267,7 +267,7 @@ class PointGroup:
         sweep = self.sweep
         precision = self.first.precision
         with self.stage("export", showing="exporting"):
-            onnx_path = sweep.stages.export(self.spec, precision, sweep.out_dir / "onnx")
+            onnx_path = sweep.stages.export(self.spec, precision, self.first.flavour, sweep.out_dir / "onnx")
         with self.stage("build", showing="building engine"):
             shapes = sorted({(p.batch, self.resolution(p)) for p in fresh})
             self.engine, self.engine_key, _ = sweep.stages.build(onnx_path, self.spec, self.target, precision,
@@ -315,7 +315,8 @@ class PointGroup:
             rec = PointResult(point_key=point.key, target=point.target, env_key=self.env_key, status=status,
                               model=point.model, strategy=point.strategy, alpha=point.alpha, scale=point.scale,
                               resolution=fields.pop("resolution", point.resolution), batch=point.batch,
-                              precision=point.precision, backend=self.target.backend, device=self.target.device,
+                              precision=point.precision, flavour=point.flavour or None,
+                              backend=self.target.backend, device=self.target.device,
                               resolution_requested="auto" if point.resolution is None else str(point.resolution),
                               stage_seconds=dict(self.seconds), **fields)
             return sweep.store.put_point(rec, sweep.sweep_id, force=self.replacing(point))
@@ -360,7 +361,7 @@ class PointGroup:
         return point.resolution or self.spec.resolution
 
     def measured_key(self, point: Point) -> tuple:
-        return self.spec.key, point.batch, self.resolution(point), point.precision, point.target
+        return self.spec.key, point.batch, self.resolution(point), point.precision, point.flavour, point.target
 
 
 def _describe(err: BaseException) -> str:

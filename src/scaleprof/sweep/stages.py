@@ -61,8 +61,9 @@ class Stages(ABC):
         """Per-image totals at ``resolution``: .flops .params .acts (and .layer_count where counted)"""
 
     @abstractmethod
-    def export(self, spec, precision: str, cache_dir: Path) -> Path:
-        """The ONNX file of ``spec`` at ``precision``."""
+    def export(self, spec, precision: str, flavour: str, cache_dir: Path) -> Path:
+        """The ONNX file of ``spec`` at ``precision``; ``flavour`` (int8 only, else "") is the
+        activation type its target's backend takes (scaleprof.engines.int8_flavour)."""
 
     @abstractmethod
     def build(self, onnx_path: Path, spec, target: Target, precision: str, shapes, cache_dir: Path):
@@ -257,11 +258,11 @@ class UpstreamStages(Stages):
 
         return CountTotals(**self._cached("counts", [spec.key, resolution, "layer_count"], count, _valid_counts))
 
-    def export(self, spec, precision: str, cache_dir: Path) -> Path:
-        """Exports are cached by spec and precision (scaleprof.export.cached_export)."""
+    def export(self, spec, precision: str, flavour: str, cache_dir: Path) -> Path:
+        """Exports are cached by spec, precision and flavour (scaleprof.export.cached_export)."""
         from scaleprof.export import cached_export
 
-        return cached_export(spec, precision, cache_dir)
+        return cached_export(spec, precision, cache_dir, flavour)
 
     def build(self, onnx_path: Path, spec, target: Target, precision: str, shapes, cache_dir: Path):
         from scaleprof.engines.cache import build_engine
@@ -295,7 +296,7 @@ class UpstreamStages(Stages):
 
                 return engine_node_counts(engine, 1, resolution)
 
-            # the export cache names an ONNX file by its spec key and precision: its content
+            # the export cache names an ONNX file by its spec key, precision and flavour: its content
             self._onnx_counts[key] = self._cached("node-counts", [Path(m.onnx_path).name, resolution], count)
         return self._onnx_counts[key]
 

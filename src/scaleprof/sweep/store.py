@@ -31,13 +31,14 @@ from scaleprof.sweep.result import LATENCY_MS, PointResult
 from scaleprof.sweep.round_store import ROUNDS_SCHEMA, forget_slices, put_round, stored_rounds
 from scaleprof.sweep.rows import BAD, RowDecoder
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 STORE_NAME = "results.sqlite"
 # version -> the statements that bring a store of that version to the next one (additions only)
 UPGRADES = {
     1: ("ALTER TABLE points ADD COLUMN layer_count INTEGER",       # layers executed (Counts.layer_count)
         "ALTER TABLE points ADD COLUMN contention_json TEXT"),    # what other processes took while timing
     2: ROUNDS_SCHEMA,
+    3: ("ALTER TABLE points ADD COLUMN flavour TEXT",),             # int8: the file's activation type
 }
 
 _SCHEMA = """
@@ -71,6 +72,7 @@ CREATE TABLE IF NOT EXISTS points (
     resolution_requested TEXT NOT NULL DEFAULT 'auto',
     batch INTEGER NOT NULL,
     precision TEXT NOT NULL,
+    flavour TEXT,
     backend TEXT NOT NULL,
     device TEXT NOT NULL,
     spec_json TEXT,
@@ -339,7 +341,7 @@ class Store:
         self.rows.note_foreign_statuses(self.conn)
         out = []
         for r in self.rows.newest_per_point(rows):
-            d = {"layer_count": None, **dict(r)}         # an older store's rows lack the newer columns
+            d = {"layer_count": None, "flavour": None, **dict(r)}      # an older store's rows lack the newer columns
             where = f"point row {d['id']} ({d['point_key']} [{d['target']}])"
             decoded = {col: self.rows.json(d[col], dict, f"{where} {col}") if d.get(col) else None
                        for col in ("spec_json", "latency_json", "layer_summary_json", "stage_seconds_json",

@@ -109,7 +109,7 @@ def _text(info: dict) -> str:
         m = info["manifest"]
         lines += [f"engine     {info['path']}",
                   f"backend    {m['backend']} {m['backend_version']} on {m['device']} ({m['device_name']})",
-                  f"precision  {m['precision']}   threads {m['threads']}",
+                  f"precision  {m['precision']}{_activations(m['extras'])}   threads {m['threads']}",
                   f"shapes     {', '.join(info['shapes']) or '-'}" + (f"   ranges {', '.join(info['ranges'])}"
                                                                       if info["ranges"] else ""),
                   f"artifact   {m['artifact']} ({'present' if info['artifact_present'] else 'MISSING'}), "
@@ -175,6 +175,12 @@ def _text(info: dict) -> str:
 
 def _tally(counts: dict) -> str:
     return ", ".join(f"{n} {name}" for name, n in counts.items())
+
+
+def _activations(extras: dict) -> str:
+    """ " (uint8 activations)" for an int8 engine whose manifest records its file's activation type."""
+    kind = extras.get("int8_activations")
+    return f" ({kind} activations)" if kind else ""
 
 
 def _engine_lines(extras: dict, top: int = 12) -> list[str]:

@@ -156,13 +156,17 @@ def _layer_lines(prediction, measured: dict | None = None) -> list[str]:
 
 
 def run_zoo_kernels(args, query) -> int:
-    """A zoo configuration through the kernel model: exported once (static shape, cached), then as a file."""
-    from scaleprof.predict import spec_for
+    """A zoo configuration through the kernel model: exported once (static shape, cached; int8 in the
+    calibrated target's flavour), then as a file."""
+    from scaleprof.engines.int8_flavour import flavour_of
+    from scaleprof.predict import find_kernels, spec_for
     from scaleprof.predict.sweep_kernels import exported_file
 
     spec = spec_for(query.model, query.strategy, query.scale, query.alpha)
     resolution = query.resolution or spec.resolution
-    args.model = str(exported_file(spec, query.batch, resolution, query.precision))
+    target = find_kernels(args.target, args.calibration).target_config     # int8: the file its backend runs
+    flavour = flavour_of(query.precision, str(target.get("backend")), str(target.get("device") or "cpu"))
+    args.model = str(exported_file(spec, query.batch, resolution, query.precision, flavour or None))
     args.batch, args.resolution = query.batch, resolution
     return run_file(args)
 

@@ -33,6 +33,7 @@ def measure(candidate, target_config: dict, work_dir) -> dict:
     through the sweep's own stages: the same export file name, parity check and engine build."""
     from pathlib import Path
 
+    from scaleprof.engines.int8_flavour import flavour_of
     from scaleprof.predict import spec_for
     from scaleprof.profile import TimingSettings
     from scaleprof.sweep.grid import Target
@@ -41,8 +42,10 @@ def measure(candidate, target_config: dict, work_dir) -> dict:
     q = candidate.query
     stages = UpstreamStages(roofline=False)
     spec = spec_for(q.model, q.strategy, q.scale, q.alpha)
-    onnx_path = stages.export(spec, q.precision, Path(work_dir))
-    engine, _, _ = stages.build(onnx_path, spec, Target.from_dict(target_config), q.precision,
+    target = Target.from_dict(target_config)
+    flavour = flavour_of(q.precision, target.backend, target.device)
+    onnx_path = stages.export(spec, q.precision, flavour, Path(work_dir))
+    engine, _, _ = stages.build(onnx_path, spec, target, q.precision,
                                 [(q.batch, candidate.resolution)], Path(work_dir) / "engines")
     try:
         stats = stages.time(engine, q.batch, candidate.resolution, TimingSettings(**VERIFY_TIMING))

@@ -29,7 +29,8 @@ def network_of(point: Point) -> tuple:
     """The identity of the point's export. Two points with the same identity may still be one
     network (another executor then exports it twice): the identity only saves work."""
     base = point.strategy == "none" or point.scale == 1
-    return (point.model, point.precision) + (("base",) if base else (point.strategy, point.alpha, point.scale))
+    scaling = ("base",) if base else (point.strategy, point.alpha, point.scale)
+    return (point.model, point.precision, point.flavour) + scaling
 
 
 @dataclass
@@ -97,6 +98,7 @@ class Prepared:
     spec: Any
     counts: dict
     onnx_path: Path
+    flavour: str = ""             # int8: the file's activation type
 
 
 def prepare_network(stages: Stages, plan: NetworkPlan, out_dir: Path, *, build: bool = False,
@@ -104,9 +106,9 @@ def prepare_network(stages: Stages, plan: NetworkPlan, out_dir: Path, *, build: 
     """Run the preparing stages of ``plan`` with ``stages`` opened on ``out_dir`` (their caches).
     With ``build``, also build each target's engine (and count its layers, with ``layers``)."""
     spec = stages.spec(plan.point)
-    precision = plan.point.precision
+    precision, flavour = plan.point.precision, plan.point.flavour
     counts = {r: stages.count(spec, r) for r in sorted({r or spec.resolution for r in plan.resolutions})}
-    onnx_path = stages.export(spec, precision, Path(out_dir) / ONNX_DIR)
+    onnx_path = stages.export(spec, precision, flavour, Path(out_dir) / ONNX_DIR)
     for target, shapes in plan.builds if build else ():
         shapes = plan.shapes_for(spec, shapes)
         engine, _, _ = stages.build(onnx_path, spec, target, precision, shapes, Path(out_dir) / ENGINE_DIR)
@@ -115,7 +117,7 @@ def prepare_network(stages: Stages, plan: NetworkPlan, out_dir: Path, *, build: 
                 stages.layer_counts(engine, resolution)
         finally:
             stages.release(engine)
-    return Prepared(plan.network, scaling_of(plan.point), precision, spec, counts, Path(onnx_path))
+    return Prepared(plan.network, scaling_of(plan.point), precision, spec, counts, Path(onnx_path), flavour)
 
 
 class PreparedStages(Stages):
@@ -127,7 +129,7 @@ class PreparedStages(Stages):
         self.inner = inner
         self.specs = {p.scaling: p.spec for p in prepared}
         self.by_spec_key = {p.spec.key: p for p in prepared}
-        self.exports = {(p.spec.key, p.precision): p.onnx_path for p in prepared}
+        self.exports = {(p.spec.key, p.precision, p.flavour): p.onnx_path for p in prepared}
 
     @property
     def convention(self) -> str:
@@ -149,9 +151,9 @@ class PreparedStages(Stages):
             return prepared.counts[resolution]
         return self.inner.count(spec, resolution)
 
-    def export(self, spec, precision: str, cache_dir: Path) -> Path:
-        path = self.exports.get((spec.key, precision))
-        return path if path is not None and path.is_file() else self.inner.export(spec, precision, cache_dir)
+    def export(self, spec, precision: str, flavour: str, cache_dir: Path) -> Path:
+        path = self.exports.get((spec.key, precision, flavour))
+        return path if path is not None and path.is_file() else self.inner.export(spec, precision, flavour, cache_dir)
 
     def build(self, onnx_path: Path, spec, target: Target, precision: str, shapes, cache_dir: Path):
         return self.inner.build(onnx_path, spec, target, precision, shapes, cache_dir)
