@@ -41,7 +41,7 @@ def main(argv=None) -> int:
     from scaleprof.export.onnx_export import export_onnx
     from scaleprof.export.rebuild import rebuild_model
     from scaleprof.models import base_spec
-    from scaleprof.profile.stats import summarise
+    from scaleprof.profile.stats import latency_stats
 
     spec = base_spec(args.model)
     if args.resolution:
@@ -93,7 +93,7 @@ def main(argv=None) -> int:
             if time.perf_counter() - start > 10 * args.seconds:
                 break
         elapsed = time.perf_counter() - start
-        stats = {b: summarise(v, batch=shape.batch, total_s=elapsed, timing_method=runners[b].timing_method)
+        stats = {b: latency_stats(v, batch=shape.batch, total_s=elapsed, timing_method=runners[b].timing_method)
                  for b, v in samples.items()}
         for engine in engines.values():
             engine.release()

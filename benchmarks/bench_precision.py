@@ -46,7 +46,7 @@ def load() -> str:
 def sweep(out: Path) -> None:
     from scaleprof.report.analysis import analyze
     from scaleprof.report.precisions import mean_speedups, precision_pairs, verdicts
-    from scaleprof.sweep.config import from_dict, resolve_config
+    from scaleprof.sweep.config_file import from_dict, resolve_config
     from scaleprof.sweep.runner import run_sweep
     from scaleprof.sweep.store import Store
 

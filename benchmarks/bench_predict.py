@@ -123,7 +123,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     made = None
     if args.sweep is None:
-        from scaleprof.sweep.config import resolve_config
+        from scaleprof.sweep.config_file import resolve_config
         from scaleprof.sweep.runner import run_sweep
 
         made = Path(tempfile.mkdtemp(prefix="bench-predict-sweep-"))

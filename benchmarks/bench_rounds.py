@@ -146,7 +146,7 @@ def compare(name: str, quiet: dict, other: dict, within: float) -> None:
 
 
 def main(argv=None) -> int:
-    from scaleprof.sweep.config import resolve_config
+    from scaleprof.sweep.config_file import resolve_config
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="demo")

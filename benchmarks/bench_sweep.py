@@ -74,7 +74,7 @@ def noise(out: Path, reference: dict | None, reference_name: str) -> str:
 
 
 def main(argv=None) -> int:
-    from scaleprof.sweep.config import resolve_config
+    from scaleprof.sweep.config_file import resolve_config
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="demo", help="a sweep YAML or a shipped config name (default demo)")

@@ -53,7 +53,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
 
     from scaleprof.complexity import count_onnx
-    from scaleprof.engines.registry import get_backend
+    from scaleprof.engines.backends import get_backend
 
     backend = get_backend("tensorrt-rtx")
     path = export_b0(out)

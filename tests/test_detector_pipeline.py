@@ -15,7 +15,7 @@ from scaleprof.complexity import compare_counts, count_onnx, count_spec, node_mo
 from scaleprof.export import read_metadata
 from scaleprof.models import scale_spec
 from scaleprof.report import write_report
-from scaleprof.sweep.config import parse_config
+from scaleprof.sweep.config_file import parse_config
 from scaleprof.sweep.runner import run_sweep
 from scaleprof.sweep.store import Store
 
@@ -118,7 +118,7 @@ def test_tensorrt_rtx_builds_the_detector_and_maps_its_layers(swept, tmp_path):
     trt = pytest.importorskip("tensorrt_rtx", reason="TensorRT-RTX is not installed")
     from scaleprof.engines.base import BuildSpec, ShapePoint
     from scaleprof.engines.cache import build_engine
-    from scaleprof.engines.tensorrt.network_layers import layer_counts, read_layers
+    from scaleprof.engines.tensorrt.network import layer_counts, read_layers
     from scaleprof.profile import node_counts
 
     _, _, onnx_path, _ = swept

@@ -122,9 +122,9 @@ def test_not_an_engine_directory(tmp_path):
 
 
 def test_failed_build_leaves_nothing(tiny_onnx, cache_dir, monkeypatch):
-    from scaleprof.engines import registry
+    from scaleprof.engines import backends
 
-    backend = registry.get_backend("ort")
+    backend = backends.get_backend("ort")
 
     def broken(*args, **kwargs):
         raise RuntimeError("simulated crash mid-build")

@@ -111,7 +111,7 @@ def test_build_cli_takes_the_files_own_precision(b0_int8, tmp_path, capsys):
 
 def test_memory_is_predicted_at_the_precisions_bytes():
     from scaleprof.core.limits import inference_bytes
-    from scaleprof.engines.tensorrt.network_layers import predicted_activation_bytes
+    from scaleprof.engines.tensorrt.network import predicted_activation_bytes
 
     assert [predicted_activation_bytes(1000, 2, p) for p in ("fp32", "fp16", "int8", "fp8")] == [8000, 4000, 2000, 2000]
     assert inference_bytes(100, 10, 1, 1, "int8") * 4 == inference_bytes(100, 10, 1, 1, "fp32")
@@ -130,7 +130,7 @@ def test_qdq_layers_fall_in_the_float_networks_categories(b0_int8, b0_onnx):
 
     import onnx
 
-    from scaleprof.engines.layer_map import OnnxGraph
+    from scaleprof.engines.anchors import OnnxGraph
     from scaleprof.profile.categories import categorise, se_nodes
 
     def categories(path, ops=("Conv", "Mul", "Sigmoid", "QuantizeLinear", "DequantizeLinear")):
@@ -153,7 +153,7 @@ needs_rtx = pytest.mark.skipif(importlib.util.find_spec("tensorrt_rtx") is None,
 @needs_rtx
 @pytest.mark.parametrize("precision", ["int8", "fp8"])
 def test_tensorrt_rtx_builds_quantized_b0_and_labels_every_convolution(precision, b0_int8, b0_fp8, tmp_path):
-    from scaleprof.engines.tensorrt.network_layers import read_layers
+    from scaleprof.engines.tensorrt.network import read_layers
 
     path = {"int8": b0_int8, "fp8": b0_fp8}[precision]
     engine = build(path, tmp_path, "tensorrt-rtx", precision)

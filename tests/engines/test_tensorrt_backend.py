@@ -21,7 +21,7 @@ HAVE_TRT = importlib.util.find_spec("tensorrt") is not None
 # --- without TensorRT ----------------------------------------------------------------------
 
 def test_importing_the_backend_does_not_import_tensorrt():
-    code = ("import sys, scaleprof.engines.tensorrt.backend, scaleprof.engines.registry; "
+    code = ("import sys, scaleprof.engines.tensorrt.backend, scaleprof.engines.backends; "
             "print('tensorrt' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
@@ -56,7 +56,7 @@ def test_backend_tensorrt_fails_cleanly_from_the_command_line(tmp_path):
 
 
 def test_registry_names_the_tensorrt_backends():
-    from scaleprof.engines.registry import BACKENDS, GPU_ONLY
+    from scaleprof.engines.backends import BACKENDS, GPU_ONLY
 
     assert BACKENDS["tensorrt"][:2] == ("scaleprof.engines.tensorrt.backend", "TensorRTBackend")
     assert BACKENDS["tensorrt-rtx"][:2] == ("scaleprof.engines.tensorrt.rtx", "TensorRTRTXBackend")
@@ -67,14 +67,14 @@ def test_tensorrt_installed_without_a_gpu_says_there_is_no_gpu(monkeypatch):
     """Not 'install TensorRT' when TensorRT imports and the GPU is what is missing."""
     import types
 
-    from scaleprof.engines import registry
+    from scaleprof.engines import backends
     from scaleprof.engines.tensorrt import backend
 
     monkeypatch.setitem(sys.modules, "tensorrt", types.SimpleNamespace(Builder=object, __version__="10.8.0"))
     monkeypatch.setattr(backend, "gpu_present", lambda: False)
-    monkeypatch.setattr(registry, "_instances", {})
+    monkeypatch.setattr(backends, "_instances", {})
     with pytest.raises(EnvironmentProblem) as info:
-        registry.get_backend("tensorrt")
+        backends.get_backend("tensorrt")
     message = str(info.value)
     assert "no NVIDIA GPU here: TensorRT is installed" in message and "pip install" not in message
     assert "\n" not in message

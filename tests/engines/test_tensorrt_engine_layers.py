@@ -13,7 +13,7 @@ from tests.engines.tensorrt_fixtures import FIXTURES
 from scaleprof.engines.tensorrt.build_log import BuildLog
 from scaleprof.engines.tensorrt.engine_layers import layer_rows, layers_per_profile, parse_layer_report
 from scaleprof.engines.tensorrt.inspector import parse_inspector, strip_profile
-from scaleprof.engines.tensorrt.layer_map import InspectorLayerMap, resolve_layer, summarize_graph
+from scaleprof.engines.tensorrt.origins import InspectorLayerMap, resolve_layer, summarize_graph
 
 RECORDED = FIXTURES / "efficientnet_b0.rtx-1.7.1.layers.jsonl"
 NODE_ORDER = tuple(json.loads((FIXTURES / "efficientnet_b0.onnx_nodes.json").read_text()))

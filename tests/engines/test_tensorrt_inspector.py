@@ -8,7 +8,7 @@ from tests.engines.tensorrt_fixtures import DW, FIXTURES, NODE_ORDER, SE, STEM
 
 from scaleprof.engines.tensorrt.inspector import (metadata_nodes, parse_inspector, read_inspector, strip_profile,
                                                   unsupported_nodes)
-from scaleprof.engines.tensorrt.layer_map import InspectorLayerMap
+from scaleprof.engines.tensorrt.origins import InspectorLayerMap
 from scaleprof.errors import BadInput
 
 

@@ -91,7 +91,7 @@ def test_tiny_cnn_builds_without_a_gpu(tiny_engine):
 
 
 def test_cache_key_names_library_version_and_targets(foreign_onnx):
-    from scaleprof.engines.registry import get_backend
+    from scaleprof.engines.backends import get_backend
 
     backend = get_backend("tensorrt-rtx")
     parts = backend.build_key_parts(_spec(P(1, 32)))
@@ -153,7 +153,7 @@ def test_builder_config_takes_the_options():
 
 def test_fp16_export_builds_strongly_typed_in_fp16(fp16_onnx, tmp_path):
     from scaleprof.engines.cache import build_engine
-    from scaleprof.engines.tensorrt.network_layers import read_layers
+    from scaleprof.engines.tensorrt.network import read_layers
 
     engine = build_engine(fp16_onnx, _spec(P(1, 32), precision="fp16"), tmp_path).engine
     m = engine.manifest
@@ -275,7 +275,7 @@ def test_a_failure_reports_its_own_error_not_an_earlier_one(tmp_path, foreign_on
 def test_layer_file_maps_every_b0_node(b0_engines, b0_onnx):
     from scaleprof.complexity import count_onnx
     from scaleprof.core.onnx_file import load_model
-    from scaleprof.engines.tensorrt.network_layers import layer_counts, read_layers
+    from scaleprof.engines.tensorrt.network import layer_counts, read_layers
     from scaleprof.profile.layers import node_counts
 
     engine = b0_engines[1]

@@ -66,7 +66,7 @@ def fp8_onnx(path):
 # --- fused layers ----------------------------------------------------------------------------
 
 def test_manifest_carries_the_fused_layers_with_their_origins(b0_engine, b0_onnx):
-    from scaleprof.engines.tensorrt.layer_map import onnx_node_order, summarize_graph
+    from scaleprof.engines.tensorrt.origins import onnx_node_order, summarize_graph
     from scaleprof.engines.tensorrt.inspector import read_inspector
 
     extras = b0_engine.manifest.extras

@@ -10,7 +10,7 @@ import pytest
 from tests.engines.tensorrt_fixtures import FIXTURES
 
 from scaleprof.engines.tensorrt.build_log import BuildLog
-from scaleprof.engines.tensorrt.network_layers import layer_counts, layer_summary, memory_rows
+from scaleprof.engines.tensorrt.network import layer_counts, layer_summary, memory_rows
 from scaleprof.engines.tensorrt.options import compute_capabilities, precision_mode
 from scaleprof.errors import BadInput
 

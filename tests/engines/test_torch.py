@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from scaleprof.engines import BuildSpec, ShapePoint, build_engine
-from scaleprof.engines.torch_layers import ROOT, module_of_node
+from scaleprof.engines.torch_profile import ROOT, module_of_node
 from scaleprof.errors import BadInput
 from scaleprof.export.rebuild import rebuild_model
 

@@ -12,7 +12,7 @@ from scaleprof.complexity import count_spec
 from scaleprof.errors import BadInput
 from scaleprof.models import base_spec, family_of, scale_spec
 from scaleprof.models.families.efficientdet import COMPOUND_TABLE
-from scaleprof.models.registry import get_family
+from scaleprof.models.zoo import get_family
 
 # EfficientDet paper (Tan, Pang and Le, CVPR 2020), Table 2: params (M) and FLOPs (B multiply-adds).
 PAPER = {0: (3.9, 2.5), 1: (6.6, 6.1), 2: (8.1, 11), 3: (12, 25), 4: (21, 55), 5: (34, 135), 6: (52, 226),

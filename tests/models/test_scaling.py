@@ -8,7 +8,7 @@ import pytest
 from scaleprof.complexity import count_spec
 from scaleprof.errors import BadInput
 from scaleprof.models import ModelSpec, base_spec, build_model, parse_strategy, scale_spec
-from scaleprof.models.registry import get_family
+from scaleprof.models.zoo import get_family
 from scaleprof.models.scaling import quick_counts
 
 BASES = ["efficientnet_b0", "efficientnetv2_rw_t", "regnety_002", "tresnet_m", "resnet50"]

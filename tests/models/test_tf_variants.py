@@ -9,7 +9,7 @@ import timm
 from scaleprof.cli import main
 from scaleprof.models import all_models, base_spec, build_model, family_of, list_models
 from scaleprof.models.meta import SkipInitOnMeta
-from scaleprof.models.registry import suggest_model
+from scaleprof.models.zoo import suggest_model
 
 TF_V1 = [f"tf_efficientnet_b{i}" for i in range(8)]
 TF_V2 = ["tf_efficientnetv2_s", "tf_efficientnetv2_m", "tf_efficientnetv2_l", "tf_efficientnetv2_xl"]

@@ -79,7 +79,7 @@ def test_cli_measures_each_kernel_beside_its_prediction(calibration, tmp_path): 
 def test_zoo_mix_is_a_per_layer_cpu_ort_1t_sweep_over_the_zoo_families():
     from scaleprof.models import family_of
     from scaleprof.predict import target_definition
-    from scaleprof.sweep.config import resolve_config
+    from scaleprof.sweep.config_file import resolve_config
 
     config = resolve_config("zoo_mix")
     families = {family_of(m).name for m in config.models}

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from scaleprof.engines.base import LayerEvent, LayerTrace, ShapePoint
-from scaleprof.engines.torch_layers import ROOT, merge_folded_norms
+from scaleprof.engines.torch_profile import ROOT, merge_folded_norms
 from scaleprof.sweep.result import PointResult
 
 H100 = Path(__file__).resolve().parents[1] / "fixtures" / "gpu" / "h100"
@@ -38,7 +38,7 @@ def _mapped_share(events) -> float:
 
 @pytest.fixture(scope="module")
 def b0_graph(b0_onnx):
-    from scaleprof.engines.layer_map import OnnxGraph
+    from scaleprof.engines.anchors import OnnxGraph
 
     return OnnxGraph(b0_onnx)
 
@@ -53,7 +53,7 @@ def b0_counts(b0_onnx):
 
 # -- ONNX Runtime's CUDA trace ----------------------------------------------------------------------
 def test_parse_profile_reproduces_the_recorded_ort_cuda_layers():
-    from scaleprof.engines.ort_layers import parse_profile
+    from scaleprof.engines.ort_profile import parse_profile
 
     raw = json.loads(gzip.decompress((H100 / "ort_cuda_trace.json.gz").read_bytes()))
     recorded = json.loads((H100 / "ort_cuda_layers.json").read_text())
@@ -71,7 +71,7 @@ def test_parse_profile_reproduces_the_recorded_ort_cuda_layers():
 def test_torch_cuda_modules_and_nodes_are_those_of_our_model_and_export(b0_onnx, b0_graph):
     import onnx
 
-    from scaleprof.engines.torch_layers import onnx_node_map
+    from scaleprof.engines.torch_profile import onnx_node_map
     from scaleprof.models import base_spec, build_model
 
     trace = _trace("torch_cuda_layers.json")
@@ -89,7 +89,7 @@ def test_torch_cuda_modules_and_nodes_are_those_of_our_model_and_export(b0_onnx,
 
 
 def test_ort_cuda_node_names_resolve_to_our_export(b0_graph, b0_counts):
-    from scaleprof.engines.ort_layers import OrtResolver
+    from scaleprof.engines.ort_profile import OrtResolver
     from scaleprof.profile.layers import build_report
 
     trace = _trace("ort_cuda_layers.json")
@@ -136,7 +136,7 @@ def test_folded_norms_merge_into_their_convs_on_the_h100_trace(b0_graph):
 
 
 def test_torch_resolver_covers_the_h100_trace_after_the_merge(b0_graph, b0_counts):
-    from scaleprof.engines.layer_map import LayerResolver
+    from scaleprof.engines.anchors import LayerResolver
     from scaleprof.profile.layers import build_report
 
     trace = _trace("torch_cuda_layers.json")

@@ -9,7 +9,7 @@ from scaleprof.complexity import count_onnx
 from scaleprof.engines.base import LayerEvent, LayerTrace, ShapePoint
 from scaleprof.errors import BadInput, EnvironmentProblem
 from scaleprof.profile.layers import NOT_EXECUTED, build_report, profile_layers
-from scaleprof.engines.layer_map import LayerResolver, OnnxGraph
+from scaleprof.engines.anchors import LayerResolver, OnnxGraph
 from scaleprof.profile.roofline import DevicePeaks
 
 

@@ -5,7 +5,7 @@ import pytest
 from scipy.stats import binom
 
 from scaleprof.errors import BadInput
-from scaleprof.profile.stats import StoppingRule, ci_relative_halfwidth, median_ci, median_ci_ranks, summarise
+from scaleprof.profile.stats import StoppingRule, ci_relative_halfwidth, median_ci, median_ci_ranks, latency_stats
 from scaleprof.profile.timing import time_runner, validate_settings
 from scaleprof.profile.types import TimingSettings
 
@@ -45,7 +45,7 @@ def test_median_ci_empirical_coverage():
 def test_summarise_matches_numpy():
     rng = np.random.default_rng(0)
     x = rng.gamma(4.0, 2.0, size=333)
-    s = summarise(x, batch=8, total_s=1.5, timing_method="perf_counter")
+    s = latency_stats(x, batch=8, total_s=1.5, timing_method="perf_counter")
     assert s.median == pytest.approx(np.median(x))
     assert s.mean == pytest.approx(x.mean())
     assert s.min == x.min() and s.max == x.max()

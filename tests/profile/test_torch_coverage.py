@@ -10,7 +10,7 @@ import math
 import pytest
 
 from scaleprof.engines.base import ShapePoint
-from scaleprof.engines.torch_layers import merge_folded_norms
+from scaleprof.engines.torch_profile import merge_folded_norms
 
 RES = 64
 SHAPE = ShapePoint(1, RES)
@@ -70,7 +70,7 @@ def test_cpu_profile_merges_each_folded_norm_into_its_conv(b0):
 def test_torch_layer_profile_covers_efficientnet_b0_on_cpu(b0):
     from scaleprof.complexity import count_onnx
     from scaleprof.profile.layers import profile_layers
-    from scaleprof.engines.layer_map import OnnxGraph
+    from scaleprof.engines.anchors import OnnxGraph
 
     path, engine = b0
     report = profile_layers(engine, SHAPE, count_onnx(path, 1, RES), iterations=3)

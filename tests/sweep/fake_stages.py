@@ -169,7 +169,7 @@ timing: {min_iters: 5, min_time_s: 0.06, rounds: 3, target_ci: 0.5, max_time_s: 
 
 def main(argv=None) -> int:
     from scaleprof.errors import ScaleprofError
-    from scaleprof.sweep.config import load_config
+    from scaleprof.sweep.config_file import load_config
     from scaleprof.sweep.runner import run_sweep
 
     parser = argparse.ArgumentParser()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from scaleprof.errors import BadInput
-from scaleprof.sweep.config import PRESETS, load_config, parse_config
+from scaleprof.sweep.config_file import PRESETS, load_config, parse_config
 
 MINIMAL = "models: [efficientnet_b0]\nstrategies: [d]\nscales: [1, 2]\ntargets: [cpu-ort]\n"
 
@@ -126,7 +126,7 @@ def test_load_config_names_the_file(tmp_path):
 
 
 def test_shipped_configs_load(capsys):
-    from scaleprof.sweep.config import resolve_config, shipped_configs
+    from scaleprof.sweep.config_file import resolve_config, shipped_configs
 
     names = shipped_configs()
     assert "demo" in names and "paper_efficientnet_b0" in names
@@ -143,7 +143,7 @@ def test_shipped_configs_load(capsys):
 
 def test_unknown_shipped_config_name_suggests_the_nearest(tmp_path, monkeypatch):
     from scaleprof.errors import BadInput
-    from scaleprof.sweep.config import resolve_config
+    from scaleprof.sweep.config_file import resolve_config
 
     monkeypatch.chdir(tmp_path)
     with pytest.raises(BadInput, match=r"dmo: no such config file.*did you mean 'demo'\?.*shipped: .*paper_efficientnet_b0"):
@@ -151,7 +151,7 @@ def test_unknown_shipped_config_name_suggests_the_nearest(tmp_path, monkeypatch)
 
 
 def test_a_target_skips_the_precisions_its_backend_does_not_build():
-    from scaleprof.sweep.config import from_dict
+    from scaleprof.sweep.config_file import from_dict
 
     config = from_dict({"models": ["efficientnet_b0"], "strategies": ["d"], "scales": [1],
                         "precisions": ["fp32", "int8", "fp8"], "targets": ["cpu-ort", "cpu-torch"]})

@@ -10,7 +10,7 @@ import pytest
 
 from tests.sweep.fake_stages import GRID, FakeStages, stored
 from scaleprof.errors import BadInput
-from scaleprof.sweep.config import parse_config
+from scaleprof.sweep.config_file import parse_config
 from scaleprof.sweep.executors import make_executor
 from scaleprof.sweep.executors.local import PREPARE_STAGE, PreparingExecutor
 from scaleprof.sweep.executors.plan import bundles, network_plans

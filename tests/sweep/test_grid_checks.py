@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import scaleprof.sweep.stages as stages_module
-from scaleprof.sweep.config import parse_config
+from scaleprof.sweep.config_file import parse_config
 from scaleprof.sweep.stages import UpstreamStages
 
 

@@ -10,7 +10,7 @@ import pytest
 from tests.sweep.fake_stages import FakeStages
 from scaleprof.engines import int8_flavour
 from scaleprof.engines.int8_flavour import flavour_of, int8_activations
-from scaleprof.sweep.config import parse_config
+from scaleprof.sweep.config_file import parse_config
 from scaleprof.sweep.runner import run_sweep
 from scaleprof.sweep.store import Store
 

@@ -20,7 +20,7 @@ from scaleprof.engines.base import ShapePoint
 from scaleprof.export import onnx_export
 from scaleprof.profile import timing
 from scaleprof.profile.types import LatencyStats, TimingSettings
-from scaleprof.sweep.grid import Point, Target
+from scaleprof.sweep.config import Point, Target
 from scaleprof.sweep.stages import UpstreamStages
 from scaleprof.tools import profile as profile_tool
 from scaleprof.tools import recommend

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.sweep.fake_stages import FakeStages, stored
-from scaleprof.sweep.config import parse_config
+from scaleprof.sweep.config_file import parse_config
 from scaleprof.sweep.executors.ray_driver import RayExecutor
 from scaleprof.sweep.runner import run_sweep
 from scaleprof.sweep.store import STORE_NAME, Store

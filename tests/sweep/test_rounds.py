@@ -17,7 +17,7 @@ import pytest
 
 from tests.sweep.fake_stages import GRID, ROUND_TIMING, RoundStages
 from scaleprof.sweep import rounds as sweep_rounds
-from scaleprof.sweep.config import parse_config
+from scaleprof.sweep.config_file import parse_config
 from scaleprof.sweep.runner import run_sweep
 from scaleprof.sweep.store import STORE_NAME, Store
 
@@ -140,7 +140,7 @@ def test_a_killed_sweep_loses_at_most_the_round_in_flight(tmp_path):
 
 
 def _point(row):
-    from scaleprof.sweep.grid import Point
+    from scaleprof.sweep.config import Point
 
     return Point(row.model, row.strategy, row.alpha, row.scale, None, row.batch, row.precision, row.target)
 

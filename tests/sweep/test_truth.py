@@ -11,7 +11,7 @@ import pytest
 
 from tests.sweep.fake_stages import FakeCounts, FakeStages
 from scaleprof.errors import BadInput
-from scaleprof.sweep.config import parse_config
+from scaleprof.sweep.config_file import parse_config
 from scaleprof.sweep.runner import run_sweep
 from scaleprof.sweep.store import SCHEMA_VERSION, STORE_NAME, Store
 

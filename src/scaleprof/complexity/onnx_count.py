@@ -15,7 +15,7 @@ its shapes alone:
   (BatchNormalization scale and bias = 2*C, as in PyTorch), PRelu slopes. ONNX has no notion of
   "learnable", so every constant weight of a counted node is a param (see ``compare_counts``).
 - Everything else adds 0. Per image: batch-dependent totals are divided by the batch.
-- The layer count (``Counts.layer_kinds``): every node by kind, as scaleprof.core.kernels sorts them.
+- The layer count (``Counts.layer_kinds``): every node by kind, as scaleprof.core.layer_count sorts them.
 
 For scaleprof's own exports (TorchScript exporter) node names carry the module scope
 (``/blocks/blocks.0/blocks.0.0/conv_dw/Conv`` -> ``blocks.0.0.conv_dw``), and ``compare_counts``
@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 
 from scaleprof.core.counts import CONVENTION, Counts, LayerCount
-from scaleprof.core.kernels import tally
+from scaleprof.core.layer_count import tally
 from scaleprof.errors import BadInput
 
 ONNX_CONVENTION = CONVENTION + " (from the ONNX graph: every constant weight of a counted node is a param)"

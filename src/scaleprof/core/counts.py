@@ -32,7 +32,7 @@ class Counts:
     batch: int = 1
     layers: tuple[LayerCount, ...] = ()
     convention: str = CONVENTION
-    layer_kinds: dict = field(default_factory=dict)   # executed layers per kind (scaleprof.core.kernels.KINDS)
+    layer_kinds: dict = field(default_factory=dict)   # executed layers per kind (scaleprof.core.layer_count.KINDS)
 
     @property
     def batch_flops(self) -> int:

@@ -12,15 +12,15 @@ with scaleprof.export.rebuild.rebuild_model (likewise open_engine and get_backen
 
 Modules:
     base          the Backend / Engine / Runner interfaces, BuildSpec, EngineManifest, ModelSource
-    registry      BACKENDS (the one list of backend names) and get_backend / backend_for
+    backends      BACKENDS (the one list of backend names) and get_backend / backend_for
     devices       device strings, CPU and GPU names, what the host has
     cache         the content-addressed engine cache: build_engine, open_engine
     shapes        shape sets from the CLI's spellings
-    layer_map     OnnxGraph and the generic LayerResolver: how an engine's layers name ONNX nodes
+    anchors       OnnxGraph and the generic LayerResolver: how an engine's layers name ONNX nodes
                   (``Engine.layer_resolver(graph)`` hands the profile stage its backend's rules)
     runners       timed single inferences: perf_counter, CUDA events, CUDA graphs
-    ort, ort_layers                       ONNX Runtime, its trace and its layer names
-    torch_backend, torch_layers           PyTorch, its torch.profiler module trace
+    ort, ort_profile                      ONNX Runtime, its trace and its layer names
+    torch_backend, torch_profile          PyTorch, its torch.profiler module trace
     tensorrt/                             TensorRT, one step per module (see its docstring)
 
 Importing this package imports no runtime: backends are imported by ``get_backend`` when first asked
@@ -30,8 +30,8 @@ for. A new backend implements the interface in base and adds a line to ``BACKEND
 from scaleprof.engines.base import (Backend, BuildSpec, Engine, EngineManifest, LayerEvent, LayerTrace, ModelSource,
                                     Runner, ShapePoint, ShapeRange)
 from scaleprof.engines.cache import BuildResult, build_engine, default_cache_dir, open_engine
-from scaleprof.engines.layer_map import LayerAnchors, LayerResolver, OnnxGraph
-from scaleprof.engines.registry import BACKENDS, backend_for, get_backend
+from scaleprof.engines.anchors import LayerAnchors, LayerResolver, OnnxGraph
+from scaleprof.engines.backends import BACKENDS, backend_for, get_backend
 from scaleprof.engines.shapes import shape_set
 
 __all__ = ["BACKENDS", "Backend", "BuildResult", "BuildSpec", "Engine", "EngineManifest", "LayerAnchors",

@@ -9,11 +9,11 @@
 
 Backends: "ort" (ONNX Runtime, the embedded default), "torch" (PyTorch, the baseline),
 "tensorrt" (TensorRT 10 and 11) and "tensorrt-rtx" (TensorRT-RTX: builds without a GPU, runs on
-RTX-class GPUs): scaleprof.engines.registry.BACKENDS lists them. Engines are cached by content
+RTX-class GPUs): scaleprof.engines.backends.BACKENDS lists them. Engines are cached by content
 (scaleprof.engines.cache).
 
 An engine also tells the profile stage how its layers are named: ``engine.layer_resolver(graph)``
-(scaleprof.engines.layer_map). The torch backend runs the network the ONNX file was exported from,
+(scaleprof.engines.anchors). The torch backend runs the network the ONNX file was exported from,
 which it cannot make itself (engines read files only): the caller hands it a ``ModelSource``
 (``get_backend(name, model_source=...)``, likewise build_engine and open_engine).
 """
@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
-from scaleprof.engines.layer_map import LayerResolver, OnnxGraph
+from scaleprof.engines.anchors import LayerResolver, OnnxGraph
 
 
 @dataclass(frozen=True, order=True)

@@ -37,7 +37,7 @@ from scaleprof.core.onnx_file import (PRECISIONS, QUANTIZED, image_input, load_m
 from scaleprof.core.text import first_line
 from scaleprof.engines.base import Backend, BuildSpec, Engine, EngineManifest, ModelSource, ProgressCallback
 from scaleprof.engines.devices import check_device
-from scaleprof.engines.registry import BUILDS, backend_for, builds, get_backend
+from scaleprof.engines.backends import BUILDS, backend_for, builds, get_backend
 from scaleprof.engines.shapes import describe, fits_model_input
 from scaleprof.errors import BadInput, EnvironmentProblem
 

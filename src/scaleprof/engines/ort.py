@@ -5,7 +5,7 @@ Engine = the optimised, serialised model ONNX Runtime writes at session creation
 manifest. Loading it disables further optimisation, so the node names in the profiler's trace are
 exactly the node names of the saved optimised model (``manifest.extras["optimized_model"]``):
 ``OrtEngine.layer_resolver`` maps them back to the exported nodes through that file
-(scaleprof.engines.ort_layers, which also parses the profiler's trace).
+(scaleprof.engines.ort_profile, which also parses the profiler's trace).
 
 Execution providers: CPU here; on ``--device cuda`` (needs onnxruntime-gpu and a GPU) the CUDA EP,
 or with option ``ep=tensorrt`` the TensorRT EP (which compiles its own engines at load time, cached
@@ -44,9 +44,9 @@ import numpy as np
 from scaleprof.engines.base import (Backend, BuildSpec, Engine, EngineManifest, LayerTrace,
                                     ShapePoint)
 from scaleprof.engines.devices import cuda_present, device_index, name_of_device
-from scaleprof.engines.layer_map import OnnxGraph
+from scaleprof.engines.anchors import OnnxGraph
 from scaleprof.core.onnx_file import load_model, quantized_precision
-from scaleprof.engines.ort_layers import OrtResolver, layer_precisions, parse_profile
+from scaleprof.engines.ort_profile import OrtResolver, layer_precisions, parse_profile
 from scaleprof.engines.shapes import check_accepts, covering_range
 from scaleprof.core.text import first_line
 from scaleprof.errors import BadInput, EnvironmentProblem

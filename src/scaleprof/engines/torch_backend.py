@@ -18,7 +18,7 @@ Timing (scaleprof.engines.runners): CPU, ``time.perf_counter`` around one forwar
 ``torch.inference_mode``; CUDA, CUDA events around one CUDA-graph replay ("cuda-graph+cuda-events")
 or one eager forward ("cuda-events"), synchronised on the end event. fp16 (``.half()``) on CUDA only.
 
-Layer profile (scaleprof.engines.torch_layers): ``torch.profiler`` with a range around every
+Layer profile (scaleprof.engines.torch_profile): ``torch.profiler`` with a range around every
 module's forward; each LayerEvent is one module with its exclusive time per iteration and the ONNX
 nodes in its scope, a BatchNorm the export folded into its conv merged into that conv's event.
 Profiling runs the eager model (compiled graphs and CUDA graphs hide module boundaries).
@@ -35,7 +35,7 @@ from scaleprof.engines.base import Backend, BuildSpec, Engine, EngineManifest, L
 from scaleprof.engines.devices import cuda_present, device_index, name_of_device
 from scaleprof.engines.runners import CpuRunner, CudaEagerRunner, CudaGraphRunner
 from scaleprof.engines.shapes import check_accepts
-from scaleprof.engines.torch_layers import merge_folded_norms, onnx_node_map, profile_modules
+from scaleprof.engines.torch_profile import merge_folded_norms, onnx_node_map, profile_modules
 from scaleprof.errors import BadInput, EnvironmentProblem
 from scaleprof.complexity.onnx_count import check_graph_matches
 
@@ -239,7 +239,7 @@ class TorchEngine(Engine):
         return LayerTrace(merge_folded_norms(trace.events, norms, convs), trace.iterations, trace.profiler)
 
     def profile_modules(self, shape: ShapePoint, iterations: int, warmup: int = 3) -> LayerTrace:
-        """One LayerEvent per module, as torch.profiler measured it (scaleprof.engines.torch_layers)."""
+        """One LayerEvent per module, as torch.profiler measured it (scaleprof.engines.torch_profile)."""
         if iterations <= 0:
             raise BadInput(f"iterations must be positive, got {iterations}")
         x = self.make_input(shape)

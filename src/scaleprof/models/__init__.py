@@ -19,7 +19,7 @@ counting a network does, when it happens (tests/test_imports.py keeps it so).
 """
 
 from scaleprof.models.families import FAMILIES, MIN_RESOLUTION, round8
-from scaleprof.models.registry import all_models, base_spec, build_model, family_of, get_family, list_models
+from scaleprof.models.zoo import all_models, base_spec, build_model, family_of, get_family, list_models
 from scaleprof.models.scaling import scale_spec
 from scaleprof.models.spec import ModelSpec
 from scaleprof.models.strategies import NAMED as STRATEGIES, Strategy, parse_strategy

@@ -30,7 +30,7 @@ import math
 from scaleprof.core.limits import MAX_RESOLUTION
 from scaleprof.errors import BadInput
 from scaleprof.models.families import MIN_RESOLUTION, Family
-from scaleprof.models.registry import base_spec, get_family
+from scaleprof.models.zoo import base_spec, get_family
 from scaleprof.models.spec import ModelSpec
 from scaleprof.models.strategies import Strategy, check_scale, parse_strategy
 

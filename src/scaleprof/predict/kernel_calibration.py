@@ -40,7 +40,7 @@ def target_definition(name: str) -> dict:
     """A target's definition (name, backend, device, threads, options): a preset, or cpu-ort-<N>t."""
     import re
 
-    from scaleprof.sweep.grid import PRESETS
+    from scaleprof.sweep.config import PRESETS
 
     if name in PRESETS:
         return PRESETS[name].to_dict()
@@ -135,7 +135,7 @@ def time_graph(model, inputs: dict, threads: int | None, level: str, seed: int =
     import onnxruntime
 
     from scaleprof.engines.ort import session_options
-    from scaleprof.engines.ort_layers import parse_profile
+    from scaleprof.engines.ort_profile import parse_profile
 
     rng = np.random.default_rng(seed)
     with tempfile.TemporaryDirectory(prefix="scaleprof-kcal-") as work:
@@ -195,7 +195,7 @@ class KernelCalibration:
 
 
 def _environment(config: dict) -> tuple[str, dict]:
-    from scaleprof.engines.registry import backend_for
+    from scaleprof.engines.backends import backend_for
     from scaleprof.profile.environment import capture_environment
 
     backend = backend_for("ort", "cpu")

@@ -109,7 +109,7 @@ def current_environment_key(cal: Calibration) -> str | None:
     if not backend or device != "cpu":
         return None
     try:
-        from scaleprof.engines.registry import backend_for
+        from scaleprof.engines.backends import backend_for
         from scaleprof.profile.environment import capture_environment
 
         engine_backend = backend_for(backend, device)

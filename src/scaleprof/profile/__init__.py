@@ -25,7 +25,7 @@ from scaleprof.profile.contention import Contention, ContentionWatch, wait_until
 from scaleprof.profile.layers import build_report, engine_node_counts, node_counts, profile_layers, trace_report
 from scaleprof.profile.mapping import assign
 from scaleprof.profile.roofline import DevicePeaks, device_peaks, engine_peaks
-from scaleprof.profile.stats import StoppingRule, median_ci, median_ci_ranks, summarise
+from scaleprof.profile.stats import StoppingRule, median_ci, median_ci_ranks, latency_stats
 from scaleprof.profile.timing import time_engine, time_runner, validate_settings
 from scaleprof.profile.types import (Environment, LatencyStats, LayerReport, LayerRow, Measurement,
                                      TimingSettings)
@@ -33,6 +33,6 @@ from scaleprof.profile.types import (Environment, LatencyStats, LayerReport, Lay
 __all__ = ["capture_environment", "environment_for", "build_report", "engine_node_counts", "node_counts",
            "profile_layers", "trace_report",
            "CATEGORIES", "categorise", "Contention", "ContentionWatch", "wait_until_quiet", "assign", "DevicePeaks",
-           "device_peaks", "engine_peaks", "StoppingRule", "median_ci", "median_ci_ranks", "summarise", "time_engine",
+           "device_peaks", "engine_peaks", "StoppingRule", "median_ci", "median_ci_ranks", "latency_stats", "time_engine",
            "time_runner", "validate_settings", "Environment", "LatencyStats", "LayerReport", "LayerRow",
            "Measurement", "TimingSettings"]

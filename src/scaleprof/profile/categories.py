@@ -1,12 +1,12 @@
 """What kind of work a profiled layer does: one category per layer, from the exported ONNX nodes it
 executes (a fused SE conv is SE, a conv with a fused activation is conv, ...), and which op types
 carry counts at all. Squeeze-and-excitation blocks and depthwise convolutions are recognised from
-the graph's structure (scaleprof.engines.layer_map.OnnxGraph), and so are a detector's head, fusion
+the graph's structure (scaleprof.engines.anchors.OnnxGraph), and so are a detector's head, fusion
 and resample nodes (scaleprof.profile.roles)."""
 
 from __future__ import annotations
 
-from scaleprof.engines.layer_map import OnnxGraph
+from scaleprof.engines.anchors import OnnxGraph
 
 # ONNX ops that pycls counts (docs/conventions.md#counting); everything else counts 0 by convention.
 COUNTED_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul", "MaxPool", "BatchNormalization"}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scaleprof.engines.layer_map import OnnxGraph
+from scaleprof.engines.anchors import OnnxGraph
 from scaleprof.engines.shapes import check_accepts
 from scaleprof.errors import BadInput, EnvironmentProblem
 from scaleprof.profile.categories import CATEGORIES, COUNTED_OPS, categorise, se_nodes

@@ -1,7 +1,7 @@
 """Map measured engine layers back to the exported ONNX nodes they execute.
 
 Backends rename and fuse nodes. The engine's own *layer resolver* (``Engine.layer_resolver(graph)``,
-scaleprof.engines.layer_map) turns one profiled layer into *anchor* nodes of the exported graph; the
+scaleprof.engines.anchors) turns one profiled layer into *anchor* nodes of the exported graph; the
 graph walk below then gives every remaining exported node to exactly one layer, so per-layer counts
 sum to the model's totals:
 
@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from scaleprof.engines.layer_map import LayerAnchors, LayerResolver, OnnxGraph
+from scaleprof.engines.anchors import LayerAnchors, LayerResolver, OnnxGraph
 
 
 @dataclass

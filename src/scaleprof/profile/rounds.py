@@ -228,10 +228,10 @@ def pooled_stats(pooled: Pooled, batch: int, timing_method: str) -> LatencyStats
     what /proc saw meanwhile (``contention``)."""
     from dataclasses import replace
 
-    from scaleprof.profile.stats import summarise
+    from scaleprof.profile.stats import latency_stats
 
     stop = f"{pooled.kept} quiet round(s) pooled, {pooled.discarded} contended set aside"
-    stats = summarise(pooled.samples, batch=batch, total_s=pooled.seconds, timing_method=timing_method,
+    stats = latency_stats(pooled.samples, batch=batch, total_s=pooled.seconds, timing_method=timing_method,
                       stop_reason=stop)
     return replace(stats, contention=pooled.evidence, rounds=pooled.provenance())
 

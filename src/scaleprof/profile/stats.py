@@ -55,7 +55,7 @@ def ci_relative_halfwidth(samples) -> float:
     return max(med - lo, hi - med) / med if med > 0 else math.inf
 
 
-def summarise(samples_ms, *, batch: int, total_s: float, timing_method: str,
+def latency_stats(samples_ms, *, batch: int, total_s: float, timing_method: str,
               stop_reason: str = "") -> LatencyStats:
     xs = np.asarray(samples_ms, dtype=float)
     if xs.size == 0:

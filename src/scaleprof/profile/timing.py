@@ -10,7 +10,7 @@ from pathlib import Path
 
 from scaleprof.errors import BadInput
 from scaleprof.profile.contention import ContentionWatch, wait_until_quiet
-from scaleprof.profile.stats import StoppingRule, summarise
+from scaleprof.profile.stats import StoppingRule, latency_stats
 from scaleprof.profile.types import LatencyStats, TimingSettings
 
 PROGRESS_AFTER_S = 2.0   # runs expected to last longer than this show a progress bar
@@ -74,7 +74,7 @@ def time_runner(runner, settings: TimingSettings, batch: int, progress: bool | N
                     break
         finally:
             bar.close()
-    stats = summarise(samples, batch=batch, total_s=elapsed, stop_reason=reason,
+    stats = latency_stats(samples, batch=batch, total_s=elapsed, stop_reason=reason,
                       timing_method=getattr(runner, "timing_method", "perf_counter"))
     contention = watch.result
     if contention is not None and waited is not None:

@@ -1,8 +1,8 @@
 """sweep stage: a grid of points (model x strategy x scale x shape x precision x target) through the
 earlier stages, every measurement kept in one SQLite store per output directory.
 
-    grid.py      what a sweep measures: Target (and presets), Point, SweepConfig
-    config.py    reading a sweep YAML (or a shipped config by name) into a SweepConfig
+    config.py    what a sweep measures: Target (and presets), Point, SweepConfig
+    config_file.py  reading a sweep YAML (or a shipped config by name) into a SweepConfig
     bounded_yaml YAML loading that a config cannot make expand (size, depth, aliases, duplicate keys)
     stages.py    the pipeline as the runner sees it: Stages; UpstreamStages calls scaleprof's stages
     runner.py    run_sweep (resumable; groups share an export and an engine; each stage timed under
@@ -15,7 +15,7 @@ earlier stages, every measurement kept in one SQLite store per output directory.
     rows.py      reading stored rows defensively (a malformed row is left out, by name)
     executors/   where the groups run: here (the default), --jobs N worker processes, --ray hosts
 
-    from scaleprof.sweep.config import resolve_config
+    from scaleprof.sweep.config_file import resolve_config
     from scaleprof.sweep.runner import run_sweep
     result = run_sweep(resolve_config("demo"), "out/demo")
 """

@@ -22,7 +22,7 @@ from typing import Callable
 from scaleprof.profile.contention import ContentionWatch, wait_until_quiet
 from scaleprof.profile.rounds import Interleaver, Pooled, Round, RoundSettings, SliceTimer, pooled_stats
 from scaleprof.profile.types import LatencyStats
-from scaleprof.sweep.grid import Point
+from scaleprof.sweep.config import Point
 from scaleprof.sweep.store import StoreError
 
 MEMORY_SHARE = 0.25          # of the machine's memory that loaded engines may take (estimated from counts)

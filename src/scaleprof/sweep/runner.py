@@ -30,7 +30,7 @@ from typing import Any, Callable, NamedTuple
 
 from scaleprof.core.text import first_line
 from scaleprof.errors import ScaleprofError
-from scaleprof.sweep.grid import Point, SweepConfig
+from scaleprof.sweep.config import Point, SweepConfig
 from scaleprof.sweep.progress import Progress
 from scaleprof.sweep.stages import LayerInputs, Stages, UpstreamStages
 from scaleprof.profile.types import LatencyStats, LayerReport

@@ -14,7 +14,7 @@ from typing import Any, Callable, NamedTuple
 
 from scaleprof.errors import BadInput, EnvironmentProblem, ScaleprofError
 from scaleprof.profile.types import LatencyStats, LayerReport
-from scaleprof.sweep.grid import Point, SweepConfig, Target
+from scaleprof.sweep.config import Point, SweepConfig, Target
 
 PROGRESS_EVERY_S = 10.0     # a large grid whose checks take longer says how far they are, this often
 PROGRESS_FROM_POINTS = 100  # (a small one's first point may take that long only to import torch)
@@ -175,7 +175,7 @@ class UpstreamStages(Stages):
         machine lacks, said once before any work (not once per point, as each failed). A backend
         missing here altogether is the runner's to report."""
         from scaleprof.engines.base import BuildSpec
-        from scaleprof.engines.registry import backend_for
+        from scaleprof.engines.backends import backend_for
 
         try:
             backend = backend_for(target.backend, target.device)
@@ -217,7 +217,7 @@ class UpstreamStages(Stages):
 
     def environment(self, target: Target) -> tuple[str, dict]:
         if target.name not in self._envs:
-            from scaleprof.engines.registry import backend_for
+            from scaleprof.engines.backends import backend_for
             from scaleprof.profile.environment import capture_environment
 
             try:

@@ -25,7 +25,7 @@ from typing import Any, Iterator
 from scaleprof.core.files import check_replaceable
 from scaleprof.core.text import first_line
 from scaleprof.errors import BadInput, EnvironmentProblem
-from scaleprof.sweep.grid import definition, describe_definition
+from scaleprof.sweep.config import definition, describe_definition
 from scaleprof.profile.types import LatencyStats, LayerReport, point_contended
 from scaleprof.sweep.result import LATENCY_MS, PointResult
 from scaleprof.sweep.round_store import ROUNDS_SCHEMA, forget_slices, put_round, stored_rounds

@@ -185,7 +185,7 @@ def add_calibration_arguments(parser) -> None:
 
 def default_device(backend: str) -> str:
     """The device an engine is built for when --device is not given: TensorRT engines run on CUDA only."""
-    from scaleprof.engines.registry import ALIASES, GPU_ONLY
+    from scaleprof.engines.backends import ALIASES, GPU_ONLY
 
     return "cuda" if ALIASES.get(backend, backend) in GPU_ONLY else "cpu"
 

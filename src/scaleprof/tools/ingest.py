@@ -61,13 +61,13 @@ def ingest(files, *, onnx: str | None = None, batch: int = 1, latency: str = "co
     """The summary of a set of trtexec exports as a JSON-able dict: the profile stage's
     LatencyStats and LayerReport, as ``scaleprof profile`` reports them."""
     from scaleprof.core.limits import check_batch
-    from scaleprof.engines.layer_map import OnnxGraph
-    from scaleprof.engines.tensorrt import inspector, layer_map, layer_times
+    from scaleprof.engines.anchors import OnnxGraph
+    from scaleprof.engines.tensorrt import inspector, origins, profiler
     from scaleprof.profile import trace_report
 
     check_batch(batch, "--batch")
     found = _by_kind(files)
-    node_order = layer_map.onnx_node_order(onnx) if onnx else ()
+    node_order = origins.onnx_node_order(onnx) if onnx else ()
     graph = inspector.parse_inspector(found["layer-info"][1]) if "layer-info" in found else None
     result: dict = {"files": {k: str(p) for k, (p, _) in found.items()}, "batch": batch}
     end_to_end = None
@@ -75,10 +75,10 @@ def ingest(files, *, onnx: str | None = None, batch: int = 1, latency: str = "co
         result.update(_latency(found["times"][1], batch, latency))
         end_to_end = result["latency"]["median"]
     if "profile" in found:
-        trace = layer_times.profile_trace(found["profile"][1], layer_map.InspectorLayerMap(graph, node_order))
+        trace = profiler.profile_trace(found["profile"][1], origins.InspectorLayerMap(graph, node_order))
         result["layers"] = _layer_summary(trace_report(trace, end_to_end, OnnxGraph(onnx) if onnx else None))
     if graph is not None:
-        result["graph"] = layer_map.summarize_graph(graph, node_order)
+        result["graph"] = origins.summarize_graph(graph, node_order)
     return result
 
 
@@ -104,12 +104,12 @@ def _by_kind(files) -> dict[str, tuple[Path, object]]:
 def _latency(times, batch: int, latency: str) -> dict:
     """Latency statistics of an --exportTimes file, as scaleprof's profile stage reports them."""
     from scaleprof.engines.tensorrt import trtexec as tx
-    from scaleprof.profile.stats import summarise
+    from scaleprof.profile.stats import latency_stats
 
     trace = tx.parse_times(times)
     samples = trace.compute_ms if latency == "compute" else trace.latency_ms
     method = "trtexec-gpu-compute" if latency == "compute" else "trtexec-host-latency"
-    stats = summarise(samples, batch=batch, total_s=trace.wall_s, timing_method=method)
+    stats = latency_stats(samples, batch=batch, total_s=trace.wall_s, timing_method=method)
     out = {"latency": stats.to_dict()}
     if trace.enqueue_ms:
         out["enqueue_ms_median"] = statistics.median(trace.enqueue_ms)

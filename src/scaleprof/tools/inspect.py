@@ -76,7 +76,7 @@ def describe_engine(directory: Path) -> dict:
         except BadInput as err:
             info["onnx"] = {"unavailable": str(err)}
     if manifest.extras.get("layers_json"):          # TensorRT-family: layers before fusion, builder memory
-        from scaleprof.engines.tensorrt.network_layers import describe_engine_layers
+        from scaleprof.engines.tensorrt.network import describe_engine_layers
 
         info["network_layers"] = describe_engine_layers(directory, manifest)
     return info

@@ -37,7 +37,7 @@ def _open(args, target: str):
     from scaleprof.engines.base import ShapePoint
     from scaleprof.engines.cache import build_engine, default_cache_dir, open_engine
     from scaleprof.engines.onnx_facts import read_facts
-    from scaleprof.engines.registry import get_backend
+    from scaleprof.engines.backends import get_backend
     from scaleprof.errors import EnvironmentProblem
     from scaleprof.export.rebuild import rebuild_model
     from scaleprof.profile.timing import check_engine_memory, check_memory

@@ -36,7 +36,7 @@ def measure(candidate, target_config: dict, work_dir) -> dict:
     from scaleprof.engines.int8_flavour import flavour_of
     from scaleprof.predict import spec_for
     from scaleprof.profile import TimingSettings
-    from scaleprof.sweep.grid import Target
+    from scaleprof.sweep.config import Target
     from scaleprof.sweep.stages import UpstreamStages
 
     q = candidate.query

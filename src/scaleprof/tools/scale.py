@@ -19,7 +19,7 @@ def add_arguments(parser) -> None:
 def describe(spec, base) -> dict:
     """The JSON object `scale` prints."""
     from scaleprof.complexity import CONVENTION, count_spec
-    from scaleprof.models.registry import get_family
+    from scaleprof.models.zoo import get_family
 
     family = get_family(spec.family)
     counts, base_counts = count_spec(spec), count_spec(base)

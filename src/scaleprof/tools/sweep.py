@@ -21,7 +21,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from scaleprof.sweep.config import resolve_config
+    from scaleprof.sweep.config_file import resolve_config
 
     from scaleprof.errors import BadInput
 

@@ -15,7 +15,7 @@ scaleprof.engines.tensorrt.trtexec). Both write the same engine directory:
 
 ``TensorRTBackend`` is parameterised by the library that provides TensorRT's API
 (``library``, scaleprof.engines.tensorrt.library): a backend for another such library is a
-subclass that names it and its backend name, plus a line in scaleprof.engines.registry.BACKENDS.
+subclass that names it and its backend name, plus a line in scaleprof.engines.backends.BACKENDS.
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ from scaleprof.engines.tensorrt.build_api import build_with_api
 from scaleprof.engines.tensorrt.engine import TensorRTEngine
 from scaleprof.engines.tensorrt.engine_layers import layer_rows, layers_per_profile
 from scaleprof.engines.tensorrt.inspector import read_inspector
-from scaleprof.engines.tensorrt.network_layers import precision_extras
+from scaleprof.engines.tensorrt.network import precision_extras
 from scaleprof.engines.tensorrt.library import TENSORRT, TensorRTLibrary, import_library, library_importable
-from scaleprof.engines.tensorrt.network_layers import check_gpu_memory
+from scaleprof.engines.tensorrt.network import check_gpu_memory
 from scaleprof.engines.tensorrt.options import (NODES_NAME, PLAN_NAME, PrecisionMode, TrtOptions, key_parts,
                                                 onnx_float_precision, precision_mode, sidecar_paths,
                                                 timing_cache_path, trt_options)

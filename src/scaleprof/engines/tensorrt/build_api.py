@@ -34,7 +34,7 @@ from scaleprof.engines.base import BuildSpec, ShapeRange
 from scaleprof.engines.shapes import fits_model_input
 from scaleprof.engines.tensorrt.engine_layers import graph_document, parse_layer_report
 from scaleprof.engines.tensorrt.library import logger_for
-from scaleprof.engines.tensorrt.network_layers import layers_document, network_layers
+from scaleprof.engines.tensorrt.network import layers_document, network_layers
 from scaleprof.engines.tensorrt.options import PrecisionMode, TrtOptions, trt_options
 from scaleprof.engines.tensorrt.profiles import is_dynamic, plan_profiles, profile_dims
 from scaleprof.errors import BadInput, EnvironmentProblem

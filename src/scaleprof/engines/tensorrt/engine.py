@@ -6,7 +6,7 @@ Each runner has its own execution context with the optimisation profile chosen p
 (scaleprof.engines.tensorrt.runner); per-layer times come from an IProfiler on a separate
 context (the profiler synchronises after each layer, so it never shares one with timing) and are
 written as ``<engine>.profile.json`` in trtexec's format. ``layer_resolver`` gives the profile
-stage TensorRT's naming rules (scaleprof.engines.tensorrt.layer_map).
+stage TensorRT's naming rules (scaleprof.engines.tensorrt.origins).
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from typing import Any
 
 from scaleprof.engines.base import Engine, EngineManifest, LayerTrace, ShapePoint
 from scaleprof.engines.devices import torch_sees_a_gpu
-from scaleprof.engines.layer_map import OnnxGraph
+from scaleprof.engines.anchors import OnnxGraph
 from scaleprof.engines.tensorrt.inspector import read_inspector
-from scaleprof.engines.tensorrt.layer_map import InspectorLayerMap, TensorRTLayerResolver
-from scaleprof.engines.tensorrt.layer_times import LayerTimes, write_profile
+from scaleprof.engines.tensorrt.origins import InspectorLayerMap, TensorRTLayerResolver
+from scaleprof.engines.tensorrt.profiler import LayerTimes, write_profile
 from scaleprof.engines.tensorrt.library import (TENSORRT, TensorRTLibrary, import_library, logger_for,
                                                 parse_version, profiler_for)
 from scaleprof.engines.tensorrt.options import NODES_NAME, sidecar_paths

@@ -18,8 +18,8 @@ Formats (TensorRT docs; trtexec's sampleReporting; NVIDIA's trt-engine-explorer)
   ``NODE [profile k]_mylk_5`` in profile k) or ``__myl_CorrSilu_myl0_6`` (a generated fusion
   whose nodes only its Metadata names); scaleprof.engines.tensorrt.engine_layers reads them.
 
-Which ONNX nodes each layer executes: scaleprof.engines.tensorrt.layer_map; per-layer times:
-scaleprof.engines.tensorrt.layer_times.
+Which ONNX nodes each layer executes: scaleprof.engines.tensorrt.origins; per-layer times:
+scaleprof.engines.tensorrt.profiler.
 """
 
 from __future__ import annotations

@@ -110,7 +110,7 @@ def logger_for(trt):
 
 def profiler_for(trt, sink):
     """An IProfiler that hands every ``report_layer_time(name, ms)`` to ``sink.report``
-    (scaleprof.engines.tensorrt.layer_times.LayerTimes)."""
+    (scaleprof.engines.tensorrt.profiler.LayerTimes)."""
     class _Profiler(trt.IProfiler):
         def __init__(self):
             trt.IProfiler.__init__(self)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 from scaleprof.sweep.executors.plan import NetworkPlan, network_of, network_plans, prepare_network
-from scaleprof.sweep.grid import Point
+from scaleprof.sweep.config import Point
 from scaleprof.sweep.runner import Executor, PointGroup, SweepRun, measure_groups
 from scaleprof.sweep.stages import Stages
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scaleprof.sweep.grid import Point, SweepConfig, Target
+from scaleprof.sweep.config import Point, SweepConfig, Target
 from scaleprof.sweep.stages import Stages
 
 # Where PointGroup.export_and_build keeps exports and engines, under the output directory.

@@ -28,7 +28,7 @@ from scaleprof.sweep.executors.plan import Bundle, bundles, network_plans
 from scaleprof.sweep.executors.ray_cluster import RayCluster, resource_of, serve_command
 from scaleprof.sweep.executors.ray_tasks import (MEASURE_RUNTIME_ENV, BundleOutcome, CacheLocation, measure,
                                                   prepare, probe)
-from scaleprof.sweep.grid import Point, SweepConfig
+from scaleprof.sweep.config import Point, SweepConfig
 from scaleprof.sweep.runner import Executor, PointGroup, SweepRun
 from scaleprof.sweep.stages import Stages
 

@@ -21,7 +21,7 @@ from scaleprof import __version__
 from scaleprof.core.files import write_atomic
 from scaleprof.errors import EnvironmentProblem, ScaleprofError
 from scaleprof.sweep.executors.plan import ONNX_DIR, NetworkPlan, Prepared, PreparedStages, prepare_network
-from scaleprof.sweep.grid import Point, SweepConfig, Target
+from scaleprof.sweep.config import Point, SweepConfig, Target
 from scaleprof.sweep.runner import PointGroup, SweepResult, SweepRun
 from scaleprof.sweep.stages import Stages
 from scaleprof.sweep.result import PointResult

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from scaleprof.core.kernels import KINDS, op_kind, tally
+from scaleprof.core.layer_count import KINDS, op_kind, tally
 
 
 @pytest.mark.parametrize("op, kind", [

@@ -6,7 +6,7 @@ from __future__ import annotations
 from tests.engines.tensorrt_fixtures import DW, HEAD, NODE_ORDER, SE, SE_NODES, STEM
 
 from scaleprof.engines.tensorrt.inspector import InspectorLayer
-from scaleprof.engines.tensorrt.layer_map import (InspectorLayerMap, foreign_node_span, resolve_layer,
+from scaleprof.engines.tensorrt.origins import (InspectorLayerMap, foreign_node_span, resolve_layer,
                                                   summarize_graph)
 
 
@@ -73,7 +73,7 @@ def test_summarize_graph(trt10):
 def test_tensorrt_engine_hands_the_profile_stage_its_resolver(tmp_path):
     """A TensorRT engine gives the profile stage TensorRT's naming rules (no import side effects)."""
     from scaleprof.engines.base import EngineManifest, LayerEvent, ShapePoint
-    from scaleprof.engines.layer_map import OnnxGraph
+    from scaleprof.engines.anchors import OnnxGraph
     from scaleprof.engines.tensorrt.engine import TensorRTEngine
     from tests.engines.tensorrt_fixtures import toy_onnx
 

@@ -15,7 +15,7 @@ import bisect
 import re
 
 from scaleprof.engines.base import LayerEvent
-from scaleprof.engines.layer_map import LayerAnchors, LayerResolver, OnnxGraph
+from scaleprof.engines.anchors import LayerAnchors, LayerResolver, OnnxGraph
 
 
 def parse_profile(events: list[dict], iterations: int) -> tuple[LayerEvent, ...]:

@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-from scaleprof.engines import registry
+from scaleprof.engines import backends
 from scaleprof.errors import BadInput, EnvironmentProblem
 
 
@@ -16,22 +16,22 @@ def test_importing_engines_imports_no_runtime():
 
 def test_unknown_backend_names_the_choices():
     with pytest.raises(BadInput, match=r"unknown backend 'otr'.*ort, torch, tensorrt.*did you mean 'ort'"):
-        registry.get_backend("otr")
+        backends.get_backend("otr")
 
 
 @pytest.mark.parametrize("device", ["gpu", "cuda:x", "CPU", ""])
 def test_unknown_device(device):
     with pytest.raises(BadInput, match="unknown device"):
-        registry.backend_for("ort", device)
+        backends.backend_for("ort", device)
 
 
 def test_missing_package_names_the_extra(monkeypatch, tmp_path):
     (tmp_path / "sp_fake_backend.py").write_text("import sp_package_that_is_not_installed\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setitem(registry.BACKENDS, "fake", ("sp_fake_backend", "Fake", "pip install 'scaleprof[fake]'"))
+    monkeypatch.setitem(backends.BACKENDS, "fake", ("sp_fake_backend", "Fake", "pip install 'scaleprof[fake]'"))
     with pytest.raises(EnvironmentProblem, match=r"needs the 'sp_package_that_is_not_installed' package: "
                                                  r"pip install 'scaleprof\[fake\]'"):
-        registry.get_backend("fake")
+        backends.get_backend("fake")
 
 
 def test_tensorrt_missing_names_its_extra():
@@ -41,7 +41,7 @@ def test_tensorrt_missing_names_its_extra():
     except ImportError:
         pass
     with pytest.raises(EnvironmentProblem) as err:
-        registry.backend_for("tensorrt", "cuda")
+        backends.backend_for("tensorrt", "cuda")
     assert "scaleprof[tensorrt]" in str(err.value) or "not part of this scaleprof installation" in str(err.value)
 
 
@@ -51,7 +51,7 @@ def test_ort_on_cuda_without_onnxruntime_gpu_names_the_gpu_extra():
     if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
         pytest.skip("onnxruntime-gpu is installed here")
     with pytest.raises(EnvironmentProblem, match=r"scaleprof\[gpu\]"):
-        registry.backend_for("ort", "cuda")
+        backends.backend_for("ort", "cuda")
 
 
 def test_torch_on_cuda_without_a_gpu():
@@ -60,9 +60,9 @@ def test_torch_on_cuda_without_a_gpu():
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
     with pytest.raises(EnvironmentProblem, match="no CUDA GPU"):
-        registry.backend_for("torch", "cuda")
+        backends.backend_for("torch", "cuda")
 
 
 def test_backends_are_singletons_and_aliases_resolve():
-    assert registry.get_backend("ort") is registry.get_backend("ort") is registry.get_backend("onnxruntime")
-    assert registry.get_backend("pytorch").name == "torch"
+    assert backends.get_backend("ort") is backends.get_backend("ort") is backends.get_backend("onnxruntime")
+    assert backends.get_backend("pytorch").name == "torch"

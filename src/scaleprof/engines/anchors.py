@@ -11,7 +11,7 @@ node to exactly one layer. Here:
 - ``LayerAnchors``: what one layer is, in exported nodes;
 - ``LayerResolver``: the generic rules (the event's own ``onnx_nodes``, exact node or tensor
   names, fused ``A + B`` names); ONNX Runtime's and TensorRT's resolvers extend it
-  (scaleprof.engines.ort_layers, scaleprof.engines.tensorrt.layer_map).
+  (scaleprof.engines.ort_profile, scaleprof.engines.tensorrt.origins).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 ``LayerTimes`` collects ``IProfiler.report_layer_time(name, ms)`` calls iteration by iteration
 and becomes a LayerTrace, each layer labelled with its ONNX nodes by an InspectorLayerMap
-(scaleprof.engines.tensorrt.layer_map). The same trace is written, and trtexec's read back, in
+(scaleprof.engines.tensorrt.origins). The same trace is written, and trtexec's read back, in
 trtexec's ``--exportProfile`` JSON: ``[{"count": N}, {"name", "timeMs", "averageMs", "medianMs",
 "percentage"}, ...]`` (older trtexec: no ``medianMs``), which NVIDIA's engine explorer opens beside
 the graph JSON. trtexec writes names unescaped, so control characters may appear raw: the reader
@@ -19,7 +19,7 @@ from typing import Mapping, Sequence
 
 from scaleprof.engines.base import LayerEvent, LayerTrace
 from scaleprof.engines.tensorrt.inspector import as_number, decode_json
-from scaleprof.engines.tensorrt.layer_map import InspectorLayerMap
+from scaleprof.engines.tensorrt.origins import InspectorLayerMap
 from scaleprof.errors import BadInput
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from scaleprof.engines.layer_map import LayerAnchors, LayerResolver
+from scaleprof.engines.anchors import LayerAnchors, LayerResolver
 from scaleprof.engines.tensorrt.inspector import InspectorGraph, InspectorLayer, strip_profile
 
 _FOREIGN = re.compile(r"^\{ForeignNode\[(.*)\]\}$", re.S)

@@ -8,8 +8,8 @@ import json
 import pytest
 from tests.engines.tensorrt_fixtures import FIXTURES, HEAD, NODE_ORDER, SE, SE_NODES, STEM
 
-from scaleprof.engines.tensorrt.layer_map import InspectorLayerMap
-from scaleprof.engines.tensorrt.layer_times import (LayerTimes, parse_profile, profile_records, profile_trace,
+from scaleprof.engines.tensorrt.origins import InspectorLayerMap
+from scaleprof.engines.tensorrt.profiler import (LayerTimes, parse_profile, profile_records, profile_trace,
                                                     write_profile)
 from scaleprof.errors import BadInput
 
