@@ -2,10 +2,12 @@
 reading ONNX metadata), do not import torch (~2-3 s of start-up). Each check runs in a fresh interpreter:
 the test process itself has long imported torch."""
 
+import ast
 import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -120,3 +122,54 @@ def test_reading_commands_do_not_import_torch(small_onnx, tmp_path):
     loaded = json.loads(out.strip().splitlines()[-1])
     assert loaded == {"report": [], "inspect": [], "build": [], "read_metadata": []}
     assert (sweep / "report.html").is_file()
+
+
+# ------------------------------------------------------------------ where imports stand
+# One idiom: a module imports what it uses at its top. Inside a function only (a) the heavy
+# libraries below, so that importing a stage costs no torch, onnx or matplotlib; (b) in the
+# subcommand modules (scaleprof/tools, scaleprof/cli), the stages a command runs, so that building
+# the CLI parser imports none; (c) the project imports listed in LAZY_PROJECT_IMPORTS, each of which
+# would load one of those heavy libraries when its module is imported.
+SRC = Path(__file__).resolve().parents[1] / "src"
+HEAVY_LIBRARIES = {"torch", "torchvision", "timm", "effdet", "omegaconf", "onnx", "onnxruntime", "onnxscript",
+                   "tensorrt", "tensorrt_rtx", "polygraphy", "ray", "matplotlib", "scipy", "numpy", "PIL", "rich",
+                   "yaml", "pynvml", "ml_dtypes"}
+LAZY_PROJECT_IMPORTS = {     # file -> the project modules it imports inside functions (each loads torch)
+    "scaleprof/complexity/__init__.py": {"scaleprof.core.costs"},
+    "scaleprof/complexity/torch_count.py": {"scaleprof.core.costs"},
+    "scaleprof/export/__init__.py": {"scaleprof.export"},                   # its onnx_export module
+    "scaleprof/export/cached.py": {"scaleprof.export.onnx_export"},
+    "scaleprof/export/rebuild.py": {"scaleprof.export.onnx_export"},
+    "scaleprof/export/writing.py": {"scaleprof.core.costs"},
+    "scaleprof/models/scaling.py": {"scaleprof.core.costs"},
+    "scaleprof/predict/sweep_kernels.py": {"scaleprof.export"},             # export_onnx
+    # the report package and the executors' package stay free of numpy until used
+    "scaleprof/report/__init__.py": {"scaleprof.report", "scaleprof.sweep.store", "scaleprof.report.document"},
+    "scaleprof/sweep/executors/__init__.py": {"scaleprof.sweep.executors.ray_driver",
+                                               "scaleprof.sweep.executors.local"},
+}
+
+
+def _function_imports(path):
+    tree = ast.parse(path.read_text(), str(path))
+    for fn in ast.walk(tree):
+        if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for node in ast.walk(fn):
+                if isinstance(node, ast.Import):
+                    yield node.lineno, node.names[0].name
+                elif isinstance(node, ast.ImportFrom):
+                    yield node.lineno, node.module or ""
+
+
+def test_imports_stand_at_the_top_unless_heavy():
+    misplaced = []
+    for path in sorted(SRC.rglob("*.py")):
+        rel = path.relative_to(SRC).as_posix()
+        subcommand = rel.startswith("scaleprof/tools/") or rel == "scaleprof/cli.py"
+        for line, module in _function_imports(path):
+            root = module.split(".")[0]
+            if root in HEAVY_LIBRARIES or (root == "scaleprof" and (subcommand or module in
+                                                                  LAZY_PROJECT_IMPORTS.get(rel, ()))):
+                continue
+            misplaced.append(f"{rel}:{line}: import of {module} inside a function")
+    assert not misplaced, "\n".join(misplaced)

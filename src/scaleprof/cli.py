@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import sys
+import warnings
 
 from scaleprof import __version__
 from scaleprof.core.files import quiet_libraries
@@ -105,9 +107,6 @@ def _run_quietly(args) -> int:
     """_run with the libraries' Python warnings (numpy's RuntimeWarnings, torch's exporter notices) and
     log records below errors kept off stderr, which carries scaleprof's own lines only; --debug shows
     them."""
-    import logging
-    import warnings
-
     previous = logging.root.manager.disable
     logging.disable(logging.WARNING)
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+
 
 class ScaleprofError(Exception):
     """A problem with the user's input or environment, worded for the user.
@@ -28,8 +30,6 @@ class EnvironmentProblem(ScaleprofError):
 def nearest(word: str, choices) -> str:
     """' (did you mean X?)' for the closest valid choice, or ''. Choices that differ from ``word`` only
     in case win over closer spellings, and all of them are named (dwR -> 'dwr' or 'dWr')."""
-    import difflib
-
     names = [str(c) for c in choices]
     match = ([c for c in names if c.lower() == str(word).lower()]
              or difflib.get_close_matches(str(word), names, n=1, cutoff=0.5))

@@ -15,12 +15,11 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import scaleprof.profile
-from scaleprof.engines import cache as engine_cache
 from scaleprof.engines.base import ShapePoint
 from scaleprof.export import onnx_export
-from scaleprof.profile import timing
 from scaleprof.profile.types import LatencyStats, TimingSettings
 from scaleprof.sweep.config import Point, Target
+from scaleprof.sweep import stages as stages_module
 from scaleprof.sweep.stages import UpstreamStages
 from scaleprof.tools import profile as profile_tool
 from scaleprof.tools import recommend
@@ -43,9 +42,9 @@ def recorded(monkeypatch, tmp_path):
         return SimpleNamespace(engine=engine, key=f"key-of-{hash(spec)}", cached=False)
 
     monkeypatch.setattr(onnx_export, "export_onnx", fake_export)
-    monkeypatch.setattr(engine_cache, "build_engine", fake_build)
-    monkeypatch.setattr(timing, "time_engine", lambda *a, **kw: LatencyStats(median=1.0, batch=1, ci95=(0.9, 1.1),
-                                                                               cv=0.01))
+    monkeypatch.setattr(stages_module, "build_engine", fake_build)       # where the chain calls them
+    monkeypatch.setattr(stages_module, "time_engine", lambda *a, **kw: LatencyStats(median=1.0, batch=1,
+                                                                                    ci95=(0.9, 1.1), cv=0.01))
     return calls
 
 
@@ -73,8 +72,12 @@ def test_recommend_verify_and_the_sweep_export_and_build_the_same_point_alike(re
 
 def test_profile_per_layer_and_the_sweep_give_the_layer_profiler_the_same_counts(monkeypatch, tmp_path):
     given = []
-    monkeypatch.setattr(scaleprof.profile, "profile_layers",
-                        lambda engine, shape, counts, *a, **kw: given.append(counts) or "report")
+
+    def profiler(engine, shape, counts, *a, **kw):
+        given.append(counts)
+        return "report"
+    monkeypatch.setattr(scaleprof.profile, "profile_layers", profiler)       # as the profile tool finds it
+    monkeypatch.setattr(stages_module, "profile_layers", profiler)           # as the sweep's stages hold it
     onnx_path = _two_convs(tmp_path / "convs.onnx")
     engine = SimpleNamespace(directory=tmp_path, manifest=SimpleNamespace(onnx_path=str(onnx_path)))
     args = argparse.Namespace(no_roofline=True, cache_dir=None, out=str(tmp_path))

@@ -16,8 +16,10 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+from scaleprof.complexity.onnx_count import _infer_shapes
+from scaleprof.core.limits import check_fits
+from scaleprof.core.onnx_file import image_input, load_model
 from scaleprof.errors import BadInput
-
 
 # What a runtime holds beyond the live tensors of the graph: ONNX Runtime's CPU provider copies
 # activations into its blocked (NCHWc) layout around each conv and keeps im2col buffers and an arena.
@@ -57,9 +59,6 @@ def estimate_memory(model, resolution: int) -> MemoryEstimate:
     """The MemoryEstimate of an ONNX model (path or ModelProto, weights loaded or not) with one image
     input (N, C, H, W), from shape inference at batch 1 and ``resolution`` (its own static one where
     the input is static). BadInput for a file that is not such a model."""
-    from scaleprof.complexity.onnx_count import _infer_shapes
-    from scaleprof.core.onnx_file import image_input, load_model
-
     if not hasattr(model, "graph"):
         model = load_model(model, load_weights=False)
     name, dims = image_input(model)
@@ -139,8 +138,6 @@ def _peak_activation_bytes(model, shapes: dict, sizes: dict) -> int:
 
 def check_memory(estimate: MemoryEstimate, batch: int, resolution: int, what: str) -> None:
     """BadInput when ``estimate`` at ``batch`` x ``resolution`` needs more than this machine allows."""
-    from scaleprof.core.limits import check_fits
-
     check_fits(estimate.bytes_at(batch, resolution), what)
 
 

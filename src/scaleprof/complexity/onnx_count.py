@@ -25,10 +25,13 @@ changed (folded BatchNorm, constant-folded fusion weights, weights copied per ca
 
 from __future__ import annotations
 
+import ast
 import math
 
 from scaleprof.core.counts import CONVENTION, Counts, LayerCount
 from scaleprof.core.layer_count import tally
+from scaleprof.core.onnx_file import META_COUNTS, META_SPEC, image_input, load_model, metadata_props
+from scaleprof.core.text import first_line
 from scaleprof.errors import BadInput
 
 ONNX_CONVENTION = CONVENTION + " (from the ONNX graph: every constant weight of a counted node is a param)"
@@ -42,8 +45,6 @@ def count_onnx(model, batch: int = 1, resolution: int | tuple[int, int] | None =
 
     ``resolution`` is needed when the input's spatial dims are symbolic, unless the file is a
     scaleprof export (its spec's resolution is used then)."""
-    from scaleprof.core.onnx_file import META_SPEC, image_input, load_model, metadata_props
-
     source = model
     if not hasattr(model, "graph"):
         model = load_model(model)
@@ -83,8 +84,6 @@ def check_graph_matches(model, label) -> None:
     its activations, counted from the graph at the export resolution, equal the PyTorch-side count the
     export stored (they agree exactly for every family; a swapped or forged file does not). A file
     without predicted counts (not scaleprof's) has nothing to check."""
-    from scaleprof.core.onnx_file import META_COUNTS, META_SPEC, metadata_props
-
     parsed = metadata_props(model)[1]
     counts, spec = parsed.get(META_COUNTS), parsed.get(META_SPEC)
     if not isinstance(counts, dict) or not all(type(counts.get(k)) is int for k in ("acts", "resolution")):
@@ -101,7 +100,6 @@ def _infer_shapes(model, input_name: str, dims: tuple) -> tuple[dict, dict]:
     """name -> concrete shape for every tensor, and name -> shape of every constant (initializers)."""
     import onnx
 
-    from scaleprof.core.text import first_line
 
     fixed = onnx.ModelProto()
     fixed.CopyFrom(model)
@@ -226,8 +224,6 @@ def module_of_node_name(name: str) -> str:
 def node_modules(model) -> dict[str, str]:
     """node name -> qualified PyTorch module name, from the scope in the node name or, for the
     torch.export-based exporter, the ``pkg.torch.onnx.name_scopes`` node metadata."""
-    import ast
-
     mapping = {}
     for node in model.graph.node:
         scopes = next((p.value for p in node.metadata_props if p.key == "pkg.torch.onnx.name_scopes"), None)

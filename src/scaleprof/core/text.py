@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
+
+from scaleprof.errors import BadInput
 
 
 def first_line(err: BaseException | str, limit: int = 200) -> str:
@@ -23,10 +26,6 @@ def slug(text: str, default: str = "x") -> str:
 def parse_json(text: str | bytes, where: str):
     """``text`` decoded as JSON; malformed or absurdly nested JSON is a BadInput naming ``where``
     (the JSON parser raises RecursionError past a depth of about a thousand)."""
-    import json
-
-    from scaleprof.errors import BadInput
-
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:

@@ -21,14 +21,14 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from scaleprof.core.onnx_file import load_model
+
 
 class OnnxGraph:
     """Index of one ONNX model: producers, consumers, constants, weight shapes."""
 
     def __init__(self, model):
         if isinstance(model, (str, Path)):
-            from scaleprof.core.onnx_file import load_model
-
             model = load_model(model, load_weights=False)
         self.model = model
         graph = model.graph

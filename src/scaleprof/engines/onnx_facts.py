@@ -20,6 +20,14 @@ from pathlib import Path
 from typing import Iterable
 
 from scaleprof.core.files import write_atomic
+from scaleprof.core.onnx_file import (
+    META_EXPORT,
+    META_SPEC,
+    image_input,
+    load_model,
+    metadata_props,
+    quantized_precision,
+)
 from scaleprof.engines.base import ShapePoint, ShapeRange
 from scaleprof.errors import BadInput
 
@@ -47,9 +55,6 @@ class OnnxFacts:
 
 
 def read_facts(onnx_path: Path) -> OnnxFacts:
-    from scaleprof.core.onnx_file import (META_EXPORT, META_SPEC, image_input, load_model, metadata_props,
-                                          quantized_precision)
-
     model = load_model(onnx_path, load_weights=False)
     name, dims = image_input(model, onnx_path)
     parsed = metadata_props(model)[1]

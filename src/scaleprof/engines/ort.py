@@ -41,14 +41,14 @@ from typing import Any
 
 import numpy as np
 
-from scaleprof.engines.base import (Backend, BuildSpec, Engine, EngineManifest, LayerTrace,
-                                    ShapePoint)
-from scaleprof.engines.devices import cuda_present, device_index, name_of_device
-from scaleprof.engines.anchors import OnnxGraph
 from scaleprof.core.onnx_file import load_model, quantized_precision
+from scaleprof.core.text import first_line
+from scaleprof.engines.anchors import OnnxGraph
+from scaleprof.engines.base import Backend, BuildSpec, Engine, EngineManifest, LayerTrace, ShapePoint
+from scaleprof.engines.cache import draft_manifest
+from scaleprof.engines.devices import cuda_present, device_index, name_of_device
 from scaleprof.engines.ort_profile import OrtResolver, layer_precisions, parse_profile
 from scaleprof.engines.shapes import check_accepts, covering_range
-from scaleprof.core.text import first_line
 from scaleprof.errors import BadInput, EnvironmentProblem
 
 ARTIFACT = "model.optimized.onnx"
@@ -115,8 +115,6 @@ class OrtBackend(Backend):
         return {"ep": ep, "opt_level": level}
 
     def build(self, onnx_path: Path, spec: BuildSpec, directory: Path) -> Engine:
-        from scaleprof.engines.cache import draft_manifest
-
         ep, level = resolve_options(spec)
         so = session_options(spec.threads, level)
         so.optimized_model_filepath = str(Path(directory) / ARTIFACT)

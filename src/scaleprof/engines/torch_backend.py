@@ -30,14 +30,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+from scaleprof.complexity.onnx_count import check_graph_matches
 from scaleprof.core.onnx_file import META_EXPORT, META_SPEC, image_input, load_model, metadata_props
 from scaleprof.engines.base import Backend, BuildSpec, Engine, EngineManifest, LayerTrace, ModelSource, ShapePoint
+from scaleprof.engines.cache import draft_manifest
 from scaleprof.engines.devices import cuda_present, device_index, name_of_device
 from scaleprof.engines.runners import CpuRunner, CudaEagerRunner, CudaGraphRunner
 from scaleprof.engines.shapes import check_accepts
 from scaleprof.engines.torch_profile import merge_folded_norms, onnx_node_map, profile_modules
 from scaleprof.errors import BadInput, EnvironmentProblem
-from scaleprof.complexity.onnx_count import check_graph_matches
 
 ARTIFACT = "torch_model.json"
 NODE_MAP = "onnx_nodes.json"
@@ -113,8 +114,6 @@ class TorchBackend(Backend):
         return self.model_source
 
     def build(self, onnx_path: Path, spec: BuildSpec, directory: Path) -> Engine:
-        from scaleprof.engines.cache import draft_manifest
-
         model_source = self.required_model_source()
         options = resolve_options(spec)
         onnx_model = load_model(onnx_path, load_weights=False)

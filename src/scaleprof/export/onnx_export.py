@@ -20,16 +20,28 @@ from pathlib import Path
 
 from scaleprof import __version__
 from scaleprof.core.files import atomic_target
+from scaleprof.core.limits import check_fits, inference_bytes
 from scaleprof.core.onnx_file import QUANTIZED
 from scaleprof.errors import BadInput, ScaleprofError
+from scaleprof.export.calibration_images import load_images
 from scaleprof.export.onnx_io import META_EXPORT, check_writable_target, set_metadata
 from scaleprof.export.options import DEFAULT_OPSET, OUTPUT_NAME, ExportOptions, export_resolution, validate_options
 from scaleprof.export.parity import ParityCheck, check_parity, parity_shapes, raise_on_failure
 from scaleprof.export.passes import dynamic_pads, fold_constants
+from scaleprof.export.quantize import in_batches, non_finite_scales, quantize_qdq, random_calibration
 from scaleprof.export.recalibration import recalibrate_bn
 from scaleprof.export.same_padding import freeze_same_padding
-from scaleprof.export.writing import (check_file, export_record, io_shapes, opset_of, predicted_counts,
-                                      run_exporter, stamp)
+from scaleprof.export.writing import (
+    check_file,
+    export_record,
+    io_shapes,
+    opset_of,
+    predicted_counts,
+    run_exporter,
+    stamp,
+)
+from scaleprof.models import FAMILIES, base_spec, build_model
+from scaleprof.models.scaling import quick_counts
 from scaleprof.models.spec import ModelSpec
 
 # What callers import from this module (DEFAULT_OPSET and recalibrate_bn live beside it).
@@ -139,9 +151,6 @@ def _check_memory(spec: ModelSpec, options: ExportOptions, resolution: int) -> N
     network given under a name scaleprof does not scale is not estimated). The counts are taken at
     the export resolution, which the network must take (a detector takes only multiples of its
     largest stride), and the activations scaled by area to the largest input."""
-    from scaleprof.core.limits import check_fits, inference_bytes
-    from scaleprof.models.scaling import quick_counts
-
     shapes = parity_shapes(options, resolution, _family_facts(spec)[1]) if options.check_parity else []
     batch, largest = max(shapes + [(options.static_batch if not options.dynamic else 1, resolution)],
                          key=lambda shape: shape[0] * shape[1] ** 2)
@@ -170,8 +179,6 @@ def _prepare(spec: ModelSpec, model, options: ExportOptions, resolution: int) ->
 
     seeded = model is None
     if seeded:
-        from scaleprof.models import build_model
-
         model = build_model(spec, "cpu", seed=options.seed)
     model = copy.deepcopy(model).float().eval()
     torch.manual_seed(options.seed)
@@ -199,11 +206,8 @@ def _calibration_images(options: ExportOptions, resolution: int) -> list:
     seeded random ones."""
     if options.precision not in QUANTIZED:
         return []
-    from scaleprof.export.quantize import in_batches, random_calibration
 
     if options.calibration_images is not None:
-        from scaleprof.export.calibration_images import load_images
-
         images = load_images(options.calibration_images, resolution, options.calibration_count)
     else:
         images = random_calibration(options.calibration_count, resolution, options.seed)
@@ -221,7 +225,6 @@ def _quantize(float_path: Path, tmp: Path, options: ExportOptions, record: dict,
     quantization; (the model, the record)."""
     import onnx
 
-    from scaleprof.export.quantize import non_finite_scales, quantize_qdq
 
     settings = quantize_qdq(float_path, tmp, options.precision, record["input"], images, options.int8_activations)
     bad = non_finite_scales(tmp)
@@ -243,8 +246,6 @@ def _quantize(float_path: Path, tmp: Path, options: ExportOptions, record: dict,
 def _family_facts(spec: ModelSpec) -> tuple[list[str], int]:
     """(output names, resolution multiple) of the spec's family; a spec of no known family (a network
     given as is) has one output and takes any resolution."""
-    from scaleprof.models import FAMILIES, base_spec
-
     family = FAMILIES.get(spec.family)
     if family is None:
         return [OUTPUT_NAME], 1

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from scaleprof.core.onnx_file import PRECISIONS, QUANTIZED
 from scaleprof.errors import BadInput
+from scaleprof.models import FAMILIES
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
@@ -81,8 +82,6 @@ def validate_options(options: ExportOptions) -> None:
 def export_resolution(spec, options: ExportOptions) -> int:
     """The resolution the export traces and checks at: the options' or else the spec's; one the spec's
     family takes (EfficientDet: multiples of 128)."""
-    from scaleprof.models import FAMILIES
-
     resolution = options.resolution or spec.resolution
     if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1:
         raise BadInput(f"export resolution must be a positive integer, got {resolution!r}")

@@ -11,6 +11,8 @@ import hashlib
 import json
 from dataclasses import MISSING, asdict, dataclass, field, fields
 
+from scaleprof.errors import BadInput
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -35,8 +37,6 @@ class ModelSpec:
     def from_dict(cls, data: dict) -> "ModelSpec":
         """The spec ``data`` holds; a BadInput naming what is missing for anything else (a damaged
         store row, cache entry or ONNX metadata)."""
-        from scaleprof.errors import BadInput
-
         known = {f.name for f in fields(cls)}
         if not isinstance(data, dict):
             raise BadInput(f"a model spec must be a mapping, got {type(data).__name__}")

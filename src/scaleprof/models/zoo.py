@@ -5,6 +5,7 @@ Looks models up in the registered families (scaleprof.models.families.FAMILIES).
 from __future__ import annotations
 
 import copy
+import difflib
 import functools
 import json
 from typing import TYPE_CHECKING
@@ -32,8 +33,6 @@ def suggest_model(name: str) -> str | None:
     Case, dashes for underscores and a timm pretrained tag (``tf_efficientnet_b0.ns_jft_in1k``) are
     forgiven outright; otherwise the closest name by difflib's ratio (the better of reading a letter O as
     itself or as a zero), ties going to the first in `scaleprof models` order."""
-    import difflib
-
     models = all_models()
     text = str(name).strip().lower().replace("-", "_").split(".", 1)[0]
     if text in models:

@@ -11,10 +11,15 @@ import json
 import re
 from pathlib import Path
 
-from scaleprof.core.files import read_limited
+from scaleprof.core.files import read_limited, write_atomic
+from scaleprof.core.text import slug
 from scaleprof.errors import BadInput, EnvironmentProblem
+from scaleprof.predict.kernel_calibration import KernelCalibration, kernel_from_dict
+from scaleprof.predict.kernel_model import KernelModel
+from scaleprof.predict.network_check import NetworkCorrection
 from scaleprof.predict.network_fit import BatchFit, Calibration
 from scaleprof.predict.samples import cache_root
+from scaleprof.predict.sweep_calibration import calibrate_source
 
 MAX_CALIBRATION_BYTES = 1 << 20     # a calibration is a few coefficients per batch size: kilobytes
 
@@ -29,8 +34,6 @@ def calibrations_dir() -> Path | None:
 
 
 def file_name(target: str, env_key: str) -> str:
-    from scaleprof.core.text import slug
-
     return f"{slug(target, 'target')}-{re.sub(r'[^0-9a-zA-Z]', '', env_key) or 'env'}.json"
 
 
@@ -66,8 +69,6 @@ def from_json(text: str, where: str = "calibration") -> Calibration:
 
 def save(cal: Calibration, directory: Path | None = None) -> Path:
     """Write the calibration into ``directory`` (default: the calibration store); returns its path."""
-    from scaleprof.core.files import write_atomic
-
     directory = _store_or(directory)
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -110,8 +111,6 @@ def find(target: str, path=None, env_key: str | None = None) -> Calibration:
             raise BadInput(f"{path}: a calibration of {cal.target!r}, not of {target!r}")
         return cal
     if path is not None and (Path(path) / "results.sqlite").is_file():
-        from scaleprof.predict.sweep_calibration import calibrate_source
-
         return calibrate_source(path, target, env_key=env_key, with_evaluation=False)[0]
     if path is not None and not Path(path).is_dir():
         raise BadInput(f"{path}: no such calibration file or directory")
@@ -140,10 +139,6 @@ def kernels_to_json(cal) -> str:
 
 
 def kernels_from_json(text: str, where: str = "kernel calibration"):
-    from scaleprof.predict.kernel_calibration import KernelCalibration, kernel_from_dict
-    from scaleprof.predict.kernel_model import KernelModel
-    from scaleprof.predict.network_check import NetworkCorrection
-
     try:
         data = json.loads(text)
     except ValueError as err:
@@ -176,8 +171,6 @@ def _store_or(directory) -> Path:
 
 
 def save_kernels(cal, directory: Path | None = None) -> Path:
-    from scaleprof.core.files import write_atomic
-
     directory = _store_or(directory)
     try:
         directory.mkdir(parents=True, exist_ok=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from scaleprof.predict.network_fit import fit_batch
 from scaleprof.predict.samples import distinct
 
 METRICS = ("flops", "params", "acts")
@@ -151,8 +152,6 @@ def best_single_metric(splits) -> Score:
 
 def structural_score(splits, use_layers: bool = True) -> Score:
     """The structural model on the same splits, with its interval (see calibration.fit_batch)."""
-    from scaleprof.predict.network_fit import fit_batch
-
     def predictor_for(train):
         fitted = fit_batch(list(train), use_layers=use_layers)
         return lambda s: fitted.predict(s.features, s.batch, s.precision)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from scaleprof.complexity import count_spec
 from scaleprof.core.onnx_file import ELEMENT_BYTES  # noqa: F401 (bytes per element, per precision)
 
 FEATURES_VERSION = 1            # part of the features cache key: bump when the derivation changes
@@ -128,6 +129,4 @@ def network_features(counts) -> NetworkFeatures:
 
 def spec_features(spec, resolution: int | None = None) -> NetworkFeatures:
     """Count a ModelSpec (built on the meta device, tens of milliseconds) and derive its features."""
-    from scaleprof.complexity import count_spec
-
     return network_features(count_spec(spec, resolution=resolution, batch=1))

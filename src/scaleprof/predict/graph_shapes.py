@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 
+from scaleprof.core.onnx_file import graph_inputs
 from scaleprof.errors import BadInput
 
 _CONVS = {"Conv", "FusedConv", "ConvTranspose"}
@@ -200,8 +201,6 @@ def node_output_shapes(node, shapes: dict, values: dict) -> list[tuple]:
 def propagate(model, input_shape) -> dict:
     """Tensor name -> shape for every tensor of ``model``: ``input_shape`` is the first input's shape, or a
     dict of every input's shape by name."""
-    from scaleprof.core.onnx_file import graph_inputs
-
     values = constants(model)
     shapes = {t.name: tuple(int(d) for d in t.dims) for t in model.graph.initializer}
     shapes.update({name: tuple(int(d) for d in v.shape) for name, v in values.items()})

@@ -14,6 +14,7 @@ error (latency spans orders of magnitude across a sweep). Two ways to fit:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from scaleprof.predict.features import ELEMENT_BYTES, GROUPS, NetworkFeatures
@@ -103,8 +104,6 @@ class LatencyModel:
 
 
 def _coefficient(value, what: str) -> float:
-    import math
-
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
         raise ValueError(f"{what} {str(value)[:40]!r} is not a finite non-negative number")
     return float(value)

@@ -17,15 +17,24 @@ the median, on a loaded one the only statistic that other processes' time slices
 
 from __future__ import annotations
 
+import json
 import math
+import re
 import statistics
+import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from scaleprof.engines.backends import backend_for
+from scaleprof.engines.ort import session_options
+from scaleprof.engines.ort_profile import parse_profile
 from scaleprof.errors import BadInput
+from scaleprof.predict.kernel_graphs import GENERATORS
 from scaleprof.predict.kernel_model import KernelModel, fit_kernels
 from scaleprof.predict.onnx_kernels import Kernel, graph_kernels
+from scaleprof.profile.environment import capture_environment
+from scaleprof.sweep.config import PRESETS
 
 DEFAULT_BUDGET_MIN = 8.0
 REFIT_EVERY = 20
@@ -38,10 +47,6 @@ RUN_EVERY = 2                        # graphs also timed whole without the profi
 
 def target_definition(name: str) -> dict:
     """A target's definition (name, backend, device, threads, options): a preset, or cpu-ort-<N>t."""
-    import re
-
-    from scaleprof.sweep.config import PRESETS
-
     if name in PRESETS:
         return PRESETS[name].to_dict()
     match = re.fullmatch(r"cpu-ort-(\d+)t", name)
@@ -127,15 +132,10 @@ def time_graph(model, inputs: dict, threads: int | None, level: str, seed: int =
     """Time one graph: its kernels with ONNX Runtime's profiler, [(Kernel, fastest ms)], and (with_run)
     its whole run without the profiler, (kernels, run ms, their profiled sum): the profiler adds its own
     cost to every kernel, and the run adds dispatch costs no kernel event holds."""
-    import json
-    import tempfile
-
     import numpy as np
     import onnx
     import onnxruntime
 
-    from scaleprof.engines.ort import session_options
-    from scaleprof.engines.ort_profile import parse_profile
 
     rng = np.random.default_rng(seed)
     with tempfile.TemporaryDirectory(prefix="scaleprof-kcal-") as work:
@@ -182,22 +182,15 @@ class KernelCalibration:
 
     def with_rows(self, rows, runs=(), source: str = "") -> "KernelCalibration":
         """This calibration refitted with more timed kernels (a sweep's per-layer profiles)."""
-        from dataclasses import replace
-
         rows, runs = self.rows + tuple(rows), self.runs + tuple(runs)
         return replace(self, rows=rows, runs=runs, model=fit_kernels(rows, runs),
                        source=f"{self.source} + {source}" if source else self.source)
 
     def with_correction(self, correction) -> "KernelCalibration":
-        from dataclasses import replace
-
         return replace(self, correction=correction)
 
 
 def _environment(config: dict) -> tuple[str, dict]:
-    from scaleprof.engines.backends import backend_for
-    from scaleprof.profile.environment import capture_environment
-
     backend = backend_for("ort", "cpu")
     env = capture_environment(backend.name, backend.version(), "cpu", config.get("threads"),
                               backend.device_name("cpu"))
@@ -220,7 +213,6 @@ def calibrate_kernels(target: str, budget_min: float = DEFAULT_BUDGET_MIN, seed:
     """Time generated kernels for ``budget_min`` minutes and fit the kernel model of ``target``."""
     import numpy as np
 
-    from scaleprof.predict.kernel_graphs import GENERATORS
 
     if not 0 < budget_min <= 600 or not math.isfinite(budget_min):
         raise BadInput("--budget must be a positive number of minutes (at most 600)")

@@ -16,6 +16,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from scaleprof.predict.group_model import nnls_relative
+
 NEIGHBOURS = 4
 FAR = 2.5                      # distance (in log2 units) beyond which a kernel is "far from what was timed"
 MAX_PROFILER_MS = 0.003        # the most the profiler can add to one kernel (a noisy fit says more)
@@ -75,8 +77,6 @@ class KeyModel:
 
 def fit_key(kernels, times) -> KeyModel:
     """A KeyModel from timed kernels of one key (times in ms)."""
-    from scaleprof.predict.group_model import nnls_relative
-
     coefficients = tuple(nnls_relative([_baseline_terms(k) for k in kernels], list(times)))
     model = KeyModel(coefficients, (), (), 0.0)
     points = tuple(tuple(feature_vector(k)) for k in kernels)

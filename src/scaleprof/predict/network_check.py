@@ -10,9 +10,15 @@ The correction is fitted only on the networks of the sweep it is given (the zoo'
 
 from __future__ import annotations
 
+import math
+import statistics
 from dataclasses import dataclass
 
 from scaleprof.errors import BadInput
+from scaleprof.predict.kernel_calibration import ort_settings
+from scaleprof.predict.kernel_prediction import predict_kernels
+from scaleprof.predict.samples import load_points
+from scaleprof.predict.sweep_kernels import point_graph
 
 MIN_NETWORKS = 3                  # below this only a scale factor is fitted
 
@@ -58,8 +64,6 @@ class NetworkCorrection:
     @classmethod
     def from_dict(cls, data: dict) -> "NetworkCorrection":
         """ValueError for values no fit gives (a damaged or edited file)."""
-        import math
-
         offset, scale = float(data["offset_ms"]), float(data["scale"])
         if not (math.isfinite(offset) and math.isfinite(scale) and offset >= 0 and scale > 0):
             raise ValueError(f"network correction offset {offset!r} ms, scale {scale!r}")
@@ -69,10 +73,6 @@ class NetworkCorrection:
 
 def point_check(point, cal) -> PointCheck:
     """Predicted against measured for one profiled point of ``cal``'s target (exports it, cached)."""
-    from scaleprof.predict.kernel_calibration import ort_settings
-    from scaleprof.predict.kernel_prediction import predict_kernels
-    from scaleprof.predict.sweep_kernels import point_graph
-
     graph = point_graph(point, *ort_settings(cal.target_config))
     by_name = {k.name: k for k in graph.kernels}
     layers, unmatched = [], 0
@@ -132,8 +132,6 @@ def _fit(pairs) -> tuple[float, float]:
 def sweep_checks(path, cal, progress=None) -> list[PointCheck]:
     """PointCheck of every measured point of ``cal``'s target and environment in a sweep directory or
     results.json (batch and resolution as measured)."""
-    from scaleprof.predict.samples import load_points
-
     points, _, where = load_points(path)
     usable = usable_points(points, cal)
     if not usable:
@@ -149,8 +147,6 @@ def sweep_checks(path, cal, progress=None) -> list[PointCheck]:
 
 def correction_summary(correction: NetworkCorrection) -> str:
     """One line: the correction and its leave-one-network-out effect (median absolute errors)."""
-    import statistics
-
     line = (f"network correction: {correction.offset_ms:.3g} ms + {correction.scale:.3f} x kernels, "
             f"fitted on {len(correction.networks)} networks")
     if correction.loo_errors:

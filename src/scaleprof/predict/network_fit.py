@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from scaleprof.errors import BadInput
+from scaleprof.models import family_of
 from scaleprof.predict.features import NetworkFeatures
 from scaleprof.predict.group_model import LatencyModel, fit
 from scaleprof.predict.samples import distinct
@@ -139,8 +141,6 @@ class Calibration:
     created: float = 0.0
 
     def fit_for(self, precision: str, batch: int) -> tuple[BatchFit, str]:
-        from scaleprof.errors import BadInput
-
         for key in (fit_key(precision, batch), fit_key(precision, None)):
             if key in self.fits:
                 return self.fits[key], key
@@ -149,9 +149,6 @@ class Calibration:
 
     def check(self, model: str, precision: str, batch: int) -> None:
         """BadInput for a model family or precision this calibration never saw."""
-        from scaleprof.errors import BadInput
-        from scaleprof.models import family_of
-
         family = family_of(model).name
         if family not in self.families:
             raise BadInput(f"{model} is a {family} network; the calibration of {self.target!r} saw only "

@@ -15,9 +15,13 @@ written, arithmetic intensity and what was fused into it.
 from __future__ import annotations
 
 import math
+import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from scaleprof.core.onnx_file import graph_inputs, load_model
+from scaleprof.core.text import first_line
+from scaleprof.engines.ort import session_options
 from scaleprof.errors import BadInput
 from scaleprof.predict.graph_shapes import attributes, propagate
 
@@ -161,15 +165,11 @@ def _work(op, kind, x, y, ins, kernel_shape, groups, a) -> int:
 
 
 def _declared_shape(model) -> tuple:
-    from scaleprof.core.onnx_file import graph_inputs
-
     dims = graph_inputs(model)[0].type.tensor_type.shape.dim
     return tuple(d.dim_value if d.HasField("dim_value") else None for d in dims)
 
 
 def _input_shape(model, batch: int | None, resolution: int | None) -> tuple:
-    from scaleprof.core.onnx_file import graph_inputs
-
     inputs = graph_inputs(model)
     if not inputs:
         raise BadInput("the ONNX file has no input")
@@ -188,8 +188,6 @@ def _input_shape(model, batch: int | None, resolution: int | None) -> tuple:
 
 def _with_input_shape(model, shape: tuple):
     """The model with its image input set to ``shape`` (other recorded shapes dropped: ORT re-infers them)."""
-    from scaleprof.core.onnx_file import graph_inputs
-
     dims = graph_inputs(model)[0].type.tensor_type.shape.dim
     for dim, value in zip(dims, shape):
         dim.Clear()
@@ -204,13 +202,8 @@ def optimized_graph(path, threads: int | None = 1, level: str = "all", batch: in
                     resolution: int | None = None) -> tuple:
     """(optimised onnx.ModelProto without weights, the input shape) of an ONNX file as ONNX Runtime's CPU
     execution provider would run it."""
-    import tempfile
-
     import onnx
 
-    from scaleprof.core.onnx_file import load_model
-    from scaleprof.core.text import first_line
-    from scaleprof.engines.ort import session_options
 
     model = load_model(path)
     shape = _input_shape(model, batch, resolution)

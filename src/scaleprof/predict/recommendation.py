@@ -11,9 +11,10 @@ upper end of its interval is within the budget (``surely=False``: when its predi
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from scaleprof.errors import BadInput
+from scaleprof.models import STRATEGIES, parse_strategy
 from scaleprof.predict.sweep_calibration import Query, predict_query
 
 DEFAULT_ALPHAS = tuple(round(0.1 * i, 1) for i in range(1, 11))     # a grid over (0, 1]
@@ -46,8 +47,6 @@ class Candidate:
 
 def lines(strategies, alphas=DEFAULT_ALPHAS) -> list[tuple[str, float | None]]:
     """(strategy, alpha) pairs to search: every alpha of the grid for dWr, none for the others."""
-    from scaleprof.models import parse_strategy
-
     found = []
     for name in strategies:
         canonical = parse_strategy(name, None).name
@@ -73,8 +72,6 @@ def _fits(cand: Candidate, budget: float, surely: bool) -> bool:
 
 def largest_fitting(cal, query: Query, budget: float, max_scale: float = 16.0, surely: bool = True) -> Candidate | None:
     """The largest s along one strategy line that fits ``budget``."""
-    from dataclasses import replace
-
     best, failing = None, None
     for s in [s for s in COARSE_SCALES if s <= max_scale] + ([max_scale] if max_scale not in COARSE_SCALES else []):
         cand = _candidate(cal, replace(query, scale=s), budget)
@@ -103,8 +100,6 @@ def recommend(cal, model: str, budget_ms: float, batch: int = 1, strategies=None
               surely: bool = True) -> list[Candidate]:
     """Per strategy line the largest fitting configuration, most flops first. BadInput when not even
     the base model fits (the budget is out of reach)."""
-    from scaleprof.models import STRATEGIES
-
     if not 0 < budget_ms < math.inf:
         raise BadInput("--budget-ms must be a positive, finite number of milliseconds")
     strategies = list(strategies or [s for s in STRATEGIES if s != "en"])

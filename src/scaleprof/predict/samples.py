@@ -10,28 +10,27 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
+from scaleprof import __version__
+from scaleprof.core.files import user_cache_dir, write_atomic
 from scaleprof.errors import BadInput
+from scaleprof.models import ModelSpec, base_spec, family_of, scale_spec
 from scaleprof.predict.features import FEATURES_VERSION, NetworkFeatures, spec_features
 from scaleprof.predict.group_model import PROFILE_GROUPS
 from scaleprof.sweep.result import PointResult
+from scaleprof.sweep.store import STORE_NAME, Store
 
 
 def cache_root() -> Path | None:
     """$SCALEPROF_CACHE_DIR, else $XDG_CACHE_HOME/scaleprof, else ~/.cache/scaleprof; None when none
     is usable (scaleprof.core.files.user_cache_dir)."""
-    from scaleprof.core.files import user_cache_dir
-
     return user_cache_dir()
 
 
 def _versions() -> list[str]:
-    from importlib import metadata
-
-    from scaleprof import __version__
-
     found = [__version__]
     for dist in ("timm",):
         try:
@@ -54,8 +53,6 @@ def cached_json(kind: str, ident: list, compute: Callable[[], dict]) -> dict:
         pass
     data = compute()
     try:
-        from scaleprof.core.files import write_atomic
-
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, json.dumps(data, sort_keys=True))
     except OSError:
@@ -66,8 +63,6 @@ def cached_json(kind: str, ident: list, compute: Callable[[], dict]) -> dict:
 def spec_for(model: str, strategy: str | None, scale: float, alpha: float | None = None):
     """The ModelSpec of a configuration (cached: reading a base model's architecture imports timm and the
     scaling search counts networks; neither is needed again for the same configuration)."""
-    from scaleprof.models import ModelSpec, base_spec, family_of, scale_spec
-
     family_of(model)                                   # an unknown model: one line, before any cache
     if not strategy or strategy == "none" or float(scale) == 1.0:
         data = cached_json("specs", [model, None, None, 1.0], lambda: base_spec(model).to_dict())
@@ -142,15 +137,11 @@ def layer_times(layers) -> dict:
 
 
 def _family(model: str) -> str:
-    from scaleprof.models import family_of
-
     return family_of(model).name
 
 
 def sample_from_point(point: PointResult) -> Sample:
     """A Sample from a measured point (a results store's, or a results.json row's)."""
-    from scaleprof.models import ModelSpec
-
     if point.spec:
         spec = ModelSpec.from_dict(point.spec)
     else:
@@ -179,7 +170,6 @@ def load_points(path) -> tuple[list[PointResult], list[dict], str]:
             return points, list(data.get("environments") or []), str(path)
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
             raise BadInput(f"{path}: not a results.json written by `scaleprof report` ({err})") from None
-    from scaleprof.sweep.store import STORE_NAME, Store
 
     if not (path / STORE_NAME).is_file():
         raise BadInput(f"{path}: no results store here ({STORE_NAME}) and not a results.json; "

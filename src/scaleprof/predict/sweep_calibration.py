@@ -3,20 +3,21 @@ latency, and whether a calibration belongs to the environment this machine would
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
-from scaleprof.errors import BadInput
-from scaleprof.predict.network_fit import MIN_POINTS, Calibration, Prediction, fit_batch, fit_key
+from scaleprof.engines.backends import backend_for
+from scaleprof.errors import BadInput, ScaleprofError, nearest
 from scaleprof.predict.evaluate import evaluate
+from scaleprof.predict.network_fit import MIN_POINTS, Calibration, Prediction, fit_batch, fit_key
 from scaleprof.predict.samples import distinct, features_for, load_points, sample_from_point, spec_for
+from scaleprof.profile.environment import capture_environment
 
 
 def calibrate(samples, target: str, env_key: str, environment: dict | None = None, target_config: dict | None = None,
               source: str = "", with_evaluation: bool = True, use_layers: bool = True) -> Calibration:
     """Fit every (precision, batch) of one target's samples that has MIN_POINTS networks, a pooled fit
     per precision, and (with_evaluation) the held-out evaluation of each."""
-    import time
-
     samples = [s for s in samples if s.target == target and s.env_key == env_key]
     fits, evaluations = {}, []
     for precision in sorted({s.precision for s in samples}):
@@ -50,8 +51,6 @@ def calibrate_source(path, target: str | None = None, env_key: str | None = None
     points, environments, where = load_points(path)
     targets = sorted({p.target for p in points})
     if target is not None and target not in targets:
-        from scaleprof.errors import nearest
-
         raise BadInput(f"target {target!r} is not in {where}{nearest(target, targets)}; "
                        f"measured targets: {', '.join(targets) or 'none'}")
     chosen = [p for p in points if (target is None or p.target == target)
@@ -102,16 +101,11 @@ def predict_query(cal: Calibration, query: Query) -> tuple:
 def current_environment_key(cal: Calibration) -> str | None:
     """The environment key this machine would record for the calibration's target, or None when the
     target's backend or device is not here (a GPU target on a CPU machine): then nothing can be compared."""
-    from scaleprof.errors import ScaleprofError
-
     config = cal.target_config or {}
     backend, device = config.get("backend"), config.get("device", "cpu")
     if not backend or device != "cpu":
         return None
     try:
-        from scaleprof.engines.backends import backend_for
-        from scaleprof.profile.environment import capture_environment
-
         engine_backend = backend_for(backend, device)
         env = capture_environment(engine_backend.name, engine_backend.version(), device, config.get("threads"),
                                   engine_backend.device_name(device))

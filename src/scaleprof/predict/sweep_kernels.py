@@ -10,16 +10,24 @@ timed row. Layers no kernel is named after are left out and counted.
 
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
 from pathlib import Path
 
 from scaleprof.errors import BadInput
+from scaleprof.export.onnx_io import read_metadata
+from scaleprof.export.quantize import record_flavour
+from scaleprof.models import ModelSpec
+from scaleprof.predict.kernel_calibration import ort_settings
+from scaleprof.predict.onnx_kernels import file_kernels
+from scaleprof.predict.samples import cache_root, load_points
 
 
 def exported_file(spec, batch: int, resolution: int, precision: str = "fp32", flavour: str | None = None) -> Path:
     """A static-shape ONNX export of ``spec`` in the per-user cache (exported once: seconds); an int8
     point's file in its own flavour (activation type), as the sweep measured it."""
     from scaleprof.export import ExportOptions, export_onnx
-    from scaleprof.predict.samples import cache_root
 
     flavoured = f"{precision}-{flavour}act" if flavour else precision
     name = f"{spec.model}-{spec.key}-{batch}x{resolution}-{flavoured}.onnx"
@@ -36,9 +44,6 @@ def exported_file(spec, batch: int, resolution: int, precision: str = "fp32", fl
 
 def _is_static_export_of(path: Path, spec, batch: int, precision: str, flavour: str | None) -> bool:
     """Whether the cached ``path`` is the export its name says: by its metadata, not its name."""
-    from scaleprof.export.onnx_io import read_metadata
-    from scaleprof.export.quantize import record_flavour
-
     try:
         meta = read_metadata(path)
     except BadInput:
@@ -50,10 +55,6 @@ def _is_static_export_of(path: Path, spec, batch: int, precision: str, flavour: 
 
 def _private_folder() -> Path:
     """Without a per-user cache directory (no usable HOME): a folder of this process, removed at exit."""
-    import atexit
-    import shutil
-    import tempfile
-
     folder = Path(tempfile.mkdtemp(prefix="scaleprof-exports-"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     return folder
@@ -61,9 +62,6 @@ def _private_folder() -> Path:
 
 def point_graph(point, threads, level):
     """The KernelGraph ONNX Runtime runs for a measured point (exported again at its shape, cached)."""
-    from scaleprof.models import ModelSpec
-    from scaleprof.predict.onnx_kernels import file_kernels
-
     path = exported_file(ModelSpec.from_dict(point.spec), point.batch, point.resolution, point.precision,
                          point.flavour)
     return file_kernels(path, threads, level)
@@ -84,9 +82,6 @@ def point_rows(point, threads, level) -> tuple[list, int]:
 def sweep_kernel_rows(path, cal, progress=None) -> tuple[list, dict]:
     """([(Kernel, ms)], summary) from the profiled points of ``cal``'s target and environment in a sweep
     directory or results.json. BadInput when there are none."""
-    from scaleprof.predict.kernel_calibration import ort_settings
-    from scaleprof.predict.samples import load_points
-
     points, _, where = load_points(path)
     threads, level = ort_settings(cal.target_config)
     usable = [p for p in points if p.target == cal.target and p.env_key == cal.env_key and p.layers is not None

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from importlib import metadata
 
+from scaleprof import __version__
 from scaleprof.engines.devices import device_index, name_of_device
 from scaleprof.profile.types import Environment
 
@@ -51,8 +52,6 @@ def _is_number(text: str) -> bool:
 
 
 def package_versions() -> dict:
-    from scaleprof import __version__
-
     versions = {"python": platform.python_version(), "scaleprof": __version__}
     for name in PACKAGES:
         try:

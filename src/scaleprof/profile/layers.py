@@ -10,12 +10,14 @@ from pathlib import Path
 
 import numpy as np
 
+from scaleprof.complexity import count_onnx
 from scaleprof.engines.anchors import OnnxGraph
 from scaleprof.engines.shapes import check_accepts
 from scaleprof.errors import BadInput, EnvironmentProblem
 from scaleprof.profile.categories import CATEGORIES, COUNTED_OPS, categorise, se_nodes
 from scaleprof.profile.mapping import assign
 from scaleprof.profile.roles import detector_roles
+from scaleprof.profile.timing import MAX_SECONDS
 from scaleprof.profile.types import LayerReport, LayerRow
 
 NOT_EXECUTED = "(not executed: constant-folded or eliminated)"
@@ -93,8 +95,6 @@ def exported_model_path(engine) -> Path:
 def engine_node_counts(engine, batch: int, resolution: int) -> dict[str, tuple[int, int, int]]:
     """Per-node counts per image of the ONNX file ``engine`` was built from, counted at ``batch``
     (a file with a static batch counts only at its own) and ``resolution``."""
-    from scaleprof.complexity import count_onnx
-
     return node_counts(count_onnx(exported_model_path(engine), batch=batch, resolution=resolution))
 
 
@@ -121,8 +121,6 @@ def profile_layers(engine, shape, onnx_counts=None, end_to_end_ms: float | None 
 
 def _check_duration(iterations: int, end_to_end_ms: float | None) -> None:
     """BadInput when the profiled iterations, at the end-to-end median, would take over the bound."""
-    from scaleprof.profile.timing import MAX_SECONDS
-
     if end_to_end_ms and iterations * end_to_end_ms / 1e3 > MAX_SECONDS:
         raise BadInput(f"{iterations} layer-profiling iterations at {end_to_end_ms:.3g} ms each would take about "
                        f"{iterations * end_to_end_ms / 1e3:.0f} s, above the {MAX_SECONDS:g} s one timing may take: "

@@ -13,8 +13,9 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from scaleprof.core.files import read_limited, write_atomic
+from scaleprof.core.files import read_limited, user_cache_dir, write_atomic
 from scaleprof.core.text import slug
+from scaleprof.engines.devices import name_of_device
 from scaleprof.errors import BadInput
 
 CALIBRATION_VERSION = 1
@@ -43,8 +44,6 @@ class DevicePeaks:
 
 
 def default_cache_dir() -> Path | None:
-    from scaleprof.core.files import user_cache_dir
-
     return user_cache_dir()
 
 
@@ -57,8 +56,6 @@ def device_peaks(device: str = "cpu", device_name: str | None = None, precision:
                  threads: int | None = None, cache_dir: str | Path | None = None,
                  recalibrate: bool = False) -> DevicePeaks:
     """Cached peaks for this device (measured on first use, a few seconds)."""
-    from scaleprof.engines.devices import name_of_device
-
     if device_name is None:
         device_name = name_of_device(device)
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()

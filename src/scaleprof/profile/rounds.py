@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Hashable
 
 from scaleprof.profile.control import TOLERANCE, ControlJudge, busy_throughout
-from scaleprof.profile.stats import ci_relative_halfwidth
+from scaleprof.profile.stats import ci_relative_halfwidth, latency_stats
 from scaleprof.profile.types import LatencyStats, TimingSettings
 
 CONTROL_EVERY = 8          # the control is timed at a round's start, after every this many slices, and at its end
@@ -226,10 +226,6 @@ class Interleaver:
 def pooled_stats(pooled: Pooled, batch: int, timing_method: str) -> LatencyStats:
     """LatencyStats of a network's pooled samples, saying how they were obtained (``rounds``) and
     what /proc saw meanwhile (``contention``)."""
-    from dataclasses import replace
-
-    from scaleprof.profile.stats import latency_stats
-
     stop = f"{pooled.kept} quiet round(s) pooled, {pooled.discarded} contended set aside"
     stats = latency_stats(pooled.samples, batch=batch, total_s=pooled.seconds, timing_method=timing_method,
                       stop_reason=stop)

@@ -8,8 +8,12 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from scaleprof.complexity.memory import MemoryEstimate, require_estimate
+from scaleprof.complexity.memory import check_memory as check
+from scaleprof.engines.shapes import check_accepts
 from scaleprof.errors import BadInput
 from scaleprof.profile.contention import ContentionWatch, wait_until_quiet
+from scaleprof.profile.rounds import Interleaver, RoundSettings, SliceTimer, pooled_stats
 from scaleprof.profile.stats import StoppingRule, latency_stats
 from scaleprof.profile.types import LatencyStats, TimingSettings
 
@@ -100,8 +104,6 @@ def check_memory(onnx_path, shape, precision: str = "fp32") -> None:
     """BadInput, before an engine is built or run, when one inference of the ONNX model at ``shape``
     needs more memory than this machine allows (weights, input and every intermediate tensor alive
     at once, from the graph's shapes; scaleprof.complexity.memory)."""
-    from scaleprof.complexity.memory import check_memory as check, require_estimate
-
     check(require_estimate(onnx_path, shape.resolution), shape.batch, shape.resolution,
           f"running {Path(onnx_path).name} at {shape}")
 
@@ -110,8 +112,6 @@ def check_engine_memory(engine, shape) -> None:
     """check_memory for a built engine: from the estimate its manifest recorded, else from the ONNX
     file it was built from (or its own artifact, when that is an ONNX file). An engine that has
     neither is refused: what it would allocate cannot be bounded."""
-    from scaleprof.complexity.memory import MemoryEstimate, check_memory as check, require_estimate
-
     m = engine.manifest
     what = f"running engine {engine.directory.name} at {shape}"
     if "memory" in m.extras:
@@ -126,8 +126,6 @@ def check_engine_memory(engine, shape) -> None:
 def time_engine(engine, shape, settings: TimingSettings = TimingSettings(), progress: bool | None = None) -> LatencyStats:
     """End-to-end latency of ``engine`` at ``shape`` (a ShapePoint); the engine is loaded if needed.
     Inputs are made once by ``engine.runner(shape)``, outside the timed region."""
-    from scaleprof.engines.shapes import check_accepts
-
     validate_settings(settings)
     check_accepts(engine, shape)
     check_engine_memory(engine, shape)
@@ -141,9 +139,6 @@ def time_engines(engines: list, settings: TimingSettings = TimingSettings()) -> 
     """End-to-end latency of several (engine, shape) pairs, timed in interleaved rounds
     (scaleprof.profile.rounds) with the first as the control network: a slowdown falls on all of
     them alike, and rounds in which the control ran slow are set aside. Engines are loaded here."""
-    from scaleprof.engines.shapes import check_accepts
-    from scaleprof.profile.rounds import Interleaver, RoundSettings, SliceTimer, pooled_stats
-
     validate_settings(settings)
     runners = []
     for engine, shape in engines:

@@ -26,6 +26,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from scaleprof.errors import BadInput
+from scaleprof.models import FAMILIES
+from scaleprof.models.strategies import parse_strategy
 from scaleprof.report.faithful import listing, no_verdict, too_few, unfaithful_line
 from scaleprof.sweep.result import METRIC_FIELDS, PointResult
 
@@ -103,8 +106,6 @@ TASK_GROUPS = {"detection": "detectors", "classification": "classifiers"}
 
 def task_of(model: str) -> str:
     """"detection" or "classification": the task of the model's family (unknown names: classification)."""
-    from scaleprof.models import FAMILIES
-
     return next((f.task for f in FAMILIES.values() if model in f.bases), "classification")
 
 
@@ -196,9 +197,6 @@ def rank_metrics(fits: dict[tuple, dict[str, MetricFits]]) -> dict[tuple, list[M
 def expected_exponents(strategy: str, alpha: float | None = None) -> dict[str, float] | None:
     """Growth of flops, params and acts as powers of s, exact before rounding, from
     scaleprof.models.strategies (docs/conventions.md#growth-exponents); None for "none" or a name it does not know."""
-    from scaleprof.errors import BadInput
-    from scaleprof.models.strategies import parse_strategy
-
     try:
         growth = parse_strategy(strategy, alpha if strategy == "dWr" else None).expected_growth
     except BadInput:

@@ -7,14 +7,14 @@ said when no such calibration exists. Each point is exported again at its shape 
 from __future__ import annotations
 
 from scaleprof.errors import ScaleprofError
+from scaleprof.predict import find_kernels
+from scaleprof.predict.network_check import point_check
 from scaleprof.report.document import Section, Table, point_label
 
 TOP_LAYERS = 5
 
 
 def _calibration(target: str, env_key: str, found: dict):
-    from scaleprof.predict import find_kernels
-
     if target not in found:
         try:
             found[target] = find_kernels(target, required=False)
@@ -26,8 +26,6 @@ def _calibration(target: str, env_key: str, found: dict):
 
 def sections(points) -> list[Section]:
     """The section (empty list when no profiled point has a kernel calibration of its environment)."""
-    from scaleprof.predict.network_check import point_check
-
     found, checks, notes = {}, [], []
     for p in points:
         if p.layers is None or not p.layers.layers or p.latency is None or not p.spec or not p.resolution:

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import atexit
 import io
+import os
+import shutil
+import sys
+import tempfile
 from collections import defaultdict
 
 import numpy as np
 
-from scaleprof.report.analysis import (
-    METRICS, MetricFits, category_times, layer_predictions, strategy_label, top_layers,
-)
+from scaleprof.core.files import user_cache_dir
 from scaleprof.profile.types import LayerRow
+from scaleprof.report.analysis import (
+    METRICS,
+    MetricFits,
+    category_times,
+    layer_predictions,
+    strategy_label,
+    top_layers,
+)
 from scaleprof.sweep.result import PointResult
 
 UNITS = {"flops": (1e9, "GMACs per batch"), "params": (1e6, "M params"), "acts": (1e6, "M acts per batch"),
@@ -32,12 +43,8 @@ def _keep_matplotlib_in_the_cache() -> None:
     """matplotlib keeps its font list under $MPLCONFIGDIR, else under $HOME (and, where it cannot, makes a
     temporary folder and logs a warning): point it into scaleprof's cache directory, or, without one,
     into a temporary folder of this process's own, removed when it ends. A user's MPLCONFIGDIR is kept."""
-    import os
-    import sys
-
     if "MPLCONFIGDIR" in os.environ or "matplotlib" in sys.modules:
         return
-    from scaleprof.core.files import user_cache_dir
 
     folder = user_cache_dir()
     try:
@@ -46,9 +53,6 @@ def _keep_matplotlib_in_the_cache() -> None:
         (folder / "matplotlib").mkdir(parents=True, exist_ok=True)
         os.environ["MPLCONFIGDIR"] = str(folder / "matplotlib")
     except OSError:                         # read-only or absent: a private folder for this process
-        import atexit
-        import shutil
-        import tempfile
 
         private = tempfile.mkdtemp(prefix="scaleprof-matplotlib-")
         atexit.register(shutil.rmtree, private, ignore_errors=True)

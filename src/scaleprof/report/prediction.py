@@ -16,8 +16,13 @@ from __future__ import annotations
 from collections import defaultdict
 
 from scaleprof.errors import ScaleprofError
+from scaleprof.predict import PAPER_ALPHA, best_alpha, calibrate, evaluate, sample_from_point
+from scaleprof.predict.evaluate import SMALL_CALIBRATION, select_calibration
+from scaleprof.predict.network_fit import fit_batch
+from scaleprof.predict.samples import distinct
 from scaleprof.report.analysis import POOLED
 from scaleprof.report.document import Section, Table, fmt, point_label
+from scaleprof.sweep.result import PointResult
 
 MIN_NETWORKS = 6                     # distinct networks of one target and batch before anything is said
 REPORT_ALPHAS = (0.2, 0.4, 0.6, 0.8, 1.0)
@@ -39,8 +44,6 @@ def _countable(point: PointResult) -> bool:
 
 def _samples(points: list[PointResult]) -> tuple[list, list[str]]:
     """Samples of the points with full specs; notes for what could not be read."""
-    from scaleprof.predict import sample_from_point
-
     samples, notes = [], []
     for p in points:
         if not _countable(p):
@@ -53,8 +56,6 @@ def _samples(points: list[PointResult]) -> tuple[list, list[str]]:
 
 
 def _groups(samples) -> dict:
-    from scaleprof.predict.samples import distinct
-
     groups = defaultdict(list)
     for s in samples:
         groups[(s.target, s.env_key, s.precision, s.batch)].append(s)
@@ -79,11 +80,6 @@ def sections(analysis, environments: list[dict]) -> list[Section]:
 
 
 def _held_out(groups: dict, notes: list[str]) -> Section:
-    from scaleprof.predict import evaluate
-    from scaleprof.predict.network_fit import fit_batch
-    from scaleprof.predict.evaluate import SMALL_CALIBRATION, select_calibration
-    from scaleprof.predict.samples import distinct
-
     sec = Section("Predicted from counts, checked on held-out points", anchor="prediction")
     sec.blocks.append(
         "Per target and batch, a latency model of the network's structure (per op group: a fixed cost per "
@@ -123,8 +119,6 @@ def _held_out(groups: dict, notes: list[str]) -> Section:
 
 
 def _alphas(samples, groups: dict, budgets: list[float]) -> Section | None:
-    from scaleprof.predict import PAPER_ALPHA, best_alpha, calibrate
-
     sec = Section("Best dWr alpha per latency budget (predicted)", anchor="alpha")
     sec.blocks.append(
         f"For each budget, the dWr scaling (alpha in {', '.join(f'{a:g}' for a in REPORT_ALPHAS)}, s up to 16) with "

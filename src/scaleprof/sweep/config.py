@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from scaleprof.engines.int8_flavour import flavour_of, precision_label
 from scaleprof.engines.backends import builds
+from scaleprof.engines.int8_flavour import flavour_of, precision_label
 from scaleprof.profile.types import TimingSettings
 
 DEFAULT_ALPHA = 0.8
@@ -131,8 +132,6 @@ class SweepConfig:
     def size_bound(self) -> int:
         """The number of points before the precisions a preset does not take are left out (computed
         without making them: a hostile grid's product may be astronomical)."""
-        import math
-
         return math.prod(len(axis) for axis in (self.models, self._strategy_alphas(), self.scales, self.precisions,
                                                 self.targets, self.resolutions, self.batch_sizes))
 

@@ -30,17 +30,29 @@ from __future__ import annotations
 import math
 import sys
 from dataclasses import replace
+from importlib import resources
 from pathlib import Path
 
 from scaleprof.core.files import read_limited
 from scaleprof.core.limits import MAX_RESOLUTION, MIN_RESOLUTION, check_batch, check_threads
 from scaleprof.core.onnx_file import PRECISIONS
-from scaleprof.engines.backends import BUILDS
+from scaleprof.engines.backends import BACKENDS, BUILDS
+from scaleprof.engines.devices import DEVICE_PATTERN
 from scaleprof.errors import BadInput, nearest
+from scaleprof.models.strategies import check_scale, parse_strategy
+from scaleprof.profile.timing import validate_settings
 from scaleprof.profile.types import TimingSettings
 from scaleprof.sweep.bounded_yaml import MAX_CONFIG_BYTES, load_yaml
-from scaleprof.sweep.config import (DEFAULT_ALPHA, PRESET_PRECISION, PRESETS, TIMING_KEYS, Point, SweepConfig,
-                                  Target, unique)
+from scaleprof.sweep.config import (
+    DEFAULT_ALPHA,
+    PRESET_PRECISION,
+    PRESETS,
+    TIMING_KEYS,
+    Point,
+    SweepConfig,
+    Target,
+    unique,
+)
 
 __all__ = ["PRESETS", "Point", "SweepConfig", "Target", "from_dict", "load_config", "parse_config",
            "resolve_config", "shipped_configs"]
@@ -90,8 +102,6 @@ def shipped_configs() -> list[str]:
 
 
 def _shipped_folder():
-    from importlib import resources
-
     return resources.files("scaleprof").joinpath("configs")
 
 
@@ -179,7 +189,6 @@ def _grid_axes(data: dict, fail) -> dict[str, list]:
         if not 0 < a <= 1:
             fail(f"alpha: {a:g} is outside (0, 1]")
     scales = _num_list(data["scales"], "scales", fail, float)
-    from scaleprof.models.strategies import check_scale
 
     for s in scales:
         _limit(check_scale, s, "scales", fail)
@@ -221,7 +230,6 @@ def _check_strategy(name: str, fail) -> None:
     """Named strategies, pycls weights (d1_w8_r1), "en" (scaleprof.models.strategies), or "none"."""
     if name == "none":
         return
-    from scaleprof.models.strategies import parse_strategy
 
     try:
         parse_strategy(name)
@@ -285,9 +293,6 @@ def _resolutions(value, fail) -> list[int | None]:
 
 
 def _targets(value, fail) -> tuple[Target, ...]:
-    from scaleprof.engines.devices import DEVICE_PATTERN
-    from scaleprof.engines.backends import BACKENDS
-
     targets = []
     for item in _as_list(value, "targets", fail):
         if isinstance(item, str):
@@ -370,7 +375,6 @@ def _timing(value, key: str, fail) -> tuple[TimingSettings, bool]:
     timing = replace(defaults, **settings)
     if timing.max_time_s < timing.min_time_s:
         fail(f"{key}.max_time_s ({timing.max_time_s:g}) is below min_time_s ({timing.min_time_s:g})")
-    from scaleprof.profile.timing import validate_settings
 
     try:
         validate_settings(timing)

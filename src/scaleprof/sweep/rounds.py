@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict, defaultdict
-from dataclasses import replace
 from typing import Callable
 
+from scaleprof.core.limits import inference_bytes, machine_memory
 from scaleprof.profile.contention import ContentionWatch, wait_until_quiet
 from scaleprof.profile.rounds import Interleaver, Pooled, Round, RoundSettings, SliceTimer, pooled_stats
 from scaleprof.profile.types import LatencyStats
@@ -224,12 +224,8 @@ class TargetRounds:
 
 
 def _engine_bytes(counts, point: Point, resolution: int) -> int:
-    from scaleprof.core.limits import inference_bytes
-
     return ENGINE_OVERHEAD * inference_bytes(counts.params, counts.acts, point.batch, resolution, point.precision)
 
 
 def _memory_budget() -> int:
-    from scaleprof.core.limits import machine_memory
-
     return int(MEMORY_SHARE * machine_memory())

@@ -6,8 +6,10 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from scaleprof.core.limits import MAX_BATCH, MAX_RESOLUTION, MIN_RESOLUTION
 from scaleprof.core.text import parse_json
 from scaleprof.errors import BadInput
+from scaleprof.models.strategies import MAX_SCALE
 from scaleprof.sweep.result import LATENCY_MS
 
 BAD = object()                          # a stored value that could not be decoded
@@ -80,9 +82,6 @@ class RowDecoder:
 
 
 def _in_range(key: str, value) -> bool:
-    from scaleprof.core.limits import MAX_BATCH, MAX_RESOLUTION, MIN_RESOLUTION
-    from scaleprof.models.strategies import MAX_SCALE
-
     low, high = {"batch": (1, MAX_BATCH), "scale": (1e-12, MAX_SCALE),
                  "resolution": (MIN_RESOLUTION, MAX_RESOLUTION)}.get(key, (0, math.inf))
     return low <= value <= high

@@ -30,11 +30,12 @@ from typing import Any, Callable, NamedTuple
 
 from scaleprof.core.text import first_line
 from scaleprof.errors import ScaleprofError
+from scaleprof.profile.types import LatencyStats, LayerReport
 from scaleprof.sweep.config import Point, SweepConfig
 from scaleprof.sweep.progress import Progress
-from scaleprof.sweep.stages import LayerInputs, Stages, UpstreamStages
-from scaleprof.profile.types import LatencyStats, LayerReport
 from scaleprof.sweep.result import PointResult
+from scaleprof.sweep.rounds import measure_in_rounds
+from scaleprof.sweep.stages import LayerInputs, Stages, UpstreamStages
 from scaleprof.sweep.store import STORE_NAME, Store, StoreError
 
 # Every stage a point goes through, in order; roofline calibration is a stage of its own.
@@ -159,7 +160,6 @@ def measure_groups(sweep: SweepRun, groups: list[list[Point]], say: Callable[[st
         for group in groups:
             PointGroup(sweep, group).run()
         return
-    from scaleprof.sweep.rounds import measure_in_rounds
 
     measure_in_rounds(sweep, [PointGroup(sweep, group) for group in groups], say)
 

@@ -7,12 +7,31 @@ their own Stages (no runtime needed) to exercise the runner: only the abstract m
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sys
+import time
 from abc import ABC, abstractmethod
+from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
+from scaleprof import __version__
+from scaleprof.complexity import CONVENTION, count_spec
+from scaleprof.core.files import atomic_target, read_limited
+from scaleprof.core.limits import check_fits, inference_bytes
+from scaleprof.engines.backends import backend_for
+from scaleprof.engines.base import BuildSpec, ShapePoint
+from scaleprof.engines.cache import build_engine
+from scaleprof.engines.shapes import check_accepts
 from scaleprof.errors import BadInput, EnvironmentProblem, ScaleprofError
+from scaleprof.export import cached_export
+from scaleprof.export.rebuild import rebuild_model
+from scaleprof.models import ModelSpec, base_spec, family_of
+from scaleprof.models.scaling import scale_spec
+from scaleprof.profile import engine_node_counts, engine_peaks, profile_layers
+from scaleprof.profile.environment import capture_environment
+from scaleprof.profile.timing import time_engine
 from scaleprof.profile.types import LatencyStats, LayerReport
 from scaleprof.sweep.config import Point, SweepConfig, Target
 
@@ -120,12 +139,6 @@ class UpstreamStages(Stages):
         """A JSON-able result of the scaling search or of counting, cached in the output directory
         (keyed by what determines it, including the scaleprof, timm and torch versions) and in memory.
         A cached result that ``valid`` does not accept (damaged, edited) is computed again."""
-        import hashlib
-        import json
-        from importlib import metadata
-
-        from scaleprof import __version__
-
         versions = [__version__] + [_dist_version(metadata, d) for d in ("timm", "torch")]
         key = hashlib.sha256(json.dumps([kind, ident, versions], sort_keys=True).encode()).hexdigest()[:24]
         if key not in self._memo:
@@ -135,10 +148,6 @@ class UpstreamStages(Stages):
 
     @staticmethod
     def _read_or_compute(path: Path | None, compute: Callable[[], dict], valid: Callable[[dict], bool]) -> dict:
-        import json
-
-        from scaleprof.core.files import atomic_target, read_limited
-
         try:
             data = json.loads(read_limited(path, CACHE_ENTRY_BYTES, "cache entry")) if path else None
             if isinstance(data, dict) and valid(data):
@@ -157,13 +166,9 @@ class UpstreamStages(Stages):
 
     @property
     def convention(self) -> str:
-        from scaleprof.complexity import CONVENTION
-
         return CONVENTION
 
     def validate(self, config: SweepConfig) -> None:
-        from scaleprof.models import family_of
-
         for model in config.models:
             family_of(model)            # BadInput naming the nearest known model
         for target in config.targets:
@@ -174,9 +179,6 @@ class UpstreamStages(Stages):
         """BadInput for options the target's backend does not take, or an execution provider this
         machine lacks, said once before any work (not once per point, as each failed). A backend
         missing here altogether is the runner's to report."""
-        from scaleprof.engines.base import BuildSpec
-        from scaleprof.engines.backends import backend_for
-
         try:
             backend = backend_for(target.backend, target.device)
         except ScaleprofError:
@@ -195,9 +197,6 @@ class UpstreamStages(Stages):
         a resolution the model cannot take, a fractional phi), or whose tensors this machine cannot
         hold (estimated from its counts; the specs and counts found are the ones the run uses). A
         grid that takes a while says how far it is on stderr."""
-        import time
-
-        from scaleprof.core.limits import check_fits, inference_bytes
 
         points = config.points()
         start = last = time.monotonic()
@@ -217,9 +216,6 @@ class UpstreamStages(Stages):
 
     def environment(self, target: Target) -> tuple[str, dict]:
         if target.name not in self._envs:
-            from scaleprof.engines.backends import backend_for
-            from scaleprof.profile.environment import capture_environment
-
             try:
                 backend = backend_for(target.backend, target.device)
             except ScaleprofError as err:
@@ -230,14 +226,10 @@ class UpstreamStages(Stages):
         return self._envs[target.name]
 
     def spec(self, point: Point):
-        from scaleprof.models import ModelSpec, base_spec
-
         if point.strategy == "none" or point.scale == 1.0:
             return base_spec(point.model)          # s = 1 of every strategy is the base network
 
         def search() -> dict:
-            from scaleprof.models.scaling import scale_spec
-
             return scale_spec(point.model, point.strategy, point.scale, point.alpha).to_dict()
 
         def valid(data: dict) -> bool:          # a damaged or edited entry is searched again
@@ -251,8 +243,6 @@ class UpstreamStages(Stages):
 
     def count(self, spec, resolution: int):
         def count() -> dict:
-            from scaleprof.complexity import count_spec
-
             counts = count_spec(spec, resolution=resolution, batch=1)
             return {**counts.totals(), "layer_count": counts.layer_count}
 
@@ -260,27 +250,16 @@ class UpstreamStages(Stages):
 
     def export(self, spec, precision: str, flavour: str, cache_dir: Path) -> Path:
         """Exports are cached by spec, precision and flavour (scaleprof.export.cached_export)."""
-        from scaleprof.export import cached_export
-
         return cached_export(spec, precision, cache_dir, flavour)
 
     def build(self, onnx_path: Path, spec, target: Target, precision: str, shapes, cache_dir: Path):
-        from scaleprof.engines.cache import build_engine
-        from scaleprof.export.rebuild import rebuild_model
-
         result = build_engine(onnx_path, build_spec(target, precision, shapes), cache_dir, model_source=rebuild_model)
         return result.engine, result.key, result.cached
 
     def time(self, engine, batch: int, resolution: int, timing) -> LatencyStats:
-        from scaleprof.engines.base import ShapePoint
-        from scaleprof.profile.timing import time_engine
-
         return time_engine(engine, ShapePoint(batch, resolution), timing, progress=False)
 
     def runner(self, engine, batch: int, resolution: int):
-        from scaleprof.engines.base import ShapePoint
-        from scaleprof.engines.shapes import check_accepts
-
         shape = ShapePoint(batch, resolution)
         check_accepts(engine, shape)
         engine.load()
@@ -292,8 +271,6 @@ class UpstreamStages(Stages):
         key = (m.onnx_path, resolution)
         if key not in self._onnx_counts:
             def count() -> dict:
-                from scaleprof.profile import engine_node_counts
-
                 return engine_node_counts(engine, 1, resolution)
 
             # the export cache names an ONNX file by its spec key, precision and flavour: its content
@@ -305,7 +282,6 @@ class UpstreamStages(Stages):
         (and cached in the output directory); None when the roofline is off."""
         if not self.roofline:
             return None
-        from scaleprof.profile import engine_peaks
 
         m = engine.manifest
         key = (m.device, m.device_name, m.precision, m.threads)
@@ -315,9 +291,6 @@ class UpstreamStages(Stages):
 
     def layers(self, engine, spec, batch: int, resolution: int, timing, latency: LatencyStats,
                inputs: LayerInputs | None = None) -> LayerReport:
-        from scaleprof.engines.base import ShapePoint
-        from scaleprof.profile import profile_layers
-
         if inputs is None:
             inputs = LayerInputs(self.layer_counts(engine, resolution), self.device_peaks(engine))
         counts, peaks = inputs
@@ -340,8 +313,6 @@ def _valid_counts(data: dict) -> bool:
 
 def build_spec(target: Target, precision: str, shapes):
     """The engine build of a target at ``precision`` for the (batch, resolution) ``shapes``."""
-    from scaleprof.engines.base import BuildSpec, ShapePoint
-
     return BuildSpec(backend=target.backend, device=target.device, precision=precision, threads=target.threads,
                      shapes=tuple(sorted(ShapePoint(b, r) for b, r in shapes)), options=target.options)
 

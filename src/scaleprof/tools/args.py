@@ -23,6 +23,9 @@ import argparse
 import contextlib
 import math
 import sys
+import threading
+import time
+from dataclasses import replace
 from pathlib import Path
 
 from scaleprof.core.onnx_file import PRECISIONS
@@ -77,9 +80,6 @@ def selected_spec(args):
 def still_working(label: str, progress, every_s: float = 15.0):
     """While the body runs (searching or counting a huge network takes minutes), a line through ``progress``
     every ``every_s`` seconds, so that no command is silent for long; nothing for a quick body."""
-    import threading
-    import time
-
     done, start = threading.Event(), time.monotonic()
 
     def tell():
@@ -243,8 +243,6 @@ def add_timing_arguments(parser) -> None:
 
 def timing_settings(args):
     """TimingSettings from the timing group's values, checked (BadInput names the bad one)."""
-    from dataclasses import replace
-
     from scaleprof.profile.timing import validate_settings
 
     settings = replace(_timing_defaults(), **{setting: getattr(args, setting) for _, setting, *_ in TIMING_OPTIONS})
@@ -336,7 +334,6 @@ def with_wait_quiet(config, seconds: float | None):
         raise BadInput(f"--wait-quiet must be zero or more seconds, got {seconds:g}")
     if seconds > MAX_SECONDS:
         raise BadInput(f"--wait-quiet {seconds:g} s is above the most one timing may wait ({MAX_SECONDS:g} s)")
-    from dataclasses import replace
 
     return replace(config, timing=replace(config.timing, wait_quiet_s=float(seconds)))
 

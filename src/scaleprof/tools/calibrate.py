@@ -5,6 +5,10 @@ scaleprof calibrate --kernels --target T [--budget MIN] [DIR]: time generated ke
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+
 NAME = "calibrate"
 HELP = ("fit a per-target latency model from a sweep's points, or (--kernels) time single kernels here for "
         "predicting any ONNX file; prints accuracy and where it saved it")
@@ -55,10 +59,6 @@ def evaluation_lines(evaluation: dict) -> list[str]:
 
 
 def run_kernels(args) -> int:
-    import json
-    import sys
-    from pathlib import Path
-
     from scaleprof.errors import BadInput
     from scaleprof.predict import DEFAULT_BUDGET_MIN, calibrate_kernels, find_kernels, save_kernels
     from scaleprof.predict.network_check import correction_summary, fit_correction, sweep_checks
@@ -104,9 +104,6 @@ def run_kernels(args) -> int:
 
 
 def run(args) -> int:
-    import json
-    from pathlib import Path
-
     from scaleprof.errors import BadInput
     from scaleprof.predict import calibrate_source, save
 

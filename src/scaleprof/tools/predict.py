@@ -5,14 +5,23 @@ target's runtime would execute it (needs `scaleprof calibrate --kernels --target
 
 from __future__ import annotations
 
+import json
+import math
+import time
+from pathlib import Path
+
 NAME = "predict"
 HELP = ("predict a zoo configuration's latency from its counts, or any ONNX file's from its kernels, on a "
         "calibrated target, with an interval")
 
 
 def add_arguments(parser) -> None:
-    from scaleprof.tools.args import (add_calibration_arguments, add_model_arguments, add_output_arguments,
-                                      add_shape_arguments)
+    from scaleprof.tools.args import (
+        add_calibration_arguments,
+        add_model_arguments,
+        add_output_arguments,
+        add_shape_arguments,
+    )
 
     add_model_arguments(parser, model_help="base model, a timm name (see `scaleprof models`), or an ONNX file")
     add_calibration_arguments(parser)
@@ -31,8 +40,6 @@ def add_arguments(parser) -> None:
 
 def query_from(args):
     """The Query that MODEL/--strategy/--alpha/--scale/--phi/--batch/--resolution describe."""
-    import math
-
     from scaleprof.errors import BadInput
     from scaleprof.models import family_of, parse_strategy
     from scaleprof.models.strategies import check_scale, scale_of_phi
@@ -61,15 +68,10 @@ def query_from(args):
 
 
 def is_onnx_file(model: str) -> bool:
-    from pathlib import Path
-
     return model.lower().endswith(".onnx") or Path(model).is_file()
 
 
 def run(args) -> int:
-    import json
-    import time
-
     from scaleprof.errors import BadInput
     from scaleprof.predict import check_environment, describe, find, find_kernels, predict_query
 
@@ -111,8 +113,6 @@ def run(args) -> int:
 
 def predict_file(args) -> tuple:
     """(kernel calibration, KernelGraph, NetworkPrediction, seconds) of FILE.onnx on --target."""
-    import time
-
     from scaleprof.errors import BadInput
     from scaleprof.predict import check_environment, file_kernels, find_kernels, ort_settings, predict_kernels
     from scaleprof.tools.args import check_shape_arguments
@@ -185,8 +185,6 @@ def measure_file(path, graph, cal) -> tuple[dict, float | None]:
 
 
 def run_file(args) -> int:
-    import json
-
     from scaleprof.errors import BadInput
 
     if args.measure and not args.per_layer:

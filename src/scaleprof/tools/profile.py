@@ -6,12 +6,21 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 
 from scaleprof.errors import BadInput
-from scaleprof.tools.args import (add_engine_arguments, add_output_arguments, add_shape_arguments,
-                                  add_timing_arguments, build_spec, check_shape_arguments, default_resolution,
-                                  engine_arguments_given, timing_settings)
+from scaleprof.tools.args import (
+    add_engine_arguments,
+    add_output_arguments,
+    add_shape_arguments,
+    add_timing_arguments,
+    build_spec,
+    check_shape_arguments,
+    default_resolution,
+    engine_arguments_given,
+    timing_settings,
+)
 
 NAME = "profile"
 HELP = "time an engine end to end (median, CI) and, with --per-layer, layer by layer against predicted counts"
@@ -34,10 +43,10 @@ def add_arguments(parser) -> None:
 
 def _open(args, target: str):
     """(engine, shape) from an engine directory, or from an ONNX file built with the engine options."""
+    from scaleprof.engines.backends import get_backend
     from scaleprof.engines.base import ShapePoint
     from scaleprof.engines.cache import build_engine, default_cache_dir, open_engine
     from scaleprof.engines.onnx_facts import read_facts
-    from scaleprof.engines.backends import get_backend
     from scaleprof.errors import EnvironmentProblem
     from scaleprof.export.rebuild import rebuild_model
     from scaleprof.profile.timing import check_engine_memory, check_memory
@@ -100,8 +109,6 @@ def run(args) -> int:
 def _run_several(args, settings) -> int:
     """Several engines timed in interleaved rounds (profile.timing.time_engines), then each one's
     layers where asked; one Measurement each, in the order given."""
-    from contextlib import ExitStack
-
     from scaleprof.profile.environment import environment_for
     from scaleprof.profile.timing import time_engines
     from scaleprof.profile.types import Measurement

@@ -3,6 +3,10 @@ that the predictor puts within a latency budget; --verify builds and measures th
 
 from __future__ import annotations
 
+import json
+import tempfile
+from pathlib import Path
+
 NAME = "recommend"
 HELP = "search strategy, alpha and s with the predictor for the most flops within a latency budget"
 VERIFY_TIMING = {"min_time_s": 1.0, "target_ci": 0.01, "max_time_s": 5.0}
@@ -31,8 +35,6 @@ def add_arguments(parser) -> None:
 def measure(candidate, target_config: dict, work_dir) -> dict:
     """Export, build (engine cache in ``work_dir``) and time one candidate on the calibration's target,
     through the sweep's own stages: the same export file name, parity check and engine build."""
-    from pathlib import Path
-
     from scaleprof.engines.int8_flavour import flavour_of
     from scaleprof.predict import spec_for
     from scaleprof.profile import TimingSettings
@@ -55,8 +57,6 @@ def measure(candidate, target_config: dict, work_dir) -> dict:
 
 
 def _verify(cal, candidates, count: int, budget: float) -> list[dict]:
-    import tempfile
-
     from scaleprof.errors import BadInput
     from scaleprof.predict import check_environment, current_environment_key
 
@@ -102,8 +102,6 @@ def _print(cal, candidates, args, verified) -> None:
 
 
 def run(args) -> int:
-    import json
-
     from scaleprof.errors import BadInput
     from scaleprof.models.strategies import check_scale
     from scaleprof.predict import DEFAULT_ALPHAS, check_environment, find, recommend

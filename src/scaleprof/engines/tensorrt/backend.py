@@ -28,18 +28,27 @@ from pathlib import Path
 
 from scaleprof.core.onnx_file import dims_of, graph_inputs, load_model, quantized_precision, quantized_types
 from scaleprof.engines.base import Backend, BuildSpec, EngineManifest, ShapeRange
+from scaleprof.engines.cache import draft_manifest
 from scaleprof.engines.devices import compute_capability, device_index, gpu_name, gpu_present
 from scaleprof.engines.tensorrt import trtexec as trtexec_tool
 from scaleprof.engines.tensorrt.build_api import build_with_api
 from scaleprof.engines.tensorrt.engine import TensorRTEngine
 from scaleprof.engines.tensorrt.engine_layers import layer_rows, layers_per_profile
 from scaleprof.engines.tensorrt.inspector import read_inspector
-from scaleprof.engines.tensorrt.network import precision_extras
 from scaleprof.engines.tensorrt.library import TENSORRT, TensorRTLibrary, import_library, library_importable
-from scaleprof.engines.tensorrt.network import check_gpu_memory
-from scaleprof.engines.tensorrt.options import (NODES_NAME, PLAN_NAME, PrecisionMode, TrtOptions, key_parts,
-                                                onnx_float_precision, precision_mode, sidecar_paths,
-                                                timing_cache_path, trt_options)
+from scaleprof.engines.tensorrt.network import check_gpu_memory, precision_extras
+from scaleprof.engines.tensorrt.options import (
+    NODES_NAME,
+    PLAN_NAME,
+    PrecisionMode,
+    TrtOptions,
+    key_parts,
+    onnx_float_precision,
+    precision_mode,
+    sidecar_paths,
+    timing_cache_path,
+    trt_options,
+)
 from scaleprof.engines.tensorrt.profiles import is_dynamic, plan_profiles, profile_to_json
 from scaleprof.errors import BadInput, EnvironmentProblem
 
@@ -212,8 +221,6 @@ class TensorRTBackend(Backend):
         """The manifest draft. The cache fills in key, hashes and timings, and sets manifest.ranges to
         the requested ranges: the engine's own profiles (their order is the profile index) live in extras.
         ``memory``: activation bytes per profile and where they came from (build_api)."""
-        from scaleprof.engines.cache import draft_manifest
-
         opts, side = plan.opts, plan.side_files
         graph = read_inspector(side["graph"]) if side["graph"].is_file() else None
         layers = layer_rows(graph) if graph else None

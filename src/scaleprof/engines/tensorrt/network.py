@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
+from scaleprof.complexity import count_onnx
 from scaleprof.core.onnx_file import ELEMENT_BYTES
 from scaleprof.engines.tensorrt.inspector import metadata_nodes
 from scaleprof.errors import BadInput
@@ -162,8 +163,6 @@ def describe_engine_layers(directory: Path, manifest) -> dict:
     """An engine's layer file against the ONNX file's predicted counts (per image, at its first
     profile's largest resolution) and its activation memory per profile against acts x batch x
     element size; counts are None when the ONNX file is gone."""
-    from scaleprof.complexity import count_onnx
-
     counted: dict[int, object] = {}
     onnx_path = Path(manifest.onnx_path)
     dims = next(iter((manifest.extras.get("inputs") or {"": [-1]}).values()))

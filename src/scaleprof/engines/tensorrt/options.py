@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from scaleprof.core.files import user_cache_dir
 from scaleprof.core.onnx_file import PRECISIONS, QUANTIZED
 from scaleprof.core.text import slug
 from scaleprof.engines.base import BuildSpec
@@ -231,7 +232,6 @@ def timing_cache_path(gpu_name: str, trt_version: str, override: str | None = No
     else ~/.cache/scaleprof."""
     if override:
         return Path(override).expanduser()
-    from scaleprof.core.files import user_cache_dir
 
     base = user_cache_dir()                 # None (no usable HOME or cache variable): no timing cache
     if base is None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from scaleprof.core.onnx_file import load_model
 from scaleprof.engines.anchors import LayerAnchors, LayerResolver
 from scaleprof.engines.tensorrt.inspector import InspectorGraph, InspectorLayer, strip_profile
 
@@ -139,8 +140,6 @@ class InspectorLayerMap:
 def onnx_node_order(onnx_path: str | Path) -> tuple[str, ...]:
     """Node names of an ONNX graph in file order (topological for a valid model); weights are
     not loaded."""
-    from scaleprof.core.onnx_file import load_model
-
     return tuple(n.name for n in load_model(onnx_path, load_weights=False).graph.node)
 
 

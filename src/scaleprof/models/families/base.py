@@ -17,7 +17,8 @@ import re
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING
 
-from scaleprof.core.limits import MIN_RESOLUTION     # noqa: F401 - every family here downsamples by 32
+from scaleprof.core.limits import MIN_RESOLUTION  # noqa: F401 - every family here downsamples by 32
+from scaleprof.errors import BadInput
 from scaleprof.models.meta import SkipInitOnMeta
 
 if TYPE_CHECKING:       # importing a family does not import torch
@@ -75,8 +76,6 @@ class Family(ABC):
         only its multiples."""
         multiple = self.resolution_multiple
         if multiple and resolution % multiple:
-            from scaleprof.errors import BadInput
-
             nearest = max(multiple, round(resolution / multiple) * multiple)
             raise BadInput(f"{model} takes resolutions that are multiples of {multiple} (its coarsest feature map "
                            f"is 1/{multiple} of the input), not {resolution}: try {nearest}")

@@ -27,9 +27,11 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import importlib
 import json
 import math
 import re
+import warnings
 
 from scaleprof.errors import BadInput
 from scaleprof.models.families.base import Family, round8
@@ -64,9 +66,6 @@ def phi_of(model: str) -> int:
 def _effdet():
     """effdet's modules (efficientdet, config), imported once without the FutureWarning its loss module's
     ``torch.jit.script`` prints (a one-line error must stay one line)."""
-    import importlib
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         return importlib.import_module("effdet.efficientdet"), importlib.import_module("effdet.config")

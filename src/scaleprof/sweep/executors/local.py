@@ -16,14 +16,15 @@ after the other, not in interleaved rounds.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import time
 from concurrent.futures import Future, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Callable
 
-from scaleprof.sweep.executors.plan import NetworkPlan, network_of, network_plans, prepare_network
 from scaleprof.sweep.config import Point
+from scaleprof.sweep.executors.plan import NetworkPlan, network_of, network_plans, prepare_network
 from scaleprof.sweep.runner import Executor, PointGroup, SweepRun, measure_groups
 from scaleprof.sweep.stages import Stages
 
@@ -74,8 +75,6 @@ class PreparingExecutor(Executor):
 def _worker_pool(jobs: int) -> ProcessPoolExecutor:
     """Fresh interpreters (spawn): a forked copy of a process that has started torch's or CUDA's
     threads can hang. Each worker gets its share of the cores for torch's and ONNX Runtime's pools."""
-    import multiprocessing
-
     threads = max(1, (os.cpu_count() or 1) // jobs)
     return ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_share_cores, initargs=(threads,))

@@ -22,13 +22,20 @@ import time
 from collections import Counter
 from typing import Callable
 
+from scaleprof import __version__
 from scaleprof.core.text import first_line
 from scaleprof.errors import EnvironmentProblem, ScaleprofError
+from scaleprof.sweep.config import Point, SweepConfig
 from scaleprof.sweep.executors.plan import Bundle, bundles, network_plans
 from scaleprof.sweep.executors.ray_cluster import RayCluster, resource_of, serve_command
-from scaleprof.sweep.executors.ray_tasks import (MEASURE_RUNTIME_ENV, BundleOutcome, CacheLocation, measure,
-                                                  prepare, probe)
-from scaleprof.sweep.config import Point, SweepConfig
+from scaleprof.sweep.executors.ray_tasks import (
+    MEASURE_RUNTIME_ENV,
+    BundleOutcome,
+    CacheLocation,
+    measure,
+    prepare,
+    probe,
+)
 from scaleprof.sweep.runner import Executor, PointGroup, SweepRun
 from scaleprof.sweep.stages import Stages
 
@@ -241,6 +248,4 @@ def _measurable_here(config: SweepConfig, stages: Stages) -> list[str]:
 
 
 def _version() -> str:
-    from scaleprof import __version__
-
     return __version__

@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scaleprof import __version__
-from scaleprof.core.files import write_atomic
+from scaleprof.core.files import user_cache_dir, write_atomic
 from scaleprof.errors import EnvironmentProblem, ScaleprofError
-from scaleprof.sweep.executors.plan import ONNX_DIR, NetworkPlan, Prepared, PreparedStages, prepare_network
 from scaleprof.sweep.config import Point, SweepConfig, Target
+from scaleprof.sweep.executors.plan import ONNX_DIR, NetworkPlan, Prepared, PreparedStages, prepare_network
+from scaleprof.sweep.result import PointResult
 from scaleprof.sweep.runner import PointGroup, SweepResult, SweepRun
 from scaleprof.sweep.stages import Stages
-from scaleprof.sweep.result import PointResult
 
 CACHE_VARIABLE = "SCALEPROF_CACHE"          # a host's cache directory (default ~/.cache/scaleprof)
 # Measurements run in workers of their own (a runtime environment of their own), never in one that
@@ -43,7 +43,6 @@ class CacheLocation:
     def root(self) -> Path:
         if socket.gethostname() == self.driver_host:
             return Path(self.driver_out)
-        from scaleprof.core.files import user_cache_dir
 
         given = os.environ.get(CACHE_VARIABLE)
         root = Path(given).expanduser() if given else user_cache_dir()
