@@ -16,3 +16,16 @@ def b0_onnx(tmp_path_factory):
     path = tmp_path_factory.mktemp("b0") / "efficientnet_b0.onnx"
     export_onnx(spec, path, ExportOptions(check_parity=False))
     return path
+
+
+@pytest.fixture
+def scaleprof(capsys):
+    """The real CLI in this process: scaleprof(*argv) -> (exit code, stdout, stderr)."""
+    from scaleprof import cli
+
+    def call(*argv):
+        code = cli.main([str(a) for a in argv])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return call

@@ -19,16 +19,6 @@ trt = pytest.importorskip("tensorrt_rtx", reason="tensorrt-rtx has no wheel for 
 RTX = ("--backend", "tensorrt-rtx")
 
 
-@pytest.fixture
-def scaleprof(capsys):
-    def call(*argv):
-        code = cli.main([str(a) for a in argv])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return call
-
-
 def _key(scaleprof, onnx_path, out, *args):
     code, text, err = scaleprof("build", onnx_path, *RTX, "--resolution", "32", "-o", out, "--json", *args)
     assert code == 0, err

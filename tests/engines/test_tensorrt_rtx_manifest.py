@@ -10,20 +10,9 @@ import json
 
 import pytest
 
-from scaleprof import cli
 from scaleprof.engines.base import BuildSpec, ShapePoint as P
 
 trt = pytest.importorskip("tensorrt_rtx", reason="tensorrt-rtx has no wheel for this platform (x86-64 only)")
-
-
-@pytest.fixture
-def scaleprof(capsys):
-    def call(*argv):
-        code = cli.main([str(a) for a in argv])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return call
 
 
 def _spec(*shapes, precision="fp32", **options):

@@ -9,7 +9,6 @@ import dataclasses
 import onnx
 import pytest
 
-from scaleprof import cli
 from scaleprof.core.onnx_file import quantized_precision
 from scaleprof.errors import BadInput
 from scaleprof.export import ExportOptions, ParityError, export_onnx, read_metadata
@@ -116,16 +115,6 @@ def test_calibration_images_are_fitted_and_normalised(image_folder):
     arrays = load_images(image_folder, 32, limit=2)
     assert [a.shape for a in arrays] == [(1, 3, 32, 32)] * 2
     assert all(a.dtype.name == "float32" and -2.2 < a.min() and a.max() < 2.7 for a in arrays)
-
-
-@pytest.fixture
-def scaleprof(capsys):
-    def call(*argv):
-        code = cli.main([str(a) for a in argv])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return call
 
 
 @pytest.mark.parametrize("case", ["empty", "not-images", "missing", "fp32"])

@@ -47,15 +47,7 @@ def to_json(cal: Calibration) -> str:
 
 
 def from_json(text: str, where: str = "calibration") -> Calibration:
-    try:
-        data = json.loads(text)
-    except ValueError as err:
-        raise BadInput(f"{where}: not a scaleprof calibration ({err})") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise BadInput(f"{where}: not a scaleprof calibration file")
-    if data.get("version") != FORMAT_VERSION:
-        raise BadInput(f"{where}: calibration format version {data.get('version')} is not the version this "
-                       f"scaleprof reads ({FORMAT_VERSION}); run `scaleprof calibrate` again")
+    data = _versioned(text, where, "calibration", FORMAT, FORMAT_VERSION, "scaleprof calibrate")
     try:
         return Calibration(target=data["target"], env_key=data["env_key"],
                            fits={k: BatchFit.from_dict(v) for k, v in data["fits"].items()},
@@ -139,15 +131,8 @@ def kernels_to_json(cal) -> str:
 
 
 def kernels_from_json(text: str, where: str = "kernel calibration"):
-    try:
-        data = json.loads(text)
-    except ValueError as err:
-        raise BadInput(f"{where}: not a scaleprof kernel calibration ({err})") from None
-    if not isinstance(data, dict) or data.get("format") != KERNELS_FORMAT:
-        raise BadInput(f"{where}: not a scaleprof kernel calibration file")
-    if data.get("version") != KERNELS_VERSION:
-        raise BadInput(f"{where}: kernel calibration format version {data.get('version')} is not the version this "
-                       f"scaleprof reads ({KERNELS_VERSION}); run `scaleprof calibrate --kernels` again")
+    data = _versioned(text, where, "kernel calibration", KERNELS_FORMAT, KERNELS_VERSION,
+                      "scaleprof calibrate --kernels")
     try:
         return KernelCalibration(
             target=data["target"], env_key=data["env_key"], model=KernelModel.from_dict(data["model"]),
@@ -212,3 +197,17 @@ def find_kernels(target: str, path=None, required: bool = True):
         raise BadInput(f"no kernel calibration of target {target!r} in {directory or 'the calibration store'}; run "
                        f"`scaleprof calibrate --kernels --target {target}` first")
     return max(found, key=lambda c: c.created)
+
+
+def _versioned(text: str, where: str, what: str, fmt: str, version: int, command: str) -> dict:
+    """The JSON object of a calibration file of format ``fmt`` at ``version``; BadInput otherwise."""
+    try:
+        data = json.loads(text)
+    except ValueError as err:
+        raise BadInput(f"{where}: not a scaleprof {what} ({err})") from None
+    if not isinstance(data, dict) or data.get("format") != fmt:
+        raise BadInput(f"{where}: not a scaleprof {what} file")
+    if data.get("version") != version:
+        raise BadInput(f"{where}: {what} format version {data.get('version')} is not the version this "
+                       f"scaleprof reads ({version}); run `{command}` again")
+    return data
