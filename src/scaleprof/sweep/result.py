@@ -8,7 +8,7 @@ form: the store's scalar columns, and the first columns of results.csv / results
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from scaleprof.engines.int8_flavour import precision_label
 from scaleprof.profile.types import LatencyStats, LayerReport
@@ -85,9 +85,6 @@ class PointResult:
             return None
         return float(value) * self.batch if name in PER_BATCH else float(value)
 
-    def with_latency(self, latency: LatencyStats) -> "PointResult":
-        return replace(self, latency=latency)
-
     # ------------------------------------------------------------------ the flat form
     def flat(self) -> dict:
         """The scalar fields by their column names (the store's, and results.csv's first ones)."""
@@ -123,9 +120,16 @@ class PointResult:
 
 
 def _latency_from_columns(row: dict) -> LatencyStats:
-    """A results.csv / results.json row's latency columns (report.tables) as LatencyStats."""
+    """A results.csv / results.json row's latency columns (report.tables) as LatencyStats, with how
+    it was timed (rounds kept and discarded, contended or not) where the row says."""
     low, high = row.get("latency_ci95_low"), row.get("latency_ci95_high")
+    contended = row.get("contended")
+    rounds = None
+    if row.get("rounds_kept") is not None:
+        rounds = {"kept": row["rounds_kept"], "discarded": row.get("rounds_discarded"),
+                  "contended": bool(contended), "reason": row.get("contended_why")}
     return LatencyStats(median=float(row[LATENCY_MS]), batch=int(row["batch"]), mean=row.get("latency_ms_mean"),
                         p90=row.get("latency_ms_p90"), p99=row.get("latency_ms_p99"), cv=row.get("latency_cv"),
                         ci95=(low, high) if low is not None and high is not None else None,
-                        iterations=row.get("iterations"))
+                        iterations=row.get("iterations"), rounds=rounds,
+                        contention={"flagged": bool(contended)} if contended is not None and rounds is None else None)
