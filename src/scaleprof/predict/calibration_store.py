@@ -72,12 +72,7 @@ def save(cal: Calibration, directory: Path | None = None) -> Path:
 
 
 def load(path) -> Calibration:
-    path = Path(path)
-    try:
-        text = read_limited(path, MAX_CALIBRATION_BYTES, "calibration").decode("utf-8", errors="replace")
-    except OSError as err:
-        raise BadInput(f"{path}: cannot read the calibration ({err.strerror or err})") from None
-    return from_json(text, str(path))
+    return from_json(_read_text(path, "calibration"), str(path))
 
 
 def stored(directory: Path | None = None) -> list[Calibration]:
@@ -167,12 +162,7 @@ def save_kernels(cal, directory: Path | None = None) -> Path:
 
 
 def load_kernels(path):
-    path = Path(path)
-    try:
-        text = read_limited(path, MAX_CALIBRATION_BYTES, "kernel calibration").decode("utf-8", errors="replace")
-    except OSError as err:
-        raise BadInput(f"{path}: cannot read the kernel calibration ({err.strerror or err})") from None
-    return kernels_from_json(text, str(path))
+    return kernels_from_json(_read_text(path, "kernel calibration"), str(path))
 
 
 def find_kernels(target: str, path=None, required: bool = True):
@@ -211,3 +201,11 @@ def _versioned(text: str, where: str, what: str, fmt: str, version: int, command
         raise BadInput(f"{where}: {what} format version {data.get('version')} is not the version this "
                        f"scaleprof reads ({version}); run `{command}` again")
     return data
+
+
+def _read_text(path, what: str) -> str:
+    """A calibration file's text, read within MAX_CALIBRATION_BYTES; BadInput when it cannot be read."""
+    try:
+        return read_limited(Path(path), MAX_CALIBRATION_BYTES, what).decode("utf-8", errors="replace")
+    except OSError as err:
+        raise BadInput(f"{path}: cannot read the {what} ({err.strerror or err})") from None
