@@ -237,3 +237,19 @@ def test_a_sweeps_layer_profiles_join_the_kernel_data(calibration, tmp_path):
     refused = subprocess.run([sys.executable, "-m", "scaleprof.cli", "calibrate", "--kernels", "--target", "cpu-ort",
                               str(tmp_path / "sweep"), "-o", str(store)], capture_output=True, text=True, env=env)
     one_line_error(refused, "no kernel calibration of target 'cpu-ort'")
+
+
+def test_kernels_do_not_depend_on_where_the_weights_lie(tmp_path):
+    """Embedded weights are read as references into the file, external ones from their own file: ORT
+    optimises the same graph either way, at the file's own batch and at another."""
+    import dataclasses
+
+    path = small_net(tmp_path / "n.onnx", channels=64)          # the gemm's 160 KB weight stays in the file
+    (tmp_path / "ext").mkdir()
+    onnx.save(onnx.load(str(path)), str(tmp_path / "ext" / "n.onnx"), save_as_external_data=True, location="w.bin",
+              size_threshold=0)
+    for batch in (None, 3):
+        embedded, external = (sorted(repr(dataclasses.replace(k, name=""))
+                                     for k in file_kernels(p, 1, batch=batch).kernels)
+                              for p in (path, tmp_path / "ext" / "n.onnx"))
+        assert embedded == external and any("Gemm" in k for k in embedded)

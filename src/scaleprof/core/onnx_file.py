@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from scaleprof.core.memory import check_fits
+from scaleprof.core.onnx_wire import graph_without_weights
 from scaleprof.core.text import first_line
 from scaleprof.errors import BadInput
 
@@ -29,10 +30,13 @@ META_VERSION = "scaleprof.version"
 
 PARSE_EXPANSION = 3     # memory a parsed protobuf takes per byte of the file, at most (about)
 TOO_LARGE = "a model too large for this machine"
+INLINE_BYTES = 65536     # a tensor this small stays in the graph read without weights (shape ops read such)
 
 
 def load_model(path, load_weights: bool = True):
-    """onnx.ModelProto from ``path``; a missing, empty, truncated or non-ONNX file is a BadInput."""
+    """onnx.ModelProto from ``path``; a missing, empty, truncated or non-ONNX file is a BadInput. Without
+    ``load_weights`` the large embedded weights are not read either: they stay references into the file
+    (onnx_wire), and the model holds the graph, the weights' names, types and shapes, and small tensors."""
     import onnx
 
     path = Path(path)
@@ -40,10 +44,15 @@ def load_model(path, load_weights: bool = True):
         raise BadInput(f"{path}: no such ONNX file")
     if path.stat().st_size == 0:
         raise BadInput(f"{path}: empty file, not an ONNX model")
-    check_fits(PARSE_EXPANSION * path.stat().st_size, f"reading {path}", "the parsed ONNX file", TOO_LARGE)
     try:
-        model = onnx.load(str(path), load_external_data=False)
-        external = _external_bytes(model, path)
+        graph = None if load_weights else graph_without_weights(path, INLINE_BYTES)
+    except ValueError:          # no binary protobuf: onnx's own reader says what the file is
+        graph = None
+    if graph is None:
+        check_fits(PARSE_EXPANSION * path.stat().st_size, f"reading {path}", "the parsed ONNX file", TOO_LARGE)
+    try:
+        model = onnx.load_model_from_string(graph) if graph else onnx.load(str(path), load_external_data=False)
+        external = 0 if graph else _external_bytes(model, path)
         if load_weights and external:
             check_fits(PARSE_EXPANSION * path.stat().st_size + external, f"reading {path} and its external data",
                        "the parsed ONNX file and its weights", TOO_LARGE)
@@ -61,8 +70,30 @@ def load_model(path, load_weights: bool = True):
     # A truncated protobuf often still parses up to the cut; the checker sees dangling references.
     # Given a model that still refers to its external data, the checker looks for those files in the
     # working directory; given the path, beside the model.
-    _check_structure(model if not external or load_weights else str(path), path)
+    if graph:
+        _check_structure(_placeholder_weights(model, path.name), path)
+    else:
+        _check_structure(model if not external or load_weights else str(path), path)
     return model
+
+
+def _placeholder_weights(model, location: str):
+    """A copy of ``model`` for the checker, each weight that refers into the file itself (``location``)
+    replaced by one element of its type: the checker would otherwise look for the file in the working
+    directory, and the weights' bytes are not what it checks."""
+    import onnx
+    from onnx import helper
+
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    for tensor in copy.graph.initializer:
+        if any(e.key == "location" and e.value == location for e in tensor.external_data):
+            tensor.ClearField("external_data")
+            tensor.ClearField("data_location")
+            del tensor.dims[:]
+            tensor.dims.append(1)
+            tensor.raw_data = bytes(helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize)
+    return copy
 
 
 def _external_bytes(model, path: Path) -> int:

@@ -15,6 +15,7 @@ written, arithmetic intensity and what was fused into it.
 from __future__ import annotations
 
 import math
+import os
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -201,26 +202,30 @@ def _with_input_shape(model, shape: tuple):
 def optimized_graph(path, threads: int | None = 1, level: str = "all", batch: int | None = None,
                     resolution: int | None = None) -> tuple:
     """(optimised onnx.ModelProto without weights, the input shape) of an ONNX file as ONNX Runtime's CPU
-    execution provider would run it."""
+    execution provider would run it. Neither scaleprof nor ORT copies the weights: the graph is read
+    without them (they stay references into the file, which ORT maps), ORT is asked not to prepack them,
+    and the optimised graph's weights are written to the null device (nothing reads them back)."""
     import onnx
+    import onnxruntime
 
-
-    model = load_model(path)
+    model = load_model(path, load_weights=False)
     shape = _input_shape(model, batch, resolution)
     if shape != _declared_shape(model):
-        source = _with_input_shape(model, shape).SerializeToString()
-    else:
-        source = str(path)                    # as it is: ORT reads the file itself (no copy of the weights)
-    del model
+        model = _with_input_shape(model, shape)
     with tempfile.TemporaryDirectory(prefix="scaleprof-kernels-") as work:
         so = session_options(threads, level)
         so.optimized_model_filepath = str(Path(work) / "optimized.onnx")
         so.add_session_config_entry("session.optimized_model_external_initializers_file_name", "weights.bin")
         so.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes", "1024")
+        so.add_session_config_entry("session.model_external_initializers_file_folder_path",
+                                    str(Path(path).resolve().parent))
+        so.add_session_config_entry("session.disable_prepacking", "1")
         try:
-            import onnxruntime
-
-            onnxruntime.InferenceSession(source, so, providers=["CPUExecutionProvider"])
+            (Path(work) / "weights.bin").symlink_to(os.devnull)
+        except OSError:
+            pass                              # no symlinks here: ORT writes the file, which is only slower
+        try:
+            onnxruntime.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
         except Exception as err:    # ORT raises its own Fail/InvalidGraph/NotImplemented types
             raise BadInput(f"{path}: ONNX Runtime cannot load it at input {shape}: {first_line(err)}") from None
         optimized = onnx.load(so.optimized_model_filepath, load_external_data=False)
