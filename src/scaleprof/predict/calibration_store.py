@@ -22,6 +22,7 @@ from scaleprof.predict.samples import cache_root
 from scaleprof.predict.sweep_calibration import calibrate_source
 
 MAX_CALIBRATION_BYTES = 1 << 20     # a calibration is a few coefficients per batch size: kilobytes
+MAX_KERNEL_CALIBRATION_BYTES = 256 << 20   # every timed kernel, ~0.5 KB each: 4 MB for 8 minutes, 600 at most
 
 FORMAT = "scaleprof-calibration"
 FORMAT_VERSION = 1
@@ -162,7 +163,7 @@ def save_kernels(cal, directory: Path | None = None) -> Path:
 
 
 def load_kernels(path):
-    return kernels_from_json(_read_text(path, "kernel calibration"), str(path))
+    return kernels_from_json(_read_text(path, "kernel calibration", MAX_KERNEL_CALIBRATION_BYTES), str(path))
 
 
 def find_kernels(target: str, path=None, required: bool = True):
@@ -203,9 +204,9 @@ def _versioned(text: str, where: str, what: str, fmt: str, version: int, command
     return data
 
 
-def _read_text(path, what: str) -> str:
-    """A calibration file's text, read within MAX_CALIBRATION_BYTES; BadInput when it cannot be read."""
+def _read_text(path, what: str, limit: int = MAX_CALIBRATION_BYTES) -> str:
+    """A calibration file's text, read within ``limit`` bytes; BadInput when it cannot be read."""
     try:
-        return read_limited(Path(path), MAX_CALIBRATION_BYTES, what).decode("utf-8", errors="replace")
+        return read_limited(Path(path), limit, what).decode("utf-8", errors="replace")
     except OSError as err:
         raise BadInput(f"{path}: cannot read the {what} ({err.strerror or err})") from None
