@@ -84,8 +84,8 @@ def choose_predictor(target: str, path=None) -> Choice:
     config = sweep.target_config if (sweep.target_config or {}).get("backend") else _definition(target)
     why_not = kernel_calibratable(config)
     if why_not is None:
-        reason = (f"{target} has no kernel calibration (`scaleprof calibrate --kernels --target {target}` would "
-                  "let the kernel model answer)")
+        where = f"{target} has no kernel calibration" if path is None else f"{path} holds no kernel calibration"
+        reason = f"{where} (`scaleprof calibrate --kernels --target {target}` would let the kernel model answer)"
     else:
         reason = f"the kernel model cannot be calibrated on {target} ({why_not})"
     return Choice(GROUP_MODEL, f"{reason}; sweep calibration from {sweep.source or '?'}", sweep)
