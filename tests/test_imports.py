@@ -144,7 +144,7 @@ LAZY_PROJECT_IMPORTS = {     # file -> the project modules it imports inside fun
     "scaleprof/models/scaling.py": {"scaleprof.core.costs"},
     "scaleprof/predict/sweep_kernels.py": {"scaleprof.export"},             # export_onnx
     # the report package and the executors' package stay free of numpy until used
-    "scaleprof/report/__init__.py": {"scaleprof.report", "scaleprof.sweep.store", "scaleprof.report.document"},
+    "scaleprof/report/__init__.py": {"scaleprof.report", "scaleprof.sweep.store", "scaleprof.report.blocks"},
     "scaleprof/sweep/executors/__init__.py": {"scaleprof.sweep.executors.ray_driver",
                                                "scaleprof.sweep.executors.local"},
 }

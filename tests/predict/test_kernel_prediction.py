@@ -177,7 +177,7 @@ def test_cli_bad_input_is_one_line(calibration, tmp_path):
                    "not a readable ONNX model")
     flat = small_net(tmp_path / "flat.onnx", input_shape=(1, 3072))
     one_line_error(scaleprof("predict", flat, "--target", "cpu-ort-1t", "--calibration", path), "fixed rank")
-    tail = small_net(tmp_path / "tail.onnx", op_tail="Softplus")
+    tail = small_net(tmp_path / "tail.onnx", op_tail="Abs")     # ORT fuses no Abs into the Gemm (it fuses a Softplus)
     one_line_error(scaleprof("predict", tail, "--target", "cpu-ort-1t", "--calibration", path, "--strict"),
                    "--strict", "never timed")
     data = json.loads(path.read_text())
@@ -287,3 +287,20 @@ def test_kernels_do_not_depend_on_where_the_weights_lie(tmp_path):
                                      for k in file_kernels(p, 1, batch=batch).kernels)
                               for p in (path, tmp_path / "ext" / "n.onnx"))
         assert embedded == external and any("Gemm" in k for k in embedded)
+
+
+def test_a_long_calibration_is_read_back_and_an_unreadable_one_is_named(calibration, tmp_path):
+    """An 8-minute calibration keeps ~9,000 timed kernels (4 MB): `predict` must read what `calibrate` wrote;
+    a file of the store it cannot read is named, not passed over as if there were none."""
+    import dataclasses
+
+    from scaleprof.predict import find_kernels
+
+    cal, _ = calibration
+    long = dataclasses.replace(cal, rows=cal.rows * (4_000_000 // (200 * len(cal.rows)) + 1))
+    path = save_kernels(long, tmp_path / "store")
+    assert path.stat().st_size > 4_000_000
+    assert len(find_kernels("cpu-ort-1t", tmp_path / "store").rows) == len(long.rows)
+    path.write_text('{"format": "scaleprof-kernel-calibration", "version": 0}')
+    with pytest.raises(BadInput, match=f"no readable kernel calibration of target 'cpu-ort-1t': {path}"):
+        find_kernels("cpu-ort-1t", tmp_path / "store")

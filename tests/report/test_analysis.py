@@ -8,9 +8,8 @@ import statistics
 import pytest
 
 from tests.report.synthetic import BASE, points, synthetic_rows
-from scaleprof.report.analysis import (
-    analyze, expected_exponents, fit_linear, fit_loglog, growth_exponents, pearson_r, within_budget,
-)
+from scaleprof.report.analysis import analyze, expected_exponents, growth_exponents, within_budget
+from scaleprof.report.fits import fit_linear, fit_loglog, pearson_r
 
 
 def test_latency_linear_in_acts_ranks_acts_first_with_r_1():

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from scaleprof.report.analysis import analyze
-from scaleprof.report.document import Table
+from scaleprof.report.blocks import Table
 from scaleprof.report.tables import activation_bytes, result_row
 from scaleprof.report.precisions import mean_speedups, precision_pairs, sections, verdicts
 from tests.report.synthetic import points, synthetic_rows

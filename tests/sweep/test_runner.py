@@ -16,7 +16,8 @@ import pytest
 from tests.sweep.fake_stages import GRID, FakeStages
 from scaleprof.errors import EnvironmentProblem
 from scaleprof.sweep.config_file import parse_config
-from scaleprof.sweep.runner import MEASURE_STAGES, STAGES, dry_run, run_sweep
+from scaleprof.sweep.executor import MEASURE_STAGES, STAGES
+from scaleprof.sweep.runner import dry_run, run_sweep
 from scaleprof.sweep.store import STORE_NAME, Store
 
 SCRIPT = Path(__file__).with_name("fake_stages.py")

@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 from scaleprof.core.files import read_limited, write_atomic
+from scaleprof.core.memory import check_fits
 from scaleprof.core.text import slug
 from scaleprof.errors import BadInput, EnvironmentProblem
 from scaleprof.predict.kernel_calibration import KernelCalibration, kernel_from_dict
@@ -22,7 +23,9 @@ from scaleprof.predict.samples import cache_root
 from scaleprof.predict.sweep_calibration import calibrate_source
 
 MAX_CALIBRATION_BYTES = 1 << 20     # a calibration is a few coefficients per batch size: kilobytes
-MAX_KERNEL_CALIBRATION_BYTES = 256 << 20   # every timed kernel, ~0.5 KB each: 4 MB for 8 minutes, 600 at most
+# A kernel calibration keeps every timed kernel: about 0.5 MB per minute of budget on a 2-core CPU.
+MAX_KERNEL_CALIBRATION_BYTES = 256 << 20
+JSON_EXPANSION = 10                 # memory parsed JSON takes per byte of text, at most (about)
 
 FORMAT = "scaleprof-calibration"
 FORMAT_VERSION = 1
@@ -175,14 +178,16 @@ def find_kernels(target: str, path=None, required: bool = True):
             raise BadInput(f"{path}: a kernel calibration of {cal.target!r}, not of {target!r}")
         return cal
     directory = Path(path) if path is not None else calibrations_dir()
-    found = []
+    found, problems = [], []
     for file in sorted(directory.glob("kernels-*.json")) if directory is not None and directory.is_dir() else ():
         try:
             found.append(load_kernels(file))
-        except BadInput:
-            continue
+        except BadInput as err:
+            problems.append(str(err))
     found = [c for c in found if c.target == target]
     if not found:
+        if problems:                 # a file of this target may be among them: say why it was not read
+            raise BadInput(f"no readable kernel calibration of target {target!r}: {problems[0]}")
         if not required:
             return None
         raise BadInput(f"no kernel calibration of target {target!r} in {directory or 'the calibration store'}; run "
@@ -207,6 +212,9 @@ def _versioned(text: str, where: str, what: str, fmt: str, version: int, command
 def _read_text(path, what: str, limit: int = MAX_CALIBRATION_BYTES) -> str:
     """A calibration file's text, read within ``limit`` bytes; BadInput when it cannot be read."""
     try:
+        if Path(path).is_file():            # (a larger file than ``limit`` is refused for its size below)
+            check_fits(JSON_EXPANSION * min(Path(path).stat().st_size, limit), f"reading {path}",
+                       f"the parsed {what}", "calibrate with a smaller --budget")
         return read_limited(Path(path), limit, what).decode("utf-8", errors="replace")
     except OSError as err:
         raise BadInput(f"{path}: cannot read the {what} ({err.strerror or err})") from None

@@ -123,9 +123,22 @@ def _slice(x, starts, ends, axes, steps):
 
 def node_output_shapes(node, shapes: dict, values: dict) -> list[tuple]:
     """Shapes of one node's outputs, given its inputs' ``shapes`` and constant ``values``."""
-    op, a = node.op_type, attributes(node)
+    a = attributes(node)
     ins = [shapes.get(name) if name else None for name in node.input]
     x = ins[0] if ins else None
+    value = _constant_reader(node, values)
+    for rule in (_computed_shapes, _arranged_shapes):
+        out = rule(node, a, x, ins, value)
+        if out is not None:
+            return out
+    known = [s for s in ins if s is not None]
+    return [_broadcast(known)] + [None] * (len(node.output) - 1)
+
+
+def _constant_reader(node, values: dict):
+    """``value(i)``: the constant that the node's input ``i`` names, as a list (None for an absent
+    input); a BadInput when that input is computed at run time."""
+    op = node.op_type
 
     def value(i):
         name = node.input[i] if len(node.input) > i else ""
@@ -136,6 +149,12 @@ def node_output_shapes(node, shapes: dict, values: dict) -> list[tuple]:
                            "export the network with a fixed input size")
         return values[name].tolist()
 
+    return value
+
+
+def _computed_shapes(node, a: dict, x, ins: list, value) -> list[tuple] | None:
+    """Ops whose output follows from a kernel, window, product, scale or reduction; None for the others."""
+    op = node.op_type
     if op in _CONVS:
         return [_conv(x, ins[1], a)]
     if op in _POOLS:
@@ -151,6 +170,21 @@ def node_output_shapes(node, shapes: dict, values: dict) -> list[tuple]:
         return [_gemm(x, ins[1], a)]
     if op in ("MatMul", "FusedMatMul"):
         return [_matmul(x, ins[1])]
+    if op in ("Resize", "Upsample"):
+        sizes = value(3) if len(node.input) > 3 else None
+        if sizes:
+            return [tuple(int(v) for v in sizes)]
+        scales = a.get("scales") or value(2) or value(1)
+        return [tuple(int(math.floor(d * s)) for d, s in zip(x, scales))]
+    if op in _REDUCES:
+        axes = a.get("axes") if "axes" in a else (value(1) if len(node.input) > 1 else None)
+        return [_reduce(x, axes, int(a.get("keepdims", 1)))]
+    return None
+
+
+def _arranged_shapes(node, a: dict, x, ins: list, value) -> list[tuple] | None:
+    """Ops that rearrange, cut, join or pad their input's elements; None for the others."""
+    op = node.op_type
     if op == "Flatten":
         axis = _axis(int(a.get("axis", 1)), len(x))
         return [(math.prod(x[:axis]), math.prod(x[axis:]))]
@@ -163,39 +197,34 @@ def node_output_shapes(node, shapes: dict, values: dict) -> list[tuple]:
         axis = _axis(int(a["axis"]), len(x))
         return [tuple(sum(s[axis] for s in ins) if i == axis else d for i, d in enumerate(x))]
     if op == "Split":
-        axis = _axis(int(a.get("axis", 0)), len(x))
-        sizes = a.get("split") or value(1)
-        if sizes is None:
-            count = len(node.output)
-            sizes = [-(-x[axis] // count)] * (count - 1) + [x[axis] - -(-x[axis] // count) * (count - 1)]
-        return [tuple(s if i == axis else d for i, d in enumerate(x)) for s in sizes]
+        return _split(x, _axis(int(a.get("axis", 0)), len(x)), a.get("split") or value(1), len(node.output))
     if op == "Slice":
         return [_slice(x, value(1), value(2), value(3), value(4))]
     if op == "Pad":
         pads = value(1) if len(node.input) > 1 else a.get("pads")
         return [tuple(d + pads[i] + pads[i + len(x)] for i, d in enumerate(x))]
-    if op in ("Resize", "Upsample"):
-        sizes = value(3) if len(node.input) > 3 else None
-        if sizes:
-            return [tuple(int(v) for v in sizes)]
-        scales = a.get("scales") or value(2) or value(1)
-        return [tuple(int(math.floor(d * s)) for d, s in zip(x, scales))]
-    if op in _REDUCES:
-        axes = a.get("axes") if "axes" in a else (value(1) if len(node.input) > 1 else None)
-        return [_reduce(x, axes, int(a.get("keepdims", 1)))]
     if op in ("Squeeze", "Unsqueeze"):
-        axes = a.get("axes") if "axes" in a else value(1)
-        if op == "Squeeze":
-            drop = {_axis(int(v), len(x)) for v in axes} if axes else {i for i, d in enumerate(x) if d == 1}
-            return [tuple(d for i, d in enumerate(x) if i not in drop)]
-        out = list(x)
-        for ax in sorted(_axis(int(v), len(x) + len(axes)) for v in axes):
-            out.insert(ax, 1)
-        return [tuple(out)]
+        return [_squeeze(x, a.get("axes") if "axes" in a else value(1), op == "Squeeze")]
     if op in _SHAPE_OUTPUTS:
         return [(len(x),)]
-    known = [s for s in ins if s is not None]
-    return [_broadcast(known)] + [None] * (len(node.output) - 1)
+    return None
+
+
+def _split(x, axis: int, sizes, count: int) -> list[tuple]:
+    """``count`` parts of equal size (the last one what is left) unless the ``sizes`` are given."""
+    if sizes is None:
+        sizes = [-(-x[axis] // count)] * (count - 1) + [x[axis] - -(-x[axis] // count) * (count - 1)]
+    return [tuple(s if i == axis else d for i, d in enumerate(x)) for s in sizes]
+
+
+def _squeeze(x, axes, squeeze: bool) -> tuple:
+    if squeeze:
+        drop = {_axis(int(v), len(x)) for v in axes} if axes else {i for i, d in enumerate(x) if d == 1}
+        return tuple(d for i, d in enumerate(x) if i not in drop)
+    out = list(x)
+    for ax in sorted(_axis(int(v), len(x) + len(axes)) for v in axes):
+        out.insert(ax, 1)
+    return tuple(out)
 
 
 def propagate(model, input_shape) -> dict:

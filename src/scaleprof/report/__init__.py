@@ -4,8 +4,10 @@
     paths = write_report("out/")     # report.html, report.md, results.csv, results.json, report_files/
 
     analysis.py  what the measurements say: fits, correlations, growth exponents, rankings, budgets
+    fits.py      the fits themselves: linear and log-log least squares with Pearson's r and their error
     faithful.py  what is said of points that could not be measured faithfully (no verdict from them)
-    document.py  the report's content, format-free: sections of paragraphs, tables and images
+    blocks.py    the report's content, format-free: a document of sections, paragraphs, tables, images
+    document.py  the report's main sections, from the analysis
     precisions.py  precisions at equal configuration: speedup over fp32, activation bytes, rankings
     plots.py     the document's plots (PNG bytes)
     html.py      report.html (self-contained) from the document
@@ -79,7 +81,7 @@ def write_report(directory, budgets: list[float] | None = None, plots: bool = Tr
 
 
 def _images(doc):
-    from scaleprof.report.document import Image, Section
+    from scaleprof.report.blocks import Image, Section
 
     def walk(blocks):
         for block in blocks:

@@ -1,92 +1,21 @@
-"""The report's content, independent of its format: sections of paragraphs, tables and images.
-
-html.py and markdown.py render the same Document, so report.html and report.md say the same.
-Every string here is plain text (model names, target names, errors come from users' configs and
-model files); the renderers escape it.
+"""The report's main sections (summary, predictors, exponents, budgets, layers, batch x resolution,
+contention, failures, environment), made of the format-free blocks of scaleprof.report.blocks:
+html.py and markdown.py render the Document ``build`` returns.
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
-from dataclasses import dataclass, field
-from typing import Any, Union
 
-from scaleprof.core.text import slug
 from scaleprof.report import plots
-from scaleprof.report.analysis import (POOLED, Analysis, category_times, grouped, layer_predictions, slice_label,
-                                       sliced, strategy_label, top_layers)
+from scaleprof.report.analysis import (POOLED, Analysis, category_times, grouped, slice_label, sliced, strategy_label,
+                                       top_layers)
+from scaleprof.report.blocks import Block, Document, Image, ImageNames, Section, Table, fmt, point_label
+from scaleprof.report.fits import layer_predictions
 from scaleprof.sweep.result import PointResult
 
-
-@dataclass
-class Table:
-    headers: list[str]
-    rows: list[list[Any]]
-    caption: str = ""
-
-
-@dataclass(frozen=True)
-class Image:
-    name: str              # file stem in report_files/
-    png: bytes
-    alt: str
-
-
-class ImageNames:
-    """Hands out a document's images with unique file stems as they are made (two targets whose
-    names slug alike get "-2", "-3"...); a document without plots has none (``None``)."""
-
-    def __init__(self):
-        self._taken: dict[str, int] = {}
-
-    def image(self, stem: str, png: bytes, alt: str) -> Image:
-        stem = slug(stem)
-        n = self._taken.get(stem, 0)
-        self._taken[stem] = n + 1
-        return Image(f"{stem}-{n + 1}" if n else stem, png, alt)
-
-
-Block = Union[str, Table, Image]
 NOISY_CV = 0.10             # above this a point's timing is called noisy in the summary
-
-
-@dataclass
-class Section:
-    title: str
-    blocks: list[Block] = field(default_factory=list)
-    level: int = 2
-    anchor: str = ""
-
-
-@dataclass
-class Document:
-    title: str
-    sections: list[Section]
-
-
-def fmt(value: Any, digits: int = 3) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return "-"
-        if value == 0:
-            return "0"
-        if abs(value) >= 1000:
-            return f"{value:,.0f}"
-        return f"{value:.{digits}g}" if abs(value) < 1 else f"{value:.{max(digits - 1, 1)}f}".rstrip("0").rstrip(".")
-    return str(value)
-
-
-def point_label(row: PointResult, with_target: bool = False) -> str:
-    res = f" @{row.resolution}" if row.resolution else ""
-    text = f"{row.model} {strategy_label(row)} x{float(row.scale):g}{res} b{row.batch}"
-    return f"{text} [{row.target}]" if with_target else text
 
 
 def build(analysis: Analysis, failures: list[PointResult], environments: list[dict], sweeps: list[dict],

@@ -7,7 +7,7 @@ import base64
 from html import escape
 from pathlib import Path
 
-from scaleprof.report.document import Document, Image, Section, Table
+from scaleprof.report.blocks import Document, Image, Section, Table
 
 _CSS_FILE = Path(__file__).with_name("report.css")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from scaleprof.errors import ScaleprofError
 from scaleprof.predict import find_kernels
 from scaleprof.predict.network_check import point_check
-from scaleprof.report.document import Section, Table, point_label
+from scaleprof.report.blocks import Section, Table, point_label
 
 TOP_LAYERS = 5
 

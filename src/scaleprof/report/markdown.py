@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scaleprof.report.document import Document, Image, Section, Table
+from scaleprof.report.blocks import Document, Image, Section, Table
 
 _SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]<>|#"})
 

@@ -14,14 +14,8 @@ import numpy as np
 
 from scaleprof.core.files import user_cache_dir
 from scaleprof.profile.types import LayerRow
-from scaleprof.report.analysis import (
-    METRICS,
-    MetricFits,
-    category_times,
-    layer_predictions,
-    strategy_label,
-    top_layers,
-)
+from scaleprof.report.analysis import METRICS, category_times, strategy_label, top_layers
+from scaleprof.report.fits import MetricFits, layer_predictions
 from scaleprof.sweep.result import PointResult
 
 UNITS = {"flops": (1e9, "GMACs per batch"), "params": (1e6, "M params"), "acts": (1e6, "M acts per batch"),

@@ -17,8 +17,9 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 
-from scaleprof.report.analysis import POOLED, Analysis, pearson_r, strategy_label
-from scaleprof.report.document import Section, Table, fmt, point_label
+from scaleprof.report.analysis import POOLED, Analysis, strategy_label
+from scaleprof.report.blocks import Section, Table, fmt, point_label
+from scaleprof.report.fits import pearson_r
 from scaleprof.report.tables import activation_bytes
 from scaleprof.sweep.result import PointResult
 

@@ -21,7 +21,7 @@ from scaleprof.predict.evaluate import SMALL_CALIBRATION, select_calibration
 from scaleprof.predict.network_fit import fit_batch
 from scaleprof.predict.samples import distinct
 from scaleprof.report.analysis import POOLED
-from scaleprof.report.document import Section, Table, fmt, point_label
+from scaleprof.report.blocks import Section, Table, fmt, point_label
 from scaleprof.sweep.result import PointResult
 
 MIN_NETWORKS = 6                     # distinct networks of one target and batch before anything is said

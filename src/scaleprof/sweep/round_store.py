@@ -1,7 +1,7 @@
 """The results store's record of interleaved rounds (scaleprof.sweep.rounds): each finished round of a
 target's timing, its control medians and /proc evidence, and each point's samples in it. A stopped
 sweep resumes from them; the report's figures are pooled from them. Schema version 3 added these
-tables (scaleprof.sweep.store.UPGRADES); Store's methods of the same names call these inside its
+tables (scaleprof.sweep.store_schema.UPGRADES); Store's methods of the same names call these inside its
 transactions."""
 
 from __future__ import annotations

@@ -13,7 +13,8 @@
   stage) is recorded with its error and the sweep goes on; a failing store (disk full) stops the
   sweep with one line, leaving what was stored intact.
 
-The pipeline itself is a ``Stages`` object (scaleprof.sweep.stages); what the user sees while it
+The pipeline itself is a ``Stages`` object (scaleprof.sweep.stages); where the groups run, an
+``Executor`` (scaleprof.sweep.executor; ``InOrderExecutor`` here); what the user sees while it
 runs is scaleprof.sweep.progress.
 """
 
@@ -24,87 +25,27 @@ import time
 import traceback
 from collections import OrderedDict
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable
 
 from scaleprof.core.text import first_line
 from scaleprof.errors import ScaleprofError
 from scaleprof.profile.types import LatencyStats, LayerReport
 from scaleprof.sweep.config import Point, SweepConfig
+from scaleprof.sweep.executor import STAGES, Executor, Measured, SweepResult, SweepRun
 from scaleprof.sweep.progress import Progress
 from scaleprof.sweep.result import PointResult
 from scaleprof.sweep.rounds import measure_in_rounds
 from scaleprof.sweep.stages import LayerInputs, Stages, UpstreamStages
 from scaleprof.sweep.store import STORE_NAME, Store, StoreError
 
-# Every stage a point goes through, in order; roofline calibration is a stage of its own.
-STAGES = ("scale", "count", "export", "build", "time", "roofline", "layers", "store")
-MEASURE_STAGES = ("time", "layers")          # what counts as measurement in the overhead figures
 
-
-@dataclass
-class SweepResult:
-    total: int                    # points in the grid
-    skipped: int                  # already measured (same target + environment)
-    measured: int
-    failed: int
-    reused: int                   # measured once, stored for several points (s = 1 across strategies)
-    seconds: float
-    pending: int = 0              # their target has no host now (Ray): not run, not recorded
-    stage_seconds: dict[str, float] = field(default_factory=dict)     # keys from STAGES
-    failures: list[tuple[str, str]] = field(default_factory=list)
-
-    @property
-    def measurement_seconds(self) -> float:
-        return sum(self.stage_seconds.get(s, 0.0) for s in MEASURE_STAGES)
-
-    @property
-    def overhead_share(self) -> float:
-        """Share of the sweep's wall time spent outside measurement (counting, export, build, roofline, store...)."""
-        return 1.0 - self.measurement_seconds / self.seconds if self.seconds > 0 else 0.0
-
-
-class Measured(NamedTuple):
-    """One network measured at one shape: stored for every point it stands for."""
-
-    latency: LatencyStats
-    layers: LayerReport | None
-    engine_key: str
-
-
-@dataclass
-class SweepRun:
-    """What the groups of one run share."""
-
-    config: SweepConfig
-    stages: Stages
-    store: Store
-    sweep_id: int
-    envs: dict[str, tuple[str, dict]]       # target name -> (environment key, environment)
-    out_dir: Path
-    force: bool
-    replace: set[tuple[str, str]]           # (target, point key) of stored points to measure again
-    progress: Progress
-    result: SweepResult
-    # (spec key, batch, resolution, precision, flavour, target) -> measured earlier in this run
-    measured: dict[tuple, Measured] = field(default_factory=dict)
-
-
-class Executor:
-    """Where a run's groups go. This one runs them here, in order; scaleprof.sweep.executors has
-    the others (preparation in worker processes, targets on Ray hosts)."""
-
-    def environments(self, config: SweepConfig, stages: Stages, say: Callable[[str], None]) -> dict:
-        """Target name -> (environment key, environment) of every target that can be measured now;
-        a target left out is pending (the executor says why, in one line)."""
-        return {t.name: stages.environment(t) for t in config.targets}
+class InOrderExecutor(Executor):
+    """The default: every group here, in order (preparation in worker processes and targets on Ray
+    hosts are in scaleprof.sweep.executors)."""
 
     def run(self, sweep: SweepRun, groups: list[list[Point]], say: Callable[[str], None]) -> None:
         measure_groups(sweep, groups, say)
-
-    def close(self) -> None:
-        """Called once the sweep is over (or stopped)."""
 
 
 def run_sweep(config: SweepConfig, out_dir: str | Path, *, stages: Stages | None = None, force: bool = False,
@@ -113,7 +54,7 @@ def run_sweep(config: SweepConfig, out_dir: str | Path, *, stages: Stages | None
     """Run (or resume) ``config`` into ``out_dir``'s store. Raises ScaleprofError for problems that
     stop the whole sweep (missing backend, store unusable or full)."""
     stages = stages or UpstreamStages()
-    executor = executor or Executor()
+    executor = executor or InOrderExecutor()
     out_dir = Path(out_dir)
     say = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     start = time.perf_counter()

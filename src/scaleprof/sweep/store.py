@@ -6,11 +6,8 @@
   identity already has an ``ok`` row; a failed point is retried and its row replaced;
   ``--force`` replaces measured rows too. The UNIQUE constraint makes duplicates impossible,
   even when two sweeps write to one store at once.
-- The schema is versioned (``meta.schema_version``); a store from an unknown version is refused
-  with one line, never migrated silently or overwritten. A store of an older version this
-  scaleprof knows (``UPGRADES``) is read as it is; a sweep that writes into it first adds the
-  columns it lacks (additions only, in one transaction, ``upgraded_from`` says so), and its old
-  points read back with those columns empty (None).
+- The schema, its versions and upgrades: scaleprof.sweep.store_schema; how points and their layers
+  are written and read back: scaleprof.sweep.point_store.
 """
 
 from __future__ import annotations
@@ -20,99 +17,19 @@ import sqlite3
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 from scaleprof.core.files import check_replaceable
 from scaleprof.core.text import first_line
 from scaleprof.errors import BadInput, EnvironmentProblem
 from scaleprof.sweep.config import definition, describe_definition
-from scaleprof.profile.types import LatencyStats, LayerReport, point_contended
-from scaleprof.sweep.result import LATENCY_MS, PointResult
-from scaleprof.sweep.round_store import ROUNDS_SCHEMA, forget_slices, put_round, stored_rounds
+from scaleprof.sweep.point_store import contended_keys, put_point, stored_points
+from scaleprof.sweep.result import PointResult
+from scaleprof.sweep.round_store import forget_slices, put_round, stored_rounds
 from scaleprof.sweep.rows import BAD, RowDecoder
+from scaleprof.sweep.store_schema import SCHEMA_VERSION, StoreError, open_schema
 
-SCHEMA_VERSION = 4
 STORE_NAME = "results.sqlite"
-# version -> the statements that bring a store of that version to the next one (additions only)
-UPGRADES = {
-    1: ("ALTER TABLE points ADD COLUMN layer_count INTEGER",       # layers executed (Counts.layer_count)
-        "ALTER TABLE points ADD COLUMN contention_json TEXT"),    # what other processes took while timing
-    2: ROUNDS_SCHEMA,
-    3: ("ALTER TABLE points ADD COLUMN flavour TEXT",),             # int8: the file's activation type
-}
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS sweeps (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    name TEXT NOT NULL,
-    config_json TEXT NOT NULL,
-    started REAL NOT NULL,
-    finished REAL
-);
-CREATE TABLE IF NOT EXISTS environments (
-    env_key TEXT NOT NULL,
-    target TEXT NOT NULL,
-    target_json TEXT NOT NULL,
-    env_json TEXT NOT NULL,
-    PRIMARY KEY (env_key, target)
-);
-CREATE TABLE IF NOT EXISTS points (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    point_key TEXT NOT NULL,
-    target TEXT NOT NULL,
-    env_key TEXT NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
-    sweep_id INTEGER,
-    model TEXT NOT NULL,
-    strategy TEXT NOT NULL,
-    alpha REAL,
-    scale REAL NOT NULL,
-    resolution INTEGER,
-    resolution_requested TEXT NOT NULL DEFAULT 'auto',
-    batch INTEGER NOT NULL,
-    precision TEXT NOT NULL,
-    flavour TEXT,
-    backend TEXT NOT NULL,
-    device TEXT NOT NULL,
-    spec_json TEXT,
-    flops INTEGER,
-    params INTEGER,
-    acts INTEGER,
-    layer_count INTEGER,
-    engine_key TEXT,
-    latency_json TEXT,
-    {latency} REAL,
-    throughput REAL,
-    layer_summary_json TEXT,
-    stage_seconds_json TEXT,
-    error TEXT,
-    created REAL NOT NULL,
-    contention_json TEXT,
-    UNIQUE (point_key, target, env_key)
-);
-CREATE TABLE IF NOT EXISTS layers (
-    point_id INTEGER NOT NULL REFERENCES points(id) ON DELETE CASCADE,
-    idx INTEGER NOT NULL,
-    name TEXT NOT NULL,
-    onnx_nodes_json TEXT NOT NULL,
-    op_type TEXT NOT NULL,
-    category TEXT NOT NULL,
-    time_ms REAL NOT NULL,
-    mean_ms REAL NOT NULL,
-    flops INTEGER NOT NULL,
-    params INTEGER NOT NULL,
-    acts INTEGER NOT NULL,
-    opaque INTEGER NOT NULL DEFAULT 0,
-    extras_json TEXT,
-    PRIMARY KEY (point_id, idx)
-);
-CREATE INDEX IF NOT EXISTS points_target ON points(target, status);
-""".format(latency=LATENCY_MS)
-
-
-class StoreError(EnvironmentProblem):
-    pass
 
 
 def _disk_problem(path: Path, err: Exception) -> StoreError:
@@ -164,44 +81,9 @@ class Store:
                                  "use another output directory") from None
             raise _disk_problem(self.path, err) from None
 
-    # ------------------------------------------------------------------ schema
     def _init_schema(self) -> None:
         with self.transaction() as conn:
-            has_meta = conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone()
-            tables = conn.execute("SELECT count(*) FROM sqlite_master WHERE type='table'").fetchone()[0]
-            if has_meta:
-                row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-                version = int(row[0]) if row else None
-                if version != SCHEMA_VERSION and version not in UPGRADES:
-                    raise StoreError(
-                        f"{self.path}: results store schema version {version} is not a version "
-                        f"this scaleprof reads ({', '.join(map(str, (*UPGRADES, SCHEMA_VERSION)))}); "
-                        "use another output directory or the scaleprof version that wrote it")
-                self.version = version
-                if version != SCHEMA_VERSION and self._writable:
-                    self._upgrade(conn, version)
-                return
-            if tables:
-                raise StoreError(f"{self.path}: an SQLite file that is not a scaleprof results store; "
-                                 "use another output directory")
-            for statement in [*_SCHEMA.split(";"), *ROUNDS_SCHEMA]:
-                if statement.strip():
-                    conn.execute(statement)
-            conn.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            conn.execute("INSERT INTO meta(key, value) VALUES ('created', ?)", (str(time.time()),))
-
-    def _upgrade(self, conn: sqlite3.Connection, version: int) -> None:
-        """Bring an older store to SCHEMA_VERSION by adding what it lacks (inside the open transaction)."""
-        self.upgraded_from = version
-        while version != SCHEMA_VERSION:
-            for statement in UPGRADES[version]:
-                conn.execute(statement)
-            version += 1
-        conn.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
-        conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
-                     (f"upgraded_from_{self.upgraded_from}", str(time.time())))
-        self.version = SCHEMA_VERSION
+            self.version, self.upgraded_from = open_schema(conn, self.path, self._writable)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -307,21 +189,7 @@ class Store:
         """Store one point and its layers in one transaction. Returns False when an ``ok`` row for the
         same identity exists already and ``force`` is off (another sweep measured it first)."""
         with self._writing() as conn:
-            old = conn.execute("SELECT id, status FROM points WHERE point_key=? AND target=? AND env_key=?",
-                               (rec.point_key, rec.target, rec.env_key)).fetchone()
-            if old is not None:
-                if old["status"] == "ok" and not (force and rec.status == "ok"):
-                    return False
-                conn.execute("DELETE FROM layers WHERE point_id=?", (old["id"],))
-                conn.execute("DELETE FROM points WHERE id=?", (old["id"],))
-            columns = {**rec.flat(), **_json_columns(rec), "sweep_id": sweep_id, "created": time.time()}
-            cur = conn.execute(f"INSERT INTO points({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
-                               tuple(columns.values()))
-            conn.executemany(
-                "INSERT INTO layers(point_id, idx, name, onnx_nodes_json, op_type, category, time_ms,"
-                " mean_ms, flops, params, acts, opaque, extras_json) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                [_layer_values(cur.lastrowid, i, row.to_dict()) for i, row in enumerate(rec.layer_rows)])
-            return True
+            return put_point(conn, rec, sweep_id, force)
 
     @contextmanager
     def _writing(self):
@@ -336,57 +204,12 @@ class Store:
     def points(self, status: str | None = "ok", with_layers: bool = False) -> list[PointResult]:
         """Stored points, oldest first (with their layer profiles when ``with_layers``). A row whose JSON
         or numbers are malformed is left out, with a line in ``problems`` naming it."""
-        query = "SELECT * FROM points" + (" WHERE status=?" if status else "") + " ORDER BY id"
-        rows = self.conn.execute(query, (status,) if status else ()).fetchall()
-        self.rows.note_foreign_statuses(self.conn)
-        out = []
-        for r in self.rows.newest_per_point(rows):
-            d = {"layer_count": None, "flavour": None, **dict(r)}      # an older store's rows lack the newer columns
-            where = f"point row {d['id']} ({d['point_key']} [{d['target']}])"
-            decoded = {col: self.rows.json(d[col], dict, f"{where} {col}") if d.get(col) else None
-                       for col in ("spec_json", "latency_json", "layer_summary_json", "stage_seconds_json",
-                                   "contention_json")}
-            if any(v is BAD for v in decoded.values()) or not self.rows.numbers_ok(d, where):
-                continue
-            layers = None
-            if with_layers and decoded["layer_summary_json"] is not None:
-                rows_of_layers = self.layers(d["id"], where)
-                if rows_of_layers is BAD:
-                    continue
-                layers = (decoded["layer_summary_json"], rows_of_layers)
-            result = self.rows.typed(lambda: _result(d, decoded, layers), where)
-            if result is not BAD:
-                out.append(result)
-        return out
-
-    def layers(self, point_id: int, where: str = ""):
-        """The point's layer rows; BAD (and a line in ``problems``) when one is malformed."""
-        rows = self.conn.execute("SELECT * FROM layers WHERE point_id=? ORDER BY idx", (point_id,)).fetchall()
-        out = []
-        for r in rows:
-            d = {k: r[k] for k in _LAYER_COLUMNS if k != "onnx_nodes"}
-            d["onnx_nodes"] = self.rows.json(r["onnx_nodes_json"], list, f"{where or point_id} layer {r['idx']}")
-            extras = self.rows.json(r["extras_json"], dict, f"{where or point_id} layer {r['idx']}") \
-                if r["extras_json"] else {}
-            if d["onnx_nodes"] is BAD or extras is BAD:
-                return BAD
-            d["opaque"] = bool(r["opaque"])
-            d.update(extras)
-            out.append(d)
-        return out
+        return stored_points(self.conn, self.rows, status, with_layers)
 
     def contended_keys(self, target: str, env_key: str) -> set[str]:
         """Keys of the measured points of ``target`` whose timing is contended (LatencyStats.contended:
         the rounds' verdict, or the /proc flag of a point timed in one run)."""
-        rows = self.conn.execute("SELECT point_key, latency_json, contention_json FROM points WHERE target=?"
-                                 " AND env_key=? AND status='ok'", (target, env_key)).fetchall()
-        out = set()
-        for key, latency, contention in rows:
-            latency = self.rows.json(latency, dict, "") if latency else {}
-            contention = self.rows.json(contention, dict, "") if contention else None
-            if latency is not BAD and contention is not BAD and point_contended(latency.get("rounds"), contention):
-                out.add(key)
-        return out
+        return contended_keys(self.conn, self.rows, target, env_key)
 
     # ------------------------------------------------------------------ interleaved rounds (sweep.round_store)
     def put_round(self, target: str, env_key: str, sweep_id: int | None, index: int, seconds: float, control: str,
@@ -413,39 +236,3 @@ class Store:
     def integrity_ok(self) -> bool:
         return self.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
-
-_LAYER_COLUMNS = ("name", "onnx_nodes", "op_type", "category", "time_ms", "mean_ms", "flops",
-                  "params", "acts", "opaque")
-
-
-def _json_columns(rec: PointResult) -> dict:
-    latency = rec.latency.to_dict() if rec.latency else None
-    contention = latency.pop("contention", None) if latency else None     # a column of its own
-    summary = rec.layers.to_dict() if rec.layers else None
-    if summary:
-        summary.pop("layers")
-    return {"spec_json": _dumps(rec.spec), "latency_json": _dumps(latency), "layer_summary_json": _dumps(summary),
-            "stage_seconds_json": _dumps(rec.stage_seconds), "contention_json": _dumps(contention)}
-
-
-def _layer_values(point_id: int, idx: int, layer: dict) -> tuple:
-    return (point_id, idx, str(layer["name"]), json.dumps(list(layer.get("onnx_nodes", ()))),
-            str(layer.get("op_type", "")), str(layer.get("category", "")), float(layer["time_ms"]),
-            float(layer.get("mean_ms", layer["time_ms"])), int(layer.get("flops") or 0), int(layer.get("params") or 0),
-            int(layer.get("acts") or 0), int(bool(layer.get("opaque"))),
-            _dumps({k: v for k, v in layer.items() if k not in _LAYER_COLUMNS}))
-
-
-def _result(row: dict, decoded: dict, layers: tuple | None) -> PointResult:
-    """A stored row (its JSON columns decoded) as a PointResult."""
-    latency = None
-    if decoded["latency_json"] is not None or row.get(LATENCY_MS) is not None:
-        latency = LatencyStats.from_dict({"median": row[LATENCY_MS], "batch": row["batch"],
-                                          **(decoded["latency_json"] or {}), "contention": decoded["contention_json"]})
-    return PointResult.from_flat(row, latency=latency, layers=LayerReport.from_dict(*layers) if layers else None,
-                                 spec=decoded["spec_json"], stage_seconds=decoded["stage_seconds_json"],
-                                 row_id=row["id"])
-
-
-def _dumps(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, sort_keys=True, default=str)

@@ -104,32 +104,37 @@ def run(args) -> int:
 
 
 def _text(info: dict) -> str:
-    lines = []
-    if info["kind"] == "engine":
-        m = info["manifest"]
-        lines += [f"engine     {info['path']}",
-                  f"backend    {m['backend']} {m['backend_version']} on {m['device']} ({m['device_name']})",
-                  f"precision  {m['precision']}{_activations(m['extras'])}   threads {m['threads']}",
-                  f"shapes     {', '.join(info['shapes']) or '-'}" + (f"   ranges {', '.join(info['ranges'])}"
-                                                                      if info["ranges"] else ""),
-                  f"artifact   {m['artifact']} ({'present' if info['artifact_present'] else 'MISSING'}), "
-                  f"built in {m['build_seconds']:.2f} s, key {m['key']}",
-                  f"from       {m['onnx_path']}"]
-        ran, convs = m["extras"].get("layer_precisions"), m["extras"].get("conv_precisions")
-        if ran:
-            graph = "network layers before fusion" if m["extras"].get("layers_json") else "nodes of the optimised graph"
-            lines.append(f"runs in    {_tally(ran)} ({graph}; qdq: a Quantize/DequantizeLinear pair's half)")
-        if convs:
-            lines.append(f"           convolutions: {_tally(convs)}")
-        lines += _engine_lines(m["extras"])
-        if "network_layers" in info:
-            lines += _layer_lines(info["network_layers"])
-        if "onnx" in info and "kind" in info["onnx"]:
-            lines += ["", _text(info["onnx"])]
-        return "\n".join(lines)
-    lines.append(f"onnx       {info['path']} ({info['size_bytes'] / 1e6:.1f} MB, {info['nodes']} nodes, "
-                 f"opset {info['opset']}, producer {info['producer'] or '?'})")
-    lines.append(f"input      {info['input']['name']} {'x'.join(map(str, info['input']['shape']))}")
+    return "\n".join(_engine_text(info) if info["kind"] == "engine" else _onnx_text(info))
+
+
+def _engine_text(info: dict) -> list[str]:
+    m = info["manifest"]
+    lines = [f"engine     {info['path']}",
+             f"backend    {m['backend']} {m['backend_version']} on {m['device']} ({m['device_name']})",
+             f"precision  {m['precision']}{_activations(m['extras'])}   threads {m['threads']}",
+             f"shapes     {', '.join(info['shapes']) or '-'}" + (f"   ranges {', '.join(info['ranges'])}"
+                                                                 if info["ranges"] else ""),
+             f"artifact   {m['artifact']} ({'present' if info['artifact_present'] else 'MISSING'}), "
+             f"built in {m['build_seconds']:.2f} s, key {m['key']}",
+             f"from       {m['onnx_path']}"]
+    ran, convs = m["extras"].get("layer_precisions"), m["extras"].get("conv_precisions")
+    if ran:
+        graph = "network layers before fusion" if m["extras"].get("layers_json") else "nodes of the optimised graph"
+        lines.append(f"runs in    {_tally(ran)} ({graph}; qdq: a Quantize/DequantizeLinear pair's half)")
+    if convs:
+        lines.append(f"           convolutions: {_tally(convs)}")
+    lines += _engine_lines(m["extras"])
+    if "network_layers" in info:
+        lines += _layer_lines(info["network_layers"])
+    if "onnx" in info and "kind" in info["onnx"]:
+        lines += ["", _text(info["onnx"])]
+    return lines
+
+
+def _onnx_text(info: dict) -> list[str]:
+    lines = [f"onnx       {info['path']} ({info['size_bytes'] / 1e6:.1f} MB, {info['nodes']} nodes, "
+             f"opset {info['opset']}, producer {info['producer'] or '?'})",
+             f"input      {info['input']['name']} {'x'.join(map(str, info['input']['shape']))}"]
     for out in info["outputs"]:
         lines.append(f"output     {out['name']} {'x'.join(map(str, out['shape']))}")
     spec = info["spec"]
@@ -138,29 +143,8 @@ def _text(info: dict) -> str:
                      f"d x{spec['depth_multiplier']:.3g} w x{spec['width_multiplier']:.3g})")
     else:
         lines.append("model      not exported by scaleprof (no spec in the metadata)")
-    exp = info["export"]
-    if exp:
-        versions = exp.get("versions") or {}   # files from elsewhere may carry a partial record
-        lines.append(f"export     {exp.get('precision', '?')}, {'dynamic' if exp.get('dynamic') else 'static'} shapes, "
-                     f"{exp.get('exporter', '?')} exporter, torch {versions.get('torch', '?')}, "
-                     f"onnx {versions.get('onnx', '?')}")
-        if exp.get("spatial_multiple", 1) > 1:
-            lines.append(f"           resolutions must be {exp.get('resolution', '?')} + k*{exp['spatial_multiple']} "
-                         "(same-padding fixed at export)")
-        quantization = exp.get("quantization")
-        if isinstance(quantization, dict):
-            calibration = quantization.get("calibration") or {}
-            lines.append(f"quantized  {quantization.get('format', '?')} {quantization.get('type', '?')} by "
-                         f"{quantization.get('tool', '?')}, per-channel {quantization.get('per_channel')}, "
-                         f"{quantization.get('weights', '?')} weights, bias quantized "
-                         f"{quantization.get('quantize_bias')}, calibrated on {calibration.get('images', '?')} "
-                         f"{calibration.get('source', '?')} images ({quantization.get('calibration_method', '?')})")
-        for p in exp.get("parity") or []:
-            if not {"batch", "resolution", "max_abs", "max_rel"} <= set(p):
-                continue
-            top1 = f", top-1 agreement {p['top1']:.0%}" if p.get("top1") is not None else ""
-            lines.append(f"parity     {p['batch']}x3x{p['resolution']}x{p['resolution']}: max abs {p['max_abs']:.3g}, "
-                         f"relative {p['max_rel']:.3g}{top1}" + (" (against fp32)" if quantization else ""))
+    if info["export"]:
+        lines += _export_lines(info["export"])
     pc, oc = info["predicted_counts"], info["onnx_counts"]
     if pc:
         lines.append(f"predicted  flops {pc['flops']:,}  params {pc['params']:,}  acts {pc['acts']:,}  "
@@ -170,7 +154,33 @@ def _text(info: dict) -> str:
                      f"(ONNX graph, per image at {oc['resolution']})")
     else:
         lines.append(f"graph      counts unavailable: {oc['unavailable']}")
-    return "\n".join(lines)
+    return lines
+
+
+def _export_lines(exp: dict) -> list[str]:
+    """The export record of a scaleprof ONNX file: how it was exported, quantized and checked."""
+    versions = exp.get("versions") or {}   # files from elsewhere may carry a partial record
+    lines = [f"export     {exp.get('precision', '?')}, {'dynamic' if exp.get('dynamic') else 'static'} shapes, "
+             f"{exp.get('exporter', '?')} exporter, torch {versions.get('torch', '?')}, "
+             f"onnx {versions.get('onnx', '?')}"]
+    if exp.get("spatial_multiple", 1) > 1:
+        lines.append(f"           resolutions must be {exp.get('resolution', '?')} + k*{exp['spatial_multiple']} "
+                     "(same-padding fixed at export)")
+    quantization = exp.get("quantization")
+    if isinstance(quantization, dict):
+        calibration = quantization.get("calibration") or {}
+        lines.append(f"quantized  {quantization.get('format', '?')} {quantization.get('type', '?')} by "
+                     f"{quantization.get('tool', '?')}, per-channel {quantization.get('per_channel')}, "
+                     f"{quantization.get('weights', '?')} weights, bias quantized "
+                     f"{quantization.get('quantize_bias')}, calibrated on {calibration.get('images', '?')} "
+                     f"{calibration.get('source', '?')} images ({quantization.get('calibration_method', '?')})")
+    for p in exp.get("parity") or []:
+        if not {"batch", "resolution", "max_abs", "max_rel"} <= set(p):
+            continue
+        top1 = f", top-1 agreement {p['top1']:.0%}" if p.get("top1") is not None else ""
+        lines.append(f"parity     {p['batch']}x3x{p['resolution']}x{p['resolution']}: max abs {p['max_abs']:.3g}, "
+                     f"relative {p['max_rel']:.3g}{top1}" + (" (against fp32)" if quantization else ""))
+    return lines
 
 
 def _tally(counts: dict) -> str:

@@ -1,6 +1,7 @@
-"""Where a sweep's groups run (the runner's stages stay as they are; see scaleprof.sweep.runner.Executor):
+"""Where a sweep's groups run (the runner's stages stay as they are):
 
-    runner.Executor      the default: every stage here, in order
+    sweep.executor.Executor  the interface each one implements (run gets a SweepRun, also there)
+    sweep.runner.InOrderExecutor  the default: every stage here, in order
     local.py             --jobs N: preparation (scaling search, counting, export, engine builds) in
                          N worker processes, measurement here, one point at a time
     ray_driver.py        --ray auto|ADDRESS: each target's groups on the Ray hosts that declare it;

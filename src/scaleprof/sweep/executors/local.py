@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Callable
 
 from scaleprof.sweep.config import Point
+from scaleprof.sweep.executor import Executor, SweepRun
 from scaleprof.sweep.executors.plan import NetworkPlan, network_of, network_plans, prepare_network
-from scaleprof.sweep.runner import Executor, PointGroup, SweepRun, measure_groups
+from scaleprof.sweep.runner import PointGroup, measure_groups
 from scaleprof.sweep.stages import Stages
 
 PREPARE_STAGE = "prepare"        # SweepResult.stage_seconds: time spent waiting for the workers

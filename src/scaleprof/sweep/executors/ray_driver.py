@@ -26,6 +26,7 @@ from scaleprof import __version__
 from scaleprof.core.text import first_line
 from scaleprof.errors import EnvironmentProblem, ScaleprofError
 from scaleprof.sweep.config import Point, SweepConfig
+from scaleprof.sweep.executor import Executor, SweepRun
 from scaleprof.sweep.executors.plan import Bundle, bundles, network_plans
 from scaleprof.sweep.executors.ray_cluster import RayCluster, resource_of, serve_command
 from scaleprof.sweep.executors.ray_tasks import (
@@ -36,7 +37,7 @@ from scaleprof.sweep.executors.ray_tasks import (
     prepare,
     probe,
 )
-from scaleprof.sweep.runner import Executor, PointGroup, SweepRun
+from scaleprof.sweep.runner import PointGroup
 from scaleprof.sweep.stages import Stages
 
 MAX_RETRIES = 3          # a task whose worker or node dies runs again, up to this many times

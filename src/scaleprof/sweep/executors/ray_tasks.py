@@ -21,9 +21,10 @@ from scaleprof import __version__
 from scaleprof.core.files import user_cache_dir, write_atomic
 from scaleprof.errors import EnvironmentProblem, ScaleprofError
 from scaleprof.sweep.config import Point, SweepConfig, Target
+from scaleprof.sweep.executor import SweepResult, SweepRun
 from scaleprof.sweep.executors.plan import ONNX_DIR, NetworkPlan, Prepared, PreparedStages, prepare_network
 from scaleprof.sweep.result import PointResult
-from scaleprof.sweep.runner import PointGroup, SweepResult, SweepRun
+from scaleprof.sweep.runner import PointGroup
 from scaleprof.sweep.stages import Stages
 
 CACHE_VARIABLE = "SCALEPROF_CACHE"          # a host's cache directory (default ~/.cache/scaleprof)
