@@ -56,3 +56,16 @@ def test_neither_calibration_names_both_commands(user_cache):
     with pytest.raises(BadInput, match="no calibration of target 'h100-trt-fp16'") as err:
         choose_predictor("h100-trt-fp16")
     assert "--kernels" not in str(err.value)                 # the kernel model cannot be calibrated there
+
+
+def test_an_unreadable_kernel_calibration_is_named(user_cache):
+    store = user_cache / "calibrations"
+    store.mkdir(parents=True)
+    (store / "kernels-cpu-ort-1t-env0.json").write_text("{\"format\": \"scaleprof-kernel-calibration\", \"version\": 0}")
+    with pytest.raises(BadInput, match="no readable kernel calibration of target 'cpu-ort-1t'.*format version 0"):
+        choose_predictor("cpu-ort-1t")
+    save(sweep(), store)
+    choice = choose_predictor("cpu-ort-1t")                     # the group model answers, and says why
+    assert choice.predictor == GROUP_MODEL and "no readable kernel calibration" in choice.reason
+    save(sweep("h100-trt-fp16"), store)
+    assert "cannot be calibrated on h100-trt-fp16" in choose_predictor("h100-trt-fp16").reason

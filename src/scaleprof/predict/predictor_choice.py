@@ -10,6 +10,7 @@ a CPU target that has no kernel calibration.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from scaleprof.errors import BadInput
 from scaleprof.predict.calibration_store import find, find_kernels, stored
@@ -46,13 +47,13 @@ def kernel_calibratable(config: dict) -> str | None:
     return None
 
 
-def _kernel_calibration(target: str, path):
-    """The target's kernel calibration at ``path`` (or in the store), or None: a path that holds another
-    kind of calibration (a sweep calibration file, a sweep directory) holds no kernel calibration."""
+def _kernel_calibration(target: str, path) -> tuple:
+    """(the target's kernel calibration at ``path`` or in the store, or None; why none could be read, or "").
+    A path that holds another kind of calibration (a sweep calibration file, a sweep directory) holds none."""
     try:
-        return find_kernels(target, path, required=False)
-    except BadInput:
-        return None
+        return find_kernels(target, path, required=False), ""
+    except BadInput as err:
+        return None, "" if path is not None and Path(path).is_file() else str(err)
 
 
 def _sweep_calibration_in_store(target: str, path):
@@ -64,7 +65,7 @@ def _sweep_calibration_in_store(target: str, path):
 def choose_predictor(target: str, path=None) -> Choice:
     """The predictor for zoo queries on ``target`` from the calibration at ``path`` (a file or directory)
     or in the calibration store. BadInput when the target has neither calibration."""
-    kernels = _kernel_calibration(target, path)
+    kernels, unreadable = _kernel_calibration(target, path)
     if kernels is not None:
         reason = f"{target} has a kernel calibration ({kernels.graphs} timed graphs, {len(kernels.rows)} kernels)"
         sweep = _sweep_calibration_in_store(target, path)
@@ -77,17 +78,23 @@ def choose_predictor(target: str, path=None) -> Choice:
     try:
         sweep = find(target, path)
     except BadInput as err:
-        if path is None and kernel_calibratable(_definition(target)) is None:
+        if kernel_calibratable(_definition(target)) is not None:
+            raise
+        if unreadable:                      # a kernel calibration of this target may be the file it names
+            raise BadInput(unreadable) from None
+        if path is None:
             raise BadInput(f"{err}, or `scaleprof calibrate --kernels --target {target}` for the kernel model "
                            "(any network)") from None
         raise
     config = sweep.target_config if (sweep.target_config or {}).get("backend") else _definition(target)
     why_not = kernel_calibratable(config)
-    if why_not is None:
+    if why_not is not None:
+        reason = f"the kernel model cannot be calibrated on {target} ({why_not})"
+    elif unreadable:
+        reason = unreadable
+    else:
         where = f"{target} has no kernel calibration" if path is None else f"{path} holds no kernel calibration"
         reason = f"{where} (`scaleprof calibrate --kernels --target {target}` would let the kernel model answer)"
-    else:
-        reason = f"the kernel model cannot be calibrated on {target} ({why_not})"
     return Choice(GROUP_MODEL, f"{reason}; sweep calibration from {sweep.source or '?'}", sweep)
 
 
