@@ -132,3 +132,30 @@ def test_target_never_calibrated(calibrated):
     _store, cache, _ = calibrated
     one_line_error(scaleprof("predict", "efficientnet_b0", "--target", "h100-trt-fp16", cache=cache), 2,
                    "no calibration of target 'h100-trt-fp16'")
+
+
+def test_the_group_model_answers_where_the_kernel_model_cannot(calibrated, tmp_path):
+    """A CPU target without a kernel calibration, and a GPU target: the group model answers and says why;
+    the kernel model's flags are refused in one line; a target with neither calibration names both commands."""
+    _store, cache, _ = calibrated
+    done = scaleprof("predict", "efficientnet_b0", "--strategy", "w", "--scale", "2", "--target", "cpu-ort",
+                     "--any-environment", cache=cache)
+    assert done.returncode == 0, done.stderr
+    assert "predictor: group model: cpu-ort has no kernel calibration" in done.stdout
+    assert "scaleprof calibrate --kernels --target cpu-ort" in done.stdout
+    one_line_error(scaleprof("predict", "efficientnet_b0", "--strategy", "w", "--scale", "2", "--target", "cpu-ort",
+                             "--any-environment", "--per-layer", cache=cache), 2,
+                   "--per-layer, --measure and --strict need the kernel model", "no kernel calibration")
+    data = json.loads(next((cache / "calibrations").glob("cpu-ort-*.json")).read_text())
+    data["target"] = "h100-trt-fp16"
+    data["target_config"] = {"name": "h100-trt-fp16", "backend": "tensorrt", "device": "cuda"}
+    (tmp_path / "gpu.json").write_text(json.dumps(data))
+    gpu = scaleprof("predict", "efficientnet_b0", "--strategy", "w", "--scale", "2", "--target", "h100-trt-fp16",
+                    "--precision", "fp32", "--calibration", tmp_path / "gpu.json", "--json", cache=cache)
+    assert gpu.returncode == 0, gpu.stderr
+    answer = json.loads(gpu.stdout)
+    assert answer["predictor"] == "group model" and answer["latency_ms"] > 0
+    assert "cannot be calibrated on h100-trt-fp16" in answer["predictor_reason"]
+    assert "tensorrt on cuda" in answer["predictor_reason"]
+    one_line_error(scaleprof("predict", "efficientnet_b0", "--target", "cpu-ort-2t", cache=cache), 2,
+                   "no calibration of target 'cpu-ort-2t'", "calibrate --kernels --target cpu-ort-2t")

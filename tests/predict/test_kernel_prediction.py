@@ -127,6 +127,11 @@ def test_calibration_times_kernels_and_round_trips(calibration, tmp_path):
     assert predict_kernels(again.model, net.kernels).latency_ms == pytest.approx(
         predict_kernels(cal.model, net.kernels).latency_ms)
     assert len(again.rows) == len(cal.rows)
+    # every timed kernel is kept: an 8-minute calibration's file is megabytes, and is read back whole
+    import dataclasses
+
+    big = save_kernels(dataclasses.replace(cal, rows=cal.rows * (1 + (3 << 20) // len(path.read_bytes()))), tmp_path)
+    assert big.stat().st_size > 1 << 20 and len(load_kernels(big).rows) > len(cal.rows)
 
 
 @pytest.mark.parametrize("target, phrase", [("cpu-torch", "ONNX Runtime's CPU kernels only"),
@@ -185,18 +190,46 @@ def test_cli_bad_input_is_one_line(calibration, tmp_path):
                    "ONNX Runtime's CPU kernels only")
 
 
-def test_zoo_model_goes_through_the_kernel_model(calibration, tmp_path):
-    """With only a kernel calibration, `predict MODEL` exports the configuration once and predicts its kernels."""
+def test_zoo_queries_go_through_the_kernel_model_where_the_target_has_one(calibration, tmp_path):
+    """A kernel calibration (with a sweep's network correction) and a sweep calibration of the target in the
+    store: `predict MODEL --strategy` exports the configuration once and the kernel model answers, saying so;
+    --per-layer, --measure and --strict work as for a file."""
+    from scaleprof.predict import calibrate, save
+    from tests.predict.synthetic import samples
+
     _, path = calibration
-    env = {**os.environ, "SCALEPROF_CACHE_DIR": str(tmp_path / "cache")}
-    done = subprocess.run([sys.executable, "-m", "scaleprof.cli", "predict", "efficientnet_b0", "--resolution", "64",
-                           "--target", "cpu-ort-1t", "--calibration", str(path.parent), "--json", "--per-layer"],
-                          capture_output=True, text=True, env=env, timeout=600)
+    cache = tmp_path / "cache"
+    (cache / "calibrations").mkdir(parents=True)
+    data = json.loads(path.read_text())
+    data["correction"] = {"offset_ms": 0.05, "scale": 1.1, "networks": ["a", "b", "c"], "source": "out/zoo"}
+    (cache / "calibrations" / path.name).write_text(json.dumps(data))
+    save(calibrate(samples(target="cpu-ort-1t"), "cpu-ort-1t", "env0", with_evaluation=False), cache / "calibrations")
+    env = {**os.environ, "SCALEPROF_CACHE_DIR": str(cache)}
+
+    def predict(*flags):
+        return subprocess.run([sys.executable, "-m", "scaleprof.cli", "predict", "efficientnet_b0", "--strategy", "w",
+                               "--scale", "2", "--resolution", "64", "--target", "cpu-ort-1t", *flags],
+                              capture_output=True, text=True, env=env, timeout=600)
+
+    done = predict("--json", "--per-layer", "--measure")
     assert done.returncode == 0, done.stderr
-    data = json.loads(done.stdout)
-    assert data["resolution"] == [64, 64] and data["latency_ms"] > 0
-    assert any(row["kind"] == "depthwise conv" for row in data["per_layer"])
-    assert list((tmp_path / "cache" / "onnx").glob("efficientnet_b0-*.onnx"))
+    answer = json.loads(done.stdout)
+    assert answer["predictor"] == "kernel model + correction from sweep out/zoo"
+    assert "sweep calibration (group model) is not used" in answer["predictor_reason"]
+    assert (answer["strategy"], answer["scale"], answer["resolution"]) == ("w", 2.0, [64, 64])
+    assert answer["latency_ms"] == pytest.approx(0.05 + 1.1 * answer["uncorrected_ms"])
+    assert any(row["kind"] == "depthwise conv" for row in answer["per_layer"])
+    assert answer["measured_run_ms"] > 0 and any(row["measured_ms"] for row in answer["per_layer"])
+    assert list((cache / "onnx").glob("efficientnet_b0-*.onnx"))
+    text = predict()
+    assert text.returncode == 0, text.stderr
+    assert text.stdout.startswith("efficientnet_b0 w x2 @64x64 b1 fp32 on cpu-ort-1t")
+    assert "predictor: kernel model + correction from sweep out/zoo: cpu-ort-1t has a kernel calibration" in text.stdout
+    strict = predict("--strict")
+    if answer["uncovered_work_share"] > 0:                   # a kernel kind this short calibration never timed
+        one_line_error(strict, "--strict", "never timed")
+    else:
+        assert strict.returncode == 0 and "kernel model" in strict.stdout, strict.stderr
 
 
 def test_a_sweeps_layer_profiles_join_the_kernel_data(calibration, tmp_path):
@@ -224,6 +257,7 @@ def test_a_sweeps_layer_profiles_join_the_kernel_data(calibration, tmp_path):
     assert len(load_kernels(store / path.name).rows) == len(load_kernels(path).rows) + added
     correction = load_kernels(store / path.name).correction
     assert "network correction:" in done.stdout and correction.networks and correction.scale > 0
+    assert correction.source == str(tmp_path / "sweep")
     # the report: nothing about the kernel model without a kernel calibration, a per-layer table with one
     report = tmp_path / "sweep" / "report.md"
     assert "Kernel model against the layer profiles" not in report.read_text()

@@ -139,7 +139,7 @@ def test_busy_throughout_needs_every_round_busy():
 
 @pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="busy loops started the Linux way")
 def test_a_real_busy_loop_on_every_core_makes_its_rounds_contended():
-    from tests.profile.test_contention import _hogs, _stop
+    from tests.profile.test_contention import _hogs, _stop, _usable_cores
 
     def work(n):
         def run() -> float:
@@ -153,7 +153,7 @@ def test_a_real_busy_loop_on_every_core_makes_its_rounds_contended():
                              retry_budget_s=0.0, warmup_iters=1, warmup_s=0.0, first_warmup_iters=3, seed=0)
     lv = Interleaver({n: SliceTimer(work(n)) for n in (400_000, 800_000)}, SliceTimer(work(600_000)), settings)
     quiet = [lv.run_round(list(lv.timers)) for _ in range(3)]
-    hogs = _hogs(4 * (os.cpu_count() or 1))     # a neighbour on every core, several times over
+    hogs = _hogs(4 * _usable_cores())     # a neighbour on every core this process may use, several times over
     try:
         busy = [lv.run_round(list(lv.timers)) for _ in range(2)]
     finally:

@@ -119,6 +119,7 @@ def test_report_renders_in_headless_chromium(synthetic_store, tmp_path):
     shot = tmp_path / "shot.png"
     cmd = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
            "--disable-component-update", "--disable-sync", "--no-first-run",
+           "--disable-dev-shm-usage",        # a container's /dev/shm is often 64 MB: too small for the page
            f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=1280,3000",
            paths.html.resolve().as_uri()]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)

@@ -46,10 +46,20 @@ POINTS = 60              # 30 per target
 RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
 
 
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct ports free now: held open together, so that none is handed out twice."""
+    held = [socket.socket() for _ in range(count)]
+    try:
+        for s in held:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in held]
+    finally:
+        for s in held:
+            s.close()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
 
 
 class LocalCluster:
@@ -61,11 +71,12 @@ class LocalCluster:
         src = Path(sys.modules["scaleprof"].__file__).resolve().parents[1]
         self.env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(src), str(ROOT)]), **RAY_ENV}
         self.sessions: list[int] = []
-        self.address = f"127.0.0.1:{free_port()}"
+        self.ports = iter(free_ports(3 + len(TARGETS)))       # the head's, its dashboard's, each node's agent
+        self.address = f"127.0.0.1:{next(self.ports)}"
 
     def start(self) -> None:
         self._ray_start("--head", "--port", self.address.rsplit(":", 1)[1], "--num-cpus", "1",
-                        "--include-dashboard", "false", "--dashboard-port", str(free_port()),
+                        "--include-dashboard", "false", "--dashboard-port", str(next(self.ports)),
                         "--temp-dir", self.temp_dir)
         for name in TARGETS:
             self._ray_start("--address", self.address, "--num-cpus", "0",
@@ -74,7 +85,7 @@ class LocalCluster:
     def _ray_start(self, *args: str) -> None:
         proc = subprocess.Popen([sys.executable, "-m", "ray.scripts.scripts", "start", "--disable-usage-stats",
                                  "--node-ip-address", "127.0.0.1", "--dashboard-agent-listen-port",
-                                 str(free_port()), *args], env=self.env, start_new_session=True,
+                                 str(next(self.ports)), *args], env=self.env, start_new_session=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.sessions.append(proc.pid)
         output, _ = proc.communicate(timeout=180)
@@ -118,14 +129,27 @@ def _signal(pid: int, sig) -> None:
         pass
 
 
+def _started_cluster(tries: int = 2) -> LocalCluster:
+    """A started cluster; another try on other ports when one fails (a port found free may be taken by
+    another program, or by one of Ray's own randomly chosen ones, before Ray binds it)."""
+    local = LocalCluster()
+    try:
+        local.start()
+    except AssertionError:
+        local.stop()
+        if tries <= 1:
+            raise
+        return _started_cluster(tries - 1)
+    return local
+
+
 @pytest.fixture(scope="module")
 def cluster():
-    local = LocalCluster()
     with pytest.MonkeyPatch.context() as patch:
         for name, value in RAY_ENV.items():
             patch.setenv(name, value)                  # the drivers: this process and the ones it starts
+        local = _started_cluster()
         try:
-            local.start()
             yield local
         finally:
             local.stop()

@@ -53,13 +53,14 @@ class NetworkCorrection:
     scale: float = 1.0
     networks: tuple = ()          # labels of the networks it was fitted on
     loo_errors: tuple = ()        # (label, uncorrected error, corrected error held out)
+    source: str = ""              # the sweep it was fitted on
 
     def apply(self, latency_ms: float) -> float:
         return self.offset_ms + self.scale * latency_ms
 
     def to_dict(self) -> dict:
         return {"offset_ms": self.offset_ms, "scale": self.scale, "networks": list(self.networks),
-                "loo_errors": [list(e) for e in self.loo_errors]}
+                "loo_errors": [list(e) for e in self.loo_errors], "source": self.source}
 
     @classmethod
     def from_dict(cls, data: dict) -> "NetworkCorrection":
@@ -68,7 +69,7 @@ class NetworkCorrection:
         if not (math.isfinite(offset) and math.isfinite(scale) and offset >= 0 and scale > 0):
             raise ValueError(f"network correction offset {offset!r} ms, scale {scale!r}")
         return cls(offset, scale, tuple(data.get("networks") or ()),
-                   tuple(tuple(e) for e in data.get("loo_errors") or ()))
+                   tuple(tuple(e) for e in data.get("loo_errors") or ()), str(data.get("source") or ""))
 
 
 def point_check(point, cal) -> PointCheck:
@@ -100,9 +101,9 @@ def usable_points(points, cal) -> list:
             and p.spec and p.resolution]
 
 
-def fit_correction(checks) -> NetworkCorrection:
+def fit_correction(checks, source: str = "") -> NetworkCorrection:
     """offset + scale x predicted, least squares in relative error (offset >= 0; scale only below
-    MIN_NETWORKS), with each network's error held out of the fit."""
+    MIN_NETWORKS), with each network's error held out of the fit; ``source`` names the sweep."""
     if not checks:
         raise BadInput("no measured network to fit a network-level correction to")
     offset, scale = _fit([(c.predicted_ms, c.measured_ms) for c in checks])
@@ -112,7 +113,7 @@ def fit_correction(checks) -> NetworkCorrection:
         if rest:
             o, s = _fit(rest)
             held_out.append((c.label, c.error, (o + s * c.predicted_ms) / c.measured_ms - 1))
-    return NetworkCorrection(offset, scale, tuple(c.label for c in checks), tuple(held_out))
+    return NetworkCorrection(offset, scale, tuple(c.label for c in checks), tuple(held_out), str(source))
 
 
 def _fit(pairs) -> tuple[float, float]:

@@ -30,6 +30,7 @@ from scaleprof.sweep.rows import BAD, RowDecoder
 from scaleprof.sweep.store_schema import SCHEMA_VERSION, StoreError, open_schema
 
 STORE_NAME = "results.sqlite"
+BUSY_TIMEOUT_S = 60.0       # how long a writer waits for another sweep's transaction on the same store
 
 
 def _disk_problem(path: Path, err: Exception) -> StoreError:
@@ -63,23 +64,32 @@ class Store:
         except OSError as err:
             raise EnvironmentProblem(f"{self.directory}: cannot create the output directory "
                                      f"({err.strerror or err})") from None
-        try:
-            self.conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
-            self.conn.row_factory = sqlite3.Row
-            self.conn.execute("PRAGMA busy_timeout = 60000")
-            self.conn.execute("PRAGMA journal_mode = WAL")
-            self.conn.execute("PRAGMA synchronous = NORMAL")
-            self.conn.execute("PRAGMA foreign_keys = ON")
-            self._init_schema()
-        except StoreError:
-            self.close()
-            raise
-        except sqlite3.DatabaseError as err:
-            self.close()
-            if "not a database" in str(err) or "malformed" in str(err):
-                raise StoreError(f"{self.path}: not a scaleprof results store ({err}); "
-                                 "use another output directory") from None
-            raise _disk_problem(self.path, err) from None
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            try:
+                self._connect()
+                return
+            except StoreError:
+                self.close()
+                raise
+            except sqlite3.DatabaseError as err:
+                self.close()
+                if "database is locked" in str(err) and time.monotonic() < deadline:
+                    time.sleep(0.05)        # SQLite gave up at once (no busy wait): another sweep is opening it too
+                    continue
+                if "not a database" in str(err) or "malformed" in str(err):
+                    raise StoreError(f"{self.path}: not a scaleprof results store ({err}); "
+                                     "use another output directory") from None
+                raise _disk_problem(self.path, err) from None
+
+    def _connect(self) -> None:
+        self.conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        self.conn.row_factory = sqlite3.Row
+        self.conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        self.conn.execute("PRAGMA journal_mode = WAL")
+        self.conn.execute("PRAGMA synchronous = NORMAL")
+        self.conn.execute("PRAGMA foreign_keys = ON")
+        self._init_schema()
 
     def _init_schema(self) -> None:
         with self.transaction() as conn:

@@ -92,6 +92,8 @@ def still_working(label: str, progress, every_s: float = 15.0):
         yield
     finally:
         done.set()
+        if watcher:
+            watcher.join()     # a line it was already writing comes before the command goes on, never after
 
 
 def spec_fields(spec) -> dict:

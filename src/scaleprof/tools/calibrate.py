@@ -84,7 +84,7 @@ def run_kernels(args) -> int:
         if not args.json:
             print(f"added {added['kernels']} profiled kernels of {added['points']} sweep points from {added['source']} "
                   f"({added['layers_unmatched']} profiled layers matched no kernel)")
-        cal = cal.with_correction(fit_correction(sweep_checks(args.dir, cal, say)))
+        cal = cal.with_correction(fit_correction(sweep_checks(args.dir, cal, say), source=added["source"]))
         if not args.json:
             print(correction_summary(cal.correction))
     path = save_kernels(cal, out)

@@ -73,24 +73,18 @@ def is_onnx_file(model: str) -> bool:
 
 def run(args) -> int:
     from scaleprof.errors import BadInput
-    from scaleprof.predict import check_environment, describe, find, find_kernels, predict_query
+    from scaleprof.predict import check_environment, describe, predict_query
+    from scaleprof.predict.predictor_choice import KERNEL_MODEL, choose_predictor
 
     if is_onnx_file(args.model):
         return run_file(args)
     query = query_from(args)                                 # the flags' own errors first
-    try:
-        cal = find(args.target, args.calibration)
-    except BadInput as err:
-        try:
-            kernels = find_kernels(args.target, args.calibration, required=False)
-        except BadInput:                                     # neither: what was wrong with the sweep calibration
-            raise err from None
-        if kernels is None:
-            raise
-        return run_zoo_kernels(args, query)                  # only a kernel calibration: the kernel model answers
+    choice = choose_predictor(args.target, args.calibration)
+    if choice.predictor == KERNEL_MODEL:
+        return run_zoo_kernels(args, query, choice)
     if args.per_layer or args.strict or args.measure:
-        raise BadInput("--per-layer, --measure and --strict need a kernel calibration (`scaleprof calibrate --kernels`); "
-                       f"{args.target!r} has a sweep calibration")
+        raise BadInput(f"--per-layer, --measure and --strict need the kernel model: {choice.reason}")
+    cal = choice.calibration
     if not args.any_environment:
         check_environment(cal)
     start = time.perf_counter()
@@ -102,23 +96,26 @@ def run(args) -> int:
                           "model": query.model, "strategy": query.strategy, "alpha": query.alpha, "scale": query.scale,
                           "batch": query.batch, "resolution": resolution, "precision": query.precision,
                           "flops": features.flops, "params": features.params, "acts": features.acts,
+                          "predictor": choice.label, "predictor_reason": choice.reason,
                           **prediction.to_dict(), "seconds": seconds}, indent=1, sort_keys=True))
         return 0
     print(f"{query.label} @{resolution} b{query.batch} {query.precision} on {cal.target} ({cal.device_name}): "
           f"{describe(prediction)}")
     print(f"  {features.flops / 1e9:.3f} GMACs, {features.params / 1e6:.2f} M params, {features.acts / 1e6:.2f} M acts"
           f" per image; {features.layers} layers; predicted in {1e3 * seconds:.0f} ms from counts alone")
+    print(f"  predictor: {choice.label}: {choice.reason}")
     return 0
 
 
-def predict_file(args) -> tuple:
-    """(kernel calibration, KernelGraph, NetworkPrediction, seconds) of FILE.onnx on --target."""
+def predict_file(args, cal=None) -> tuple:
+    """(kernel calibration, KernelGraph, NetworkPrediction, seconds) of FILE.onnx on --target (with ``cal``,
+    the kernel calibration already chosen)."""
     from scaleprof.errors import BadInput
     from scaleprof.predict import check_environment, file_kernels, find_kernels, ort_settings, predict_kernels
     from scaleprof.tools.args import check_shape_arguments
 
     check_shape_arguments(args, args.model)
-    cal = find_kernels(args.target, args.calibration)
+    cal = cal or find_kernels(args.target, args.calibration)
     if not args.any_environment:
         check_environment(cal)
     threads, level = ort_settings(cal.target_config)
@@ -155,20 +152,21 @@ def _layer_lines(prediction, measured: dict | None = None) -> list[str]:
     return lines
 
 
-def run_zoo_kernels(args, query) -> int:
+def run_zoo_kernels(args, query, choice) -> int:
     """A zoo configuration through the kernel model: exported once (static shape, cached; int8 in the
-    calibrated target's flavour), then as a file."""
+    calibrated target's flavour), then predicted as that file."""
     from scaleprof.engines.int8_flavour import flavour_of
-    from scaleprof.predict import find_kernels, spec_for
+    from scaleprof.predict import spec_for
     from scaleprof.predict.sweep_kernels import exported_file
 
+    cal = choice.calibration
     spec = spec_for(query.model, query.strategy, query.scale, query.alpha)
     resolution = query.resolution or spec.resolution
-    target = find_kernels(args.target, args.calibration).target_config     # int8: the file its backend runs
+    target = cal.target_config                                # int8: the file its backend runs
     flavour = flavour_of(query.precision, str(target.get("backend")), str(target.get("device") or "cpu"))
     args.model = str(exported_file(spec, query.batch, resolution, query.precision, flavour or None))
     args.batch, args.resolution = query.batch, resolution
-    return run_file(args)
+    return run_file(args, choice, query)
 
 
 def measure_file(path, graph, cal) -> tuple[dict, float | None]:
@@ -184,31 +182,43 @@ def measure_file(path, graph, cal) -> tuple[dict, float | None]:
     return {k.name: ms for k, ms in rows if k.kind != "view"}, (run[1] if run else None)
 
 
-def run_file(args) -> int:
+def run_file(args, choice=None, query=None) -> int:
+    """Predict FILE.onnx (or, with ``query``, the zoo configuration exported to it) with the kernel model."""
     from scaleprof.errors import BadInput
+    from scaleprof.predict.predictor_choice import KERNEL_MODEL, Choice
 
     if args.measure and not args.per_layer:
         raise BadInput("--measure applies to --per-layer (each kernel's measured time beside its prediction)")
-    cal, graph, prediction, seconds = predict_file(args)
+    cal, graph, prediction, seconds = predict_file(args, choice.calibration if choice else None)
+    choice = choice or Choice(KERNEL_MODEL, "an ONNX file is predicted from its kernels", cal)
     measured, run_ms = measure_file(args.model, graph, cal) if args.measure else (None, None)
     batch, _, height, width = graph.input_shape
+    asked = _query_fields(query) if query else {}
     if args.json:
         print(json.dumps({"target": cal.target, "env_key": cal.env_key, "device": cal.device_name, "file": args.model,
                           "batch": batch, "resolution": [height, width], "precision": graph.precision,
-                          "macs": graph.flops, "seconds": seconds, **prediction.to_dict(args.per_layer),
+                          "macs": graph.flops, "seconds": seconds, "predictor": choice.label,
+                          "predictor_reason": choice.reason, **asked, **prediction.to_dict(args.per_layer),
                           **(_measured_json(prediction, measured, run_ms) if measured is not None else {})},
                          indent=1, sort_keys=True))
         return 0
     kernels = sum(1 for e in prediction.estimates if e.kernel.kind != "view")
-    print(f"{args.model} @{height}x{width} b{batch} {graph.precision} on {cal.target} ({cal.device_name}): "
-          f"{prediction.latency_ms:.4g} ms (interval {prediction.low_ms:.4g} - {prediction.high_ms:.4g} ms)")
+    print(f"{query.label if query else args.model} @{height}x{width} b{batch} {graph.precision} on {cal.target} "
+          f"({cal.device_name}): {prediction.latency_ms:.4g} ms (interval {prediction.low_ms:.4g} - "
+          f"{prediction.high_ms:.4g} ms)")
     print(f"  {kernels} kernels after ONNX Runtime's fusions, {graph.flops / 1e9:.3f} GMACs; predicted in "
-          f"{1e3 * seconds:.0f} ms from the graph alone (kernel calibration: {cal.graphs} timed graphs)")
+          f"{1e3 * seconds:.0f} ms from the graph alone (kernel calibration: {cal.graphs} timed graphs)"
+          + (f"; exported to {args.model}" if query else ""))
+    print(f"  predictor: {choice.label}: {choice.reason}")
     if run_ms:
         print(f"  measured here: {run_ms:.4g} ms (fastest run, profiler off), {sum(measured.values()):.4g} ms in "
               f"the profiled kernels against {sum(e.ms for e in prediction.estimates):.4g} ms predicted")
     print("\n".join(_share_lines(prediction) + (_layer_lines(prediction, measured) if args.per_layer else [])))
     return 0
+
+
+def _query_fields(query) -> dict:
+    return {"model": query.model, "strategy": query.strategy, "alpha": query.alpha, "scale": query.scale}
 
 
 def _measured_json(prediction, measured: dict, run_ms) -> dict:
