@@ -89,7 +89,7 @@ def test_inspect_shows_the_fused_layers(scaleprof, b0_engine):
     assert code == 0 and err == ""
     extras = b0_engine.manifest.extras
     assert f"fused      {extras['engine_layers']} layers after fusion" in out
-    assert "weights 20.0 MiB" in out and "built 8.0; dropped none" in out
+    assert f"weights {extras['weights_bytes'] / 2**20:.1f} MiB" in out and "built 8.0; dropped none" in out
     assert "determinism not measured" in out
 
 
