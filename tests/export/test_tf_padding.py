@@ -40,7 +40,7 @@ def _rebuilt_from_file(path):
     assert record["weights"] == "seeded"
     model = build_model(meta.spec, "cpu", seed=record["seed"])
     if record["recalibrated_bn"]:
-        recalibrate_bn(model, record["bn_images_px"], record["seed"])
+        recalibrate_bn(model, record["resolution"], record["seed"])
     return model.eval()
 
 

@@ -70,7 +70,7 @@ def resolve_options(spec: BuildSpec) -> dict:
 def model_recipe(onnx_model, onnx_path: str | Path = "model") -> dict:
     """What a ModelSource needs to rebuild the network ``onnx_model`` was exported from, read from the
     file's scaleprof metadata: the spec (as stored), the weight seed, and whether (and at which
-    image size) BatchNorm was recalibrated. A file scaleprof did not export is a BadInput."""
+    resolution) BatchNorm was recalibrated. A file scaleprof did not export is a BadInput."""
     _, meta = metadata_props(onnx_model)
     spec = meta.get(META_SPEC)
     if not spec:
@@ -78,7 +78,7 @@ def model_recipe(onnx_model, onnx_path: str | Path = "model") -> dict:
                        "from it: make the file with `scaleprof export`")
     record = meta.get(META_EXPORT) or {}
     return {"spec": spec, "seed": int(record.get("seed", 0)),
-            "recalibrated_bn": bool(record.get("recalibrated_bn", False)), "bn_images_px": record.get("bn_images_px"),
+            "recalibrated_bn": bool(record.get("recalibrated_bn", False)),
             "resolution": record.get("resolution") or spec.get("resolution")}
 
 

@@ -16,8 +16,8 @@
 
 Importing this package does not import torch; export_onnx does, when first asked for. The
 export record (``read_metadata(path).export``) keeps the weight ``seed`` and whether BatchNorm was
-recalibrated (``recalibrated_bn``, on images of ``bn_images_px``): ``build_model(spec, seed=seed)`` and,
-when it was, ``recalibrate_bn(model, bn_images_px, seed)`` rebuild the network the file holds.
+recalibrated (``recalibrated_bn``, at ``resolution``): ``build_model(spec, seed=seed)`` and, when it
+was, ``recalibrate_bn(model, resolution, seed)`` rebuild the network the file holds.
 """
 
 from scaleprof.core.onnx_file import PRECISIONS

@@ -29,7 +29,7 @@ from scaleprof.export.options import DEFAULT_OPSET, OUTPUT_NAME, ExportOptions, 
 from scaleprof.export.parity import ParityCheck, check_parity, parity_shapes, raise_on_failure
 from scaleprof.export.passes import dynamic_pads, fold_constants
 from scaleprof.export.quantize import in_batches, non_finite_scales, quantize_qdq, random_calibration
-from scaleprof.export.recalibration import CALIBRATION_RESOLUTION, recalibrate_bn
+from scaleprof.export.recalibration import recalibrate_bn
 from scaleprof.export.same_padding import freeze_same_padding
 from scaleprof.export.writing import (
     check_file,
@@ -188,7 +188,7 @@ def _prepare(spec: ModelSpec, model, options: ExportOptions, resolution: int) ->
     wanted = seeded if options.recalibrate_bn is None else options.recalibrate_bn
     recalibrated = wanted or options.precision == "fp8"
     if recalibrated:
-        recalibrate_bn(model, CALIBRATION_RESOLUTION, options.seed)   # not the export's: see recalibrate_bn
+        recalibrate_bn(model, resolution, options.seed)
     multiple = freeze_same_padding(model, resolution, verify=options.dynamic)
     outputs, family_multiple = _family_facts(spec)
     multiple = max(multiple, family_multiple)

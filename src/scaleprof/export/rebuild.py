@@ -8,9 +8,9 @@ the ModelSource its caller handed it for the network. This is that source:
     build_engine(onnx_path, BuildSpec(backend="torch"), cache_dir, model_source=rebuild_model)
 
 The recipe holds ``spec`` (the ModelSpec as a dict), ``seed`` (the export's weight seed),
-``recalibrated_bn`` and ``bn_images_px`` (whether, and at which image size, export_onnx gave BatchNorm
-the statistics of seeded random images; older files: ``resolution``). Other keys (the engine's
-options, input and output names) are ignored here. Importing this module does not import torch.
+``recalibrated_bn`` and ``resolution`` (whether, and at which resolution, export_onnx gave BatchNorm
+the statistics of seeded random images). Other keys (the engine's options, input and output names)
+are ignored here. Importing this module does not import torch.
 """
 
 from __future__ import annotations
@@ -30,9 +30,8 @@ def rebuild_model(recipe: dict):
     seed = int(recipe.get("seed", 0))
     model = build_model(spec, device="cpu", seed=seed)
     if recipe.get("recalibrated_bn"):
-        # files before bn_images_px were calibrated at min(export resolution, 128) px
-        pixels = int(recipe.get("bn_images_px") or min(int(recipe.get("resolution") or spec.resolution), 128))
+        resolution = int(recipe.get("resolution") or spec.resolution)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            recalibrate_bn(model, pixels, seed)
+            recalibrate_bn(model, min(resolution, 128), seed)
     return model.eval()

@@ -5,27 +5,25 @@ Importing this module does not import torch; recalibrating does.
 
 from __future__ import annotations
 
-CALIBRATION_RESOLUTION = 128      # the image size export_onnx calibrates on (recalibrate_bn takes at most this)
+CALIBRATION_RESOLUTION = 128      # recalibrate_bn feeds images of at most this size
 
 
 def recalibrate_bn(model, resolution: int, seed: int) -> None:
     """Give BatchNorm layers the statistics of (seeded) random images, in place: two batches of four
     N(0, 1) images of min(``resolution``, 128) px from ``torch.Generator().manual_seed(seed)``.
 
-    Freshly initialised timm models have BN with mean 0 / var 1 / gamma 1 / beta 0. Shallow ones give
-    logits of ~1e-5: fp16 then underflows to subnormals, folded biases are all zero and a parity check
-    cannot see a BN-folding mistake. Deep ones go the other way: activations grow ~1.3x a residual
-    block, SE gates take sigmoid(z) of |z| ~ 1e3 and fp32 rounding flips them (efficientnetv2_rw_t
-    dWr(0.8) x0.75: PyTorch fp32 4% from fp64), so export_onnx calls this by default for the networks it
-    builds. With data statistics every BN output is ~unit variance. Only BN running statistics change
-    (weights are untouched); ``recalibrate_bn=False`` exports as built.
+    Freshly initialised timm models have BN with mean 0 / var 1 / gamma 1 / beta 0 and logits of ~1e-5:
+    fp16 then underflows to subnormals, folded biases are all zero and a parity check cannot see a
+    BN-folding mistake. With data statistics every BN output is ~unit variance and folding is exercised.
+    Deep ones go the other way: activations grow ~1.3x a residual block, SE gates take sigmoid(z) of |z| ~ 1e3
+    and fp32 rounding flips them (efficientnetv2_rw_t dWr(0.8) x0.75: fp32 4% from fp64), so export_onnx
+    calls this by default for the networks it builds. Only BN running statistics change (weights are
+    untouched); ``recalibrate_bn=False`` exports as built.
 
-    export_onnx calibrates on 128 px images whatever its resolution: at 64 px the deepest maps are 2x2
-    and four images' statistics do not normalise a deep network (efficientnetv2_rw_t: logits of 400,
-    fp32 8% from fp64), while 128 px statistics hold from 64 to 224 px. The file's export record keeps
-    "seed", "bn_images_px" and "recalibrated_bn", so when its "weights" is "seeded" (export_onnx built
-    the model itself), ``build_model(spec, seed=S)`` followed by ``recalibrate_bn(model, bn_images_px, S)``
-    rebuilds the network the file holds.
+    ``export_onnx(..., ExportOptions(recalibrate_bn=True, seed=S))`` calls this with the export
+    resolution and S (the file's export record keeps "seed", "resolution" and "recalibrated_bn"), so when
+    the record's "weights" is "seeded" (export_onnx built the model itself), ``build_model(spec, seed=S)``
+    followed by ``recalibrate_bn(model, resolution, S)`` rebuilds the network the file holds.
     The global torch RNG is neither used nor advanced."""
     import torch
 

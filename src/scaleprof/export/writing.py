@@ -22,7 +22,6 @@ from scaleprof.core.text import first_line
 from scaleprof.errors import ScaleprofError
 from scaleprof.export.onnx_io import set_metadata
 from scaleprof.export.options import INPUT_NAME, OUTPUT_NAME, ExportOptions
-from scaleprof.export.recalibration import CALIBRATION_RESOLUTION
 from scaleprof.models.spec import ModelSpec
 
 
@@ -77,7 +76,6 @@ def export_record(onnx_model, options: ExportOptions, resolution: int, multiple:
         "opset": opset_of(onnx_model), "precision": options.precision, "dynamic": options.dynamic,
         "static_batch": None if options.dynamic else options.static_batch, "resolution": resolution,
         "spatial_multiple": multiple, "exporter": options.exporter, "recalibrated_bn": recalibrated,
-        "bn_images_px": CALIBRATION_RESOLUTION if recalibrated else None,
         "seed": options.seed, "weights": "seeded" if seeded else "given",
         "input": INPUT_NAME, "output": outputs[0],
         "versions": _versions(), "tolerance": dict(zip(("rtol", "atol"), options.tolerance())),
