@@ -182,11 +182,7 @@ def _prepare(spec: ModelSpec, model, options: ExportOptions, resolution: int) ->
         model = build_model(spec, "cpu", seed=options.seed)
     model = copy.deepcopy(model).float().eval()
     torch.manual_seed(options.seed)
-    # Random weights need data statistics: with timm's init every BN is the identity, the residual stream
-    # grows ~1.3x a block, and SE gates then take sigmoid(z) of |z| ~ 1e3, steps that fp32 rounding flips
-    # (efficientnetv2_rw_t: 4-14% apart in fp32 at x0.75). fp8: see scaleprof.export.quantize.
-    wanted = seeded if options.recalibrate_bn is None else options.recalibrate_bn
-    recalibrated = wanted or options.precision == "fp8"
+    recalibrated = options.recalibrate_bn or options.precision == "fp8"    # why fp8: scaleprof.export.quantize
     if recalibrated:
         recalibrate_bn(model, resolution, options.seed)
     multiple = freeze_same_padding(model, resolution, verify=options.dynamic)

@@ -39,8 +39,7 @@ class ExportOptions:
     parity_batches: tuple[int, ...] = (1, 2)
     parity_resolutions: tuple[int, ...] | None = None   # None: (R, R + spatial multiple)
     check_parity: bool = True
-    recalibrate_bn: bool | None = None      # give BN data statistics first (see recalibrate_bn()); None: when
-                                            # export_onnx built the random-weight network itself, not a given one
+    recalibrate_bn: bool = False            # give BN data statistics first (see recalibrate_bn())
     exporter: str = "torchscript"
     seed: int = 0                           # build_model's weight seed (and the parity inputs')
     calibration_images: str | None = None   # int8/fp8: a folder of images; None: seeded random images
@@ -76,8 +75,6 @@ def validate_options(options: ExportOptions) -> None:
         value = getattr(options, name)
         if value is not None and not (value >= 0 and math.isfinite(value)):
             raise BadInput(f"tolerance {name} must be a finite number >= 0, got {value}")
-    if options.recalibrate_bn not in (None, True, False):
-        raise BadInput(f"recalibrate_bn must be True, False or None (when built here), got {options.recalibrate_bn!r}")
     if any(b < 1 for b in options.parity_batches) or options.static_batch < 1:
         raise BadInput("batch sizes must be >= 1")
 

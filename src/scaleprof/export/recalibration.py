@@ -15,10 +15,7 @@ def recalibrate_bn(model, resolution: int, seed: int) -> None:
     Freshly initialised timm models have BN with mean 0 / var 1 / gamma 1 / beta 0 and logits of ~1e-5:
     fp16 then underflows to subnormals, folded biases are all zero and a parity check cannot see a
     BN-folding mistake. With data statistics every BN output is ~unit variance and folding is exercised.
-    Deep ones go the other way: activations grow ~1.3x a residual block, SE gates take sigmoid(z) of |z| ~ 1e3
-    and fp32 rounding flips them (efficientnetv2_rw_t dWr(0.8) x0.75: fp32 4% from fp64), so export_onnx
-    calls this by default for the networks it builds. Only BN running statistics change (weights are
-    untouched); ``recalibrate_bn=False`` exports as built.
+    Only BN running statistics change (weights are untouched); use recalibrate_bn=False to export as given.
 
     ``export_onnx(..., ExportOptions(recalibrate_bn=True, seed=S))`` calls this with the export
     resolution and S (the file's export record keeps "seed", "resolution" and "recalibrated_bn"), so when
