@@ -169,3 +169,17 @@ def test_the_record_keeps_the_opset_the_file_declares(tmp_path):
                 model=net)
     declared = next(o.version for o in onnx.load(str(path)).opset_import if o.domain in ("", "ai.onnx"))
     assert read_metadata(path).export["opset"] == declared >= 18
+
+
+def test_the_demos_deepest_network_exports_as_a_sweep_exports_it(tmp_path):
+    """`make demo` times EfficientNet-B0 at d x4 (the deepest network it builds): its random-weight export
+    must pass parity the way a sweep exports it (one shape, static). A change to how random weights are
+    made once broke exactly this point (relative error 0.49) while every shallower one passed."""
+    from scaleprof.export.cached import cached_export
+    from scaleprof.models import base_spec
+    from scaleprof.models.scaling import scale_spec
+
+    spec = scale_spec(base_spec("efficientnet_b0"), "d", 4.0)
+    path = cached_export(spec, "fp32", tmp_path)
+    parity = read_metadata(path).export["parity"]
+    assert parity and all(check["ok"] and check["max_rel"] <= 1e-3 for check in parity)
