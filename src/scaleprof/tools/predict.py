@@ -93,8 +93,7 @@ def run(args) -> int:
     resolution = query.resolution or spec.resolution
     if args.json:
         print(json.dumps({"target": cal.target, "env_key": cal.env_key, "device": cal.device_name,
-                          "model": query.model, "strategy": query.strategy, "alpha": query.alpha, "scale": query.scale,
-                          "batch": query.batch, "resolution": resolution, "precision": query.precision,
+                          **_query_fields(query), "batch": query.batch, "resolution": resolution, "precision": query.precision,
                           "flops": features.flops, "params": features.params, "acts": features.acts,
                           "predictor": choice.label, "predictor_reason": choice.reason,
                           **prediction.to_dict(), "seconds": seconds}, indent=1, sort_keys=True))
